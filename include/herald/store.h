@@ -1,0 +1,215 @@
+/*
+ * Herald store: documents and indexes in an LMDB environment.
+ *
+ * One data folder holds one LMDB environment. Documents live in one
+ * sub-database keyed by their binary id; every index (system and user) has
+ * its entries in a second one, keyed by index id, the order-preserving
+ * encoding of the indexed values and `_creationTime`, then the document id.
+ *
+ * Writes happen in groups: herald_group_begin() opens the LMDB write
+ * transaction, each mutation runs in its own nested transaction
+ * (herald_mutation_begin/commit/abort), and herald_group_commit() makes the
+ * whole group durable with one commit (one fsync). A failing mutation rolls
+ * back only itself. Each committed mutation gets the next commit version,
+ * a u64 that is persisted and strictly increasing across restarts.
+ *
+ * Caveats
+ * - One group at a time per store, from one thread: LMDB allows a single
+ *   write transaction. Read transactions (herald_read_begin) may run in any
+ *   thread concurrently with a group; keep them short and never hold one
+ *   across event-loop turns, or LMDB cannot reuse pages.
+ * - Do not fork() with a store open.
+ * - The map grows by itself up to `max_map_size`; past it a mutation fails
+ *   with HERALD_EMAPFULL and the database stays intact. A full disk fails
+ *   the group commit with HERALD_EIO; nothing of that group is kept.
+ */
+#ifndef HERALD_STORE_H
+#define HERALD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "herald/error.h"
+#include "herald/schema.h"
+#include "herald/value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct herald_store herald_store;
+typedef struct herald_txn herald_txn;     /* a read snapshot or a mutation */
+typedef struct herald_group herald_group; /* one durable commit */
+
+typedef struct herald_store_options {
+    size_t initial_map_size; /* bytes; 0 = 64 MiB */
+    size_t max_map_size;     /* bytes; 0 = 1 TiB */
+    bool no_sync;            /* skip fsync (tests and benchmarks only) */
+    unsigned max_readers;    /* 0 = 126 */
+} herald_store_options;
+
+/* Binary document id: 4-byte table number (big-endian) and 16 random bytes. */
+#define HERALD_ID_BYTES 20
+/* Length of the text form of an id (base32, lowercase). */
+#define HERALD_ID_CHARS 32
+
+/*
+ * Opens (creating if needed) the store in folder `path`. `opts` may be
+ * NULL. On success *out must be closed with herald_store_close().
+ */
+int herald_store_open(const char *path, const herald_store_options *opts, herald_store **out,
+                      herald_error *err);
+void herald_store_close(herald_store *s);
+
+/*
+ * The schema the store runs with: owned by the store, valid until the next
+ * herald_store_set_schema() or herald_store_close(). NULL before a schema
+ * was ever set.
+ */
+const herald_schema *herald_store_schema(const herald_store *s);
+
+/*
+ * Installs `schema` (the store takes ownership, also on failure). New
+ * tables and indexes are created and backfilled, dropped indexes removed,
+ * and every document of a table whose validator changed is checked; if any
+ * violates the new schema nothing changes and the error names the table,
+ * the first offending documents and the reason. Dropping a table that still
+ * has documents is refused the same way. Must not be called while a group
+ * is open.
+ */
+int herald_store_set_schema(herald_store *s, herald_schema *schema, herald_error *err);
+
+/* The version of the last committed mutation (0 for a new store). */
+uint64_t herald_store_version(herald_store *s);
+
+/* Current and maximum map size, and bytes in use, for stats. */
+void herald_store_map_info(herald_store *s, size_t *map_size, size_t *used, size_t *max);
+
+/* ---- read snapshots -------------------------------------------------- */
+
+/*
+ * Begins a read-only snapshot of the last committed state. Its version is
+ * herald_txn_version(). End it with herald_txn_end().
+ */
+int herald_read_begin(herald_store *s, herald_txn **out, herald_error *err);
+void herald_txn_end(herald_txn *t);
+uint64_t herald_txn_version(const herald_txn *t);
+
+/* ---- write groups and mutations -------------------------------------- */
+
+typedef struct herald_write_key {
+    uint32_t index_id;
+    uint8_t *key; /* full (untruncated) index key: values, creation time, id */
+    size_t key_len;
+} herald_write_key;
+
+/*
+ * What one mutation changed: for every written document, the old and the
+ * new entry in each index of its table (including by_id and
+ * by_creation_time). Owned by the group; valid until herald_group_free().
+ */
+typedef struct herald_write_set {
+    uint64_t version;
+    herald_write_key *removed;
+    size_t nremoved;
+    herald_write_key *added;
+    size_t nadded;
+    size_t ndocs; /* documents written */
+} herald_write_set;
+
+/* Opens the write transaction for a new group. */
+int herald_group_begin(herald_store *s, herald_group **out, herald_error *err);
+
+/*
+ * Makes every committed mutation of the group durable with one LMDB commit.
+ * On failure (HERALD_EIO, HERALD_EMAPFULL) none of the group's mutations
+ * are kept. Either way the group must then be freed with
+ * herald_group_free(); its write sets stay readable until then.
+ */
+int herald_group_commit(herald_group *g, herald_error *err);
+
+/* Aborts an uncommitted group (all its mutations) and frees it. */
+void herald_group_free(herald_group *g);
+
+/* Committed mutations in this group, in order, and their write sets. */
+size_t herald_group_count(const herald_group *g);
+const herald_write_set *herald_group_write_set(const herald_group *g, size_t i);
+
+/*
+ * Begins a mutation inside the group (a nested transaction). Only one
+ * mutation of a group may be open at a time. It sees the group's earlier
+ * mutations and its own writes.
+ */
+int herald_mutation_begin(herald_group *g, herald_txn **out, herald_error *err);
+
+/*
+ * Commits the mutation into the group and gives it the next version
+ * (*version, may be NULL). The mutation handle is freed.
+ * On failure the mutation is rolled back and freed.
+ */
+int herald_mutation_commit(herald_txn *m, uint64_t *version, herald_error *err);
+
+/* Rolls back and frees the mutation; the group goes on. */
+void herald_mutation_abort(herald_txn *m);
+
+/*
+ * Document writes; all validated against the schema. `doc` is borrowed.
+ * insert writes the new id's text form into `id_out`
+ * (HERALD_ID_CHARS + 1 bytes) when not NULL.
+ * patch shallow-merges the fields of `fields` (an object); a field whose
+ * value is HERALD_UNDEFINED is removed. System fields cannot be written.
+ */
+int herald_insert(herald_txn *m, const char *table, const herald_value *doc, char *id_out,
+                  herald_error *err);
+int herald_patch(herald_txn *m, const char *id, const herald_value *fields, herald_error *err);
+int herald_replace(herald_txn *m, const char *id, const herald_value *doc, herald_error *err);
+int herald_delete(herald_txn *m, const char *id, herald_error *err);
+
+/*
+ * Inserts a document that carries its own `_id` and `_creationTime`
+ * (import). The id's table must be `table`. Fails if the id exists.
+ */
+int herald_insert_raw(herald_txn *m, const char *table, const herald_value *doc,
+                      herald_error *err);
+
+/*
+ * Reads a document by id into *out (a new tree with `_id` and
+ * `_creationTime`, freed by the caller). Returns HERALD_ENOTFOUND when it
+ * does not exist, and HERALD_EINVAL when `id` is not a well-formed id of
+ * `table` (table may be NULL to accept any table). A read set, when given,
+ * records the document (see query.h).
+ */
+struct herald_read_set;
+int herald_get(herald_txn *t, const char *table, const char *id, herald_value *out,
+               struct herald_read_set *rs, herald_error *err);
+
+/* Name of the table an id belongs to (owned by the schema), or NULL. */
+const char *herald_id_table(herald_txn *t, const char *id);
+
+/* Number of documents in `table`. */
+int herald_table_count(herald_txn *t, const char *table, uint64_t *count, herald_error *err);
+
+/*
+ * Checks that every index entry matches a document and every document has
+ * exactly its entries in every index, and that every document passes its
+ * validator. Problems are written to `report` (may be NULL) one per line;
+ * returns HERALD_ECORRUPT if there was any.
+ */
+typedef void (*herald_report_fn)(void *ctx, const char *line);
+int herald_store_check(herald_store *s, herald_report_fn report, void *ctx, herald_error *err);
+
+/* Calls `fn` for every document of `table` in id order, in one snapshot. */
+typedef int (*herald_doc_fn)(void *ctx, const herald_value *doc);
+int herald_table_scan(herald_txn *t, const char *table, herald_doc_fn fn, void *ctx,
+                      herald_error *err);
+
+/* Table numbers, for export/import that keeps ids. */
+int herald_table_number(herald_txn *t, const char *table, uint32_t *number);
+int herald_store_reserve_table(herald_store *s, const char *table, uint32_t number,
+                               herald_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,40 @@
+/*
+ * Private schema helpers shared by the schema parsers and the store.
+ */
+#ifndef HD_SCHEMA_PRIV_H
+#define HD_SCHEMA_PRIV_H
+
+#include <cjson/cJSON.h>
+
+#include "herald/schema.h"
+
+/*
+ * Resolves the text form of a document id to the name of its table, or
+ * NULL when the id is not well formed or names no table. Used to check
+ * v.id(table) fields; the store passes its own resolver.
+ */
+typedef const char *(*hd_id_table_fn)(void *ctx, const char *id, size_t len);
+
+/*
+ * herald_validate() with an id resolver (`fn` may be NULL: then a v.id()
+ * field only has to be a string).
+ */
+int hd__validate(const herald_validator *val, const herald_value *v, const char *path,
+                 hd_id_table_fn fn, void *ctx, herald_error *err);
+
+/*
+ * Translates a Convex-style schema.ts into the canonical JSON form as a
+ * cJSON tree (caller frees with cJSON_Delete). Errors name
+ * "file:line:col".
+ */
+int hd__schema_ts_to_json(const char *text, size_t len, const char *filename, cJSON **out,
+                          herald_error *err);
+
+/* herald_schema_from_json() from an already parsed cJSON tree. */
+int hd__schema_from_cjson(const cJSON *root, const char *source, herald_schema **out,
+                          herald_error *err);
+
+/* True when the two validators accept exactly the same documents (same tree). */
+int hd__validator_equal(const herald_validator *a, const herald_validator *b);
+
+#endif
