@@ -1,0 +1,263 @@
+/*
+ * The `herald` command line: schema tools, one-shot queries, import,
+ * export and the consistency check on a data folder.
+ *
+ * Every failure prints one line "herald: <ErrorCode>: <message>" on stderr
+ * and exits 1 (2 for usage errors); nothing here may print secrets.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dump.h"
+#include "herald/query.h"
+#include "herald/store.h"
+
+#define DEFAULT_DATA "herald-data"
+
+static const char usage[] =
+    "usage: herald [--data DIR] [--app DIR] [--no-sync] COMMAND [ARGS]\n"
+    "\n"
+    "  --data DIR     data folder (default ./" DEFAULT_DATA ")\n"
+    "  --app DIR      app folder with schema.ts or schema.json; its schema is\n"
+    "                 applied to the data folder before the command runs\n"
+    "  --no-sync      do not fsync commits (faster, not durable; for tests)\n"
+    "\n"
+    "commands:\n"
+    "  schema check [FILE]   parse a schema file (default: the app's) and report problems\n"
+    "  schema show [FILE]    print a schema as canonical JSON (default: the stored one)\n"
+    "  schema apply          apply the app's schema to the data folder\n"
+    "  query JSON            run a query (docs/queries.md) and print its result\n"
+    "  get ID                print one document\n"
+    "  import DIR            import an export folder (ids kept)\n"
+    "  import --table T FILE import a JSON-lines file into table T\n"
+    "  export DIR            write every table as JSON lines into DIR\n"
+    "  check                 verify that indexes match documents\n"
+    "  version               print the version\n";
+
+static int fail(const herald_error *err, int rc)
+{
+    fprintf(stderr, "herald: %s: %s\n", herald_errcode_name(rc),
+            err && err->message[0] ? err->message : herald_strerror(rc));
+    return 1;
+}
+
+static int usage_error(const char *what)
+{
+    fprintf(stderr, "herald: %s\n\n%s", what, usage);
+    return 2;
+}
+
+/* The app's schema file: schema.json if present, else schema.ts. */
+static int app_schema_path(const char *app, char *out, size_t n)
+{
+    struct stat st;
+    snprintf(out, n, "%s/schema.json", app);
+    if (stat(out, &st) == 0) return 0;
+    snprintf(out, n, "%s/schema.ts", app);
+    if (stat(out, &st) == 0) return 0;
+    return -1;
+}
+
+static int load_app_schema(const char *app, herald_schema **out, herald_error *err)
+{
+    char path[4096];
+    if (app_schema_path(app, path, sizeof path) != 0)
+        return herald_fail(err, HERALD_ENOTFOUND, "%s has no schema.json or schema.ts", app);
+    return herald_schema_load_file(path, out, err);
+}
+
+static int print_json(const herald_value *v)
+{
+    char *json = herald_value_to_json(v);
+    if (!json) return HERALD_ENOMEM;
+    puts(json);
+    free(json);
+    return 0;
+}
+
+static void print_line(void *ctx, const char *line)
+{
+    (void)ctx;
+    printf("%s\n", line);
+}
+
+typedef struct options {
+    const char *data;
+    const char *app;
+    bool no_sync;
+} options;
+
+static int open_store(const options *o, herald_store **s, herald_error *err)
+{
+    herald_store_options so = {.no_sync = o->no_sync};
+    int rc = herald_store_open(o->data, &so, s, err);
+    if (rc || !o->app) return rc;
+    herald_schema *schema;
+    if ((rc = load_app_schema(o->app, &schema, err)) ||
+        (rc = herald_store_set_schema(*s, schema, err))) {
+        herald_store_close(*s);
+        *s = NULL;
+    }
+    return rc;
+}
+
+static int cmd_schema(const options *o, int argc, char **argv, herald_error *err)
+{
+    if (argc < 1) return usage_error("schema: expected check, show or apply");
+    const char *sub = argv[0];
+    const char *file = argc > 1 ? argv[1] : NULL;
+    herald_schema *schema = NULL;
+    int rc;
+    if (!strcmp(sub, "check") || (!strcmp(sub, "show") && (file || o->app))) {
+        char path[4096];
+        if (!file && !o->app) return usage_error("schema check: give a FILE or --app DIR");
+        if (!file && app_schema_path(o->app, path, sizeof path) != 0)
+            return fail(err, herald_fail(err, HERALD_ENOTFOUND, "%s has no schema", o->app));
+        if ((rc = herald_schema_load_file(file ? file : path, &schema, err))) return fail(err, rc);
+        if (!strcmp(sub, "check")) {
+            printf("%s: %zu table%s, ok\n", file ? file : path, schema->ntables,
+                   schema->ntables == 1 ? "" : "s");
+        } else {
+            char *json = herald_schema_to_json(schema);
+            if (json) puts(json);
+            free(json);
+        }
+        herald_schema_free(schema);
+        return 0;
+    }
+    if (!strcmp(sub, "show") || !strcmp(sub, "apply")) {
+        if (!strcmp(sub, "apply") && !o->app) return usage_error("schema apply needs --app DIR");
+        herald_store *s;
+        if ((rc = open_store(o, &s, err))) return fail(err, rc);
+        const herald_schema *cur = herald_store_schema(s);
+        if (!strcmp(sub, "show")) {
+            char *json = cur ? herald_schema_to_json(cur) : NULL;
+            puts(json ? json : "null");
+            free(json);
+        } else {
+            printf("schema applied: %zu tables\n", cur->ntables);
+        }
+        herald_store_close(s);
+        return 0;
+    }
+    return usage_error("schema: expected check, show or apply");
+}
+
+static int cmd_query(const options *o, const char *text, herald_error *err)
+{
+    herald_store *s;
+    int rc = open_store(o, &s, err);
+    if (rc) return fail(err, rc);
+    herald_query *q = NULL;
+    herald_txn *t = NULL;
+    herald_value result = herald_undefined();
+    if (!(rc = herald_query_parse(text, strlen(text), herald_store_schema(s), &q, err)) &&
+        !(rc = herald_read_begin(s, &t, err)) &&
+        !(rc = herald_query_run(q, t, NULL, &result, NULL, err)))
+        rc = print_json(&result);
+    herald_value_free(&result);
+    herald_txn_end(t);
+    herald_query_free(q);
+    herald_store_close(s);
+    return rc ? fail(err, rc) : 0;
+}
+
+static int cmd_get(const options *o, const char *id, herald_error *err)
+{
+    herald_store *s;
+    int rc = open_store(o, &s, err);
+    if (rc) return fail(err, rc);
+    herald_txn *t = NULL;
+    herald_value doc = herald_undefined();
+    if (!(rc = herald_read_begin(s, &t, err)) && !(rc = herald_get(t, NULL, id, &doc, NULL, err)))
+        print_json(&doc);
+    herald_value_free(&doc);
+    herald_txn_end(t);
+    herald_store_close(s);
+    return rc ? fail(err, rc) : 0;
+}
+
+static int cmd_import(const options *o, int argc, char **argv, herald_error *err)
+{
+    const char *table = NULL, *src = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--table") && i + 1 < argc)
+            table = argv[++i];
+        else if (!src)
+            src = argv[i];
+        else
+            return usage_error("import: too many arguments");
+    }
+    if (!src) return usage_error("import: expected a folder or a file");
+    herald_store *s;
+    int rc = open_store(o, &s, err);
+    if (rc) return fail(err, rc);
+    uint64_t n = 0;
+    rc = table ? hd__import_file(s, src, table, &n, err) : hd__import_dir(s, src, &n, err);
+    if (!rc) printf("imported %llu documents\n", (unsigned long long)n);
+    herald_store_close(s);
+    return rc ? fail(err, rc) : 0;
+}
+
+static int cmd_export(const options *o, const char *dir, herald_error *err)
+{
+    herald_store *s;
+    int rc = open_store(o, &s, err);
+    if (rc) return fail(err, rc);
+    rc = hd__export(s, dir, err);
+    if (!rc) printf("exported to %s\n", dir);
+    herald_store_close(s);
+    return rc ? fail(err, rc) : 0;
+}
+
+static int cmd_check(const options *o, herald_error *err)
+{
+    herald_store *s;
+    int rc = open_store(o, &s, err);
+    if (rc) return fail(err, rc);
+    rc = herald_store_check(s, print_line, NULL, err);
+    if (!rc) printf("ok: version %llu\n", (unsigned long long)herald_store_version(s));
+    herald_store_close(s);
+    return rc ? fail(err, rc) : 0;
+}
+
+int main(int argc, char **argv)
+{
+    options o = {.data = DEFAULT_DATA};
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "--data") && i + 1 < argc)
+            o.data = argv[++i];
+        else if (!strcmp(argv[i], "--app") && i + 1 < argc)
+            o.app = argv[++i];
+        else if (!strcmp(argv[i], "--no-sync"))
+            o.no_sync = true;
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        } else
+            return usage_error("unknown option");
+    }
+    if (i >= argc) return usage_error("no command");
+    const char *cmd = argv[i++];
+    int rest = argc - i;
+    char **args = argv + i;
+    herald_error err = {0};
+    if (!strcmp(cmd, "schema")) return cmd_schema(&o, rest, args, &err);
+    if (!strcmp(cmd, "query") && rest == 1) return cmd_query(&o, args[0], &err);
+    if (!strcmp(cmd, "get") && rest == 1) return cmd_get(&o, args[0], &err);
+    if (!strcmp(cmd, "import")) return cmd_import(&o, rest, args, &err);
+    if (!strcmp(cmd, "export") && rest == 1) return cmd_export(&o, args[0], &err);
+    if (!strcmp(cmd, "check") && rest == 0) return cmd_check(&o, &err);
+    if (!strcmp(cmd, "version")) {
+        puts("herald 0.1.0");
+        return 0;
+    }
+    if (!strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    return usage_error("unknown command or wrong number of arguments");
+}

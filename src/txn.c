@@ -1,0 +1,589 @@
+/*
+ * Write groups, mutations and document writes.
+ *
+ * A group is one LMDB write transaction and one durable commit; each
+ * mutation is a nested transaction inside it, so a failing mutation rolls
+ * back only itself. Every document write goes through write_doc(), which
+ * validates, stores the document and keeps every index in step, recording
+ * the old and new index entries in the mutation's write set. Nothing here
+ * may acknowledge a mutation as durable: only herald_group_commit() does.
+ */
+#include <math.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "keycodec.h"
+#include "schema_priv.h"
+#include "store_priv.h"
+
+/* ---- ids ---- */
+
+static const char id_alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
+
+void hd__id_format(const uint8_t id[HERALD_ID_BYTES], char out[HERALD_ID_CHARS + 1])
+{
+    /* 160 bits in 32 groups of five, most significant first. */
+    for (int i = 0; i < HERALD_ID_CHARS; i++) {
+        int bit = i * 5;
+        unsigned v = (unsigned)id[bit / 8] << 8 | (bit / 8 + 1 < HERALD_ID_BYTES ? id[bit / 8 + 1] : 0);
+        out[i] = id_alphabet[(v >> (11 - bit % 8)) & 31];
+    }
+    out[HERALD_ID_CHARS] = 0;
+}
+
+bool hd__id_parse(const char *text, size_t len, uint8_t id[HERALD_ID_BYTES])
+{
+    if (len != HERALD_ID_CHARS) return false;
+    memset(id, 0, HERALD_ID_BYTES);
+    for (int i = 0; i < HERALD_ID_CHARS; i++) {
+        const char *p = memchr(id_alphabet, text[i], 32);
+        if (!p || text[i] == 0) return false;
+        unsigned v = (unsigned)(p - id_alphabet);
+        int bit = i * 5;
+        /* Spread the five bits over one or two bytes. */
+        unsigned shifted = v << (11 - bit % 8);
+        id[bit / 8] |= (uint8_t)(shifted >> 8);
+        if (bit / 8 + 1 < HERALD_ID_BYTES) id[bit / 8 + 1] |= (uint8_t)shifted;
+    }
+    return true;
+}
+
+static int id_value(herald_value *out, const uint8_t id[HERALD_ID_BYTES])
+{
+    char text[HERALD_ID_CHARS + 1];
+    hd__id_format(id, text);
+    return herald_string(out, text, HERALD_ID_CHARS);
+}
+
+int hd__doc_decode(const uint8_t id[HERALD_ID_BYTES], const MDB_val *data, herald_value *out,
+                   herald_error *err)
+{
+    size_t used;
+    int rc = hd__key_decode(data->mv_data, data->mv_size, &used, out);
+    if (rc == 0 && (out->type != HERALD_OBJECT || used != data->mv_size)) {
+        herald_value_free(out);
+        rc = HERALD_ECORRUPT;
+    }
+    if (rc) {
+        char text[HERALD_ID_CHARS + 1];
+        hd__id_format(id, text);
+        return herald_fail(err, rc == HERALD_ENOMEM ? rc : HERALD_ECORRUPT,
+                           "document %s cannot be decoded", text);
+    }
+    herald_value idv;
+    if (id_value(&idv, id) || herald_object_set(out, "_id", 3, idv)) {
+        herald_value_free(out);
+        return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* ---- groups ---- */
+
+static double now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec * 1000.0 + (double)tv.tv_usec / 1000.0;
+}
+
+int herald_group_begin(herald_store *s, herald_group **out, herald_error *err)
+{
+    if (s->open_group) return herald_fail(err, HERALD_EBUSY, "a write group is already open");
+    herald_group *g = calloc(1, sizeof *g);
+    if (!g) return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    int rc = mdb_txn_begin(s->env, NULL, 0, &g->txn);
+    if (rc) {
+        free(g);
+        return hd__mdb_fail(err, rc, "beginning a write");
+    }
+    g->s = s;
+    g->version = atomic_load(&s->version);
+    MDB_val k = {7, "last_ct"}, v;
+    if (mdb_get(g->txn, s->meta, &k, &v) == 0 && v.mv_size == 8) memcpy(&g->last_ct, v.mv_data, 8);
+    s->open_group = g;
+    *out = g;
+    return 0;
+}
+
+static void free_sets(herald_group *g)
+{
+    for (size_t i = 0; i < g->nsets; i++) {
+        hd_keys r = {g->sets[i].removed, g->sets[i].nremoved, 0};
+        hd_keys a = {g->sets[i].added, g->sets[i].nadded, 0};
+        hd__keys_free(&r);
+        hd__keys_free(&a);
+    }
+    free(g->sets);
+    g->sets = NULL;
+    g->nsets = g->cap = 0;
+}
+
+/* Doubles the map up to its maximum; called with no transaction open. */
+static void grow_map(herald_store *s)
+{
+    if (s->map_size >= s->max_map_size) return;
+    size_t want = s->map_size * 2;
+    if (want > s->max_map_size) want = s->max_map_size;
+    pthread_rwlock_wrlock(&s->map_lock);
+    if (mdb_env_set_mapsize(s->env, want) == 0) s->map_size = want;
+    pthread_rwlock_unlock(&s->map_lock);
+}
+
+int herald_group_commit(herald_group *g, herald_error *err)
+{
+    herald_store *s = g->s;
+    if (g->done) return herald_fail(err, HERALD_EBUSY, "group already committed");
+    if (g->open_mutation) herald_mutation_abort(g->open_mutation);
+    g->done = true;
+    int rc = 0;
+    if (g->nsets) {
+        MDB_val k = {7, "version"}, v = {8, &g->version};
+        rc = mdb_put(g->txn, s->meta, &k, &v, 0);
+        MDB_val kc = {7, "last_ct"}, vc = {8, &g->last_ct};
+        if (!rc) rc = mdb_put(g->txn, s->meta, &kc, &vc, 0);
+    }
+    if (rc) {
+        mdb_txn_abort(g->txn);
+    } else {
+        rc = mdb_txn_commit(g->txn);
+    }
+    g->txn = NULL;
+    s->open_group = NULL;
+    if (rc == MDB_MAP_FULL) g->map_full = true;
+    if (g->map_full) grow_map(s);
+    if (rc) {
+        free_sets(g);
+        return hd__mdb_fail(err, rc, "committing");
+    }
+    atomic_store(&s->version, g->version);
+    return 0;
+}
+
+void herald_group_free(herald_group *g)
+{
+    if (!g) return;
+    if (g->open_mutation) herald_mutation_abort(g->open_mutation);
+    if (!g->done) {
+        mdb_txn_abort(g->txn);
+        g->s->open_group = NULL;
+    }
+    free_sets(g);
+    free(g);
+}
+
+size_t herald_group_count(const herald_group *g)
+{
+    return g->nsets;
+}
+
+const herald_write_set *herald_group_write_set(const herald_group *g, size_t i)
+{
+    return i < g->nsets ? &g->sets[i] : NULL;
+}
+
+/* ---- mutations ---- */
+
+int herald_mutation_begin(herald_group *g, herald_txn **out, herald_error *err)
+{
+    if (g->done) return herald_fail(err, HERALD_EBUSY, "the group is committed");
+    if (g->open_mutation) return herald_fail(err, HERALD_EBUSY, "a mutation is already open");
+    herald_txn *m = calloc(1, sizeof *m);
+    if (!m) return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    int rc = mdb_txn_begin(g->s->env, g->txn, 0, &m->txn);
+    if (rc) {
+        free(m);
+        return hd__mdb_fail(err, rc, "beginning a mutation");
+    }
+    m->s = g->s;
+    m->group = g;
+    m->version = g->version;
+    g->open_mutation = m;
+    *out = m;
+    return 0;
+}
+
+static void mutation_free(herald_txn *m)
+{
+    m->group->open_mutation = NULL;
+    hd__keys_free(&m->removed);
+    hd__keys_free(&m->added);
+    free(m);
+}
+
+void herald_mutation_abort(herald_txn *m)
+{
+    if (!m) return;
+    mdb_txn_abort(m->txn);
+    mutation_free(m);
+}
+
+int herald_mutation_commit(herald_txn *m, uint64_t *version, herald_error *err)
+{
+    herald_group *g = m->group;
+    if (g->nsets == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 16;
+        herald_write_set *sets = realloc(g->sets, cap * sizeof *sets);
+        if (!sets) {
+            herald_mutation_abort(m);
+            return herald_fail(err, HERALD_ENOMEM, "out of memory");
+        }
+        g->sets = sets;
+        g->cap = cap;
+    }
+    int rc = mdb_txn_commit(m->txn);
+    if (rc) {
+        if (rc == MDB_MAP_FULL) g->map_full = true;
+        m->txn = NULL;
+        mutation_free(m);
+        return hd__mdb_fail(err, rc, "committing a mutation");
+    }
+    g->version++;
+    g->sets[g->nsets++] = (herald_write_set){.version = g->version,
+                                             .removed = m->removed.v,
+                                             .nremoved = m->removed.len,
+                                             .added = m->added.v,
+                                             .nadded = m->added.len,
+                                             .ndocs = m->ndocs};
+    m->removed = (hd_keys){0};
+    m->added = (hd_keys){0};
+    if (version) *version = g->version;
+    mutation_free(m);
+    return 0;
+}
+
+/* ---- document writes ---- */
+
+/* SPEC §1 limits for values built outside the JSON parser. */
+static int check_limits(const herald_value *v, int depth, herald_error *err)
+{
+    switch (v->type) {
+    case HERALD_ARRAY:
+        if (depth >= HERALD_MAX_DEPTH) goto deep;
+        if (v->u.arr.len > HERALD_MAX_ARRAY)
+            return herald_fail(err, HERALD_ELIMIT, "array has more than %d elements",
+                               HERALD_MAX_ARRAY);
+        for (size_t i = 0; i < v->u.arr.len; i++) {
+            int rc = check_limits(&v->u.arr.items[i], depth + 1, err);
+            if (rc) return rc;
+        }
+        return 0;
+    case HERALD_OBJECT:
+        if (depth >= HERALD_MAX_DEPTH) goto deep;
+        if (v->u.obj.len > HERALD_MAX_FIELDS)
+            return herald_fail(err, HERALD_ELIMIT, "object has more than %d fields",
+                               HERALD_MAX_FIELDS);
+        for (size_t i = 0; i < v->u.obj.len; i++) {
+            const herald_field *f = &v->u.obj.fields[i];
+            if (f->key_len == 0 || f->key[0] == '$' || f->key_len > HERALD_MAX_FIELD_NAME ||
+                strlen(f->key) != f->key_len)
+                return herald_fail(err, HERALD_EINVAL, "invalid field name `%.64s`", f->key);
+            int rc = check_limits(&f->val, depth + 1, err);
+            if (rc) return rc;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+deep:
+    return herald_fail(err, HERALD_ELIMIT, "document is nested deeper than %d levels",
+                       HERALD_MAX_DEPTH);
+}
+
+static const char *resolve_id(void *ctx, const char *id, size_t len)
+{
+    herald_store *s = ctx;
+    uint8_t bin[HERALD_ID_BYTES];
+    if (!hd__id_parse(id, len, bin)) return NULL;
+    const hd_table *t = hd__table_by_number(s, hd__get_be32(bin));
+    return t ? t->def->name : NULL;
+}
+
+static int need_mutation(herald_txn *m, herald_error *err)
+{
+    if (!m->group) return herald_fail(err, HERALD_EBUSY, "writes need a mutation, not a snapshot");
+    return 0;
+}
+
+/* Checks user fields of a document: an object with no system fields, within limits, valid. */
+static int check_user_doc(herald_txn *m, const hd_table *tab, const herald_value *doc,
+                          herald_error *err)
+{
+    if (doc->type != HERALD_OBJECT)
+        return herald_fail(err, HERALD_EINVAL, "a document must be an object");
+    for (size_t i = 0; i < doc->u.obj.len; i++)
+        if (doc->u.obj.fields[i].key[0] == '_' && doc->u.obj.fields[i].val.type != HERALD_UNDEFINED)
+            return herald_fail(err, HERALD_EINVAL, "field `%s` is reserved for the system",
+                               doc->u.obj.fields[i].key);
+    int rc = check_limits(doc, 0, err);
+    if (rc) return rc;
+    if (!m->s->schema->schema_validation) return 0;
+    rc = hd__validate(tab->def->document, doc, NULL, resolve_id, m->s, err);
+    if (rc && err) {
+        char msg[sizeof err->message + 80];
+        snprintf(msg, sizeof msg, "%.64s: %s", tab->def->name, err->message);
+        memcpy(err->message, msg, sizeof err->message - 1);
+        err->message[sizeof err->message - 1] = 0;
+    }
+    return rc;
+}
+
+/*
+ * Stores `doc` (user fields plus _creationTime, no _id) under `id`,
+ * replacing `old` (NULL for an insert) and updating every index.
+ */
+static int write_doc(herald_txn *m, const hd_table *tab, const uint8_t id[HERALD_ID_BYTES],
+                     const herald_value *old, const herald_value *doc, herald_error *err)
+{
+    herald_store *s = m->s;
+    int rc = 0;
+    hd_buf enc = HD_BUF_INIT;
+    if (doc) {
+        hd__key_encode(&enc, doc);
+        if (enc.failed) return herald_fail(err, HERALD_ENOMEM, "out of memory");
+        if (enc.len > HERALD_MAX_DOCUMENT_BYTES) {
+            hd__buf_free(&enc);
+            return herald_fail(err, HERALD_ELIMIT, "document is larger than %d bytes (%zu)",
+                               HERALD_MAX_DOCUMENT_BYTES, enc.len);
+        }
+    }
+    MDB_val k = {HERALD_ID_BYTES, (void *)id}, v = {enc.len, enc.p};
+    if (old && (rc = hd__index_put(m, tab, old, id, false, &m->removed, err))) goto done;
+    if (doc) {
+        rc = mdb_put(m->txn, s->docs, &k, &v, old ? 0 : MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST) {
+            char text[HERALD_ID_CHARS + 1];
+            hd__id_format(id, text);
+            rc = herald_fail(err, HERALD_EINVAL, "document %s already exists", text);
+            goto done;
+        }
+        if (rc) {
+            rc = hd__mdb_fail(err, rc, "writing a document");
+            goto done;
+        }
+        if ((rc = hd__index_put(m, tab, doc, id, true, &m->added, err))) goto done;
+    } else if ((rc = mdb_del(m->txn, s->docs, &k, NULL))) {
+        rc = hd__mdb_fail(err, rc, "deleting a document");
+        goto done;
+    }
+    /* by_id has no stored entries (the documents are it), but it is in the write set. */
+    uint8_t key[HD_IID_BYTES + HERALD_ID_BYTES];
+    hd__put_be32(key, tab->indexes[0].id);
+    memcpy(key + HD_IID_BYTES, id, HERALD_ID_BYTES);
+    if ((old && hd__keys_push(&m->removed, tab->indexes[0].id, key, sizeof key)) ||
+        (doc && hd__keys_push(&m->added, tab->indexes[0].id, key, sizeof key)))
+        rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+    m->ndocs++;
+done:
+    hd__buf_free(&enc);
+    if (rc == HERALD_EMAPFULL) m->group->map_full = true;
+    return rc;
+}
+
+static double next_creation_time(herald_group *g)
+{
+    double t = now_ms();
+    if (!(t > g->last_ct)) t = nextafter(g->last_ct, INFINITY);
+    g->last_ct = t;
+    return t;
+}
+
+int herald_insert(herald_txn *m, const char *table, const herald_value *doc, char *id_out,
+                  herald_error *err)
+{
+    int rc = need_mutation(m, err);
+    if (rc) return rc;
+    const hd_table *tab = hd__table_by_name(m->s, table);
+    if (!tab) return herald_fail(err, HERALD_ENOTFOUND, "no table `%s` in the schema", table);
+    if ((rc = check_user_doc(m, tab, doc, err))) return rc;
+    uint8_t id[HERALD_ID_BYTES];
+    hd__put_be32(id, tab->number);
+    if (RAND_bytes(id + 4, HERALD_ID_BYTES - 4) != 1)
+        return herald_fail(err, HERALD_ESTORE, "no randomness for a new id");
+    herald_value stored;
+    if (herald_value_copy(&stored, doc)) return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    rc = herald_object_set(&stored, "_creationTime", 13,
+                           herald_float64(next_creation_time(m->group)));
+    if (rc) {
+        herald_value_free(&stored);
+        return herald_fail(err, rc, "out of memory");
+    }
+    rc = write_doc(m, tab, id, NULL, &stored, err);
+    herald_value_free(&stored);
+    if (!rc && id_out) hd__id_format(id, id_out);
+    return rc;
+}
+
+int herald_insert_raw(herald_txn *m, const char *table, const herald_value *doc,
+                      herald_error *err)
+{
+    int rc = need_mutation(m, err);
+    if (rc) return rc;
+    const hd_table *tab = hd__table_by_name(m->s, table);
+    if (!tab) return herald_fail(err, HERALD_ENOTFOUND, "no table `%s` in the schema", table);
+    if (doc->type != HERALD_OBJECT)
+        return herald_fail(err, HERALD_EINVAL, "a document must be an object");
+    const herald_value *idv = herald_object_get(doc, "_id");
+    const herald_value *ct = herald_object_get(doc, "_creationTime");
+    uint8_t id[HERALD_ID_BYTES];
+    if (!idv || idv->type != HERALD_STRING || !hd__id_parse(idv->u.s.ptr, idv->u.s.len, id))
+        return herald_fail(err, HERALD_EINVAL, "document has no valid `_id`");
+    if (hd__get_be32(id) != tab->number)
+        return herald_fail(err, HERALD_EINVAL, "id %s does not belong to table `%s`",
+                           idv->u.s.ptr, table);
+    if (!ct || ct->type != HERALD_FLOAT64 || !isfinite(ct->u.f))
+        return herald_fail(err, HERALD_EINVAL, "document %s has no valid `_creationTime`",
+                           idv->u.s.ptr);
+    herald_value user;
+    if (herald_value_copy(&user, doc)) return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    herald_object_remove(&user, "_id");
+    herald_object_remove(&user, "_creationTime");
+    rc = check_user_doc(m, tab, &user, err);
+    if (!rc) rc = herald_object_set(&user, "_creationTime", 13, herald_float64(ct->u.f));
+    if (!rc) rc = write_doc(m, tab, id, NULL, &user, err);
+    /* Later inserts must still get strictly larger creation times. */
+    if (!rc && ct->u.f > m->group->last_ct) m->group->last_ct = ct->u.f;
+    herald_value_free(&user);
+    return rc;
+}
+
+/* Loads the stored document `id` (with _creationTime, without _id) of any table. */
+static int load(herald_txn *t, const char *table, const char *id_text, uint8_t id[HERALD_ID_BYTES],
+                const hd_table **tab, herald_value *out, herald_error *err)
+{
+    *out = herald_undefined();
+    if (!id_text || !hd__id_parse(id_text, strlen(id_text), id))
+        return herald_fail(err, HERALD_EINVAL, "`%.64s` is not a document id",
+                           id_text ? id_text : "(null)");
+    *tab = hd__table_by_number(t->s, hd__get_be32(id));
+    if (!*tab || (table && strcmp((*tab)->def->name, table) != 0))
+        return herald_fail(err, HERALD_EINVAL, "id %s is not an id of table `%s`", id_text,
+                           table ? table : "(any)");
+    MDB_val k = {HERALD_ID_BYTES, id}, v;
+    int rc = mdb_get(t->txn, t->s->docs, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return herald_fail(err, HERALD_ENOTFOUND, "document %s does not exist", id_text);
+    if (rc) return hd__mdb_fail(err, rc, "reading a document");
+    rc = hd__doc_decode(id, &v, out, err);
+    if (!rc) herald_object_remove(out, "_id");
+    return rc;
+}
+
+int herald_get(herald_txn *t, const char *table, const char *id_text, herald_value *out,
+               herald_read_set *rs, herald_error *err)
+{
+    uint8_t id[HERALD_ID_BYTES];
+    const hd_table *tab = NULL;
+    int rc = load(t, table, id_text, id, &tab, out, err);
+    if (rs && tab) {
+        /* The point range of this id in by_id, whether the document exists or not. */
+        uint8_t lo[HD_IID_BYTES + HERALD_ID_BYTES + 1];
+        hd__put_be32(lo, tab->indexes[0].id);
+        memcpy(lo + HD_IID_BYTES, id, HERALD_ID_BYTES);
+        lo[sizeof lo - 1] = 0;
+        if (hd__read_set_add(rs, tab->indexes[0].id, lo, sizeof lo - 1, lo, sizeof lo))
+            rc = rc ? rc : herald_fail(err, HERALD_ENOMEM, "out of memory");
+    }
+    if (rc) return rc;
+    herald_value idv;
+    if (id_value(&idv, id) || herald_object_set(out, "_id", 3, idv)) {
+        herald_value_free(out);
+        return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+const char *herald_id_table(herald_txn *t, const char *id)
+{
+    return resolve_id(t->s, id, strlen(id));
+}
+
+int herald_patch(herald_txn *m, const char *id_text, const herald_value *fields,
+                 herald_error *err)
+{
+    int rc = need_mutation(m, err);
+    if (rc) return rc;
+    if (!fields || fields->type != HERALD_OBJECT)
+        return herald_fail(err, HERALD_EINVAL, "patch needs an object of fields");
+    uint8_t id[HERALD_ID_BYTES];
+    const hd_table *tab;
+    herald_value old, next = herald_undefined();
+    if ((rc = load(m, NULL, id_text, id, &tab, &old, err))) return rc;
+    if ((rc = herald_value_copy(&next, &old))) goto nomem;
+    herald_object_remove(&next, "_creationTime");
+    for (size_t i = 0; i < fields->u.obj.len; i++) {
+        const herald_field *f = &fields->u.obj.fields[i];
+        if (f->key[0] == '_') {
+            rc = herald_fail(err, HERALD_EINVAL, "field `%s` is reserved for the system", f->key);
+            goto done;
+        }
+        if (f->val.type == HERALD_UNDEFINED) {
+            herald_object_remove(&next, f->key);
+            continue;
+        }
+        herald_value c;
+        if ((rc = herald_value_copy(&c, &f->val)) ||
+            (rc = herald_object_set(&next, f->key, f->key_len, c)))
+            goto nomem;
+    }
+    if ((rc = check_user_doc(m, tab, &next, err))) goto done;
+    if ((rc = herald_object_set(&next, "_creationTime", 13,
+                                *herald_object_get(&old, "_creationTime"))))
+        goto nomem;
+    rc = write_doc(m, tab, id, &old, &next, err);
+    goto done;
+nomem:
+    rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+done:
+    herald_value_free(&old);
+    herald_value_free(&next);
+    return rc;
+}
+
+int herald_replace(herald_txn *m, const char *id_text, const herald_value *doc, herald_error *err)
+{
+    int rc = need_mutation(m, err);
+    if (rc) return rc;
+    uint8_t id[HERALD_ID_BYTES];
+    const hd_table *tab;
+    herald_value old, next = herald_undefined();
+    if ((rc = load(m, NULL, id_text, id, &tab, &old, err))) return rc;
+    if (doc->type == HERALD_OBJECT) {
+        /* Convex lets a replacement carry the document's own system fields. */
+        if ((rc = herald_value_copy(&next, doc))) goto nomem;
+        const herald_value *idv = herald_object_get(&next, "_id");
+        if (idv && (idv->type != HERALD_STRING || strcmp(idv->u.s.ptr, id_text) != 0)) {
+            rc = herald_fail(err, HERALD_EINVAL, "replace cannot change `_id`");
+            goto done;
+        }
+        herald_object_remove(&next, "_id");
+        herald_object_remove(&next, "_creationTime");
+    }
+    if ((rc = check_user_doc(m, tab, doc->type == HERALD_OBJECT ? &next : doc, err))) goto done;
+    if ((rc = herald_object_set(&next, "_creationTime", 13,
+                                *herald_object_get(&old, "_creationTime"))))
+        goto nomem;
+    rc = write_doc(m, tab, id, &old, &next, err);
+    goto done;
+nomem:
+    rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+done:
+    herald_value_free(&old);
+    herald_value_free(&next);
+    return rc;
+}
+
+int herald_delete(herald_txn *m, const char *id_text, herald_error *err)
+{
+    int rc = need_mutation(m, err);
+    if (rc) return rc;
+    uint8_t id[HERALD_ID_BYTES];
+    const hd_table *tab;
+    herald_value old;
+    if ((rc = load(m, NULL, id_text, id, &tab, &old, err))) return rc;
+    rc = write_doc(m, tab, id, &old, NULL, err);
+    herald_value_free(&old);
+    return rc;
+}
