@@ -1,8 +1,9 @@
 /*
  * Export and import (see dump.h). Files are written to a temporary name,
  * fsynced, then renamed, so an interrupted export never leaves a torn file
- * under its final name. Imports commit in groups; a bad line fails the
- * whole import of that file, naming the line, and commits nothing of it.
+ * under its final name. Imports commit in groups of IMPORT_GROUP lines; a bad
+ * line stops the import with an error naming the line, and nothing of the
+ * group it was in is kept (earlier groups are).
  */
 #include <errno.h>
 #include <fcntl.h>

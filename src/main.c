@@ -52,11 +52,12 @@ static int usage_error(const char *what)
 /* The app's schema file: schema.json if present, else schema.ts. */
 static int app_schema_path(const char *app, char *out, size_t n)
 {
-    struct stat st;
-    snprintf(out, n, "%s/schema.json", app);
-    if (stat(out, &st) == 0) return 0;
-    snprintf(out, n, "%s/schema.ts", app);
-    if (stat(out, &st) == 0) return 0;
+    static const char *const names[] = {"schema.json", "schema.ts"};
+    for (size_t i = 0; i < 2; i++) {
+        struct stat st;
+        int len = snprintf(out, n, "%s/%s", app, names[i]);
+        if (len > 0 && (size_t)len < n && stat(out, &st) == 0) return 0;
+    }
     return -1;
 }
 

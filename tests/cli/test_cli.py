@@ -1,0 +1,135 @@
+"""Black-box tests of the `herald` command line.
+
+Run as: python3 test_cli.py <path to herald> <source root>
+Covers schema check/show/apply, import and export round trips (ids kept),
+queries, the consistency check, and clear errors for bad input.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERALD, ROOT = sys.argv[1], sys.argv[2]
+failures = []
+
+
+def run(*args, ok=True, stdin=None):
+    p = subprocess.run([HERALD, *args], capture_output=True, text=True, input=stdin, timeout=120)
+    if ok and p.returncode != 0:
+        raise AssertionError(f"herald {' '.join(args)} failed ({p.returncode}): {p.stderr}")
+    return p
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def test_schema_tools(tmp):
+    fixtures = os.path.join(ROOT, "tests", "fixtures", "schemas")
+    for name in sorted(os.listdir(fixtures)):
+        path = os.path.join(fixtures, name)
+        p = run("schema", "check", path, ok=False)
+        if name.startswith("bad_") or name.startswith("broken"):
+            check(p.returncode == 1, f"{name} should be refused")
+            check("SchemaError" in p.stderr or "InvalidArgument" in p.stderr, f"{name}: error code")
+        elif name.endswith(".ts") or name.endswith(".json"):
+            check(p.returncode == 0, f"{name} should load: {p.stderr}")
+    # schema show prints canonical JSON that loads again and means the same.
+    app = os.path.join(ROOT, "examples", "twitch-jobs")
+    shown = run("--app", app, "schema", "show").stdout
+    with open(os.path.join(tmp, "schema.json"), "w") as f:
+        f.write(shown)
+    again = run("schema", "show", os.path.join(tmp, "schema.json")).stdout
+    check(json.loads(shown) == json.loads(again), "schema show round trip")
+    check("by_twitch_id" in shown, "schema show names the indexes")
+    # A syntax error names file, line and column.
+    bad = os.path.join(tmp, "bad.ts")
+    with open(bad, "w") as f:
+        f.write('import { v } from "convex/values";\nexport default defineSchema({\n  t: defineTable({ a: v.string( }),\n});\n')
+    p = run("schema", "check", bad, ok=False)
+    check(p.returncode == 1 and "bad.ts:3:" in p.stderr, f"syntax error position: {p.stderr}")
+
+
+def test_round_trip(tmp):
+    app = os.path.join(ROOT, "examples", "twitch-jobs")
+    data = os.path.join(tmp, "data")
+    run("--no-sync", "--data", data, "--app", app, "schema", "apply")
+    p = run("--no-sync", "--data", data, "import", "--table", "videos",
+            os.path.join(app, "seed", "videos.jsonl"))
+    check("imported 8 documents" in p.stdout, f"import count: {p.stdout}")
+    q = run("--data", data, "query",
+            '{"table":"videos","index":"by_status","range":[{"eq":["status","Completed"]}]}').stdout
+    docs = json.loads(q)
+    check(len(docs) == 1 and docs[0]["status"] == "Completed", f"query by_status: {q}")
+    check(all(len(d["_id"]) == 32 for d in docs), "ids are 32 characters")
+    run("--data", data, "check")
+    out1 = os.path.join(tmp, "export1")
+    run("--data", data, "export", out1)
+    data2 = os.path.join(tmp, "data2")
+    p = run("--no-sync", "--data", data2, "import", out1)
+    check("imported 8 documents" in p.stdout, "import of an export folder")
+    out2 = os.path.join(tmp, "export2")
+    run("--data", data2, "export", out2)
+    for name in ("videos.jsonl", "_tables.json"):
+        a = open(os.path.join(out1, name)).read()
+        b = open(os.path.join(out2, name)).read()
+        check(a == b and a.strip(), f"export of the import equals the original export ({name})")
+    run("--data", data2, "check")
+    # Importing the same ids again is refused and changes nothing.
+    p = run("--data", data2, "import", out1, ok=False)
+    check(p.returncode == 1 and "already exists" in p.stderr, f"duplicate import: {p.stderr}")
+    n = len(json.loads(run("--data", data2, "query", '{"table":"videos"}').stdout))
+    check(n == 8, "refused import left the data as it was")
+    # get by id.
+    doc = docs[0]
+    got = json.loads(run("--data", data2, "get", doc["_id"]).stdout)
+    check(got == doc, "get returns the same document after export/import")
+
+
+def test_bad_input(tmp):
+    app = os.path.join(ROOT, "examples", "twitch-jobs")
+    data = os.path.join(tmp, "data3")
+    run("--no-sync", "--data", data, "--app", app, "schema", "apply")
+    cases = [
+        ('{"table":', "InvalidArgument"),
+        ('{"table":"nope"}', "NotFound"),
+        ('{"table":"videos","index":"by_status","range":[{"gt":["title","x"]}]}', "InvalidArgument"),
+        ('{"table":"videos","take":"ten"}', "InvalidArgument"),
+        ("[" * 100000, "InvalidArgument"),
+    ]
+    for text, code in cases:
+        p = run("--data", data, "query", text, ok=False)
+        check(p.returncode == 1 and code in p.stderr, f"query {text[:40]!r}: {p.stderr.strip()[:200]}")
+    lines = os.path.join(tmp, "bad.jsonl")
+    with open(lines, "w") as f:
+        f.write('{"twitchId":"1","title":"ok","status":"Queued"}\n{"twitchId":2,"title":"x","status":"Queued"}\n')
+    p = run("--data", data, "import", "--table", "videos", lines, ok=False)
+    check(p.returncode == 1 and "line 2" in p.stderr and "twitchId" in p.stderr, f"bad line: {p.stderr}")
+    n = len(json.loads(run("--data", data, "query", '{"table":"videos"}').stdout))
+    check(n == 0, "a failed import commits nothing of that file")
+    p = run("--data", data, "get", "not-an-id", ok=False)
+    check(p.returncode == 1 and "InvalidArgument" in p.stderr, "bad id")
+    p = run("frobnicate", ok=False)
+    check(p.returncode == 2, "unknown command is a usage error")
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="herald-cli-")
+    try:
+        for t in (test_schema_tools, test_round_trip, test_bad_input):
+            try:
+                t(tmp)
+            except Exception as e:  # a crash of one test is a failure, not the end
+                failures.append(f"{t.__name__}: {e}")
+                print("FAIL:", t.__name__, e)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("cli: all passed" if not failures else f"cli: {len(failures)} failures")
+    sys.exit(1 if failures else 0)
+
+
+main()
