@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "check.h"
 #include "herald/query.h"
 #include "herald/store.h"
@@ -472,6 +474,39 @@ static void test_map_full(void)
     CHECK(system(cmd) == 0);
 }
 
+static void count_line(void *ctx, const char *line)
+{
+    (void)line;
+    (*(int *)ctx)++;
+}
+
+/* `herald check` notices an index entry removed behind the store's back. */
+static void test_check_detects_damage(void)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi idx;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    CHECK_OK(mdb_env_create(&env));
+    mdb_env_set_maxdbs(env, 4);
+    CHECK_OK(mdb_env_open(env, dir, 0, 0600));
+    CHECK_OK(mdb_txn_begin(env, NULL, 0, &txn));
+    CHECK_OK(mdb_dbi_open(txn, "idx", 0, &idx));
+    CHECK_OK(mdb_cursor_open(txn, idx, &cur));
+    CHECK_OK(mdb_cursor_get(cur, &k, &v, MDB_FIRST));
+    CHECK_OK(mdb_cursor_del(cur, 0));
+    mdb_cursor_close(cur);
+    CHECK_OK(mdb_txn_commit(txn));
+    mdb_env_close(env);
+    herald_store *s = open_store(NULL);
+    herald_error err = {0};
+    int lines = 0;
+    CHECK(herald_store_check(s, count_line, &lines, &err) == HERALD_ECORRUPT);
+    CHECK(lines >= 1);
+    herald_store_close(s);
+}
+
 int main(void)
 {
     dir = mkdtemp(dir_template);
@@ -487,6 +522,7 @@ int main(void)
     test_creation_time(s);
     test_schema_changes(&s);
     herald_store_close(s);
+    test_check_detects_damage();
     test_map_full();
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
