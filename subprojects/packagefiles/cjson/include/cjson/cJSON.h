@@ -1,0 +1,2 @@
+/* Lets the wrap fallback be included as <cjson/cJSON.h>, as Debian installs it. */
+#include "../../cJSON.h"
