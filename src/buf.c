@@ -9,7 +9,8 @@ static bool reserve(hd_buf *b, size_t extra)
     if (b->failed) return false;
     if (b->len + extra <= b->cap) return true;
     size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + extra) cap *= 2;
+    while (cap < b->len + extra)
+        cap *= 2;
     uint8_t *p = realloc(b->p, cap);
     if (!p) {
         b->failed = true;

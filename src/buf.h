@@ -16,7 +16,10 @@ typedef struct hd_buf {
     bool failed;
 } hd_buf;
 
-#define HD_BUF_INIT {NULL, 0, 0, false}
+#define HD_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0, false                                                                          \
+    }
 
 void hd__buf_append(hd_buf *b, const void *p, size_t n);
 void hd__buf_byte(hd_buf *b, uint8_t c);

@@ -59,7 +59,8 @@ static int write_text_file(const char *dir, const char *name, const char *text, 
 {
     char tmp[4096];
     FILE *f = start_file(dir, name, tmp, sizeof tmp);
-    if (!f) return herald_fail(err, HERALD_EIO, "cannot write %s/%s: %s", dir, name, strerror(errno));
+    if (!f)
+        return herald_fail(err, HERALD_EIO, "cannot write %s/%s: %s", dir, name, strerror(errno));
     fputs(text, f);
     fputc('\n', f);
     return finish_file(f, tmp, dir, name, err);
@@ -118,7 +119,8 @@ static char *read_file(const char *path, size_t *len, herald_error *err)
     hd_buf b = HD_BUF_INIT;
     char chunk[65536];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) hd__buf_append(&b, chunk, n);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        hd__buf_append(&b, chunk, n);
     fclose(f);
     hd__buf_byte(&b, 0);
     if (b.failed) {
@@ -178,7 +180,8 @@ int hd__import_file(herald_store *s, const char *path, const char *table, uint64
         lineno++;
         size_t l = (size_t)(end - line);
         bool blank = true;
-        for (size_t i = 0; i < l && blank; i++) blank = line[i] == ' ' || line[i] == '\t' || line[i] == '\r';
+        for (size_t i = 0; i < l && blank; i++)
+            blank = line[i] == ' ' || line[i] == '\t' || line[i] == '\r';
         if (!blank) {
             rc = import_line(g, table, line, l, err);
             if (rc == HERALD_EMAPFULL) {
@@ -197,7 +200,8 @@ int hd__import_file(herald_store *s, const char *path, const char *table, uint64
     }
     if (rc && err) {
         char msg[sizeof err->message + 80];
-        snprintf(msg, sizeof msg, "%s line %llu: %s", path, (unsigned long long)lineno, err->message);
+        snprintf(msg, sizeof msg, "%s line %llu: %s", path, (unsigned long long)lineno,
+                 err->message);
         memcpy(err->message, msg, sizeof err->message - 1);
         err->message[sizeof err->message - 1] = 0;
     }
@@ -220,7 +224,8 @@ int hd__import_dir(herald_store *s, const char *dir, uint64_t *count, herald_err
     int rc = herald_value_from_json(text, len, &tables, err);
     free(text);
     if (rc) return rc;
-    if (tables.type != HERALD_OBJECT) rc = herald_fail(err, HERALD_EINVAL, "%s is not an object", path);
+    if (tables.type != HERALD_OBJECT)
+        rc = herald_fail(err, HERALD_EINVAL, "%s is not an object", path);
     for (size_t i = 0; !rc && i < tables.u.obj.len; i++) {
         const herald_field *f = &tables.u.obj.fields[i];
         if (f->val.type != HERALD_FLOAT64 || f->val.u.f < 1 || f->val.u.f > 4294967295.0)
@@ -238,7 +243,8 @@ int hd__import_dir(herald_store *s, const char *dir, uint64_t *count, herald_err
     for (size_t i = 0; !rc && i < tables.u.obj.len; i++) {
         const char *name = tables.u.obj.fields[i].key;
         if (!hd__table_by_name(s, name)) {
-            rc = herald_fail(err, HERALD_ESCHEMA, "the export has table `%s` that the schema lacks", name);
+            rc = herald_fail(err, HERALD_ESCHEMA, "the export has table `%s` that the schema lacks",
+                             name);
             break;
         }
         uint64_t n = 0;

@@ -69,14 +69,16 @@ int hd__keys_push(hd_keys *k, uint32_t index_id, const uint8_t *key, size_t len)
 
 void hd__keys_free(hd_keys *k)
 {
-    for (size_t i = 0; i < k->len; i++) free(k->v[i].key);
+    for (size_t i = 0; i < k->len; i++)
+        free(k->v[i].key);
     free(k->v);
     *k = (hd_keys){0};
 }
 
 void hd__key_successor(hd_buf *b)
 {
-    while (b->len && b->p[b->len - 1] == 0xFF) b->len--;
+    while (b->len && b->p[b->len - 1] == 0xFF)
+        b->len--;
     if (b->len) b->p[b->len - 1]++;
 }
 
@@ -97,7 +99,9 @@ int hd__index_put(herald_txn *t, const hd_table *tab, const herald_value *doc,
         hd__buf_free(&full);
         int rc = add ? mdb_put(t->txn, t->s->idx, &k, &v, 0) : mdb_del(t->txn, t->s->idx, &k, NULL);
         if (rc == MDB_NOTFOUND && !add) rc = 0; /* already absent: nothing to undo */
-        if (rc) return hd__mdb_fail(err, rc, add ? "writing an index entry" : "removing an index entry");
+        if (rc)
+            return hd__mdb_fail(err, rc,
+                                add ? "writing an index entry" : "removing an index entry");
     }
     return 0;
 }
@@ -293,7 +297,8 @@ static int fill(hd_scan *sc, size_t *bytes_read, herald_error *err)
         if (!sc->by_id) {
             MDB_val dk = {HERALD_ID_BYTES, (void *)id};
             int r = mdb_get(sc->t->txn, sc->t->s->docs, &dk, &docv);
-            if (r == MDB_NOTFOUND) return herald_fail(err, HERALD_ECORRUPT, "index entry without its document");
+            if (r == MDB_NOTFOUND)
+                return herald_fail(err, HERALD_ECORRUPT, "index entry without its document");
             if (r) return hd__mdb_fail(err, r, "reading a document");
         }
         *bytes_read += k.mv_size + docv.mv_size;

@@ -10,14 +10,16 @@
 static void put_be64(hd_buf *out, uint64_t u)
 {
     uint8_t b[8];
-    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(u >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(u >> (56 - 8 * i));
     hd__buf_append(out, b, 8);
 }
 
 static uint64_t get_be64(const uint8_t *p)
 {
     uint64_t u = 0;
-    for (int i = 0; i < 8; i++) u = u << 8 | p[i];
+    for (int i = 0; i < 8; i++)
+        u = u << 8 | p[i];
     return u;
 }
 
@@ -59,7 +61,8 @@ void hd__key_encode(hd_buf *out, const herald_value *v)
         put_escaped(out, v->u.s.ptr, v->u.s.len);
         break;
     case HERALD_ARRAY:
-        for (size_t i = 0; i < v->u.arr.len; i++) hd__key_encode(out, &v->u.arr.items[i]);
+        for (size_t i = 0; i < v->u.arr.len; i++)
+            hd__key_encode(out, &v->u.arr.items[i]);
         hd__buf_byte(out, 0x00);
         break;
     case HERALD_OBJECT:
@@ -82,7 +85,8 @@ static size_t get_escaped(const uint8_t *p, size_t n, hd_buf *raw)
     while (i < n) {
         if (p[i] != 0) {
             size_t j = i;
-            while (j < n && p[j] != 0) j++;
+            while (j < n && p[j] != 0)
+                j++;
             if (raw) hd__buf_append(raw, p + i, j - i);
             i = j;
             continue;

@@ -13,11 +13,11 @@
 #include "keycodec.h"
 #include "store_priv.h"
 
-#define DEFAULT_MAX_DOCS 32768
+#define DEFAULT_MAX_DOCS  32768
 #define DEFAULT_MAX_BYTES ((size_t)16 << 20)
-#define MAX_TAKE 100000
-#define MAX_FILTER_DEPTH 32
-#define CURSOR_VERSION 1
+#define MAX_TAKE          100000
+#define MAX_FILTER_DEPTH  32
+#define CURSOR_VERSION    1
 
 typedef enum expr_op {
     OP_EQ,
@@ -37,13 +37,20 @@ static const char *const op_names[] = {"eq", "neq", "lt", "lte", "gt", "gte", "a
 
 typedef struct expr {
     expr_op op;
-    char *path;          /* OP_FIELD */
+    char *path;           /* OP_FIELD */
     herald_value literal; /* OP_LITERAL */
     struct expr **kids;
     size_t nkids;
 } expr;
 
-typedef enum mode { MODE_COLLECT, MODE_TAKE, MODE_FIRST, MODE_UNIQUE, MODE_PAGINATE, MODE_GET } mode;
+typedef enum mode {
+    MODE_COLLECT,
+    MODE_TAKE,
+    MODE_FIRST,
+    MODE_UNIQUE,
+    MODE_PAGINATE,
+    MODE_GET
+} mode;
 
 struct herald_query {
     char *table;
@@ -55,9 +62,9 @@ struct herald_query {
     bool desc;
     expr *filter;
     mode mode;
-    size_t n;      /* take / numItems */
-    char *cursor;  /* paginate: NULL = from the start */
-    char *get_id;  /* MODE_GET */
+    size_t n;     /* take / numItems */
+    char *cursor; /* paginate: NULL = from the start */
+    char *get_id; /* MODE_GET */
 };
 
 /* ---- read sets ---- */
@@ -136,7 +143,8 @@ bool herald_read_set_overlaps(const herald_read_set *rs, const herald_write_set 
 static void expr_free(expr *e)
 {
     if (!e) return;
-    for (size_t i = 0; i < e->nkids; i++) expr_free(e->kids[i]);
+    for (size_t i = 0; i < e->nkids; i++)
+        expr_free(e->kids[i]);
     free(e->kids);
     free(e->path);
     herald_value_free(&e->literal);
@@ -148,7 +156,8 @@ void herald_query_free(herald_query *q)
     if (!q) return;
     free(q->table);
     free(q->index);
-    for (size_t i = 0; i < q->neq; i++) herald_value_free(&q->eq[i]);
+    for (size_t i = 0; i < q->neq; i++)
+        herald_value_free(&q->eq[i]);
     free(q->eq);
     herald_value_free(&q->lower);
     herald_value_free(&q->upper);
@@ -221,9 +230,8 @@ static int parse_expr(const herald_value *v, int depth, expr **out, herald_error
         e->kids = calloc(1, sizeof *e->kids);
         if (!e->kids) return herald_fail(err, HERALD_ENOMEM, "out of memory");
         e->nkids = 1;
-        const herald_value *inner = args->type == HERALD_ARRAY && args->u.arr.len == 1
-                                        ? &args->u.arr.items[0]
-                                        : args;
+        const herald_value *inner =
+            args->type == HERALD_ARRAY && args->u.arr.len == 1 ? &args->u.arr.items[0] : args;
         return parse_expr(inner, depth + 1, &e->kids[0], err);
     }
     if (args->type != HERALD_ARRAY)
@@ -252,7 +260,8 @@ static size_t range_fields(const hd_index *ix, const char *out[17])
         return 1;
     }
     size_t n = 0;
-    for (size_t i = 0; i < ix->nfields && i < 16; i++) out[n++] = ix->fields[i];
+    for (size_t i = 0; i < ix->nfields && i < 16; i++)
+        out[n++] = ix->fields[i];
     out[n++] = "_creationTime";
     return n;
 }
@@ -271,17 +280,18 @@ static int parse_range(herald_query *q, const hd_index *ix, const herald_value *
     for (size_t i = 0; i < range->u.arr.len; i++) {
         const herald_value *c = &range->u.arr.items[i];
         if (c->type != HERALD_OBJECT || c->u.obj.len != 1 ||
-            c->u.obj.fields[0].val.type != HERALD_ARRAY ||
-            c->u.obj.fields[0].val.u.arr.len != 2 ||
+            c->u.obj.fields[0].val.type != HERALD_ARRAY || c->u.obj.fields[0].val.u.arr.len != 2 ||
             c->u.obj.fields[0].val.u.arr.items[0].type != HERALD_STRING)
             return herald_fail(err, HERALD_EINVAL,
-                               "range condition %zu must look like {\"eq\": [\"field\", value]}", i);
+                               "range condition %zu must look like {\"eq\": [\"field\", value]}",
+                               i);
         const char *op = c->u.obj.fields[0].key;
         const char *field = c->u.obj.fields[0].val.u.arr.items[0].u.s.ptr;
         const herald_value *val = &c->u.obj.fields[0].val.u.arr.items[1];
         int o = op_lookup(op);
         if (o != OP_EQ && o != OP_LT && o != OP_LTE && o != OP_GT && o != OP_GTE)
-            return herald_fail(err, HERALD_EINVAL, "range: `%.40s` is not eq, lt, lte, gt or gte", op);
+            return herald_fail(err, HERALD_EINVAL, "range: `%.40s` is not eq, lt, lte, gt or gte",
+                               op);
         herald_value *slot;
         if (o == OP_EQ) {
             if (bounded || next >= nfields || strcmp(fields[next], field) != 0)
@@ -327,12 +337,13 @@ static int take_count(const herald_value *v, const char *what, size_t *out, hera
     return 0;
 }
 
-int herald_query_from_value(const herald_value *v, const herald_schema *schema,
-                            herald_query **out, herald_error *err)
+int herald_query_from_value(const herald_value *v, const herald_schema *schema, herald_query **out,
+                            herald_error *err)
 {
     (void)schema;
     *out = NULL;
-    if (v->type != HERALD_OBJECT) return herald_fail(err, HERALD_EINVAL, "a query is a JSON object");
+    if (v->type != HERALD_OBJECT)
+        return herald_fail(err, HERALD_EINVAL, "a query is a JSON object");
     herald_query *q = calloc(1, sizeof *q);
     if (!q) return herald_fail(err, HERALD_ENOMEM, "out of memory");
     int rc = 0;
@@ -342,13 +353,16 @@ int herald_query_from_value(const herald_value *v, const herald_schema *schema,
         const char *k = f->key;
         const herald_value *x = &f->val;
         if (!strcmp(k, "table")) {
-            if (!(q->table = dup_string(x))) rc = herald_fail(err, HERALD_EINVAL, "`table` must be a string");
+            if (!(q->table = dup_string(x)))
+                rc = herald_fail(err, HERALD_EINVAL, "`table` must be a string");
         } else if (!strcmp(k, "index")) {
-            if (!(q->index = dup_string(x))) rc = herald_fail(err, HERALD_EINVAL, "`index` must be a string");
+            if (!(q->index = dup_string(x)))
+                rc = herald_fail(err, HERALD_EINVAL, "`index` must be a string");
         } else if (!strcmp(k, "range") || !strcmp(k, "filter")) {
             /* handled once table and index are known */
         } else if (!strcmp(k, "order")) {
-            if (x->type != HERALD_STRING || (strcmp(x->u.s.ptr, "asc") && strcmp(x->u.s.ptr, "desc")))
+            if (x->type != HERALD_STRING ||
+                (strcmp(x->u.s.ptr, "asc") && strcmp(x->u.s.ptr, "desc")))
                 rc = herald_fail(err, HERALD_EINVAL, "`order` must be \"asc\" or \"desc\"");
             else
                 q->desc = x->u.s.ptr[0] == 'd';
@@ -367,7 +381,8 @@ int herald_query_from_value(const herald_value *v, const herald_schema *schema,
             const herald_value *n = herald_object_get(x, "numItems");
             const herald_value *c = herald_object_get(x, "cursor");
             if (x->type != HERALD_OBJECT || !n)
-                rc = herald_fail(err, HERALD_EINVAL, "`paginate` needs {\"numItems\": n, \"cursor\": null}");
+                rc = herald_fail(err, HERALD_EINVAL,
+                                 "`paginate` needs {\"numItems\": n, \"cursor\": null}");
             else if (!(rc = take_count(n, "numItems", &q->n, err)) && c && c->type != HERALD_NULL) {
                 if (c->type != HERALD_STRING)
                     rc = herald_fail(err, HERALD_EINVAL, "`cursor` must be a string or null");
@@ -377,14 +392,16 @@ int herald_query_from_value(const herald_value *v, const herald_schema *schema,
         } else if (!strcmp(k, "get")) {
             modes++;
             q->mode = MODE_GET;
-            if (!(q->get_id = dup_string(x))) rc = herald_fail(err, HERALD_EINVAL, "`get` must be an id string");
+            if (!(q->get_id = dup_string(x)))
+                rc = herald_fail(err, HERALD_EINVAL, "`get` must be an id string");
         } else {
             rc = herald_fail(err, HERALD_EINVAL, "unknown query key `%.40s`", k);
         }
     }
     if (!rc && !q->table) rc = herald_fail(err, HERALD_EINVAL, "a query needs a `table`");
     if (!rc && modes > 1)
-        rc = herald_fail(err, HERALD_EINVAL, "use only one of collect, take, first, unique, paginate, get");
+        rc = herald_fail(err, HERALD_EINVAL,
+                         "use only one of collect, take, first, unique, paginate, get");
     if (!rc && !q->index && !(q->index = strdup("by_creation_time")))
         rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
     if (rc) {
@@ -416,8 +433,8 @@ int herald_query_from_value(const herald_value *v, const herald_schema *schema,
                     ix.nfields = def->indexes[i].nfields;
                 }
             if (!ix.fields) {
-                rc = herald_fail(err, HERALD_ENOTFOUND, "table `%s` has no index `%.64s`",
-                                 q->table, q->index);
+                rc = herald_fail(err, HERALD_ENOTFOUND, "table `%s` has no index `%.64s`", q->table,
+                                 q->index);
                 goto done;
             }
         } else {
@@ -513,7 +530,8 @@ static int compute_bounds(const herald_query *q, const hd_index *ix, hd_buf *lo,
     hd__put_be32(iid, ix->id);
     hd__buf_append(&prefix, iid, 4);
     int rc = 0;
-    for (size_t i = 0; i < q->neq && !rc; i++) rc = encode_range_value(&prefix, ix, &q->eq[i], err);
+    for (size_t i = 0; i < q->neq && !rc; i++)
+        rc = encode_range_value(&prefix, ix, &q->eq[i], err);
     if (rc) goto done;
     hd__buf_append(lo, prefix.p, prefix.len);
     if (q->has_lower) {
@@ -579,7 +597,9 @@ int herald_query_run(const herald_query *q, herald_txn *t, const herald_query_li
     const hd_table *tab = hd__table_by_name(t->s, q->table);
     if (!tab) return herald_fail(err, HERALD_ENOTFOUND, "no table `%.64s`", q->table);
     const hd_index *ix = hd__index_by_name(tab, q->index);
-    if (!ix) return herald_fail(err, HERALD_ENOTFOUND, "table `%s` has no index `%.64s`", q->table, q->index);
+    if (!ix)
+        return herald_fail(err, HERALD_ENOTFOUND, "table `%s` has no index `%.64s`", q->table,
+                           q->index);
     hd_buf lo = HD_BUF_INIT, hi = HD_BUF_INIT, cur = HD_BUF_INIT;
     bool has_hi = false;
     hd_scan *sc = NULL;
@@ -601,9 +621,12 @@ int herald_query_run(const herald_query *q, herald_txn *t, const herald_query_li
             hd__buf_append(&hi, cur.p, cur.len);
         }
     }
-    size_t want = q->mode == MODE_FIRST ? 1 : q->mode == MODE_UNIQUE ? 2
-                : q->mode == MODE_COLLECT ? SIZE_MAX : q->n;
-    if ((rc = hd__scan_open(t, tab, ix, lo.p, lo.len, has_hi ? hi.p : NULL, hi.len, q->desc, &sc, err)))
+    size_t want = q->mode == MODE_FIRST     ? 1
+                  : q->mode == MODE_UNIQUE  ? 2
+                  : q->mode == MODE_COLLECT ? SIZE_MAX
+                                            : q->n;
+    if ((rc = hd__scan_open(t, tab, ix, lo.p, lo.len, has_hi ? hi.p : NULL, hi.len, q->desc, &sc,
+                            err)))
         goto done;
     size_t docs = 0, bytes = 0;
     bool exhausted = want == 0 ? false : true;
@@ -657,8 +680,8 @@ int herald_query_run(const herald_query *q, herald_txn *t, const herald_query_li
         case MODE_FIRST:
         case MODE_UNIQUE:
             if (q->mode == MODE_UNIQUE && items.u.arr.len > 1) {
-                rc = herald_fail(err, HERALD_EUNIQUE, "unique() found more than one document in `%s`",
-                                 q->table);
+                rc = herald_fail(err, HERALD_EUNIQUE,
+                                 "unique() found more than one document in `%s`", q->table);
                 break;
             }
             if (items.u.arr.len) {

@@ -23,14 +23,13 @@
 #include "store_priv.h"
 
 #define DEFAULT_MAP_SIZE ((size_t)64 << 20)
-#define DEFAULT_MAX_MAP ((size_t)1 << 40)
+#define DEFAULT_MAX_MAP  ((size_t)1 << 40)
 
 int hd__mdb_fail(herald_error *err, int rc, const char *what)
 {
     switch (rc) {
     case MDB_MAP_FULL:
-        return herald_fail(err, HERALD_EMAPFULL, "%s: the database is full (map size limit)",
-                           what);
+        return herald_fail(err, HERALD_EMAPFULL, "%s: the database is full (map size limit)", what);
     case ENOMEM:
         return herald_fail(err, HERALD_ENOMEM, "%s: out of memory", what);
     case ENOSPC:
@@ -70,7 +69,8 @@ const hd_index *hd__index_by_name(const hd_table *t, const char *name)
 static void free_tables(hd_table *tables, size_t n)
 {
     if (!tables) return;
-    for (size_t i = 0; i < n; i++) free(tables[i].indexes);
+    for (size_t i = 0; i < n; i++)
+        free(tables[i].indexes);
     free(tables);
 }
 
@@ -154,8 +154,8 @@ static int register_index(registry_ctx *r, const char *table, hd_index *ix)
     index_fingerprint(&want, 0, ix->fields, ix->nfields);
     if (want.failed) return ENOMEM;
     int rc = mdb_get(r->txn, r->s->meta, &k, &v);
-    if (rc == 0 && v.mv_size == want.len && memcmp((uint8_t *)v.mv_data + 4, want.p + 4,
-                                                   want.len - 4) == 0) {
+    if (rc == 0 && v.mv_size == want.len &&
+        memcmp((uint8_t *)v.mv_data + 4, want.p + 4, want.len - 4) == 0) {
         ix->id = hd__get_be32(v.mv_data);
         hd__buf_free(&want);
         return 0;
@@ -240,8 +240,8 @@ int herald_store_open(const char *path, const herald_store_options *opts, herald
     int rc;
     MDB_txn *txn = NULL;
     if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-        rc = herald_fail(err, HERALD_EIO, "cannot create data folder %s: %s", path,
-                         strerror(errno));
+        rc =
+            herald_fail(err, HERALD_EIO, "cannot create data folder %s: %s", path, strerror(errno));
         goto fail;
     }
     if ((rc = mdb_env_create(&s->env))) goto mdb_fail;
@@ -251,8 +251,8 @@ int herald_store_open(const char *path, const herald_store_options *opts, herald
     unsigned flags = MDB_NOTLS | (s->no_sync ? MDB_NOSYNC : 0);
     if ((rc = mdb_env_open(s->env, path, flags, 0600))) {
         if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
-            rc = herald_fail(err, HERALD_ECORRUPT, "%s does not hold a Herald database: %s",
-                             path, mdb_strerror(rc));
+            rc = herald_fail(err, HERALD_ECORRUPT, "%s does not hold a Herald database: %s", path,
+                             mdb_strerror(rc));
         else
             rc = herald_fail(err, HERALD_EIO, "cannot open the database in %s: %s", path,
                              mdb_strerror(rc));
@@ -279,8 +279,7 @@ int herald_store_open(const char *path, const herald_store_options *opts, herald
     k = (MDB_val){6, "schema"};
     rc = mdb_get(txn, s->meta, &k, &v);
     if (rc == 0) {
-        if ((rc = herald_schema_from_json(v.mv_data, v.mv_size, "stored schema", &s->schema,
-                                          err)))
+        if ((rc = herald_schema_from_json(v.mv_data, v.mv_size, "stored schema", &s->schema, err)))
             goto fail;
         registry_ctx r = {.s = s, .txn = txn, .create = false};
         if ((rc = build_tables(&r, s->schema, &s->tables))) {
@@ -450,8 +449,8 @@ int herald_store_reserve_table(herald_store *s, const char *table, uint32_t numb
     if (found) {
         mdb_txn_abort(txn);
         if (have == number) return 0;
-        return herald_fail(err, HERALD_ESCHEMA, "table `%s` already has number %u, not %u",
-                           table, have, number);
+        return herald_fail(err, HERALD_ESCHEMA, "table `%s` already has number %u, not %u", table,
+                           have, number);
     }
     /* The number must not belong to another table. */
     MDB_cursor *cur;
@@ -463,8 +462,8 @@ int herald_store_reserve_table(herald_store *s, const char *table, uint32_t numb
         if (v.mv_size == 4 && hd__get_be32(v.mv_data) == number) {
             mdb_cursor_close(cur);
             mdb_txn_abort(txn);
-            return herald_fail(err, HERALD_ESCHEMA, "table number %u is taken by `%.*s`",
-                               number, (int)k.mv_size - 2, (char *)k.mv_data + 2);
+            return herald_fail(err, HERALD_ESCHEMA, "table number %u is taken by `%.*s`", number,
+                               (int)k.mv_size - 2, (char *)k.mv_data + 2);
         }
     }
     mdb_cursor_close(cur);
@@ -577,8 +576,8 @@ static int change_doc(void *ctx, const herald_value *doc)
             if (c->bad < 3) {
                 const herald_value *id = herald_object_get(doc, "_id");
                 char line[700];
-                snprintf(line, sizeof line, "%s%s (%s)", c->bad ? "; " : "",
-                         id ? id->u.s.ptr : "?", verr.message);
+                snprintf(line, sizeof line, "%s%s (%s)", c->bad ? "; " : "", id ? id->u.s.ptr : "?",
+                         verr.message);
                 hd__buf_str(&c->report, line);
             }
             c->bad++;
@@ -591,7 +590,8 @@ static int change_doc(void *ctx, const herald_value *doc)
         for (size_t i = 0; i < c->tab->nindexes; i++) {
             const hd_index *ix = &c->tab->indexes[i];
             bool is_new = false;
-            for (size_t j = 0; j < c->nnew; j++) is_new |= c->new_ids[j] == ix->id;
+            for (size_t j = 0; j < c->nnew; j++)
+                is_new |= c->new_ids[j] == ix->id;
             if (!is_new || ix->kind == HD_INDEX_BY_ID) continue;
             /* Backfill through the same path as ordinary writes, one index at a time. */
             hd_table one = *c->tab;
@@ -763,8 +763,8 @@ static int check_doc(void *ctx, const herald_value *doc)
         MDB_val k = {n, stored}, v;
         int rc = mdb_get(c->t->txn, c->s->idx, &k, &v);
         if (rc == MDB_NOTFOUND)
-            problem(c, "%s: document %s has no entry in index %s", c->tab->def->name,
-                    idv->u.s.ptr, ix->name);
+            problem(c, "%s: document %s has no entry in index %s", c->tab->def->name, idv->u.s.ptr,
+                    ix->name);
         else if (rc)
             return hd__mdb_fail(c->err, rc, "checking an index");
         c->entries++;
@@ -812,8 +812,7 @@ int herald_store_check(herald_store *s, herald_report_fn report, void *ctx, hera
             continue;
         }
         MDB_val dk = {HERALD_ID_BYTES, (void *)id}, dv;
-        if (hd__get_be32(id) != tab->number ||
-            mdb_get(t->txn, s->docs, &dk, &dv) != 0)
+        if (hd__get_be32(id) != tab->number || mdb_get(t->txn, s->docs, &dk, &dv) != 0)
             problem(&c, "%s: index %s has an entry for missing document %s", tab->def->name,
                     ix->name, idtext);
     }

@@ -15,8 +15,8 @@
 #include "herald/store.h"
 
 /* LMDB's key limit, and the part of it an index entry's values may use. */
-#define HD_MAX_KEY 511
-#define HD_IID_BYTES 4
+#define HD_MAX_KEY    511
+#define HD_IID_BYTES  4
 #define HD_MAX_VALUES (HD_MAX_KEY - HD_IID_BYTES - HERALD_ID_BYTES)
 
 typedef enum hd_index_kind {
@@ -74,9 +74,9 @@ struct herald_group {
     herald_txn *open_mutation;
     herald_write_set *sets;
     size_t nsets, cap;
-    uint64_t version;  /* last version handed out */
-    double last_ct;    /* last _creationTime handed out */
-    bool map_full;     /* a mutation ran out of map: grow after commit */
+    uint64_t version; /* last version handed out */
+    double last_ct;   /* last _creationTime handed out */
+    bool map_full;    /* a mutation ran out of map: grow after commit */
     bool done;
 };
 

@@ -27,7 +27,8 @@ void hd__id_format(const uint8_t id[HERALD_ID_BYTES], char out[HERALD_ID_CHARS +
     /* 160 bits in 32 groups of five, most significant first. */
     for (int i = 0; i < HERALD_ID_CHARS; i++) {
         int bit = i * 5;
-        unsigned v = (unsigned)id[bit / 8] << 8 | (bit / 8 + 1 < HERALD_ID_BYTES ? id[bit / 8 + 1] : 0);
+        unsigned v =
+            (unsigned)id[bit / 8] << 8 | (bit / 8 + 1 < HERALD_ID_BYTES ? id[bit / 8 + 1] : 0);
         out[i] = id_alphabet[(v >> (11 - bit % 8)) & 31];
     }
     out[HERALD_ID_CHARS] = 0;
@@ -416,8 +417,7 @@ int herald_insert(herald_txn *m, const char *table, const herald_value *doc, cha
     return rc;
 }
 
-int herald_insert_raw(herald_txn *m, const char *table, const herald_value *doc,
-                      herald_error *err)
+int herald_insert_raw(herald_txn *m, const char *table, const herald_value *doc, herald_error *err)
 {
     int rc = need_mutation(m, err);
     if (rc) return rc;
@@ -431,8 +431,8 @@ int herald_insert_raw(herald_txn *m, const char *table, const herald_value *doc,
     if (!idv || idv->type != HERALD_STRING || !hd__id_parse(idv->u.s.ptr, idv->u.s.len, id))
         return herald_fail(err, HERALD_EINVAL, "document has no valid `_id`");
     if (hd__get_be32(id) != tab->number)
-        return herald_fail(err, HERALD_EINVAL, "id %s does not belong to table `%s`",
-                           idv->u.s.ptr, table);
+        return herald_fail(err, HERALD_EINVAL, "id %s does not belong to table `%s`", idv->u.s.ptr,
+                           table);
     if (!ct || ct->type != HERALD_FLOAT64 || !isfinite(ct->u.f))
         return herald_fail(err, HERALD_EINVAL, "document %s has no valid `_creationTime`",
                            idv->u.s.ptr);
@@ -500,8 +500,7 @@ const char *herald_id_table(herald_txn *t, const char *id)
     return resolve_id(t->s, id, strlen(id));
 }
 
-int herald_patch(herald_txn *m, const char *id_text, const herald_value *fields,
-                 herald_error *err)
+int herald_patch(herald_txn *m, const char *id_text, const herald_value *fields, herald_error *err)
 {
     int rc = need_mutation(m, err);
     if (rc) return rc;

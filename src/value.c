@@ -213,7 +213,8 @@ void herald_value_free(herald_value *v)
         free(v->u.s.ptr);
         break;
     case HERALD_ARRAY:
-        for (size_t i = 0; i < v->u.arr.len; i++) herald_value_free(&v->u.arr.items[i]);
+        for (size_t i = 0; i < v->u.arr.len; i++)
+            herald_value_free(&v->u.arr.items[i]);
         free(v->u.arr.items);
         break;
     case HERALD_OBJECT:
@@ -370,7 +371,8 @@ static int decode_special(const cJSON *j, herald_value *out, herald_error *err)
         goto done;
     }
     uint64_t u = 0;
-    for (int i = 7; i >= 0; i--) u = u << 8 | b.p[i];
+    for (int i = 7; i >= 0; i--)
+        u = u << 8 | b.p[i];
     if (strcmp(tag, "$integer") == 0) {
         *out = herald_int64((int64_t)u);
     } else {
@@ -537,7 +539,8 @@ static void json_special(hd_buf *b, const char *tag, const void *p, size_t n)
 static void json_le64(hd_buf *b, const char *tag, uint64_t u)
 {
     uint8_t le[8];
-    for (int i = 0; i < 8; i++) le[i] = (uint8_t)(u >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)(u >> (8 * i));
     json_special(b, tag, le, 8);
 }
 

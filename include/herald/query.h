@@ -71,8 +71,8 @@ typedef struct herald_query_limits {
 int herald_query_parse(const char *text, size_t len, const herald_schema *schema,
                        herald_query **out, herald_error *err);
 /* The same from an already parsed value (Convex JSON object form). */
-int herald_query_from_value(const herald_value *q, const herald_schema *schema,
-                            herald_query **out, herald_error *err);
+int herald_query_from_value(const herald_value *q, const herald_schema *schema, herald_query **out,
+                            herald_error *err);
 void herald_query_free(herald_query *q);
 
 /*

@@ -51,8 +51,8 @@ typedef struct herald_vfield {
 
 struct herald_validator {
     herald_vkind kind;
-    char *table;           /* HERALD_V_ID */
-    herald_value literal;  /* HERALD_V_LITERAL */
+    char *table;             /* HERALD_V_ID */
+    herald_value literal;    /* HERALD_V_LITERAL */
     herald_validator *items; /* HERALD_V_ARRAY element; HERALD_V_RECORD values */
     herald_validator *keys;  /* HERALD_V_RECORD keys */
     herald_vfield *fields;   /* HERALD_V_OBJECT, sorted by name */
@@ -103,15 +103,15 @@ typedef struct herald_schema {
  * Parses the canonical JSON form. `source` names the origin in messages.
  * On success *out is a new schema the caller frees with herald_schema_free().
  */
-int herald_schema_from_json(const char *text, size_t len, const char *source,
-                            herald_schema **out, herald_error *err);
+int herald_schema_from_json(const char *text, size_t len, const char *source, herald_schema **out,
+                            herald_error *err);
 
 /*
  * Parses a Convex-style schema.ts. A syntax error names file, line and
  * column; an unsupported construct says which one.
  */
-int herald_schema_from_ts(const char *text, size_t len, const char *filename,
-                          herald_schema **out, herald_error *err);
+int herald_schema_from_ts(const char *text, size_t len, const char *filename, herald_schema **out,
+                          herald_error *err);
 
 /* Reads `path`, choosing the parser by its extension (.json or .ts). */
 int herald_schema_load_file(const char *path, herald_schema **out, herald_error *err);

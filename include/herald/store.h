@@ -170,8 +170,7 @@ int herald_delete(herald_txn *m, const char *id, herald_error *err);
  * Inserts a document that carries its own `_id` and `_creationTime`
  * (import). The id's table must be `table`. Fails if the id exists.
  */
-int herald_insert_raw(herald_txn *m, const char *table, const herald_value *doc,
-                      herald_error *err);
+int herald_insert_raw(herald_txn *m, const char *table, const herald_value *doc, herald_error *err);
 
 /*
  * Reads a document by id into *out (a new tree with `_id` and

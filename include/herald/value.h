@@ -41,10 +41,10 @@ typedef enum herald_type {
 } herald_type;
 
 #define HERALD_MAX_DOCUMENT_BYTES (1024 * 1024)
-#define HERALD_MAX_DEPTH 64
-#define HERALD_MAX_FIELDS 1024
-#define HERALD_MAX_ARRAY 8192
-#define HERALD_MAX_FIELD_NAME 1024
+#define HERALD_MAX_DEPTH          64
+#define HERALD_MAX_FIELDS         1024
+#define HERALD_MAX_ARRAY          8192
+#define HERALD_MAX_FIELD_NAME     1024
 
 typedef struct herald_value herald_value;
 typedef struct herald_field herald_field;

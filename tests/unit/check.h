@@ -7,27 +7,27 @@
 
 static int check_failures;
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);           \
-            if (++check_failures > 20) exit(1);                                                \
-        }                                                                                      \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            if (++check_failures > 20) exit(1);                                                    \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_OK(expr)                                                                         \
-    do {                                                                                       \
-        int rc_ = (expr);                                                                      \
-        if (rc_ != 0) {                                                                        \
-            fprintf(stderr, "%s:%d: %s returned %d\n", __FILE__, __LINE__, #expr, rc_);        \
-            if (++check_failures > 20) exit(1);                                                \
-        }                                                                                      \
+#define CHECK_OK(expr)                                                                             \
+    do {                                                                                           \
+        int rc_ = (expr);                                                                          \
+        if (rc_ != 0) {                                                                            \
+            fprintf(stderr, "%s:%d: %s returned %d\n", __FILE__, __LINE__, #expr, rc_);            \
+            if (++check_failures > 20) exit(1);                                                    \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_DONE()                                                                           \
-    do {                                                                                       \
-        if (check_failures) fprintf(stderr, "%d checks failed\n", check_failures);             \
-        return check_failures ? 1 : 0;                                                         \
+#define CHECK_DONE()                                                                               \
+    do {                                                                                           \
+        if (check_failures) fprintf(stderr, "%d checks failed\n", check_failures);                 \
+        return check_failures ? 1 : 0;                                                             \
     } while (0)
 
 /* xorshift64*: a reproducible generator; the seed is printed by each test. */

@@ -33,7 +33,8 @@ static herald_value run(const char *q_json, herald_read_set *rs, int want_rc)
     herald_txn *t = NULL;
     if (!rc) rc = herald_read_begin(store, &t, &err);
     if (!rc) rc = herald_query_run(q, t, NULL, &r, rs, &err);
-    if (rc != want_rc) fprintf(stderr, "query %s: rc %d (%s), wanted %d\n", q_json, rc, err.message, want_rc);
+    if (rc != want_rc)
+        fprintf(stderr, "query %s: rc %d (%s), wanted %d\n", q_json, rc, err.message, want_rc);
     CHECK(rc == want_rc);
     herald_txn_end(t);
     herald_query_free(q);
@@ -66,8 +67,9 @@ static void load(void)
                 snprintf(doc, sizeof doc, "{\"feed\":\"b\",\"position\":%d,\"status\":\"%s\"}", p,
                          p % 2 ? "ready" : "pending");
             else if (f == 2)
-                snprintf(doc, sizeof doc, "{\"feed\":\"c\",\"position\":%d,\"meta\":{\"score\":%d}}",
-                         p, (p * 7) % 10);
+                snprintf(doc, sizeof doc,
+                         "{\"feed\":\"c\",\"position\":%d,\"meta\":{\"score\":%d}}", p,
+                         (p * 7) % 10);
             else
                 snprintf(doc, sizeof doc, "{\"feed\":\"a\",\"position\":%d}", p);
             herald_value v;
@@ -110,10 +112,12 @@ static void test_ranges(void)
     herald_value_free(&r);
     /* by_id with eq. */
     char q[300];
-    snprintf(q, sizeof q, "{\"table\":\"reels\",\"index\":\"by_id\",\"range\":[{\"eq\":[\"_id\",\"%s\"]}]}",
+    snprintf(q, sizeof q,
+             "{\"table\":\"reels\",\"index\":\"by_id\",\"range\":[{\"eq\":[\"_id\",\"%s\"]}]}",
              ids[5]);
     r = run(q, NULL, 0);
-    CHECK(r.u.arr.len == 1 && strcmp(herald_object_get(&r.u.arr.items[0], "_id")->u.s.ptr, ids[5]) == 0);
+    CHECK(r.u.arr.len == 1 &&
+          strcmp(herald_object_get(&r.u.arr.items[0], "_id")->u.s.ptr, ids[5]) == 0);
     herald_value_free(&r);
     /* by_id over the whole table: this table's documents only, in id order. */
     r = run("{\"table\":\"reels\",\"index\":\"by_id\"}", NULL, 0);
@@ -139,23 +143,26 @@ static void test_filters_and_shapes(void)
     CHECK(r.u.arr.len == 3);
     herald_value_free(&r);
     /* first / unique / get. */
-    r = run("{\"table\":\"reels\",\"index\":\"by_feed_position\",\"range\":[{\"eq\":[\"feed\",\"c\"]}],"
-            "\"order\":\"desc\",\"first\":true}",
-            NULL, 0);
+    r = run(
+        "{\"table\":\"reels\",\"index\":\"by_feed_position\",\"range\":[{\"eq\":[\"feed\",\"c\"]}],"
+        "\"order\":\"desc\",\"first\":true}",
+        NULL, 0);
     CHECK(r.type == HERALD_OBJECT && pos(&r) == 9);
     herald_value_free(&r);
-    r = run("{\"table\":\"reels\",\"index\":\"by_feed_position\",\"range\":[{\"eq\":[\"feed\",\"z\"]}],"
-            "\"first\":true}",
-            NULL, 0);
+    r = run(
+        "{\"table\":\"reels\",\"index\":\"by_feed_position\",\"range\":[{\"eq\":[\"feed\",\"z\"]}],"
+        "\"first\":true}",
+        NULL, 0);
     CHECK(r.type == HERALD_NULL);
     r = run("{\"table\":\"reels\",\"index\":\"by_feed_position\","
             "\"range\":[{\"eq\":[\"feed\",\"c\"]},{\"eq\":[\"position\",4]}],\"unique\":true}",
             NULL, 0);
     CHECK(r.type == HERALD_OBJECT);
     herald_value_free(&r);
-    r = run("{\"table\":\"reels\",\"index\":\"by_feed_position\",\"range\":[{\"eq\":[\"feed\",\"c\"]}],"
-            "\"unique\":true}",
-            NULL, HERALD_EUNIQUE);
+    r = run(
+        "{\"table\":\"reels\",\"index\":\"by_feed_position\",\"range\":[{\"eq\":[\"feed\",\"c\"]}],"
+        "\"unique\":true}",
+        NULL, HERALD_EUNIQUE);
     char q[200];
     snprintf(q, sizeof q, "{\"table\":\"reels\",\"get\":\"%s\"}", ids[0]);
     r = run(q, NULL, 0);
@@ -172,12 +179,14 @@ static void test_paginate(void)
     for (int page = 0; page < 20; page++) {
         char q[400];
         snprintf(q, sizeof q,
-                 "{\"table\":\"reels\",\"index\":\"by_feed_position\",\"range\":[{\"eq\":[\"feed\",\"a\"]}],"
+                 "{\"table\":\"reels\",\"index\":\"by_feed_position\",\"range\":[{\"eq\":[\"feed\","
+                 "\"a\"]}],"
                  "\"paginate\":{\"numItems\":2,\"cursor\":%s%s%s}}",
                  cursor[0] ? "\"" : "", cursor[0] ? cursor : "null", cursor[0] ? "\"" : "");
         herald_value r = run(q, NULL, 0);
         const herald_value *items = herald_object_get(&r, "page");
-        for (size_t i = 0; i < items->u.arr.len; i++) seen[nseen++] = pos(&items->u.arr.items[i]);
+        for (size_t i = 0; i < items->u.arr.len; i++)
+            seen[nseen++] = pos(&items->u.arr.items[i]);
         const herald_value *c = herald_object_get(&r, "continueCursor");
         snprintf(cursor, sizeof cursor, "%s", c->u.s.ptr);
         bool done = herald_object_get(&r, "isDone")->u.b;
@@ -190,10 +199,12 @@ static void test_paginate(void)
             CHECK_OK(herald_group_begin(store, &g, &err));
             CHECK_OK(herald_mutation_begin(g, &m, &err));
             herald_value v;
-            CHECK_OK(herald_value_from_json("{\"feed\":\"a\",\"position\":0.5}", strlen("{\"feed\":\"a\",\"position\":0.5}"), &v, &err));
+            CHECK_OK(herald_value_from_json("{\"feed\":\"a\",\"position\":0.5}",
+                                            strlen("{\"feed\":\"a\",\"position\":0.5}"), &v, &err));
             CHECK_OK(herald_insert(m, "reels", &v, NULL, &err));
             herald_value_free(&v);
-            CHECK_OK(herald_value_from_json("{\"feed\":\"a\",\"position\":7.5}", strlen("{\"feed\":\"a\",\"position\":7.5}"), &v, &err));
+            CHECK_OK(herald_value_from_json("{\"feed\":\"a\",\"position\":7.5}",
+                                            strlen("{\"feed\":\"a\",\"position\":7.5}"), &v, &err));
             CHECK_OK(herald_insert(m, "reels", &v, NULL, &err));
             herald_value_free(&v);
             CHECK_OK(herald_delete(m, ids[1], &err)); /* feed a, position 8 */
@@ -205,19 +216,23 @@ static void test_paginate(void)
     }
     double want[] = {0, 1, 2, 3, 4, 5, 6, 7, 7.5, 9};
     CHECK(nseen == 10);
-    for (size_t i = 0; i < nseen && i < 10; i++) CHECK(seen[i] == want[i]);
+    for (size_t i = 0; i < nseen && i < 10; i++)
+        CHECK(seen[i] == want[i]);
     /* A cursor of another index is refused. */
     char q[400];
-    snprintf(q, sizeof q, "{\"table\":\"reels\",\"paginate\":{\"numItems\":2,\"cursor\":\"%s\"}}", cursor);
+    snprintf(q, sizeof q, "{\"table\":\"reels\",\"paginate\":{\"numItems\":2,\"cursor\":\"%s\"}}",
+             cursor);
     run(q, NULL, HERALD_EINVAL);
-    run("{\"table\":\"reels\",\"paginate\":{\"numItems\":2,\"cursor\":\"!!\"}}", NULL, HERALD_EINVAL);
+    run("{\"table\":\"reels\",\"paginate\":{\"numItems\":2,\"cursor\":\"!!\"}}", NULL,
+        HERALD_EINVAL);
 }
 
 static void test_errors_and_limits(void)
 {
     run("{\"table\":\"nope\"}", NULL, HERALD_ENOTFOUND);
     run("{\"table\":\"reels\",\"index\":\"nope\",\"range\":[]}", NULL, HERALD_ENOTFOUND);
-    run("{\"table\":\"reels\",\"index\":\"by_feed_position\",\"range\":[{\"eq\":[\"position\",1]}]}",
+    run("{\"table\":\"reels\",\"index\":\"by_feed_position\",\"range\":[{\"eq\":[\"position\",1]}]"
+        "}",
         NULL, HERALD_EINVAL);
     run("{\"table\":\"reels\",\"index\":\"by_feed_position\","
         "\"range\":[{\"gt\":[\"feed\",\"a\"]},{\"eq\":[\"position\",1]}]}",
@@ -230,9 +245,11 @@ static void test_errors_and_limits(void)
     run("{\"table\":\"reels\"", NULL, HERALD_EINVAL);
     /* Deeply nested filters are refused, not recursed into without end. */
     char deep[4000] = "{\"table\":\"reels\",\"filter\":";
-    for (int i = 0; i < 40; i++) strcat(deep, "{\"not\":");
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "{\"not\":");
     strcat(deep, "{\"eq\":[1,1]}");
-    for (int i = 0; i < 40; i++) strcat(deep, "}");
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "}");
     strcat(deep, "}");
     run(deep, NULL, HERALD_ELIMIT);
     /* The read limit. */
@@ -300,7 +317,8 @@ static void test_read_sets(void)
     CHECK_OK(herald_group_begin(store, &g, &err));
     CHECK_OK(herald_mutation_begin(g, &m, &err));
     herald_value v;
-    CHECK_OK(herald_value_from_json("{\"feed\":\"c\",\"position\":-1}", strlen("{\"feed\":\"c\",\"position\":-1}"), &v, &err));
+    CHECK_OK(herald_value_from_json("{\"feed\":\"c\",\"position\":-1}",
+                                    strlen("{\"feed\":\"c\",\"position\":-1}"), &v, &err));
     CHECK_OK(herald_insert(m, "reels", &v, NULL, &err));
     herald_value_free(&v);
     CHECK_OK(herald_mutation_commit(m, NULL, &err));

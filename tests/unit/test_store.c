@@ -123,8 +123,8 @@ static void test_documents(herald_store *s)
           HERALD_EVALIDATION);
     CHECK(insert1(s, "nope", "{}", NULL, &err) == HERALD_ENOTFOUND);
     /* System fields cannot be written. */
-    CHECK(insert1(s, "feeds", "{\"userId\":\"u\",\"status\":\"ready\",\"_id\":\"x\"}", NULL, &err) ==
-          HERALD_EINVAL);
+    CHECK(insert1(s, "feeds", "{\"userId\":\"u\",\"status\":\"ready\",\"_id\":\"x\"}", NULL,
+                  &err) == HERALD_EINVAL);
     /* v.id("feeds") refuses an id of another table, and garbage. */
     snprintf(doc, sizeof doc, "{\"feedId\":\"%s\",\"position\":1,\"title\":\"a\"}", reel);
     CHECK(insert1(s, "reels", doc, NULL, &err) == HERALD_EVALIDATION);
@@ -279,7 +279,8 @@ static void test_long_keys(herald_store *s)
     const char tails[] = {'m', 'c', 'x', 'a', 'q', 'b'};
     for (int i = 0; i < 6; i++) {
         char doc[1000];
-        int at = snprintf(doc, sizeof doc, "{\"feedId\":\"%s\",\"position\":%d,\"title\":\"", feed, i);
+        int at =
+            snprintf(doc, sizeof doc, "{\"feedId\":\"%s\",\"position\":%d,\"title\":\"", feed, i);
         memset(doc + at, 'p', 600);
         snprintf(doc + at + 600, sizeof doc - (size_t)at - 600, "%c\"}", tails[i]);
         CHECK_OK(insert1(s, "reels", doc, NULL, &err));
@@ -311,8 +312,9 @@ static void test_long_keys(herald_store *s)
         herald_query_free(q);
     }
     /* An exact long bound in the middle of the run. */
-    int at = snprintf(qtext, sizeof qtext,
-                      "{\"table\":\"reels\",\"index\":\"by_title\",\"range\":[{\"gt\":[\"title\",\"");
+    int at =
+        snprintf(qtext, sizeof qtext,
+                 "{\"table\":\"reels\",\"index\":\"by_title\",\"range\":[{\"gt\":[\"title\",\"");
     memset(qtext + at, 'p', 600);
     snprintf(qtext + at + 600, sizeof qtext - (size_t)at - 600, "c\"]}]}");
     CHECK_OK(herald_query_parse(qtext, strlen(qtext), herald_store_schema(s), &q, &err));
@@ -334,7 +336,8 @@ static void test_schema_changes(herald_store **sp)
         "{\"tables\":{"
         "\"feeds\":{\"document\":{\"type\":\"object\",\"fields\":{"
         "  \"userId\":{\"type\":\"string\"},"
-        "  \"status\":{\"type\":\"union\",\"members\":[{\"type\":\"literal\",\"value\":\"pending\"},"
+        "  "
+        "\"status\":{\"type\":\"union\",\"members\":[{\"type\":\"literal\",\"value\":\"pending\"},"
         "            {\"type\":\"literal\",\"value\":\"ready\"}]}}},"
         "  \"indexes\":[{\"name\":\"by_user\",\"fields\":[\"userId\"]},"
         "             {\"name\":\"by_status\",\"fields\":[\"status\",\"userId\"]}]},"
@@ -367,16 +370,15 @@ static void test_schema_changes(herald_store **sp)
     herald_txn_end(t);
     herald_query_free(q);
     /* A required field existing documents lack: refused, naming table and documents. */
-    const char *bad =
-        "{\"tables\":{"
-        "\"feeds\":{\"document\":{\"type\":\"object\",\"fields\":{"
-        "  \"userId\":{\"type\":\"string\"},\"status\":{\"type\":\"string\"}}}},"
-        "\"reels\":{\"document\":{\"type\":\"object\",\"fields\":{"
-        "  \"feedId\":{\"type\":\"id\",\"table\":\"feeds\"},"
-        "  \"position\":{\"type\":\"number\"},"
-        "  \"title\":{\"type\":\"string\"},"
-        "  \"rating\":{\"type\":\"number\"},"
-        "  \"meta\":{\"type\":\"any\",\"optional\":true}}}}}}";
+    const char *bad = "{\"tables\":{"
+                      "\"feeds\":{\"document\":{\"type\":\"object\",\"fields\":{"
+                      "  \"userId\":{\"type\":\"string\"},\"status\":{\"type\":\"string\"}}}},"
+                      "\"reels\":{\"document\":{\"type\":\"object\",\"fields\":{"
+                      "  \"feedId\":{\"type\":\"id\",\"table\":\"feeds\"},"
+                      "  \"position\":{\"type\":\"number\"},"
+                      "  \"title\":{\"type\":\"string\"},"
+                      "  \"rating\":{\"type\":\"number\"},"
+                      "  \"meta\":{\"type\":\"any\",\"optional\":true}}}}}}";
     CHECK(herald_store_set_schema(s, schema_of(bad), &err) == HERALD_ESCHEMA);
     CHECK(strstr(err.message, "reels") && strstr(err.message, "rating"));
     /* Nothing changed: by_status still answers. */
@@ -404,7 +406,8 @@ static void test_creation_time(herald_store *s)
     CHECK_OK(herald_mutation_begin(g, &m, &err));
     herald_value a = json("{\"userId\":\"ct\",\"status\":\"ready\"}");
     char ids[50][HERALD_ID_CHARS + 1];
-    for (int i = 0; i < 50; i++) CHECK_OK(herald_insert(m, "feeds", &a, ids[i], &err));
+    for (int i = 0; i < 50; i++)
+        CHECK_OK(herald_insert(m, "feeds", &a, ids[i], &err));
     herald_value_free(&a);
     CHECK_OK(herald_mutation_commit(m, NULL, &err));
     CHECK_OK(herald_group_commit(g, &err));
@@ -427,8 +430,8 @@ static void test_map_full(void)
 {
     char tmpl[] = "/tmp/herald-test-map-XXXXXX";
     const char *d = mkdtemp(tmpl);
-    herald_store_options o = {.initial_map_size = 256 * 1024, .max_map_size = 2 * 1024 * 1024,
-                              .no_sync = true};
+    herald_store_options o = {
+        .initial_map_size = 256 * 1024, .max_map_size = 2 * 1024 * 1024, .no_sync = true};
     herald_store *s;
     herald_error err = {0};
     CHECK_OK(herald_store_open(d, &o, &s, &err));
@@ -447,14 +450,18 @@ static void test_map_full(void)
         herald_value v = json(doc);
         int rc = herald_insert(m, "feeds", &v, NULL, &err);
         herald_value_free(&v);
-        if (rc == 0) rc = herald_mutation_commit(m, NULL, &err);
-        else herald_mutation_abort(m);
+        if (rc == 0)
+            rc = herald_mutation_commit(m, NULL, &err);
+        else
+            herald_mutation_abort(m);
         int crc = herald_group_commit(g, &err);
         herald_group_free(g);
         CHECK(rc == 0 || rc == HERALD_EMAPFULL);
         CHECK(crc == 0 || crc == HERALD_EMAPFULL);
-        if (rc == 0 && crc == 0) ok++;
-        else full++;
+        if (rc == 0 && crc == 0)
+            ok++;
+        else
+            full++;
         size_t map;
         herald_store_map_info(s, &map, NULL, NULL);
         if (map > grown) grown = map;

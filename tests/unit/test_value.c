@@ -11,9 +11,9 @@
 #include "herald/value.h"
 #include "keycodec.h"
 
-static const double special_floats[] = {0.0, -0.0, 1.0, -1.0, 1e-308, -1e-308, 5e-324,
-                                        1.7976931348623157e308, -INFINITY, INFINITY,
-                                        0.5, 3.0, -2.5};
+static const double special_floats[] = {
+    0.0,       -0.0,     1.0, -1.0, 1e-308, -1e-308, 5e-324, 1.7976931348623157e308,
+    -INFINITY, INFINITY, 0.5, 3.0,  -2.5};
 
 static void random_blob(char *buf, size_t *len, bool allow_nul)
 {
@@ -36,8 +36,8 @@ static herald_value random_value(int depth, bool json_safe)
     case HERALD_NULL:
         return herald_null();
     case HERALD_INT64: {
-        static const int64_t edges[] = {INT64_MIN, INT64_MIN + 1, -1, 0, 1, INT64_MAX - 1,
-                                        INT64_MAX};
+        static const int64_t edges[] = {INT64_MIN, INT64_MIN + 1, -1,       0,
+                                        1,         INT64_MAX - 1, INT64_MAX};
         if (check_below(3) == 0) return herald_int64(edges[check_below(7)]);
         return herald_int64((int64_t)check_rand() >> check_below(64));
     }
@@ -67,7 +67,8 @@ static herald_value random_value(int depth, bool json_safe)
     case HERALD_ARRAY: {
         herald_array_init(&v);
         unsigned n = check_below(4);
-        for (unsigned i = 0; i < n; i++) herald_array_push(&v, random_value(depth + 1, json_safe));
+        for (unsigned i = 0; i < n; i++)
+            herald_array_push(&v, random_value(depth + 1, json_safe));
         return v;
     }
     default: {
@@ -114,8 +115,7 @@ static void test_order_randomised(void)
         if (want == 0) equal++;
         if (want != got) {
             char *ja = herald_value_to_json(&a), *jb = herald_value_to_json(&b);
-            fprintf(stderr, "order mismatch: %s vs %s: compare %d, memcmp %d\n", ja, jb, want,
-                    got);
+            fprintf(stderr, "order mismatch: %s vs %s: compare %d, memcmp %d\n", ja, jb, want, got);
             free(ja);
             free(jb);
         }
@@ -180,7 +180,8 @@ static void test_edge_order(void)
         hd__buf_free(&a);
         hd__buf_free(&b);
     }
-    for (size_t i = 0; i < n; i++) herald_value_free(&chain[i]);
+    for (size_t i = 0; i < n; i++)
+        herald_value_free(&chain[i]);
 }
 
 static void test_json_roundtrip(void)
