@@ -84,7 +84,7 @@ typedef struct herald_vector_index_def {
 
 typedef struct herald_table_def {
     char *name;
-    herald_validator *document; /* always HERALD_V_OBJECT or HERALD_V_ANY-typed union */
+    herald_validator *document; /* an object, a union of objects, or any */
     herald_index_def *indexes;  /* user indexes only, in declaration order */
     size_t nindexes;
     herald_search_index_def *search_indexes;
