@@ -535,42 +535,25 @@ typedef struct change_ctx {
     herald_error *err;
 } change_ctx;
 
-static const char *resolve_id_with(const herald_store *s, const hd_table *tables, size_t n,
-                                   const char *id, size_t len)
+/* Validates a stored document (system fields set aside) into `verr`. */
+static int validate_stored(herald_store *s, const herald_validator *v, const herald_value *doc,
+                           herald_error *verr)
 {
-    uint8_t bin[HERALD_ID_BYTES];
-    if (!hd__id_parse(id, len, bin)) return NULL;
-    uint32_t num = hd__get_be32(bin);
-    (void)s;
-    for (size_t i = 0; i < n; i++)
-        if (tables[i].number == num) return tables[i].def->name;
-    return NULL;
-}
-
-typedef struct resolver {
-    const herald_store *s;
-    const hd_table *tables;
-    size_t n;
-} resolver;
-
-static const char *resolve_id(void *ctx, const char *id, size_t len)
-{
-    resolver *r = ctx;
-    return resolve_id_with(r->s, r->tables, r->n, id, len);
+    herald_value copy;
+    if (herald_value_copy(&copy, doc)) return HERALD_ENOMEM;
+    herald_object_remove(&copy, "_id");
+    herald_object_remove(&copy, "_creationTime");
+    int rc = hd__validate(v, &copy, NULL, hd__resolve_id, s, verr);
+    herald_value_free(&copy);
+    return rc;
 }
 
 static int change_doc(void *ctx, const herald_value *doc)
 {
     change_ctx *c = ctx;
     if (c->validator) {
-        herald_value copy;
-        if (herald_value_copy(&copy, doc)) return HERALD_ENOMEM;
-        herald_object_remove(&copy, "_id");
-        herald_object_remove(&copy, "_creationTime");
         herald_error verr = {0};
-        resolver r = {c->s, c->s->tables, c->s->ntables};
-        int rc = hd__validate(c->validator, &copy, NULL, resolve_id, &r, &verr);
-        herald_value_free(&copy);
+        int rc = validate_stored(c->s, c->validator, doc, &verr);
         if (rc == HERALD_ENOMEM) return rc;
         if (rc) {
             if (c->bad < 3) {
@@ -734,16 +717,12 @@ static int check_doc(void *ctx, const herald_value *doc)
     if (!ct || ct->type != HERALD_FLOAT64)
         problem(c, "%s: document %s has no _creationTime", c->tab->def->name, idv->u.s.ptr);
     if (c->s->schema->schema_validation) {
-        herald_value copy;
-        if (herald_value_copy(&copy, doc)) return HERALD_ENOMEM;
-        herald_object_remove(&copy, "_id");
-        herald_object_remove(&copy, "_creationTime");
         herald_error verr = {0};
-        resolver r = {c->s, c->s->tables, c->s->ntables};
-        if (hd__validate(c->tab->def->document, &copy, NULL, resolve_id, &r, &verr))
+        int rc = validate_stored(c->s, c->tab->def->document, doc, &verr);
+        if (rc == HERALD_ENOMEM) return rc;
+        if (rc)
             problem(c, "%s: document %s does not match the schema: %s", c->tab->def->name,
                     idv->u.s.ptr, verr.message);
-        herald_value_free(&copy);
     }
     for (size_t i = 1; i < c->tab->nindexes; i++) {
         const hd_index *ix = &c->tab->indexes[i];

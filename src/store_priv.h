@@ -91,6 +91,8 @@ int hd__mdb_fail(herald_error *err, int rc, const char *what);
 /* Id text form <-> binary. Returns false on a malformed id. */
 bool hd__id_parse(const char *text, size_t len, uint8_t id[HERALD_ID_BYTES]);
 void hd__id_format(const uint8_t id[HERALD_ID_BYTES], char out[HERALD_ID_CHARS + 1]);
+/* Table name of a text id, or NULL (an hd_id_table_fn; `store` is the herald_store). */
+const char *hd__resolve_id(void *store, const char *id, size_t len);
 /* Decodes a stored document and adds `_id`. */
 int hd__doc_decode(const uint8_t id[HERALD_ID_BYTES], const MDB_val *data, herald_value *out,
                    herald_error *err);

@@ -293,9 +293,9 @@ deep:
                        HERALD_MAX_DEPTH);
 }
 
-static const char *resolve_id(void *ctx, const char *id, size_t len)
+const char *hd__resolve_id(void *store, const char *id, size_t len)
 {
-    herald_store *s = ctx;
+    herald_store *s = store;
     uint8_t bin[HERALD_ID_BYTES];
     if (!hd__id_parse(id, len, bin)) return NULL;
     const hd_table *t = hd__table_by_number(s, hd__get_be32(bin));
@@ -321,7 +321,7 @@ static int check_user_doc(herald_txn *m, const hd_table *tab, const herald_value
     int rc = check_limits(doc, 0, err);
     if (rc) return rc;
     if (!m->s->schema->schema_validation) return 0;
-    rc = hd__validate(tab->def->document, doc, NULL, resolve_id, m->s, err);
+    rc = hd__validate(tab->def->document, doc, NULL, hd__resolve_id, m->s, err);
     if (rc && err) {
         char msg[sizeof err->message + 80];
         snprintf(msg, sizeof msg, "%.64s: %s", tab->def->name, err->message);
@@ -497,7 +497,26 @@ int herald_get(herald_txn *t, const char *table, const char *id_text, herald_val
 
 const char *herald_id_table(herald_txn *t, const char *id)
 {
-    return resolve_id(t->s, id, strlen(id));
+    return hd__resolve_id(t->s, id, strlen(id));
+}
+
+/*
+ * Validates `next` (user fields only), gives it the creation time of `old`
+ * and stores it in place of `old`. Frees both, whatever happens.
+ */
+static int rewrite(herald_txn *m, const hd_table *tab, const uint8_t id[HERALD_ID_BYTES],
+                   herald_value *old, herald_value *next, herald_error *err)
+{
+    const herald_value *ct = herald_object_get(old, "_creationTime");
+    int rc = check_user_doc(m, tab, next, err);
+    if (!rc && (!ct || ct->type != HERALD_FLOAT64))
+        rc = herald_fail(err, HERALD_ECORRUPT, "stored document has no _creationTime");
+    if (!rc && herald_object_set(next, "_creationTime", 13, *ct))
+        rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+    if (!rc) rc = write_doc(m, tab, id, old, next, err);
+    herald_value_free(old);
+    herald_value_free(next);
+    return rc;
 }
 
 int herald_patch(herald_txn *m, const char *id_text, const herald_value *fields, herald_error *err)
@@ -527,12 +546,7 @@ int herald_patch(herald_txn *m, const char *id_text, const herald_value *fields,
             (rc = herald_object_set(&next, f->key, f->key_len, c)))
             goto nomem;
     }
-    if ((rc = check_user_doc(m, tab, &next, err))) goto done;
-    if ((rc = herald_object_set(&next, "_creationTime", 13,
-                                *herald_object_get(&old, "_creationTime"))))
-        goto nomem;
-    rc = write_doc(m, tab, id, &old, &next, err);
-    goto done;
+    return rewrite(m, tab, id, &old, &next, err);
 nomem:
     rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
 done:
@@ -560,12 +574,11 @@ int herald_replace(herald_txn *m, const char *id_text, const herald_value *doc, 
         herald_object_remove(&next, "_id");
         herald_object_remove(&next, "_creationTime");
     }
-    if ((rc = check_user_doc(m, tab, doc->type == HERALD_OBJECT ? &next : doc, err))) goto done;
-    if ((rc = herald_object_set(&next, "_creationTime", 13,
-                                *herald_object_get(&old, "_creationTime"))))
-        goto nomem;
-    rc = write_doc(m, tab, id, &old, &next, err);
-    goto done;
+    if (doc->type != HERALD_OBJECT) {
+        rc = herald_fail(err, HERALD_EINVAL, "a document must be an object");
+        goto done;
+    }
+    return rewrite(m, tab, id, &old, &next, err);
 nomem:
     rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
 done:
