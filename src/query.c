@@ -383,7 +383,9 @@ int herald_query_from_value(const herald_value *v, const herald_schema *schema, 
             if (x->type != HERALD_OBJECT || !n)
                 rc = herald_fail(err, HERALD_EINVAL,
                                  "`paginate` needs {\"numItems\": n, \"cursor\": null}");
-            else if (!(rc = take_count(n, "numItems", &q->n, err)) && c && c->type != HERALD_NULL) {
+            else if (!(rc = take_count(n, "numItems", &q->n, err)) && q->n == 0)
+                rc = herald_fail(err, HERALD_EINVAL, "`numItems` must be at least 1");
+            else if (!rc && c && c->type != HERALD_NULL) {
                 if (c->type != HERALD_STRING)
                     rc = herald_fail(err, HERALD_EINVAL, "`cursor` must be a string or null");
                 else if (c->u.s.len && !(q->cursor = strdup(c->u.s.ptr)))
@@ -508,8 +510,8 @@ static bool eval(const expr *e, const herald_value *doc)
 }
 
 /* Encodes one range value: ids of by_id as their binary form, others with the codec. */
-static int encode_range_value(hd_buf *b, const hd_index *ix, const herald_value *v,
-                              herald_error *err)
+static int encode_range_value(hd_buf *b, const hd_table *tab, const hd_index *ix,
+                              const herald_value *v, herald_error *err)
 {
     if (ix->kind != HD_INDEX_BY_ID) {
         hd__key_encode(b, v);
@@ -518,11 +520,15 @@ static int encode_range_value(hd_buf *b, const hd_index *ix, const herald_value 
     uint8_t id[HERALD_ID_BYTES];
     if (!hd__id_parse(v->u.s.ptr, v->u.s.len, id))
         return herald_fail(err, HERALD_EINVAL, "`%.64s` is not a document id", v->u.s.ptr);
+    /* An id of another table must not open a window onto that table. */
+    if (hd__get_be32(id) != tab->number)
+        return herald_fail(err, HERALD_EINVAL, "id %s is not an id of table `%s`", v->u.s.ptr,
+                           tab->def->name);
     hd__buf_append(b, id, HERALD_ID_BYTES);
     return 0;
 }
 
-static int compute_bounds(const herald_query *q, const hd_index *ix, hd_buf *lo, hd_buf *hi,
+static int compute_bounds(const herald_query *q, const hd_table *tab, const hd_index *ix, hd_buf *lo, hd_buf *hi,
                           bool *has_hi, herald_error *err)
 {
     hd_buf prefix = HD_BUF_INIT;
@@ -531,16 +537,16 @@ static int compute_bounds(const herald_query *q, const hd_index *ix, hd_buf *lo,
     hd__buf_append(&prefix, iid, 4);
     int rc = 0;
     for (size_t i = 0; i < q->neq && !rc; i++)
-        rc = encode_range_value(&prefix, ix, &q->eq[i], err);
+        rc = encode_range_value(&prefix, tab, ix, &q->eq[i], err);
     if (rc) goto done;
     hd__buf_append(lo, prefix.p, prefix.len);
     if (q->has_lower) {
-        if ((rc = encode_range_value(lo, ix, &q->lower, err))) goto done;
+        if ((rc = encode_range_value(lo, tab, ix, &q->lower, err))) goto done;
         if (!q->lower_incl) hd__key_successor(lo);
     }
     hd__buf_append(hi, prefix.p, prefix.len);
     if (q->has_upper) {
-        if ((rc = encode_range_value(hi, ix, &q->upper, err))) goto done;
+        if ((rc = encode_range_value(hi, tab, ix, &q->upper, err))) goto done;
         if (q->upper_incl) hd__key_successor(hi);
     } else {
         hd__key_successor(hi);
@@ -580,7 +586,8 @@ static int run_get(const herald_query *q, herald_txn *t, herald_value *result, h
                    herald_error *err)
 {
     int rc = herald_get(t, q->table, q->get_id, result, rs, err);
-    if (rc == HERALD_ENOTFOUND) {
+    if (rc == HERALD_ENOTFOUND || (rc == 0 && q->filter && !eval(q->filter, result))) {
+        herald_value_free(result);
         *result = herald_null();
         return 0;
     }
@@ -605,7 +612,7 @@ int herald_query_run(const herald_query *q, herald_txn *t, const herald_query_li
     hd_scan *sc = NULL;
     herald_value items;
     herald_array_init(&items);
-    int rc = compute_bounds(q, ix, &lo, &hi, &has_hi, err);
+    int rc = compute_bounds(q, tab, ix, &lo, &hi, &has_hi, err);
     if (rc) goto done;
     if (q->mode == MODE_PAGINATE && q->cursor) {
         if ((rc = cursor_decode(q->cursor, ix->id, &cur, err))) goto done;

@@ -238,6 +238,7 @@ static void test_errors_and_limits(void)
         "\"range\":[{\"gt\":[\"feed\",\"a\"]},{\"eq\":[\"position\",1]}]}",
         NULL, HERALD_EINVAL);
     run("{\"table\":\"reels\",\"take\":-1}", NULL, HERALD_EINVAL);
+    run("{\"table\":\"reels\",\"paginate\":{\"numItems\":0}}", NULL, HERALD_EINVAL);
     run("{\"table\":\"reels\",\"take\":1,\"first\":true}", NULL, HERALD_EINVAL);
     run("{\"table\":\"reels\",\"filter\":{\"like\":[1,2]}}", NULL, HERALD_EINVAL);
     run("{\"table\":\"reels\",\"bogus\":1}", NULL, HERALD_EINVAL);
