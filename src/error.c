@@ -25,6 +25,7 @@ static const struct {
     {HERALD_ECORRUPT, "Corrupt", "stored data is inconsistent"},
     {HERALD_EBUSY, "Busy", "operation not allowed now"},
     {HERALD_ESTORE, "StorageError", "storage engine error"},
+    {HERALD_EACCESS, "Unauthorized", "not allowed"},
 };
 
 static int find(int code)

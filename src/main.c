@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "dump.h"
+#include "server.h"
 #include "herald/query.h"
 #include "herald/store.h"
 
@@ -34,6 +35,9 @@ static const char usage[] =
     "  import --table T FILE import a JSON-lines file into table T\n"
     "  export DIR            write every table as JSON lines into DIR\n"
     "  check                 verify that indexes match documents\n"
+    "  serve [--port N] [--dev] [--static DIR]\n"
+    "                        run the live server (default port 3210; static files from\n"
+    "                        DIR, else the app's public/ folder)\n"
     "  version               print the version\n";
 
 static int fail(const herald_error *err, int rc)
@@ -224,6 +228,40 @@ static int cmd_check(const options *o, herald_error *err)
     return rc ? fail(err, rc) : 0;
 }
 
+static int cmd_serve(const options *o, int argc, char **argv, herald_error *err)
+{
+    hd_server_config cfg = {
+        .data_dir = o->data, .app_dir = o->app, .port = 3210, .no_sync = o->no_sync};
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--port") && i + 1 < argc) {
+            char *end;
+            long port = strtol(argv[++i], &end, 10);
+            if (*end || port < 0 || port > 65535) return usage_error("serve: bad --port");
+            cfg.port = (int)port;
+        } else if (!strcmp(argv[i], "--dev")) {
+            cfg.dev = true;
+        } else if (!strcmp(argv[i], "--static") && i + 1 < argc) {
+            cfg.static_dir = argv[++i];
+        } else {
+            return usage_error("serve: unknown option");
+        }
+    }
+    char public_dir[4096];
+    struct stat st;
+    if (!cfg.static_dir && o->app) {
+        snprintf(public_dir, sizeof public_dir, "%s/public", o->app);
+        if (stat(public_dir, &st) == 0 && S_ISDIR(st.st_mode)) cfg.static_dir = public_dir;
+    }
+    if (o->app) {
+        /* Apply the app's schema before serving it. */
+        herald_store *s;
+        int rc = open_store(o, &s, err);
+        if (rc) return fail(err, rc);
+        herald_store_close(s);
+    }
+    return hd__server_run(&cfg);
+}
+
 int main(int argc, char **argv)
 {
     options o = {.data = DEFAULT_DATA};
@@ -252,6 +290,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "import")) return cmd_import(&o, rest, args, &err);
     if (!strcmp(cmd, "export") && rest == 1) return cmd_export(&o, args[0], &err);
     if (!strcmp(cmd, "check") && rest == 0) return cmd_check(&o, &err);
+    if (!strcmp(cmd, "serve")) return cmd_serve(&o, rest, args, &err);
     if (!strcmp(cmd, "version")) {
         puts("herald 0.1.0");
         return 0;

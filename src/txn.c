@@ -599,3 +599,53 @@ int herald_delete(herald_txn *m, const char *id_text, herald_error *err)
     herald_value_free(&old);
     return rc;
 }
+
+/* ---- idempotency records ---- */
+
+static int idem_key(const char *key, char out[HERALD_MAX_IDEM_KEY + 3], herald_error *err)
+{
+    size_t n = key ? strlen(key) : 0;
+    if (n == 0 || n > HERALD_MAX_IDEM_KEY)
+        return herald_fail(err, HERALD_EINVAL, "an idempotency key has 1 to %d bytes",
+                           HERALD_MAX_IDEM_KEY);
+    memcpy(out, "k:", 2);
+    memcpy(out + 2, key, n + 1);
+    return 0;
+}
+
+int herald_idem_get(herald_txn *t, const char *key, herald_value *result, uint64_t *version,
+                    herald_error *err)
+{
+    char k[HERALD_MAX_IDEM_KEY + 3];
+    *result = herald_undefined();
+    int rc = idem_key(key, k, err);
+    if (rc) return rc;
+    MDB_val mk = {strlen(k), k}, v;
+    rc = mdb_get(t->txn, t->s->meta, &mk, &v);
+    if (rc == MDB_NOTFOUND) return HERALD_ENOTFOUND;
+    if (rc) return hd__mdb_fail(err, rc, "reading an idempotency record");
+    if (v.mv_size < 8) return herald_fail(err, HERALD_ECORRUPT, "damaged idempotency record");
+    memcpy(version, v.mv_data, 8);
+    size_t used;
+    rc = hd__key_decode((uint8_t *)v.mv_data + 8, v.mv_size - 8, &used, result);
+    if (rc) return herald_fail(err, HERALD_ECORRUPT, "damaged idempotency record");
+    return 0;
+}
+
+int herald_idem_put(herald_txn *m, const char *key, const herald_value *result, herald_error *err)
+{
+    char k[HERALD_MAX_IDEM_KEY + 3];
+    int rc = need_mutation(m, err);
+    if (rc || (rc = idem_key(key, k, err))) return rc;
+    /* The version this mutation gets if it commits: the next one of its group. */
+    uint64_t version = m->group->version + 1;
+    hd_buf b = HD_BUF_INIT;
+    hd__buf_append(&b, &version, 8);
+    hd__key_encode(&b, result);
+    if (b.failed) return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    MDB_val mk = {strlen(k), k}, v = {b.len, b.p};
+    rc = mdb_put(m->txn, m->s->meta, &mk, &v, 0);
+    hd__buf_free(&b);
+    if (rc == MDB_MAP_FULL) m->group->map_full = true;
+    return rc ? hd__mdb_fail(err, rc, "writing an idempotency record") : 0;
+}

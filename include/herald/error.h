@@ -31,6 +31,7 @@ enum herald_code {
     HERALD_ECORRUPT = -10,   /* stored data is not what Herald wrote */
     HERALD_EBUSY = -11,      /* the operation is not allowed in the current state */
     HERALD_ESTORE = -12,     /* any other storage engine failure */
+    HERALD_EACCESS = -13,    /* the caller lacks the rights for this */
 };
 
 /* A message buffer filled by failing calls. `code` repeats the return value. */

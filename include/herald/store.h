@@ -203,6 +203,20 @@ typedef int (*herald_doc_fn)(void *ctx, const herald_value *doc);
 int herald_table_scan(herald_txn *t, const char *table, herald_doc_fn fn, void *ctx,
                       herald_error *err);
 
+/*
+ * Idempotency records: a mutation that carries an idempotency key (at most
+ * HERALD_MAX_IDEM_KEY bytes) records its result under it, in the same
+ * transaction as its writes, so that a retry of an already committed
+ * mutation can return the first result instead of applying it twice.
+ * herald_idem_get() returns HERALD_ENOTFOUND when there is no record;
+ * *result is then HERALD_UNDEFINED. Records are kept until the data folder
+ * is deleted.
+ */
+#define HERALD_MAX_IDEM_KEY 200
+int herald_idem_get(herald_txn *t, const char *key, herald_value *result, uint64_t *version,
+                    herald_error *err);
+int herald_idem_put(herald_txn *m, const char *key, const herald_value *result, herald_error *err);
+
 /* Table numbers, for export/import that keeps ids. */
 int herald_table_number(herald_txn *t, const char *table, uint32_t *number);
 int herald_store_reserve_table(herald_store *s, const char *table, uint32_t number,

@@ -1,0 +1,156 @@
+/*
+ * The live server: shared state of the event loop (server.c), the
+ * subscription registry (sub.c) and the protocol handlers (proto.c).
+ *
+ * Everything here lives on the event-loop thread except the writer, which
+ * talks to the loop only through its queues (writer.h). A connection is
+ * never freed inside its own callback; it is marked closing and the loop
+ * drops it when lws reports it closed.
+ */
+#ifndef HD_SERVER_H
+#define HD_SERVER_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "herald/query.h"
+#include "herald/store.h"
+#include "rsindex.h"
+#include "writer.h"
+
+typedef struct hd_server hd_server;
+typedef struct hd_conn hd_conn;
+typedef struct hd_qinst hd_qinst;
+
+typedef struct hd_server_config {
+    const char *app_dir;    /* app folder (schema.ts / schema.json, public/) */
+    const char *data_dir;   /* data folder */
+    const char *static_dir; /* served at / (the app's public/ or web-demo/) */
+    int port;
+    bool dev;                  /* anyone may run raw queries and mutations */
+    bool no_sync;              /* tests only */
+    size_t max_message;        /* bytes per inbound message; default 1 MiB + 64 KiB */
+    size_t max_outbound;       /* queued bytes per connection before updates are merged */
+    double max_behind_seconds; /* merged for longer than this: disconnected */
+    size_t max_subs_per_conn;
+} hd_server_config;
+
+/* One outbound frame. */
+typedef struct hd_frame {
+    struct hd_frame *next;
+    size_t len;
+    unsigned char data[]; /* LWS_PRE bytes of headroom, then the payload */
+} hd_frame;
+
+/* A subscription of one connection to a query instance. */
+typedef struct hd_csub {
+    char *id; /* the client's subscription id */
+    hd_qinst *qi;
+    uint64_t sent_version; /* version of the result the client has */
+    bool stale;            /* updates were merged: send the whole result when possible */
+} hd_csub;
+
+struct hd_conn {
+    hd_server *srv;
+    struct lws *wsi;
+    uint64_t serial;
+    bool websocket;
+    bool admin;
+    bool closing;
+    char close_reason[100];
+    hd_frame *out, *out_tail;
+    size_t out_bytes;
+    hd_buf in; /* a message being reassembled, or an HTTP body */
+    hd_csub *subs;
+    size_t nsubs, capsubs;
+    double behind_since; /* when updates started being merged; 0 if not */
+    /* Changes of the batch being processed, flushed as one frame. */
+    hd_buf changes;
+    size_t nchanges;
+    /* HTTP: the request being answered. */
+    char http_path[64];
+    bool http_waiting; /* waiting for the writer */
+    int http_status;
+    char *http_reply;
+    size_t http_reply_len;
+    hd_conn *next_pending; /* list of connections with changes in this batch */
+    int pending_requests;  /* requests at the writer; the struct outlives its socket */
+    bool dead;             /* the socket is gone; freed when pending_requests is 0 */
+    hd_conn *prev, *next;  /* all connections */
+};
+
+/* A query evaluated once for every identical subscription. */
+struct hd_qinst {
+    uint64_t id;
+    char *key; /* canonical query text + identity */
+    herald_query *query;
+    herald_value result;
+    uint64_t version;
+    int rc; /* last evaluation's error, if any */
+    herald_error err;
+    herald_read_set rs;
+    hd_conn **subscribers; /* parallel with sub_ids: who watches it */
+    char **sub_ids;
+    size_t nsubscribers, cap;
+    hd_qinst *hash_next, *id_next;
+    bool dirty;
+    hd_qinst *next_dirty;
+};
+
+struct hd_server {
+    hd_server_config cfg;
+    herald_store *store;
+    hd_writer *writer;
+    struct lws_context *lws;
+    hd_rsindex *rsindex;
+    hd_conn *conns;
+    uint64_t next_serial;
+    unsigned char admin_hash[32];
+    bool have_admin;
+    /* Query instances by key and by id. */
+    hd_qinst **by_key, **by_id;
+    size_t nbuckets, ninst;
+    uint64_t next_qinst;
+    volatile int stop;
+    /* stats */
+    uint64_t commits, updates_sent;
+};
+
+/* ---- server.c ---- */
+double hd__now(void);
+/* Queues a text frame (copied) for a connection and asks for writability. */
+int hd__conn_send(hd_conn *c, const char *text, size_t len);
+/* Closes a connection with a reason, after what is queued. */
+void hd__conn_close(hd_conn *c, const char *reason);
+/* Drops a request's hold on its connection, freeing a dead one. */
+void hd__conn_release(hd_conn *c);
+int hd__server_run(const hd_server_config *cfg);
+
+/* ---- sub.c ---- */
+/* Subscribes connection `c` as `sub_id` to `query_json`; sends the first result. */
+int hd__sub_add(hd_server *s, hd_conn *c, const char *sub_id, const herald_value *query,
+                herald_error *err);
+int hd__sub_remove(hd_server *s, hd_conn *c, const char *sub_id);
+void hd__sub_drop_conn(hd_server *s, hd_conn *c);
+/* Processes one finished write batch: re-runs affected queries, sends updates, then acks. */
+void hd__sub_commit(hd_server *s, hd_wbatch *b);
+/* A connection drained its queue: sends whole results to its stale subscriptions. */
+void hd__sub_catch_up(hd_server *s, hd_conn *c);
+void hd__sub_free_all(hd_server *s);
+
+/* ---- proto.c ---- */
+/* Handles one complete text message from a WebSocket client. */
+void hd__proto_message(hd_server *s, hd_conn *c, const char *text, size_t len);
+/* Handles one complete HTTP API request; may answer later (writer). */
+void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *auth,
+                      const char *body, size_t len);
+/* Writes an error frame for request `id` (may be NULL). */
+void hd__proto_error(hd_conn *c, const char *id, int code, const char *message);
+/* A finished request came back from the writer: answer its origin. */
+void hd__proto_answer(hd_server *s, hd_wreq *r);
+/* Checks a presented admin key in constant time. */
+bool hd__admin_ok(hd_server *s, const char *key);
+
+#endif

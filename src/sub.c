@@ -1,0 +1,445 @@
+/*
+ * Subscriptions: query instances shared by identical subscriptions, their
+ * read sets registered in the read-set index, and the work after a commit:
+ * find the instances whose read set the commit touched (and only those),
+ * re-run each once on a fresh snapshot, encode each diff once, and send
+ * every connection one update frame per commit, before the acks.
+ *
+ * Never send a client a state that was not committed, and never send a
+ * mutation's ack before the updates it caused.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diff.h"
+#include "server.h"
+
+#define INITIAL_BUCKETS 1024
+
+static uint64_t hash_text(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static bool ensure_buckets(hd_server *s)
+{
+    if (s->by_key) return true;
+    s->nbuckets = INITIAL_BUCKETS;
+    s->by_key = calloc(s->nbuckets, sizeof *s->by_key);
+    s->by_id = calloc(s->nbuckets, sizeof *s->by_id);
+    return s->by_key && s->by_id;
+}
+
+static hd_qinst *find_by_key(hd_server *s, const char *key)
+{
+    for (hd_qinst *q = s->by_key[hash_text(key) % s->nbuckets]; q; q = q->hash_next)
+        if (!strcmp(q->key, key)) return q;
+    return NULL;
+}
+
+static hd_qinst *find_by_id(hd_server *s, uint64_t id)
+{
+    if (!s->by_id) return NULL;
+    for (hd_qinst *q = s->by_id[id % s->nbuckets]; q; q = q->id_next)
+        if (q->id == id) return q;
+    return NULL;
+}
+
+static void unlink_qinst(hd_server *s, hd_qinst *qi)
+{
+    hd_qinst **p = &s->by_key[hash_text(qi->key) % s->nbuckets];
+    while (*p && *p != qi)
+        p = &(*p)->hash_next;
+    if (*p) *p = qi->hash_next;
+    p = &s->by_id[qi->id % s->nbuckets];
+    while (*p && *p != qi)
+        p = &(*p)->id_next;
+    if (*p) *p = qi->id_next;
+    s->ninst--;
+}
+
+static void free_qinst(hd_qinst *qi)
+{
+    free(qi->key);
+    herald_query_free(qi->query);
+    herald_value_free(&qi->result);
+    herald_read_set_free(&qi->rs);
+    free(qi->subscribers);
+    free(qi->sub_ids);
+    free(qi);
+}
+
+/* Runs the instance's query on a fresh snapshot; keeps the previous result in *old. */
+static int evaluate(hd_server *s, hd_qinst *qi, herald_value *old)
+{
+    herald_txn *t;
+    herald_read_set rs;
+    herald_value result;
+    herald_error err = {0};
+    herald_read_set_init(&rs);
+    int rc = herald_read_begin(s->store, &t, &err);
+    if (rc == 0) {
+        rc = herald_query_run(qi->query, t, NULL, &result, &rs, &err);
+        qi->version = herald_txn_version(t);
+        herald_txn_end(t);
+    }
+    if (old)
+        *old = qi->result;
+    else
+        herald_value_free(&qi->result);
+    qi->rc = rc;
+    qi->err = err;
+    if (rc) {
+        /* An error result still keeps the ranges it read, so a later commit can fix it. */
+        qi->result = herald_undefined();
+    } else {
+        qi->result = result;
+    }
+    herald_read_set_free(&qi->rs);
+    qi->rs = rs;
+    if (hd__rsindex_add(s->rsindex, qi->id, &qi->rs)) return HERALD_ENOMEM;
+    return rc;
+}
+
+/* {"type":"result","id":...,"version":V,"value":...} or an error frame. */
+static void send_result(hd_conn *c, const char *sub_id, hd_qinst *qi)
+{
+    if (qi->rc) {
+        hd__proto_error(c, sub_id, qi->rc, qi->err.message);
+        return;
+    }
+    hd_buf b = HD_BUF_INIT;
+    char *value = herald_value_to_json(&qi->result);
+    herald_value id;
+    herald_string(&id, sub_id, strlen(sub_id));
+    char *idj = herald_value_to_json(&id);
+    herald_value_free(&id);
+    char head[64];
+    snprintf(head, sizeof head, ",\"version\":%llu,\"value\":", (unsigned long long)qi->version);
+    hd__buf_str(&b, "{\"type\":\"result\",\"id\":");
+    if (idj) hd__buf_str(&b, idj);
+    hd__buf_str(&b, head);
+    if (value) hd__buf_str(&b, value);
+    hd__buf_byte(&b, '}');
+    if (!b.failed && value && idj) hd__conn_send(c, (char *)b.p, b.len);
+    free(value);
+    free(idj);
+    hd__buf_free(&b);
+}
+
+static hd_csub *find_csub(hd_conn *c, const char *sub_id)
+{
+    for (size_t i = 0; i < c->nsubs; i++)
+        if (!strcmp(c->subs[i].id, sub_id)) return &c->subs[i];
+    return NULL;
+}
+
+int hd__sub_add(hd_server *s, hd_conn *c, const char *sub_id, const herald_value *query,
+                herald_error *err)
+{
+    if (find_csub(c, sub_id))
+        return herald_fail(err, HERALD_EINVAL, "subscription `%.64s` already exists", sub_id);
+    if (c->nsubs >= s->cfg.max_subs_per_conn)
+        return herald_fail(err, HERALD_ELIMIT, "more than %zu subscriptions on one connection",
+                           s->cfg.max_subs_per_conn);
+    if (!ensure_buckets(s)) return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    herald_query *q;
+    int rc = herald_query_from_value(query, herald_store_schema(s->store), &q, err);
+    if (rc) return rc;
+    /* Identical queries under the same rights share one instance. */
+    char *json = herald_value_to_json(query);
+    if (!json) {
+        herald_query_free(q);
+        return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    }
+    size_t klen = strlen(json) + 16;
+    char *key = malloc(klen);
+    if (!key) {
+        free(json);
+        herald_query_free(q);
+        return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    }
+    snprintf(key, klen, "%s|%s", c->admin ? "admin" : "dev", json);
+    free(json);
+    hd_qinst *qi = find_by_key(s, key);
+    if (qi) {
+        free(key);
+        herald_query_free(q);
+    } else {
+        qi = calloc(1, sizeof *qi);
+        if (!qi) {
+            free(key);
+            herald_query_free(q);
+            return herald_fail(err, HERALD_ENOMEM, "out of memory");
+        }
+        qi->id = ++s->next_qinst;
+        qi->key = key;
+        qi->query = q;
+        herald_read_set_init(&qi->rs);
+        qi->hash_next = s->by_key[hash_text(key) % s->nbuckets];
+        s->by_key[hash_text(key) % s->nbuckets] = qi;
+        qi->id_next = s->by_id[qi->id % s->nbuckets];
+        s->by_id[qi->id % s->nbuckets] = qi;
+        s->ninst++;
+        evaluate(s, qi, NULL);
+    }
+    /* Register the subscriber on both sides. */
+    if (qi->nsubscribers == qi->cap) {
+        size_t cap = qi->cap ? qi->cap * 2 : 4;
+        hd_conn **subs = realloc(qi->subscribers, cap * sizeof *subs);
+        if (subs) qi->subscribers = subs;
+        char **ids = subs ? realloc(qi->sub_ids, cap * sizeof *ids) : NULL;
+        if (ids) qi->sub_ids = ids;
+        if (!subs || !ids) goto nomem;
+        qi->cap = cap;
+    }
+    if (c->nsubs == c->capsubs) {
+        size_t cap = c->capsubs ? c->capsubs * 2 : 4;
+        hd_csub *cs = realloc(c->subs, cap * sizeof *cs);
+        if (!cs) goto nomem;
+        c->subs = cs;
+        c->capsubs = cap;
+    }
+    char *id = strdup(sub_id);
+    if (!id) goto nomem;
+    c->subs[c->nsubs++] = (hd_csub){.id = id, .qi = qi, .sent_version = qi->version};
+    qi->subscribers[qi->nsubscribers] = c;
+    qi->sub_ids[qi->nsubscribers++] = id;
+    send_result(c, sub_id, qi);
+    return 0;
+nomem:
+    if (qi->nsubscribers == 0) {
+        hd__rsindex_remove(s->rsindex, qi->id);
+        unlink_qinst(s, qi);
+        free_qinst(qi);
+    }
+    return herald_fail(err, HERALD_ENOMEM, "out of memory");
+}
+
+static void detach(hd_server *s, hd_conn *c, size_t i)
+{
+    hd_csub *cs = &c->subs[i];
+    hd_qinst *qi = cs->qi;
+    for (size_t k = 0; k < qi->nsubscribers; k++)
+        if (qi->subscribers[k] == c && qi->sub_ids[k] == cs->id) {
+            qi->subscribers[k] = qi->subscribers[qi->nsubscribers - 1];
+            qi->sub_ids[k] = qi->sub_ids[qi->nsubscribers - 1];
+            qi->nsubscribers--;
+            break;
+        }
+    if (qi->nsubscribers == 0) {
+        hd__rsindex_remove(s->rsindex, qi->id);
+        unlink_qinst(s, qi);
+        free_qinst(qi);
+    }
+    free(cs->id);
+    c->subs[i] = c->subs[--c->nsubs];
+}
+
+int hd__sub_remove(hd_server *s, hd_conn *c, const char *sub_id)
+{
+    for (size_t i = 0; i < c->nsubs; i++)
+        if (!strcmp(c->subs[i].id, sub_id)) {
+            detach(s, c, i);
+            return 0;
+        }
+    return HERALD_ENOTFOUND;
+}
+
+void hd__sub_drop_conn(hd_server *s, hd_conn *c)
+{
+    while (c->nsubs)
+        detach(s, c, c->nsubs - 1);
+    free(c->subs);
+    c->subs = NULL;
+    c->capsubs = 0;
+}
+
+void hd__sub_free_all(hd_server *s)
+{
+    for (size_t b = 0; s->by_key && b < s->nbuckets; b++)
+        for (hd_qinst *q = s->by_key[b], *n; q; q = n) {
+            n = q->hash_next;
+            free_qinst(q);
+        }
+    free(s->by_key);
+    free(s->by_id);
+    s->by_key = s->by_id = NULL;
+}
+
+typedef struct match_ctx {
+    hd_server *s;
+    hd_qinst *dirty;
+} match_ctx;
+
+static void on_match(void *ctx, uint64_t owner)
+{
+    match_ctx *m = ctx;
+    hd_qinst *qi = find_by_id(m->s, owner);
+    if (!qi || qi->dirty) return;
+    qi->dirty = true;
+    qi->next_dirty = m->dirty;
+    m->dirty = qi;
+}
+
+/* Adds `change` (a JSON object text) to the connection's frame for this batch. */
+static void add_change(hd_conn *c, hd_conn **pending, const char *change, size_t len)
+{
+    if (c->nchanges == 0) {
+        c->next_pending = *pending;
+        *pending = c;
+    }
+    if (c->nchanges++) hd__buf_byte(&c->changes, ',');
+    hd__buf_append(&c->changes, change, len);
+}
+
+static char *change_text(const char *sub_id, const char *kind, const char *json)
+{
+    herald_value id;
+    if (herald_string(&id, sub_id, strlen(sub_id))) return NULL;
+    char *idj = herald_value_to_json(&id);
+    herald_value_free(&id);
+    if (!idj) return NULL;
+    size_t n = strlen(idj) + strlen(json) + 32;
+    char *out = malloc(n);
+    if (out) snprintf(out, n, "{\"id\":%s,\"%s\":%s}", idj, kind, json);
+    free(idj);
+    return out;
+}
+
+void hd__sub_commit(hd_server *s, hd_wbatch *b)
+{
+    size_t n = herald_group_count(b->group);
+    s->commits += n;
+    hd_conn *pending = NULL;
+    uint64_t version = herald_store_version(s->store);
+    if (n && s->by_id) {
+        const herald_write_set **ws = malloc(n * sizeof *ws);
+        match_ctx m = {s, NULL};
+        bool ws_failed = false;
+        if (ws) {
+            for (size_t i = 0; i < n; i++)
+                ws[i] = herald_group_write_set(b->group, i);
+            if (hd__rsindex_match(s->rsindex, ws, n, on_match, &m) != 0) ws_failed = true;
+            free(ws);
+        } else {
+            ws_failed = true;
+        }
+        if (ws_failed) {
+            /* Out of memory while matching: re-run everything rather than miss a change. */
+            for (size_t k = 0; k < s->nbuckets; k++)
+                for (hd_qinst *qi = s->by_key[k]; qi; qi = qi->hash_next)
+                    on_match(&m, qi->id);
+        }
+        for (hd_qinst *qi = m.dirty, *next; qi; qi = next) {
+            next = qi->next_dirty;
+            qi->dirty = false;
+            herald_value old;
+            int old_rc = qi->rc;
+            evaluate(s, qi, &old);
+            if (qi->version > version) version = qi->version;
+            char *text = NULL;
+            const char *kind = "diff";
+            if (qi->rc) {
+                text = NULL;
+            } else if (old_rc) {
+                kind = "value";
+                text = herald_value_to_json(&qi->result);
+            } else {
+                herald_value d;
+                herald_error derr;
+                if (hd__diff(&old, &qi->result, &d, &derr) == 0) {
+                    if (d.type != HERALD_UNDEFINED) text = herald_value_to_json(&d);
+                    herald_value_free(&d);
+                } else {
+                    kind = "value";
+                    text = herald_value_to_json(&qi->result);
+                }
+            }
+            herald_value_free(&old);
+            if (!text && !qi->rc) continue; /* same result: nothing to send */
+            /* The same encoded change for every subscriber of this instance. */
+            for (size_t k = 0; k < qi->nsubscribers; k++) {
+                hd_conn *c = qi->subscribers[k];
+                hd_csub *cs = find_csub(c, qi->sub_ids[k]);
+                if (!cs) continue;
+                if (qi->rc) {
+                    hd__proto_error(c, cs->id, qi->rc, qi->err.message);
+                    continue;
+                }
+                if (cs->stale || c->out_bytes > s->cfg.max_outbound) {
+                    /* Behind: merge into one whole result sent when it drains. */
+                    cs->stale = true;
+                    if (c->behind_since == 0) c->behind_since = hd__now();
+                    continue;
+                }
+                char *change = change_text(cs->id, kind, text);
+                if (change) add_change(c, &pending, change, strlen(change));
+                free(change);
+                cs->sent_version = qi->version;
+            }
+            free(text);
+        }
+    }
+    /* One frame per connection for everything this commit changed for it. */
+    for (hd_conn *c = pending, *next; c; c = next) {
+        next = c->next_pending;
+        char head[96];
+        int hl = snprintf(head, sizeof head, "{\"type\":\"update\",\"version\":%llu,\"changes\":[",
+                          (unsigned long long)version);
+        hd_buf f = HD_BUF_INIT;
+        hd__buf_append(&f, head, (size_t)hl);
+        hd__buf_append(&f, c->changes.p, c->changes.len);
+        hd__buf_str(&f, "]}");
+        if (!f.failed) hd__conn_send(c, (char *)f.p, f.len);
+        s->updates_sent++;
+        hd__buf_free(&f);
+        c->changes.len = 0;
+        c->nchanges = 0;
+        c->next_pending = NULL;
+    }
+    /* Then the acks, in commit order. */
+    for (hd_wreq *r = b->reqs; r; r = r->next)
+        hd__proto_answer(s, r);
+}
+
+void hd__sub_catch_up(hd_server *s, hd_conn *c)
+{
+    bool any = false;
+    for (size_t i = 0; i < c->nsubs; i++) {
+        hd_csub *cs = &c->subs[i];
+        if (!cs->stale || c->out_bytes > s->cfg.max_outbound) continue;
+        hd_qinst *qi = cs->qi;
+        cs->stale = false;
+        cs->sent_version = qi->version;
+        if (qi->rc) {
+            hd__proto_error(c, cs->id, qi->rc, qi->err.message);
+            continue;
+        }
+        char *value = herald_value_to_json(&qi->result);
+        char *change = value ? change_text(cs->id, "value", value) : NULL;
+        if (change) {
+            char head[96];
+            snprintf(head, sizeof head, "{\"type\":\"update\",\"version\":%llu,\"changes\":[",
+                     (unsigned long long)qi->version);
+            hd_buf f = HD_BUF_INIT;
+            hd__buf_str(&f, head);
+            hd__buf_str(&f, change);
+            hd__buf_str(&f, "]}");
+            if (!f.failed) hd__conn_send(c, (char *)f.p, f.len);
+            hd__buf_free(&f);
+            any = true;
+        }
+        free(value);
+        free(change);
+    }
+    bool still_behind = false;
+    for (size_t i = 0; i < c->nsubs; i++)
+        still_behind |= c->subs[i].stale;
+    if (!still_behind) c->behind_since = 0;
+    (void)any;
+}

@@ -1,0 +1,320 @@
+/*
+ * The writer thread and document operations; see writer.h. Nothing here
+ * may signal a request as done before its group is durable.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "writer.h"
+
+#define MAX_OPS 1000
+
+struct hd_writer {
+    herald_store *s;
+    size_t max_group;
+    void (*wake)(void *);
+    void *wake_ctx;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    hd_wreq *queue, *queue_tail;
+    hd_wbatch *done, *done_tail;
+    bool stopping, started;
+};
+
+static const char *str_field(const herald_value *op, const char *name)
+{
+    const herald_value *v = herald_object_get(op, name);
+    return v && v->type == HERALD_STRING ? v->u.s.ptr : NULL;
+}
+
+static int apply_one(herald_txn *m, const herald_value *op, size_t i, herald_value *out,
+                     herald_error *err)
+{
+    *out = herald_null();
+    if (op->type != HERALD_OBJECT)
+        return herald_fail(err, HERALD_EINVAL, "operation %zu is not an object", i);
+    const char *kind = str_field(op, "op");
+    const char *id = str_field(op, "id");
+    const herald_value *value = herald_object_get(op, "value");
+    if (!kind) return herald_fail(err, HERALD_EINVAL, "operation %zu has no `op`", i);
+    if (!strcmp(kind, "insert")) {
+        const char *table = str_field(op, "table");
+        if (!table || !value)
+            return herald_fail(err, HERALD_EINVAL, "insert needs `table` and `value`");
+        char newid[HERALD_ID_CHARS + 1];
+        int rc = herald_insert(m, table, value, newid, err);
+        return rc ? rc : herald_string(out, newid, HERALD_ID_CHARS);
+    }
+    if (!id) return herald_fail(err, HERALD_EINVAL, "%s needs an `id` string", kind);
+    if (!strcmp(kind, "delete")) return herald_delete(m, id, err);
+    if (!strcmp(kind, "replace")) {
+        if (!value) return herald_fail(err, HERALD_EINVAL, "replace needs a `value`");
+        return herald_replace(m, id, value, err);
+    }
+    if (!strcmp(kind, "patch")) {
+        const herald_value *unset = herald_object_get(op, "unset");
+        if (value && value->type != HERALD_OBJECT)
+            return herald_fail(err, HERALD_EINVAL, "patch `value` must be an object");
+        if (unset && unset->type != HERALD_ARRAY)
+            return herald_fail(err, HERALD_EINVAL, "patch `unset` must be an array of names");
+        herald_value fields;
+        if (value) {
+            if (herald_value_copy(&fields, value)) return HERALD_ENOMEM;
+        } else {
+            herald_object_init(&fields);
+        }
+        /* Removal travels as a list of names: JSON has no undefined. */
+        for (size_t k = 0; unset && k < unset->u.arr.len; k++) {
+            const herald_value *name = &unset->u.arr.items[k];
+            if (name->type != HERALD_STRING || name->u.s.len == 0) {
+                herald_value_free(&fields);
+                return herald_fail(err, HERALD_EINVAL, "patch `unset` must list field names");
+            }
+            if (herald_object_set(&fields, name->u.s.ptr, name->u.s.len, herald_undefined())) {
+                herald_value_free(&fields);
+                return HERALD_ENOMEM;
+            }
+        }
+        int rc = herald_patch(m, id, &fields, err);
+        herald_value_free(&fields);
+        return rc;
+    }
+    return herald_fail(err, HERALD_EINVAL, "unknown operation `%.40s`", kind);
+}
+
+int hd__apply_ops(herald_txn *m, const herald_value *ops, herald_value *result, herald_error *err)
+{
+    herald_array_init(result);
+    if (ops->type != HERALD_ARRAY)
+        return herald_fail(err, HERALD_EINVAL, "`ops` must be an array of operations");
+    if (ops->u.arr.len > MAX_OPS)
+        return herald_fail(err, HERALD_ELIMIT, "more than %d operations in one mutation", MAX_OPS);
+    for (size_t i = 0; i < ops->u.arr.len; i++) {
+        herald_value r;
+        int rc = apply_one(m, &ops->u.arr.items[i], i, &r, err);
+        if (!rc) rc = herald_array_push(result, r);
+        if (rc) {
+            herald_value_free(result);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void hd__wreq_free(hd_wreq *r)
+{
+    if (!r) return;
+    herald_value_free(&r->ops);
+    herald_value_free(&r->result);
+    free(r->idempotency_key);
+    free(r->request_id);
+    free(r);
+}
+
+void hd__wbatch_free(hd_wbatch *b)
+{
+    while (b) {
+        hd_wbatch *next = b->next;
+        herald_group_free(b->group);
+        for (hd_wreq *r = b->reqs, *n; r; r = n) {
+            n = r->next;
+            hd__wreq_free(r);
+        }
+        free(b);
+        b = next;
+    }
+}
+
+/* Runs one request as a mutation of group `g`. */
+static void run_request(hd_writer *w, herald_group *g, hd_wreq *r)
+{
+    herald_txn *m;
+    r->rc = herald_mutation_begin(g, &m, &r->err);
+    if (r->rc) return;
+    if (r->idempotency_key) {
+        /* Already committed under this key: the first result, nothing applied. */
+        r->rc = herald_idem_get(m, r->idempotency_key, &r->result, &r->version, &r->err);
+        if (r->rc != HERALD_ENOTFOUND) {
+            r->replayed = r->rc == 0;
+            herald_mutation_abort(m);
+            return;
+        }
+    }
+    r->rc = hd__apply_ops(m, &r->ops, &r->result, &r->err);
+    if (!r->rc && r->idempotency_key)
+        r->rc = herald_idem_put(m, r->idempotency_key, &r->result, &r->err);
+    if (r->rc) {
+        herald_mutation_abort(m);
+        return;
+    }
+    r->set_index = herald_group_count(g);
+    r->rc = herald_mutation_commit(m, &r->version, &r->err);
+    (void)w;
+}
+
+static void *writer_main(void *arg)
+{
+    hd_writer *w = arg;
+    hd_wreq *retry = NULL; /* requests that ran out of map: once more after growth */
+    for (;;) {
+        pthread_mutex_lock(&w->lock);
+        while (!w->queue && !retry && !w->stopping)
+            pthread_cond_wait(&w->cond, &w->lock);
+        if (!w->queue && !retry && w->stopping) {
+            pthread_mutex_unlock(&w->lock);
+            break;
+        }
+        /* Take up to max_group requests, retries first. */
+        hd_wreq *take = retry, *tail = NULL;
+        size_t n = 0;
+        for (tail = retry; tail && tail->next; tail = tail->next)
+            n++;
+        if (retry) n++;
+        retry = NULL;
+        while (w->queue && n < w->max_group) {
+            hd_wreq *r = w->queue;
+            w->queue = r->next;
+            r->next = NULL;
+            if (tail)
+                tail->next = r;
+            else
+                take = r;
+            tail = r;
+            n++;
+        }
+        if (!w->queue) w->queue_tail = NULL;
+        pthread_mutex_unlock(&w->lock);
+
+        hd_wbatch *b = calloc(1, sizeof *b);
+        herald_error gerr = {0};
+        /* Out of memory for the batch: the requests fail without running. */
+        int grc = b ? herald_group_begin(w->s, &b->group, &gerr) : HERALD_ENOMEM;
+        hd_wreq *keep = NULL, *keep_tail = NULL, *retry_tail = NULL;
+        for (hd_wreq *r = take, *next; r; r = next) {
+            next = r->next;
+            r->next = NULL;
+            if (grc) {
+                r->rc = grc;
+                r->err = gerr;
+            } else {
+                run_request(w, b->group, r);
+                if (r->rc == HERALD_EMAPFULL && r->attempts++ == 0) {
+                    /* Once more in the next group, after the map has grown. */
+                    herald_value_free(&r->result);
+                    if (retry_tail)
+                        retry_tail->next = r;
+                    else
+                        retry = r;
+                    retry_tail = r;
+                    continue;
+                }
+            }
+            if (keep_tail)
+                keep_tail->next = r;
+            else
+                keep = r;
+            keep_tail = r;
+        }
+        if (!b) {
+            /* Keep them queued; memory may come back. */
+            pthread_mutex_lock(&w->lock);
+            if (keep_tail) {
+                keep_tail->next = w->queue;
+                w->queue = keep;
+                if (!w->queue_tail) w->queue_tail = keep_tail;
+            }
+            pthread_mutex_unlock(&w->lock);
+            continue;
+        }
+        b->reqs = keep;
+        if (!grc) {
+            b->commit_rc = herald_group_commit(b->group, &gerr);
+            if (b->commit_rc)
+                for (hd_wreq *r = keep; r; r = r->next)
+                    if (r->rc == 0) {
+                        r->rc = b->commit_rc;
+                        r->err = gerr;
+                    }
+        } else {
+            b->commit_rc = grc;
+        }
+        pthread_mutex_lock(&w->lock);
+        if (w->done_tail)
+            w->done_tail->next = b;
+        else
+            w->done = b;
+        w->done_tail = b;
+        pthread_mutex_unlock(&w->lock);
+        w->wake(w->wake_ctx);
+    }
+    return NULL;
+}
+
+int hd__writer_start(herald_store *s, size_t max_group, void (*wake)(void *), void *wake_ctx,
+                     hd_writer **out, herald_error *err)
+{
+    hd_writer *w = calloc(1, sizeof *w);
+    if (!w) return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    w->s = s;
+    w->max_group = max_group ? max_group : 1000;
+    w->wake = wake;
+    w->wake_ctx = wake_ctx;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        hd__writer_free(w);
+        return herald_fail(err, HERALD_ESTORE, "cannot start the writer thread");
+    }
+    w->started = true;
+    *out = w;
+    return 0;
+}
+
+void hd__writer_submit(hd_writer *w, hd_wreq *r)
+{
+    r->next = NULL;
+    pthread_mutex_lock(&w->lock);
+    if (w->queue_tail)
+        w->queue_tail->next = r;
+    else
+        w->queue = r;
+    w->queue_tail = r;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+hd_wbatch *hd__writer_take_done(hd_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    hd_wbatch *b = w->done;
+    w->done = w->done_tail = NULL;
+    pthread_mutex_unlock(&w->lock);
+    return b;
+}
+
+void hd__writer_stop(hd_writer *w)
+{
+    if (!w || !w->started) return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    w->started = false;
+}
+
+void hd__writer_free(hd_writer *w)
+{
+    if (!w) return;
+    hd__writer_stop(w);
+    hd__wbatch_free(w->done);
+    for (hd_wreq *r = w->queue, *n; r; r = n) {
+        n = r->next;
+        hd__wreq_free(r);
+    }
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    free(w);
+}

@@ -1,0 +1,69 @@
+/*
+ * The writer thread: the only thread that writes to the store.
+ *
+ * Requests (lists of document operations) are queued from the event loop;
+ * the writer takes everything queued, runs each request as one mutation in
+ * one group, commits the group with a single fsync, and hands the finished
+ * batch back to the loop through a second queue, waking it with `wake`.
+ * While a group is being flushed the next one is being gathered, and the
+ * event loop never waits on the disk.
+ *
+ * Caveats: requests and batches are owned by the writer from submit until
+ * they come back from hd__writer_take_done(); then by the caller, who frees
+ * batches with hd__wbatch_free() (which frees the group and its write sets).
+ */
+#ifndef HD_WRITER_H
+#define HD_WRITER_H
+
+#include "herald/store.h"
+
+typedef struct hd_wreq hd_wreq;
+struct hd_wreq {
+    hd_wreq *next;
+    herald_value ops;      /* array of operations (docs/protocol.md); owned */
+    char *idempotency_key; /* optional; owned */
+    /* Set by the writer. */
+    int rc;
+    herald_error err;
+    herald_value result; /* array: per operation, the new id or null */
+    uint64_t version;    /* commit version, when rc == 0 */
+    size_t set_index;    /* index of its write set in the group, when rc == 0 */
+    int attempts;        /* runs so far (a request short of map room gets two) */
+    bool replayed;       /* answered from an idempotency record; nothing written */
+    /* Who asked; opaque to the writer. */
+    void *origin;
+    uint64_t origin_serial;
+    char *request_id;
+};
+
+typedef struct hd_wbatch hd_wbatch;
+struct hd_wbatch {
+    hd_wbatch *next;
+    herald_group *group; /* committed; write sets readable */
+    hd_wreq *reqs;       /* in commit order */
+    int commit_rc;
+};
+
+typedef struct hd_writer hd_writer;
+
+int hd__writer_start(herald_store *s, size_t max_group, void (*wake)(void *), void *wake_ctx,
+                     hd_writer **out, herald_error *err);
+/* Queues a request; the writer owns it until it comes back in a batch. */
+void hd__writer_submit(hd_writer *w, hd_wreq *r);
+/* Finished batches, oldest first (a linked list), or NULL. */
+hd_wbatch *hd__writer_take_done(hd_writer *w);
+void hd__wbatch_free(hd_wbatch *b);
+void hd__wreq_free(hd_wreq *r);
+/* Finishes and commits what is queued, stops the thread; done batches stay takeable. */
+void hd__writer_stop(hd_writer *w);
+void hd__writer_free(hd_writer *w);
+
+/*
+ * Applies a list of operations in mutation `m`: {"op":"insert","table":T,
+ * "value":{...}}, {"op":"patch","id":I,"value":{...},"unset":[...]},
+ * {"op":"replace","id":I,"value":{...}}, {"op":"delete","id":I}.
+ * *result is an array with, per operation, the new id (insert) or null.
+ */
+int hd__apply_ops(herald_txn *m, const herald_value *ops, herald_value *result, herald_error *err);
+
+#endif

@@ -1,0 +1,245 @@
+"""Black-box tests of `herald serve`: the real server on a random free port,
+real WebSocket (python3-websockets) and HTTP (urllib) clients.
+
+Run as: /usr/bin/python3 test_server.py <herald> <source root>
+"""
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import websockets
+
+HERALD, ROOT = sys.argv[1], sys.argv[2]
+APP = os.path.join(ROOT, "examples", "twitch-jobs")
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data, extra=()):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [HERALD, "--data", data, "--app", APP, "serve", "--port", str(self.port), *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.key = None
+        self.lines = []
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            if line.startswith("admin key"):
+                self.key = line.split(":", 1)[1].strip()
+            if "listening on" in line:
+                return
+        raise RuntimeError("server did not start: " + "".join(self.lines))
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def ws(self):
+        return websockets.connect(f"ws://127.0.0.1:{self.port}/ws", max_size=None)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        self.lines.append(out)
+        return self.proc.returncode
+
+
+def http(server, path, body, key=None):
+    req = urllib.request.Request(server.url(path), data=json.dumps(body).encode(), method="POST")
+    req.add_header("Content-Type", "application/json")
+    if key:
+        req.add_header("Authorization", "Bearer " + key)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+async def recv(ws, timeout=10):
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def request(ws, msg):
+    await ws.send(json.dumps(msg))
+    return await recv(ws)
+
+
+def apply_change(value, change):
+    """Applies an update change to a local copy (whole values only here;
+    diffs are applied by the reference client in the JS tests)."""
+    if "value" in change:
+        return change["value"]
+    return None
+
+
+async def scenario_basic(server):
+    async with server.ws() as ws:
+        # Without the admin key, raw queries are refused; the connection lives on.
+        r = await request(ws, {"type": "sub", "id": "s0", "query": {"table": "videos"}})
+        check(r["type"] == "error" and r["code"] == "Unauthorized", f"unauthorized sub: {r}")
+        r = await request(ws, {"type": "auth", "id": "a0", "token": "hk_wrong"})
+        check(r["type"] == "error" and r["code"] == "Unauthorized", f"bad key: {r}")
+        r = await request(ws, {"type": "auth", "id": "a1", "token": server.key})
+        check(r == {"type": "ack", "id": "a1"}, f"auth: {r}")
+        # Malformed input gets errors with stable codes.
+        for bad, code in [("{", "InvalidArgument"), ("[1,2]", "InvalidArgument"),
+                          ('{"type":"nope","id":"x"}', "InvalidArgument"),
+                          ('{"type":"sub","id":"q","query":{"table":"nope"}}', "NotFound"),
+                          ("[" * 5000 + "]" * 5000, "InvalidArgument")]:
+            await ws.send(bad)
+            r = await recv(ws)
+            check(r["type"] == "error" and r["code"] == code, f"bad input {bad[:30]!r}: {r}")
+        await ws.send(b"\x00\x01binary")
+        r = await recv(ws)
+        check(r["type"] == "error", "binary frame refused")
+        r = await request(ws, {"type": "ping", "id": "p"})
+        check(r == {"type": "pong", "id": "p"}, "alive after bad input")
+
+        q = {"table": "videos", "index": "by_status", "range": [{"eq": ["status", "Transcribing"]}]}
+        r = await request(ws, {"type": "sub", "id": "s1", "query": q})
+        check(r["type"] == "result" and r["id"] == "s1" and r["value"] == [], f"first result: {r}")
+        v0 = r["version"]
+        # A mutation that changes the result: the update comes first, then the ack.
+        await ws.send(json.dumps({"type": "mutate", "id": "m1", "ops": [
+            {"op": "insert", "table": "videos",
+             "value": {"twitchId": "t1", "title": "One", "status": "Transcribing", "progressPercentage": 10}}]}))
+        first = await recv(ws)
+        second = await recv(ws)
+        check(first["type"] == "update" and second["type"] == "ack", f"update before ack: {first} {second}")
+        check(second.get("id") == "m1" and first["version"] == second["version"] > v0, "versions")
+        new_id = second["value"][0]
+        check(isinstance(new_id, str) and len(new_id) == 32, "ack carries the new id")
+        change = first["changes"][0]
+        check(change["id"] == "s1", "change names the subscription")
+        # A write that cannot affect the query sends no update: only the ack arrives.
+        r = await request(ws, {"type": "mutate", "id": "m2", "ops": [
+            {"op": "insert", "table": "videos", "value": {"twitchId": "t2", "title": "Two", "status": "Queued"}}]})
+        check(r["type"] == "ack" and r["id"] == "m2", f"unrelated write: only an ack: {r}")
+        # A failing mutation: error, nothing applied.
+        r = await request(ws, {"type": "mutate", "id": "m3", "ops": [
+            {"op": "insert", "table": "videos", "value": {"twitchId": "t3", "title": "Three", "status": "Transcribing"}},
+            {"op": "patch", "id": new_id, "value": {"progressPercentage": "lots"}}]})
+        check(r["type"] == "error" and r["code"] == "ValidationError", f"failing mutation: {r}")
+        r = await request(ws, {"type": "query", "id": "q1", "query": q})
+        check(r["type"] == "result" and len(r["value"]) == 1, f"rolled back: {r}")
+        r = await request(ws, {"type": "unsub", "id": "s1"})
+        check(r == {"type": "ack", "id": "s1"}, f"unsub: {r}")
+        return new_id
+
+
+def scenario_http(server, new_id):
+    st, r = http(server, "/api/mutation", {"ops": [{"op": "patch", "id": new_id, "value": {"progressPercentage": 55}}]})
+    check(st == 401 and r["status"] == "error" and r["code"] == "Unauthorized", f"http without key: {st} {r}")
+    st, r = http(server, "/api/mutation", {"ops": [{"op": "patch", "id": new_id, "value": {"progressPercentage": 55}}]},
+                 server.key)
+    check(st == 200 and r["status"] == "success", f"http mutation: {st} {r}")
+    st, r = http(server, "/api/query", {"query": {"table": "videos", "get": new_id}}, server.key)
+    check(st == 200 and r["value"]["progressPercentage"] == 55, f"http query: {r}")
+    st, r = http(server, "/api/query", {"query": {"table": 5}}, server.key)
+    check(st == 400 and r["code"] == "InvalidArgument", f"http bad query: {st} {r}")
+    # A retried mutation with the same idempotency key is applied once and answered alike.
+    body = {"ops": [{"op": "insert", "table": "videos",
+                     "value": {"twitchId": "idem", "title": "Once", "status": "Queued"}}],
+            "idempotencyKey": "worker-7-attempt"}
+    st1, r1 = http(server, "/api/mutation", body, server.key)
+    st2, r2 = http(server, "/api/mutation", body, server.key)
+    check(st1 == 200 and st2 == 200 and r1 == r2, f"idempotent retry answers alike: {r1} {r2}")
+    st, r = http(server, "/api/query", {"query": {"table": "videos", "index": "by_twitch_id",
+                                                  "range": [{"eq": ["twitchId", "idem"]}]}}, server.key)
+    check(len(r["value"]) == 1, f"idempotent retry applied once: {r}")
+    st, r = http(server, "/api/mutation", {"ops": [], "idempotencyKey": ""}, server.key)
+    check(st == 400, "empty idempotency key refused")
+
+
+async def scenario_live(server):
+    """Two clients: one watches, the other writes over HTTP; the watcher's
+    copy follows every commit."""
+    async with server.ws() as ws:
+        await request(ws, {"type": "auth", "id": "a", "token": server.key})
+        q = {"table": "videos", "index": "by_twitch_id", "range": [{"eq": ["twitchId", "live"]}], "first": True}
+        r = await request(ws, {"type": "sub", "id": "w", "query": q})
+        check(r["value"] is None, "nothing yet")
+        st, r = http(server, "/api/mutation", {"ops": [{"op": "insert", "table": "videos",
+                     "value": {"twitchId": "live", "title": "Live", "status": "Queued", "progressPercentage": 0}}]},
+                     server.key)
+        vid = r["value"][0]
+        u = await recv(ws)
+        check(u["type"] == "update" and u["changes"][0]["id"] == "w", f"watcher sees the insert: {u}")
+        for p in (10, 20, 30):
+            http(server, "/api/mutation", {"ops": [{"op": "patch", "id": vid, "value": {"progressPercentage": p}}]},
+                 server.key)
+            u = await recv(ws)
+            check(u["type"] == "update", f"update for progress {p}")
+        r = await request(ws, {"type": "query", "id": "q", "query": q})
+        check(r["value"]["progressPercentage"] == 30, "final state")
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="herald-server-")
+    data = os.path.join(tmp, "data")
+    server = None
+    try:
+        server = Server(data)
+        check(server.key and server.key.startswith("hk_"), "admin key shown on first start")
+        new_id = asyncio.run(scenario_basic(server))
+        scenario_http(server, new_id)
+        asyncio.run(scenario_live(server))
+        rc = server.stop()
+        check(rc == 0, f"SIGTERM exits 0 (got {rc}): {''.join(server.lines)[-500:]}")
+        # Restart: the key is not shown again, the data is there.
+        server = Server(data)
+        check(server.key is None, "admin key shown only once")
+        key = None
+        server.key = None
+        st, r = http(server, "/api/query", {"query": {"table": "videos"}}, key)
+        check(st == 401, "still needs the key after restart")
+        rc = server.stop()
+        check(rc == 0, "second stop")
+        p = subprocess.run([HERALD, "--data", data, "query", '{"table":"videos"}'], capture_output=True, text=True)
+        docs = json.loads(p.stdout)
+        check(any(d["twitchId"] == "live" and d["progressPercentage"] == 30 for d in docs), "data survives restart")
+        subprocess.run([HERALD, "--data", data, "check"], check=True, capture_output=True)
+    except Exception as e:
+        failures.append(f"exception: {e!r}")
+        print("FAIL: exception", repr(e))
+        if server:
+            print("".join(server.lines)[-2000:])
+    finally:
+        if server and server.proc.poll() is None:
+            server.proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("server: all passed" if not failures else f"server: {len(failures)} failures")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
