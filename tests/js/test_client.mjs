@@ -1,0 +1,172 @@
+/*
+ * The JavaScript client (web-demo/herald.js) against the real server:
+ * a randomised test in which, after every commit, each subscription's
+ * copy (kept current by applying diffs) must equal the query re-run from
+ * scratch; then a server restart, after which the client reconnects,
+ * re-subscribes and sees current results again.
+ *
+ * Run as: node test_client.mjs <herald> <source root>
+ * Needs the `ws` package (npm ci in tests/js); exits 77 (skipped) without it.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+
+let WebSocket;
+try {
+  ({ WebSocket } = await import('ws'));
+} catch {
+  console.log('the ws package is missing (npm ci in tests/js): skipped');
+  process.exit(77);
+}
+const [herald, root] = process.argv.slice(2);
+const { connect } = await import(join(root, 'web-demo', 'herald.js'));
+
+const failures = [];
+const check = (cond, what) => {
+  if (!cond) {
+    failures.push(what);
+    console.log('FAIL:', what);
+  }
+};
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function startServer(data, port) {
+  const proc = spawn(herald, ['--data', data, '--app', join(root, 'examples', 'twitch-jobs'), 'serve', '--port', String(port)]);
+  let out = '';
+  let key = null;
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 30000);
+    proc.stdout.on('data', (d) => {
+      out += d;
+      const m = /admin key[^:]*: (\S+)/.exec(out);
+      if (m) key = m[1];
+      if (out.includes('listening on')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
+  });
+  return { proc, key };
+}
+
+function stopServer(proc) {
+  return new Promise((resolve) => {
+    proc.removeAllListeners('exit');
+    proc.on('exit', (code) => resolve(code));
+    proc.kill('SIGTERM');
+  });
+}
+
+/* xorshift: reproducible with HERALD_JS_SEED. */
+let seed = BigInt(process.env.HERALD_JS_SEED ?? Date.now());
+console.log(`seed ${seed}`);
+function rand(n) {
+  seed ^= seed << 13n; seed &= (1n << 64n) - 1n;
+  seed ^= seed >> 7n;
+  seed ^= seed << 17n; seed &= (1n << 64n) - 1n;
+  return Number(seed % BigInt(n));
+}
+
+const statuses = ['Queued', 'Downloading', 'Transcribing', 'Completed', 'Failed'];
+const queries = {
+  all: { table: 'videos', index: 'by_created_at' },
+  transcribing: { table: 'videos', index: 'by_status', range: [{ eq: ['status', 'Transcribing'] }] },
+  newest3: { table: 'videos', index: 'by_created_at', order: 'desc', take: 3 },
+  firstDone: { table: 'videos', index: 'by_status', range: [{ eq: ['status', 'Completed'] }], first: true },
+  page: { table: 'videos', index: 'by_created_at', paginate: { numItems: 4, cursor: null } },
+  filtered: { table: 'videos', filter: { gte: [{ field: 'progressPercentage' }, 50] } },
+};
+
+async function main() {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-js-'));
+  const port = await freePort();
+  let { proc, key } = await startServer(join(dir, 'data'), port);
+  const db = connect(`ws://127.0.0.1:${port}/ws`, { token: key, WebSocket });
+  const copies = {};
+  const unsubs = [];
+  for (const [name, q] of Object.entries(queries)) {
+    unsubs.push(db.subscribe(q, (value) => { copies[name] = value; }, (e) => check(false, `${name}: ${e.code} ${e.message}`)));
+  }
+  const ids = [];
+  const compare = async (step) => {
+    for (const [name, q] of Object.entries(queries)) {
+      const { value } = await db.query(q);
+      if (!isDeepStrictEqual(copies[name], value)) {
+        check(false, `step ${step}: ${name} copy differs from a fresh run\n  copy:  ${JSON.stringify(copies[name])}\n  fresh: ${JSON.stringify(value)}`);
+        return false;
+      }
+    }
+    return true;
+  };
+  const steps = Number(process.env.HERALD_JS_STEPS ?? 300);
+  for (let step = 0; step < steps && failures.length === 0; step++) {
+    const ops = [];
+    for (let k = 1 + rand(3); k > 0; k--) {
+      const r = rand(10);
+      if (r < 4 || ids.length < 3) {
+        ops.push({ op: 'insert', table: 'videos', value: { twitchId: `t${step}-${k}`, title: `Video ${step}`, status: statuses[rand(5)], progressPercentage: rand(101), createdAt: rand(50) } });
+      } else if (r < 8) {
+        const value = { progressPercentage: rand(101) };
+        if (rand(2)) value.status = statuses[rand(5)];
+        if (rand(3) === 0) value.createdAt = rand(50);
+        ops.push({ op: 'patch', id: ids[rand(ids.length)], value });
+      } else {
+        const [id] = ids.splice(rand(ids.length), 1);
+        ops.push({ op: 'delete', id });
+      }
+    }
+    try {
+      const { value } = await db.mutate(ops);
+      for (const id of value) if (id) ids.push(id);
+    } catch (e) {
+      check(false, `mutation failed: ${e.code} ${e.message}`);
+    }
+    /* The ack arrives after the updates: the copies must already be current. */
+    if (!(await compare(step))) break;
+  }
+  console.log(`${steps} commits compared against fresh runs`);
+
+  /* Restart the server: the client reconnects, re-subscribes, and is current again. */
+  check((await stopServer(proc)) === 0, 'server stops cleanly');
+  ({ proc } = await startServer(join(dir, 'data'), port));
+  const deadline = Date.now() + 20000;
+  let back = false;
+  while (!back && Date.now() < deadline) {
+    try {
+      await db.mutate([{ op: 'insert', table: 'videos', value: { twitchId: 'after', title: 'After restart', status: 'Transcribing' } }]);
+      back = true;
+    } catch {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  check(back, 'the client reconnected after the restart');
+  if (back) {
+    await compare('after restart');
+    check(copies.transcribing.some((d) => d.twitchId === 'after'), 'subscription live again after reconnect');
+  }
+  for (const u of unsubs) u();
+  db.close();
+  await stopServer(proc);
+  rmSync(dir, { recursive: true, force: true });
+  console.log(failures.length ? `js client: ${failures.length} failures` : 'js client: all passed');
+  process.exit(failures.length ? 1 : 0);
+}
+
+main().catch((e) => {
+  console.log('FAIL:', e);
+  process.exit(1);
+});
