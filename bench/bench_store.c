@@ -19,9 +19,14 @@
  *     each beside raw LMDB (mdb_get of the document; a cursor over 20 index
  *     entries and an mdb_get of each document).
  *
- * Only the timed sections are counted: documents and raw bytes are built
- * before a group's transaction begins. Results go to stdout as a markdown
- * table. It must never be registered as a test: it fsyncs on purpose.
+ * The two sides take turns, group by group for writes (each in its own
+ * fresh database) and in batches of reads (on two copies of one file), so
+ * that on a shared machine both see the same disk and the same neighbours;
+ * only the time inside the transactions is counted (documents and raw
+ * bytes are built before a group's transaction begins). It uses Herald's
+ * private keycodec to produce the raw side's bytes. Results go to stdout
+ * as markdown tables. It must never be registered as a test: it fsyncs on
+ * purpose and runs for a minute.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -35,9 +35,12 @@ static const char usage[] =
     "  import --table T FILE import a JSON-lines file into table T\n"
     "  export DIR            write every table as JSON lines into DIR\n"
     "  check                 verify that indexes match documents\n"
-    "  serve [--port N] [--dev] [--static DIR]\n"
+    "  serve [--port N] [--dev] [--static DIR] [--max-outbound BYTES]\n"
+    "        [--max-behind SECONDS] [--max-message BYTES]\n"
     "                        run the live server (default port 3210; static files from\n"
-    "                        DIR, else the app's public/ folder)\n"
+    "                        DIR, else the app's public/ folder; 64 KiB queued per\n"
+    "                        client before updates merge, 30 s behind before it is\n"
+    "                        closed, 1 MiB + 64 KiB per message)\n"
     "  version               print the version\n";
 
 static int fail(const herald_error *err, int rc)
@@ -238,6 +241,12 @@ static int cmd_serve(const options *o, int argc, char **argv, herald_error *err)
             long port = strtol(argv[++i], &end, 10);
             if (*end || port < 0 || port > 65535) return usage_error("serve: bad --port");
             cfg.port = (int)port;
+        } else if (!strcmp(argv[i], "--max-outbound") && i + 1 < argc) {
+            cfg.max_outbound = strtoul(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--max-message") && i + 1 < argc) {
+            cfg.max_message = strtoul(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--max-behind") && i + 1 < argc) {
+            cfg.max_behind_seconds = strtod(argv[++i], NULL);
         } else if (!strcmp(argv[i], "--dev")) {
             cfg.dev = true;
         } else if (!strcmp(argv[i], "--static") && i + 1 < argc) {

@@ -7,24 +7,32 @@
  * recurse deeper than the tree height, and never leave itself half-changed
  * when an allocation fails.
  *
- * Layout. Every distinct (index_id, lo, hi) range is one node of a single
- * AVL tree ordered by (index_id, lo, hi), an unbounded hi sorting last.
- * Each node also keeps the node of greatest (index_id, hi) in its subtree,
- * so a stabbing query for a key skips every subtree whose ranges all end
- * at or before the key, and every right subtree whose ranges all start
- * after it: it visits the search path plus the ancestors of the matches.
- * Comparing index ids first makes one tree serve every index: a range only
- * contains keys of its own index in that order.
+ * Layout. Every distinct (index_id, lo, hi) range is stored once, in one
+ * of two places:
+ * - A point range [k, k||0x00) (what a `get` reads) holds exactly one key,
+ *   so it lives in a hash table keyed by (index_id, k): one probe per
+ *   written key finds it, however many there are.
+ * - Every other range is a node of a single AVL tree ordered by
+ *   (index_id, lo, hi), an unbounded hi sorting last. Each node keeps the
+ *   node of greatest (index_id, hi) in its subtree, so a stabbing query
+ *   skips every subtree whose ranges all end at or before the key, and
+ *   every right subtree whose ranges all start after it: it visits the
+ *   search path plus the ancestors of the matches. Comparing index ids
+ *   first lets one tree serve every index. The first 16 bytes of that
+ *   greatest hi are copied into the node, so the descent rarely reads the
+ *   node they come from (one cache miss fewer per level).
  *
  * Owners and ranges are linked many-to-many by pairs of edges that know
  * each other's position (`back`), so unlinking one is a swap-remove in
  * both vectors, O(1) however many owners share a range. Owners are found
- * by id in an open-addressing hash table.
+ * by id in a second hash table. Each match call has a generation number;
+ * a range or owner stamped with it has been seen, so every owner is
+ * reported once and no range's owners are walked twice per call.
  *
- * Memory: the common case, one owner with a point range [k, k||0x00), is
- * one node holding the key bytes once (when lo is a prefix of hi only hi
- * is stored) with its single owner edge inline, plus one owner record with
- * its single range edge inline: about 130 bytes plus the key.
+ * Memory: a node holds its key bytes once (when lo is a prefix of hi, as
+ * in a point range, only hi is stored) and its first owner edge inline;
+ * an owner record holds its first range edge inline. One owner with one
+ * range costs about 190 bytes of heap with a 35-byte key (bench_rsindex).
  */
 #include "rsindex.h"
 
@@ -55,15 +63,23 @@ typedef struct edges {
     uint32_t len, cap;
 } edges;
 
+/* The head of a key: see head_of(). */
+typedef struct head {
+    uint64_t w[2];
+} head;
+
 typedef struct range {
-    struct range *left, *right;
-    struct range *max; /* the node of greatest (index_id, hi) in this subtree */
-    uint64_t gen;      /* the last add or match call that visited this node */
+    struct range *left, *right; /* tree links; unused for a point range */
+    struct range *max;          /* the node of greatest (index_id, hi) in this subtree */
+    head max_head;              /* the head of max's hi, to compare without reading max */
+    uint64_t gen;               /* the last add or match call that visited this node */
     edges owners;
-    uint32_t index_id;
+    uint32_t index_id, max_index_id;
     uint32_t lo_len, hi_len, hi_off; /* lo is bytes[0, lo_len), hi bytes[hi_off, +hi_len) */
     int8_t height;
-    bool bounded; /* false: hi is unbounded */
+    bool bounded;     /* false: hi is unbounded */
+    bool max_bounded; /* max->bounded */
+    bool point;       /* [lo, lo||0x00): in the points table, not in the tree */
     uint8_t bytes[];
 } range;
 
@@ -73,15 +89,21 @@ typedef struct owner {
     edges ranges;
 } owner;
 
+/* An open-addressing set of pointers (see ptable_put). */
+typedef struct ptable {
+    void **slots; /* NULL: a free slot */
+    size_t cap, len;
+} ptable;
+
 struct hd_rsindex {
-    range *root;
+    range *root;   /* every range but the points */
+    ptable points; /* point ranges by (index_id, lo) */
+    ptable owners; /* owners by id */
     size_t nranges;
-    owner **table; /* open addressing, linear probing; NULL = free slot */
-    size_t table_cap, nowners;
     uint64_t gen;
     uint64_t *hits; /* owners collected by the current match call */
     size_t nhits, hits_cap;
-    size_t visited; /* nodes the last match visited */
+    size_t visited; /* tree nodes the last match visited */
     long fail_after;
 };
 
@@ -246,6 +268,47 @@ static bool hi_after(const range *r, uint32_t index_id, const uint8_t *key, size
     return !r->bounded || cmp_bytes(range_hi(r), r->hi_len, key, len) > 0;
 }
 
+/*
+ * The head of a key: its first 16 bytes as two big-endian numbers,
+ * zero-padded. If the heads of two keys differ, they order the keys; if
+ * they are equal, the keys may still differ. 16 bytes hold an encoded
+ * string of up to 13 characters, as many index prefixes are.
+ */
+static uint64_t load_be64(const uint8_t *p)
+{
+    return (uint64_t)p[0] << 56 | (uint64_t)p[1] << 48 | (uint64_t)p[2] << 40 |
+           (uint64_t)p[3] << 32 | (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 |
+           (uint64_t)p[6] << 8 | (uint64_t)p[7];
+}
+
+static head head_of(const uint8_t *key, size_t len)
+{
+    uint8_t padded[16] = {0};
+    if (len) memcpy(padded, key, len < 16 ? len : 16);
+    return (head){{load_be64(padded), load_be64(padded + 8)}};
+}
+
+static int cmp_head(const head *a, const head *b)
+{
+    if (a->w[0] != b->w[0]) return a->w[0] > b->w[0] ? 1 : -1;
+    return (a->w[1] > b->w[1]) - (a->w[1] < b->w[1]);
+}
+
+/*
+ * True if the greatest (index_id, hi) in the subtree `t` is after the key
+ * whose head is `kh`. Decided from `t` itself unless the heads are equal:
+ * reading t->max would mostly cost one more cache miss per tree level.
+ */
+static bool subtree_hi_after(const range *t, uint32_t index_id, const uint8_t *key, size_t len,
+                             const head *kh)
+{
+    if (t->max_index_id != index_id) return t->max_index_id > index_id;
+    if (!t->max_bounded) return true;
+    int c = cmp_head(&t->max_head, kh);
+    if (c) return c > 0;
+    return hi_after(t->max, index_id, key, len);
+}
+
 /* ---- the AVL tree ---- */
 
 static int height(const range *r)
@@ -253,13 +316,26 @@ static int height(const range *r)
     return r ? r->height : 0;
 }
 
+/* Recomputes the height and the subtree maximum of `r` from its children. */
 static void update(range *r)
 {
     int hl = height(r->left), hr = height(r->right);
     r->height = (int8_t)(1 + (hl > hr ? hl : hr));
-    r->max = r;
-    if (r->left && cmp_hi(r->left->max, r->max) > 0) r->max = r->left->max;
-    if (r->right && cmp_hi(r->right->max, r->max) > 0) r->max = r->right->max;
+    const range *max = r, *from = NULL;
+    if (r->left && cmp_hi(r->left->max, max) > 0) max = r->left->max, from = r->left;
+    if (r->right && cmp_hi(r->right->max, max) > 0) max = r->right->max, from = r->right;
+    if (from) {
+        r->max = from->max;
+        r->max_head = from->max_head;
+        r->max_index_id = from->max_index_id;
+        r->max_bounded = from->max_bounded;
+    } else if (r->max != r) {
+        /* When r->max == r the fields already describe r: its bytes never change. */
+        r->max = r;
+        r->max_head = head_of(range_hi(r), r->bounded ? r->hi_len : 0);
+        r->max_index_id = r->index_id;
+        r->max_bounded = r->bounded;
+    }
 }
 
 static range *rotate_right(range *r)
@@ -381,72 +457,132 @@ static range *range_new(hd_rsindex *x, const probe *p)
     return r;
 }
 
-/* ---- owners by id ---- */
+/* ---- hash tables: owners by id, point ranges by key ---- */
 
-static size_t owner_slot(uint64_t id, size_t cap)
+/*
+ * An open-addressing set of pointers: linear probing, at most half full,
+ * backward-shift deletion (no tombstones, so probes stay short however
+ * long the index lives). Lookups are written out by each user.
+ */
+typedef uint64_t (*hash_fn)(const void *item);
+
+static uint64_t mix64(uint64_t h)
 {
-    /* splitmix64's finaliser: ids are often sequential. */
-    id ^= id >> 30;
-    id *= 0xbf58476d1ce4e5b9ULL;
-    id ^= id >> 27;
-    id *= 0x94d049bb133111ebULL;
-    id ^= id >> 31;
-    return (size_t)id & (cap - 1);
+    /* splitmix64's finaliser: owner ids are often sequential. */
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return h;
+}
+
+static uint64_t hash_key(uint32_t index_id, const uint8_t *key, size_t len)
+{
+    uint64_t h = mix64(((uint64_t)index_id << 32) ^ len);
+    for (; len >= 8; key += 8, len -= 8) {
+        uint64_t w;
+        memcpy(&w, key, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+        h ^= h >> 32;
+    }
+    uint64_t w = 0;
+    if (len) memcpy(&w, key, len);
+    return mix64(h ^ w);
+}
+
+static uint64_t owner_hash(const void *item)
+{
+    return mix64(((const owner *)item)->id);
+}
+
+static uint64_t point_hash(const void *item)
+{
+    const range *r = item;
+    return hash_key(r->index_id, range_lo(r), r->lo_len);
+}
+
+static void ptable_put(ptable *t, void *item, uint64_t h)
+{
+    size_t mask = t->cap - 1, i = (size_t)h & mask;
+    while (t->slots[i])
+        i = (i + 1) & mask;
+    t->slots[i] = item;
+    t->len++;
+}
+
+/* Makes room for one more item. */
+static int ptable_reserve(hd_rsindex *x, ptable *t, hash_fn hash)
+{
+    if ((t->len + 1) * 2 <= t->cap) return 0;
+    ptable grown = {.cap = t->cap ? t->cap * 2 : 16};
+    grown.slots = xmalloc(x, grown.cap * sizeof *grown.slots);
+    if (!grown.slots) return HERALD_ENOMEM;
+    memset(grown.slots, 0, grown.cap * sizeof *grown.slots);
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slots[i]) ptable_put(&grown, t->slots[i], hash(t->slots[i]));
+    free(t->slots);
+    *t = grown;
+    return 0;
+}
+
+static void ptable_delete(ptable *t, const void *item, uint64_t h, hash_fn hash)
+{
+    size_t mask = t->cap - 1, i = (size_t)h & mask;
+    while (t->slots[i] != item)
+        i = (i + 1) & mask;
+    t->slots[i] = NULL;
+    for (size_t j = (i + 1) & mask; t->slots[j]; j = (j + 1) & mask) {
+        size_t home = (size_t)hash(t->slots[j]) & mask;
+        /* An item stays if its home lies cyclically in (i, j]. */
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (stays) continue;
+        t->slots[i] = t->slots[j];
+        t->slots[j] = NULL;
+        i = j;
+    }
+    t->len--;
 }
 
 static owner *owner_find(const hd_rsindex *x, uint64_t id)
 {
-    if (!x->table_cap) return NULL;
-    size_t mask = x->table_cap - 1;
-    for (size_t i = owner_slot(id, x->table_cap); x->table[i]; i = (i + 1) & mask)
-        if (x->table[i]->id == id) return x->table[i];
+    const ptable *t = &x->owners;
+    if (!t->cap) return NULL;
+    size_t mask = t->cap - 1;
+    for (size_t i = (size_t)mix64(id) & mask; t->slots[i]; i = (i + 1) & mask) {
+        owner *o = t->slots[i];
+        if (o->id == id) return o;
+    }
     return NULL;
-}
-
-static void table_put(owner **table, size_t cap, owner *o)
-{
-    size_t i = owner_slot(o->id, cap);
-    while (table[i])
-        i = (i + 1) & (cap - 1);
-    table[i] = o;
-}
-
-/* Makes room for one more owner; the table stays at most half full. */
-static int owner_reserve(hd_rsindex *x)
-{
-    if ((x->nowners + 1) * 2 <= x->table_cap) return 0;
-    size_t cap = x->table_cap ? x->table_cap * 2 : 16;
-    owner **table = xmalloc(x, cap * sizeof *table);
-    if (!table) return HERALD_ENOMEM;
-    memset(table, 0, cap * sizeof *table);
-    for (size_t i = 0; i < x->table_cap; i++)
-        if (x->table[i]) table_put(table, cap, x->table[i]);
-    free(x->table);
-    x->table = table;
-    x->table_cap = cap;
-    return 0;
 }
 
 /* Takes `o` (already unlinked from every range) out of the table, frees it. */
 static void owner_delete(hd_rsindex *x, owner *o)
 {
-    size_t mask = x->table_cap - 1;
-    size_t i = owner_slot(o->id, x->table_cap);
-    while (x->table[i] != o)
-        i = (i + 1) & mask;
-    /* Backward-shift deletion: no tombstones, probes stay short. */
-    x->table[i] = NULL;
-    for (size_t j = (i + 1) & mask; x->table[j]; j = (j + 1) & mask) {
-        size_t home = owner_slot(x->table[j]->id, x->table_cap);
-        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
-        if (stays) continue;
-        x->table[i] = x->table[j];
-        x->table[j] = NULL;
-        i = j;
-    }
-    x->nowners--;
+    ptable_delete(&x->owners, o, owner_hash(o), owner_hash);
     edges_free(&o->ranges);
     free(o);
+}
+
+/* The point range [key, key||0x00) of `index_id`, or NULL. */
+static range *point_find(const hd_rsindex *x, uint32_t index_id, const uint8_t *key, size_t len,
+                         uint64_t h)
+{
+    const ptable *t = &x->points;
+    if (!t->cap) return NULL;
+    size_t mask = t->cap - 1;
+    for (size_t i = (size_t)h & mask; t->slots[i]; i = (i + 1) & mask) {
+        range *r = t->slots[i];
+        if (r->index_id == index_id && r->lo_len == len && (!len || !memcmp(r->bytes, key, len)))
+            return r;
+    }
+    return NULL;
+}
+
+static bool probe_is_point(const probe *p)
+{
+    return p->bounded && p->hi_len == p->lo_len + 1 && p->hi[p->lo_len] == 0x00 &&
+           (!p->lo_len || !memcmp(p->lo, p->hi, p->lo_len));
 }
 
 /* ---- links ---- */
@@ -480,7 +616,10 @@ static void unlink_range_side(hd_rsindex *x, owner *o, uint32_t i)
         edges_shrink(&r->owners);
         return;
     }
-    x->root = tree_remove(x->root, r);
+    if (r->point)
+        ptable_delete(&x->points, r, point_hash(r), point_hash);
+    else
+        x->root = tree_remove(x->root, r);
     x->nranges--;
     edges_free(&r->owners);
     free(r);
@@ -519,12 +658,20 @@ void hd__rsindex_free(hd_rsindex *x)
 {
     if (!x) return;
     free_tree(x->root);
-    for (size_t i = 0; i < x->table_cap; i++) {
-        if (!x->table[i]) continue;
-        edges_free(&x->table[i]->ranges);
-        free(x->table[i]);
+    for (size_t i = 0; i < x->points.cap; i++) {
+        range *r = x->points.slots[i];
+        if (!r) continue;
+        edges_free(&r->owners);
+        free(r);
     }
-    free(x->table);
+    free(x->points.slots);
+    for (size_t i = 0; i < x->owners.cap; i++) {
+        owner *o = x->owners.slots[i];
+        if (!o) continue;
+        edges_free(&o->ranges);
+        free(o);
+    }
+    free(x->owners.slots);
     free(x->hits);
     free(x);
 }
@@ -556,12 +703,11 @@ int hd__rsindex_add(hd_rsindex *x, uint64_t id, const herald_read_set *rs)
     bool created = false;
     if (!o) {
         if (!nnew) return 0;
-        if (owner_reserve(x)) return HERALD_ENOMEM;
+        if (ptable_reserve(x, &x->owners, owner_hash)) return HERALD_ENOMEM;
         o = xmalloc(x, sizeof *o);
         if (!o) return HERALD_ENOMEM;
         *o = (owner){.id = id, .ranges = EDGES_EMPTY};
-        table_put(x->table, x->table_cap, o);
-        x->nowners++;
+        ptable_put(&x->owners, o, owner_hash(o));
         created = true;
     }
     uint32_t nold = o->ranges.len;
@@ -571,16 +717,23 @@ int hd__rsindex_add(hd_rsindex *x, uint64_t id, const herald_read_set *rs)
     for (size_t i = 0; i < rs->len; i++) {
         probe p = probe_of(&rs->ranges[i]);
         if (probe_empty(&p)) continue;
-        range *r = tree_find(x->root, &p);
+        bool point = probe_is_point(&p);
+        uint64_t h = point ? hash_key(p.index_id, p.lo, p.lo_len) : 0;
+        range *r = point ? point_find(x, p.index_id, p.lo, p.lo_len, h) : tree_find(x->root, &p);
         if (r && r->gen == gen) continue; /* twice in this read set */
         if (!r) {
+            if (point && ptable_reserve(x, &x->points, point_hash)) goto fail;
             r = range_new(x, &p);
             if (!r) goto fail;
             if (edges_reserve(x, &r->owners, 1)) {
                 free(r);
                 goto fail;
             }
-            x->root = tree_insert(x->root, r);
+            r->point = point;
+            if (point)
+                ptable_put(&x->points, r, h);
+            else
+                x->root = tree_insert(x->root, r);
             x->nranges++;
         } else if (edges_reserve(x, &r->owners, (size_t)r->owners.len + 1)) {
             goto fail;
@@ -647,11 +800,12 @@ static int collect(hd_rsindex *x, range *r)
  * Collects the owners of every node of `t` containing the key. Recurses
  * only into left children, so the depth is at most the tree height.
  */
-static int stab(hd_rsindex *x, range *t, uint32_t index_id, const uint8_t *key, size_t len)
+static int stab(hd_rsindex *x, range *t, uint32_t index_id, const uint8_t *key, size_t len,
+                const head *kh)
 {
-    for (; t && hi_after(t->max, index_id, key, len); t = t->right) {
+    for (; t && subtree_hi_after(t, index_id, key, len, kh); t = t->right) {
         x->visited++;
-        if (t->left && stab(x, t->left, index_id, key, len)) return HERALD_ENOMEM;
+        if (t->left && stab(x, t->left, index_id, key, len, kh)) return HERALD_ENOMEM;
         /* Every node to the right starts at or after this one. */
         if (!lo_at_or_before(t, index_id, key, len)) break;
         if (t->gen != x->gen && hi_after(t, index_id, key, len)) {
@@ -662,26 +816,36 @@ static int stab(hd_rsindex *x, range *t, uint32_t index_id, const uint8_t *key, 
     return 0;
 }
 
-static int stab_keys(hd_rsindex *x, const herald_write_key *keys, size_t n)
+static int match_keys(hd_rsindex *x, const herald_write_key *keys, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (stab(x, x->root, keys[i].index_id, keys[i].key, keys[i].key_len)) return HERALD_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const herald_write_key *k = &keys[i];
+        if (x->points.len) {
+            uint64_t h = hash_key(k->index_id, k->key, k->key_len);
+            range *r = point_find(x, k->index_id, k->key, k->key_len, h);
+            if (r && r->gen != x->gen) {
+                r->gen = x->gen;
+                if (collect(x, r)) return HERALD_ENOMEM;
+            }
+        }
+        if (x->root) {
+            head kh = head_of(k->key, k->key_len);
+            if (stab(x, x->root, k->index_id, k->key, k->key_len, &kh)) return HERALD_ENOMEM;
+        }
+    }
     return 0;
 }
 
 int hd__rsindex_match(hd_rsindex *x, const herald_write_set *const *ws, size_t nws,
                       void (*fn)(void *ctx, uint64_t owner), void *ctx)
 {
-    if (!x->root) {
-        x->visited = 0;
-        return 0;
-    }
     x->gen++;
     x->nhits = 0;
     x->visited = 0;
+    if (!x->nranges) return 0;
     for (size_t i = 0; i < nws; i++) {
-        if (stab_keys(x, ws[i]->removed, ws[i]->nremoved) ||
-            stab_keys(x, ws[i]->added, ws[i]->nadded))
+        if (match_keys(x, ws[i]->removed, ws[i]->nremoved) ||
+            match_keys(x, ws[i]->added, ws[i]->nadded))
             return HERALD_ENOMEM;
     }
     /* Detach the hits so that `fn` may call in again (even match). */
@@ -707,7 +871,7 @@ size_t hd__rsindex_count(const hd_rsindex *x)
 
 size_t hd__rsindex_owners(const hd_rsindex *x)
 {
-    return x->nowners;
+    return x->owners.len;
 }
 
 size_t hd__rsindex_visited(const hd_rsindex *x)
@@ -717,6 +881,26 @@ size_t hd__rsindex_visited(const hd_rsindex *x)
 
 /* ---- invariants, for tests ---- */
 
+/* The links of one range, its bounds, and that no owner holds it twice. */
+static bool check_range(const range *r)
+{
+    if (r->bounded && cmp_bytes(range_lo(r), r->lo_len, range_hi(r), r->hi_len) >= 0) return false;
+    probe p = {r->index_id, range_lo(r), range_hi(r), r->lo_len, r->hi_len, r->bounded};
+    if (probe_is_point(&p) != r->point) return false;
+    if (r->owners.len == 0 || r->owners.len > r->owners.cap) return false;
+    const edge *re = edges_at_const(&r->owners);
+    for (uint32_t i = 0; i < r->owners.len; i++) {
+        const owner *o = re[i].owner;
+        if (re[i].back >= o->ranges.len) return false;
+        const edge *oe = &edges_at_const(&o->ranges)[re[i].back];
+        if (oe->range != r || oe->back != i) return false;
+        if (r->owners.len <= 64)
+            for (uint32_t j = 0; j < i; j++)
+                if (re[j].owner == o) return false;
+    }
+    return true;
+}
+
 /* Checks the subtree `t`; returns its node count or -1. */
 static long check_tree(const range *t, const range **prev)
 {
@@ -725,7 +909,7 @@ static long check_tree(const range *t, const range **prev)
     if (nl < 0) return -1;
     if (*prev && cmp_nodes(*prev, t) >= 0) return -1;
     *prev = t;
-    if (t->bounded && cmp_bytes(range_lo(t), t->lo_len, range_hi(t), t->hi_len) >= 0) return -1;
+    if (t->point || !check_range(t)) return -1;
     long nr = check_tree(t->right, prev);
     if (nr < 0) return -1;
     int hl = height(t->left), hr = height(t->right);
@@ -734,30 +918,36 @@ static long check_tree(const range *t, const range **prev)
     if (t->left && cmp_hi(t->left->max, max) > 0) max = t->left->max;
     if (t->right && cmp_hi(t->right->max, max) > 0) max = t->right->max;
     if (cmp_hi(max, t->max) != 0) return -1;
-    if (t->owners.len == 0 || t->owners.len > t->owners.cap) return -1;
-    const edge *re = edges_at_const(&t->owners);
-    for (uint32_t i = 0; i < t->owners.len; i++) {
-        const owner *o = re[i].owner;
-        if (re[i].back >= o->ranges.len) return -1;
-        const edge *oe = &edges_at_const(&o->ranges)[re[i].back];
-        if (oe->range != t || oe->back != i) return -1;
-        if (t->owners.len <= 64)
-            for (uint32_t j = 0; j < i; j++)
-                if (re[j].owner == o) return -1;
-    }
+    if (t->max_index_id != max->index_id || t->max_bounded != max->bounded) return -1;
+    head mh = head_of(range_hi(max), max->bounded ? max->hi_len : 0);
+    if (cmp_head(&mh, &t->max_head) != 0) return -1;
     return nl + 1 + nr;
+}
+
+static bool check_table(const ptable *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->cap; i++)
+        n += t->slots[i] != NULL;
+    return n == t->len && (!t->cap || (t->cap & (t->cap - 1)) == 0) && t->len * 2 <= t->cap;
 }
 
 int hd__rsindex_check(const hd_rsindex *x)
 {
     const range *prev = NULL;
     long n = check_tree(x->root, &prev);
-    if (n < 0 || (size_t)n != x->nranges) return -1;
-    size_t nowners = 0;
-    for (size_t i = 0; i < x->table_cap; i++) {
-        const owner *o = x->table[i];
+    if (n < 0 || !check_table(&x->points) || !check_table(&x->owners)) return -1;
+    if ((size_t)n + x->points.len != x->nranges) return -1;
+    for (size_t i = 0; i < x->points.cap; i++) {
+        const range *r = x->points.slots[i];
+        if (!r) continue;
+        if (!r->point || !check_range(r)) return -1;
+        uint64_t h = point_hash(r);
+        if (point_find(x, r->index_id, range_lo(r), r->lo_len, h) != r) return -1;
+    }
+    for (size_t i = 0; i < x->owners.cap; i++) {
+        const owner *o = x->owners.slots[i];
         if (!o) continue;
-        nowners++;
         if (owner_find(x, o->id) != o) return -1;
         if (o->ranges.len == 0 || o->ranges.len > o->ranges.cap) return -1;
         const edge *oe = edges_at_const(&o->ranges);
@@ -768,6 +958,5 @@ int hd__rsindex_check(const hd_rsindex *x)
             if (re->owner != o || re->back != j) return -1;
         }
     }
-    if (nowners != x->nowners || (x->table_cap && nowners * 2 > x->table_cap)) return -1;
     return 0;
 }

@@ -5,9 +5,11 @@
  * registers the key ranges its last run read (query.h, herald_read_set).
  * For a commit's write sets (store.h), hd__rsindex_match() reports every
  * owner having a range that contains at least one written key, removed or
- * added, and never looks at the others: a call costs
- * O(k * (log n + m)) for k written keys, n distinct ranges and m matches,
- * independent of how many subscriptions do not match.
+ * added, and never looks at the others. Per written key a match costs one
+ * hash probe (point ranges [k, k||0x00)) plus O(log n) tree steps for the
+ * other ranges, plus O(log n) per matching non-point range and O(1) per
+ * owner reported; n is the number of distinct ranges. Adding or removing
+ * an owner costs O(log n) per range.
  *
  * Identical ranges of several owners are stored once. Ranges that contain
  * no key (hi <= lo) are not stored: they can never match.
@@ -22,6 +24,8 @@
  * - Not thread-safe: one thread uses an index at a time.
  * - The index keeps no pointer into the read sets or write sets it is
  *   given.
+ * - The list of owners a match collects is kept for the next call, so the
+ *   index holds 8 bytes per owner of the largest match so far.
  */
 #ifndef HD_RSINDEX_H
 #define HD_RSINDEX_H

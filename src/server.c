@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,10 +26,12 @@
 #include "server.h"
 
 #define DEFAULT_MAX_MESSAGE  ((size_t)1024 * 1024 + 65536)
-#define DEFAULT_MAX_OUTBOUND ((size_t)256 * 1024)
+#define DEFAULT_MAX_OUTBOUND ((size_t)64 * 1024)
 #define HARD_OUTBOUND_FACTOR 8
 
 static hd_server *the_server; /* for the signal handler only */
+
+static void cull(hd_conn *c, const char *reason);
 
 double hd__now(void)
 {
@@ -91,7 +94,7 @@ int hd__conn_send(hd_conn *c, const char *text, size_t len)
 {
     if (c->dead || c->closing || !c->websocket) return 0;
     if (c->out_bytes > c->srv->cfg.max_outbound * HARD_OUTBOUND_FACTOR) {
-        hd__conn_close(c, "too far behind: not reading its messages");
+        cull(c, "too far behind: not reading its messages");
         return HERALD_ELIMIT;
     }
     hd_frame *f = malloc(sizeof *f + LWS_PRE + len);
@@ -115,6 +118,25 @@ void hd__conn_close(hd_conn *c, const char *reason)
     c->closing = true;
     snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
     if (c->wsi) lws_callback_on_writable(c->wsi);
+}
+
+/*
+ * A client that stays behind: its queue is dropped now (that is the memory
+ * we must not keep), the close frame with the reason goes out when its
+ * socket drains, and if it never reads again lws kills it after a while.
+ */
+static void cull(hd_conn *c, const char *reason)
+{
+    if (c->closing || c->dead) return;
+    for (hd_frame *f = c->out, *n; f; f = n) {
+        n = f->next;
+        free(f);
+    }
+    c->out = c->out_tail = NULL;
+    c->out_bytes = 0;
+    fprintf(stderr, "herald: closing connection %llu: %s\n", (unsigned long long)c->serial, reason);
+    hd__conn_close(c, reason);
+    if (c->wsi) lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 30);
 }
 
 /* ---- HTTP ---- */
@@ -170,7 +192,7 @@ static void check_laggards(hd_server *s)
     double now = hd__now();
     for (hd_conn *c = s->conns; c; c = c->next)
         if (c->behind_since && now - c->behind_since > s->cfg.max_behind_seconds)
-            hd__conn_close(c, "too far behind: updates were waiting too long");
+            cull(c, "too far behind: updates were waiting too long");
 }
 
 /* A tick every 250 ms: culls laggards, and bounds every wait while stopping. */
@@ -196,9 +218,16 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (s) check_laggards(s);
         return 0;
 
-    case LWS_CALLBACK_ESTABLISHED:
+    case LWS_CALLBACK_ESTABLISHED: {
+        /* A fixed kernel send buffer: without it loopback autotuning lets a
+         * client that never reads park megabytes per socket in the kernel,
+         * and the server would never notice it falling behind. */
+        int sndbuf = (int)s->cfg.max_outbound;
+        lws_sockfd_type fd = lws_get_socket_fd(wsi);
+        if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
         p->conn = conn_new(s, wsi, true);
         return p->conn ? 0 : -1;
+    }
 
     case LWS_CALLBACK_RECEIVE: {
         if (!c || c->closing) return 0;

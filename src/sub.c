@@ -101,7 +101,13 @@ static int evaluate(hd_server *s, hd_qinst *qi, herald_value *old)
     }
     herald_read_set_free(&qi->rs);
     qi->rs = rs;
-    if (hd__rsindex_add(s->rsindex, qi->id, &qi->rs)) return HERALD_ENOMEM;
+    if (hd__rsindex_add(s->rsindex, qi->id, &qi->rs)) {
+        /* The index still holds the old ranges: say so rather than go stale silently. */
+        herald_value_free(&qi->result);
+        qi->result = herald_undefined();
+        qi->rc = herald_fail(&qi->err, HERALD_ENOMEM, "out of memory: subscription stopped");
+        return qi->rc;
+    }
     return rc;
 }
 

@@ -339,14 +339,28 @@ static int one_op(writer *w, herald_txn *m, herald_error *err)
 {
     size_t live = w->live.len;
     unsigned r = rnd_below(100);
-    if (r == 0) return op_invalid(w, m, err);
+    if (r == 0) return op_invalid(w, m, err); /* the one op that must fail validation */
     /* Inserts win while the table is small; past ~800 documents deletes do. */
     unsigned ins = live < 800 ? 55 : 30;
-    if (live == 0 || r < ins) return op_insert(w, m, err);
-    const char *id = w->live.v[rnd_below((unsigned)live)].s;
-    if (r < ins + 25) return op_patch(w, m, id, err);
-    if (r < ins + 35) return op_replace(w, m, id, err);
-    return op_delete(w, m, id, err);
+    char id[HERALD_ID_CHARS + 1] = "";
+    int rc;
+    if (live == 0 || r < ins) {
+        rc = op_insert(w, m, err);
+    } else {
+        memcpy(id, w->live.v[rnd_below((unsigned)live)].s, sizeof id);
+        rc = r < ins + 25   ? op_patch(w, m, id, err)
+             : r < ins + 35 ? op_replace(w, m, id, err)
+                            : op_delete(w, m, id, err);
+    }
+    if (rc == HERALD_EVALIDATION) die("a valid document was refused", rc, err);
+    /* Only a document this very mutation deleted may be missing. */
+    if (rc == HERALD_ENOTFOUND) {
+        bool deleted_here = false;
+        for (size_t i = 0; i < w->removed.len; i++)
+            deleted_here |= strcmp(w->removed.v[i].s, id) == 0;
+        if (!deleted_here) die("a live document is missing", rc, err);
+    }
+    return rc;
 }
 
 /*

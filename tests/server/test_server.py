@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -52,8 +53,15 @@ class Server:
             if line.startswith("admin key"):
                 self.key = line.split(":", 1)[1].strip()
             if "listening on" in line:
+                # Keep reading its output so that the server never blocks on a full pipe.
+                self.reader = threading.Thread(target=self._read, daemon=True)
+                self.reader.start()
                 return
         raise RuntimeError("server did not start: " + "".join(self.lines))
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
@@ -64,11 +72,11 @@ class Server:
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         try:
-            out, _ = self.proc.communicate(timeout=30)
+            self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, _ = self.proc.communicate()
-        self.lines.append(out)
+            self.proc.wait()
+        self.reader.join(timeout=10)
         return self.proc.returncode
 
 
