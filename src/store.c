@@ -258,6 +258,10 @@ int herald_store_open(const char *path, const herald_store_options *opts, herald
                              mdb_strerror(rc));
         goto fail;
     }
+    /* Reader slots of processes that died (a killed `herald query`) would
+     * keep LMDB from reusing pages: clear them now. */
+    int dead_readers = 0;
+    mdb_reader_check(s->env, &dead_readers);
     /* An existing file may be larger than the map we asked for. */
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
