@@ -161,6 +161,16 @@ async def scenario_basic(server):
         check(r["type"] == "result" and len(r["value"]) == 1, f"rolled back: {r}")
         r = await request(ws, {"type": "unsub", "id": "s1"})
         check(r == {"type": "ack", "id": "s1"}, f"unsub: {r}")
+        # Two subscriptions that one commit changes: both changes travel in one frame.
+        r1 = await request(ws, {"type": "sub", "id": "x1", "query": {"table": "videos", "index": "by_status",
+                                                                       "range": [{"eq": ["status", "Queued"]}]}})
+        r2 = await request(ws, {"type": "sub", "id": "x2", "query": {"table": "videos", "take": 100}})
+        check(r1["type"] == r2["type"] == "result", "two subscriptions")
+        await ws.send(json.dumps({"type": "mutate", "id": "m4", "ops": [
+            {"op": "insert", "table": "videos", "value": {"twitchId": "t4", "title": "Four", "status": "Queued"}}]}))
+        first, second = await recv(ws), await recv(ws)
+        check(first["type"] == "update" and sorted(c["id"] for c in first["changes"]) == ["x1", "x2"]
+              and second["type"] == "ack", f"one frame for one commit: {first} {second}")
         return new_id
 
 
@@ -232,6 +242,17 @@ def main():
         check(st == 401, "still needs the key after restart")
         rc = server.stop()
         check(rc == 0, "second stop")
+        # --dev: announced loudly, and raw requests work without a key; static files are served.
+        server = Server(data, ["--dev", "--static", os.path.join(ROOT, "web-demo")])
+        check(any("--dev" in line and "ANY client" in line for line in server.lines), "--dev is announced")
+        st, r = http(server, "/api/query", {"query": {"table": "videos", "take": 1}})
+        check(st == 200 and len(r["value"]) == 1, f"--dev allows raw queries: {st}")
+        with urllib.request.urlopen(server.url("/"), timeout=30) as page:
+            check(page.status == 200 and b"<html" in page.read(), "static index page")
+        with urllib.request.urlopen(server.url("/herald.js"), timeout=30) as js:
+            check(b"export function connect" in js.read(), "the JavaScript client is served")
+        rc = server.stop()
+        check(rc == 0, "third stop")
         p = subprocess.run([HERALD, "--data", data, "query", '{"table":"videos"}'], capture_output=True, text=True)
         docs = json.loads(p.stdout)
         check(any(d["twitchId"] == "live" and d["progressPercentage"] == 30 for d in docs), "data survives restart")
