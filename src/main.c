@@ -37,10 +37,10 @@ static const char usage[] =
     "  check                 verify that indexes match documents\n"
     "  serve [--port N] [--dev] [--static DIR] [--max-outbound BYTES]\n"
     "        [--max-behind SECONDS] [--max-message BYTES]\n"
-    "                        run the live server (default port 3210; static files from\n"
-    "                        DIR, else the app's public/ folder; 64 KiB queued per\n"
-    "                        client before updates merge, 30 s behind before it is\n"
-    "                        closed, 1 MiB + 64 KiB per message)\n"
+    "                        run the live server: port 3210; static files from DIR,\n"
+    "                        else the app's public/, else ./web-demo; 64 KiB queued\n"
+    "                        per client before its updates merge; closed after 30 s\n"
+    "                        behind; messages up to 1 MiB + 64 KiB\n"
     "  version               print the version\n";
 
 static int fail(const herald_error *err, int rc)
@@ -261,6 +261,8 @@ static int cmd_serve(const options *o, int argc, char **argv, herald_error *err)
         snprintf(public_dir, sizeof public_dir, "%s/public", o->app);
         if (stat(public_dir, &st) == 0 && S_ISDIR(st.st_mode)) cfg.static_dir = public_dir;
     }
+    /* From a checkout, the web demo is the page to show. */
+    if (!cfg.static_dir && stat("web-demo/index.html", &st) == 0) cfg.static_dir = "web-demo";
     if (o->app) {
         /* Apply the app's schema before serving it. */
         herald_store *s;
