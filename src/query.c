@@ -468,10 +468,16 @@ int herald_query_parse(const char *text, size_t len, const herald_schema *schema
 
 /* ---- execution ---- */
 
+static bool eval(const expr *e, const herald_value *doc);
+
 static const herald_value *operand(const expr *e, const herald_value *doc)
 {
     static const herald_value undef = {.type = HERALD_UNDEFINED};
+    static const herald_value yes = {.type = HERALD_BOOLEAN, .u.b = true};
+    static const herald_value no = {.type = HERALD_BOOLEAN, .u.b = false};
     if (e->op == OP_LITERAL) return &e->literal;
+    /* An expression used as an operand stands for its boolean value. */
+    if (e->op != OP_FIELD) return eval(e, doc) ? &yes : &no;
     const herald_value *v = herald_value_path(doc, e->path);
     return v ? v : &undef;
 }
@@ -528,8 +534,8 @@ static int encode_range_value(hd_buf *b, const hd_table *tab, const hd_index *ix
     return 0;
 }
 
-static int compute_bounds(const herald_query *q, const hd_table *tab, const hd_index *ix, hd_buf *lo, hd_buf *hi,
-                          bool *has_hi, herald_error *err)
+static int compute_bounds(const herald_query *q, const hd_table *tab, const hd_index *ix,
+                          hd_buf *lo, hd_buf *hi, bool *has_hi, herald_error *err)
 {
     hd_buf prefix = HD_BUF_INIT;
     uint8_t iid[4];

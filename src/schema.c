@@ -347,7 +347,8 @@ static int parse_validator_body(struct loader *L, const cJSON *j, int depth, boo
         return load_fail(L, "unknown validator type `%.64s`", type->valuestring);
     v->kind = vkinds[k].kind;
 
-    const char *keys[4] = {"type", NULL, NULL, NULL};
+    /* At most "type", two kind-specific keys, "optional", and a NULL end. */
+    const char *keys[5] = {"type", NULL, NULL, NULL, NULL};
     size_t nkeys = 1;
     switch (v->kind) {
     case HERALD_V_ID:
@@ -587,8 +588,10 @@ static int parse_indexes(struct loader *L, const cJSON *table, herald_table_def 
         if (!cJSON_IsString(field)) return load_fail(L, "`vectorField` must be a string");
         if ((rc = check_path(L, field->valuestring)) < 0) return rc;
         const cJSON *dims = cJSON_GetObjectItemCaseSensitive(c, "dimensions");
-        if (!cJSON_IsNumber(dims) || dims->valuedouble != (double)(int)dims->valuedouble ||
-            dims->valuedouble < MIN_DIMENSIONS || dims->valuedouble > MAX_DIMENSIONS)
+        /* Range first: converting an out-of-range double to int is undefined. */
+        if (!cJSON_IsNumber(dims) || !(dims->valuedouble >= MIN_DIMENSIONS) ||
+            !(dims->valuedouble <= MAX_DIMENSIONS) ||
+            dims->valuedouble != (double)(int)dims->valuedouble)
             return load_fail(L, "`dimensions` must be an integer from %d to %d", MIN_DIMENSIONS,
                              MAX_DIMENSIONS);
         d->dimensions = (int)dims->valuedouble;

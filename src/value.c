@@ -317,25 +317,31 @@ static bool utf8_valid(const unsigned char *s, size_t n)
 }
 
 /*
- * cJSON stores strings NUL-terminated, so an escaped U+0000 would silently
- * cut a string short. Find one before parsing and refuse the text instead.
+ * cJSON stores strings NUL-terminated, so a U+0000 (escaped or raw) would
+ * silently cut a string short, and it lets raw control characters through.
+ * Check the text before parsing; returns NULL or what is wrong.
  */
-static bool has_escaped_nul(const char *t, size_t n)
+static const char *check_text(const char *t, size_t n)
 {
     bool in_string = false;
+    if (memchr(t, 0, n)) return "JSON text contains a NUL byte";
     for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
         if (!in_string) {
-            if (t[i] == '"') in_string = true;
+            if (c == '"') in_string = true;
             continue;
         }
-        if (t[i] == '"') {
+        if (c == '"') {
             in_string = false;
-        } else if (t[i] == '\\' && i + 1 < n) {
-            if (t[i + 1] == 'u' && i + 5 < n && memcmp(t + i + 2, "0000", 4) == 0) return true;
+        } else if (c < 0x20) {
+            return "a control character in a string must be escaped";
+        } else if (c == '\\' && i + 1 < n) {
+            if (t[i + 1] == 'u' && i + 5 < n && memcmp(t + i + 2, "0000", 4) == 0)
+                return "strings containing U+0000 are not supported; use bytes";
             i++;
         }
     }
-    return false;
+    return NULL;
 }
 
 static const char *type_name(const cJSON *j)
@@ -406,6 +412,12 @@ static int from_cjson(const cJSON *j, int depth, herald_value *out, herald_error
             return herald_fail(err, HERALD_EINVAL, "string is not valid UTF-8");
         return herald_string(out, j->valuestring, n);
     }
+    /* $integer, $float and $bytes are scalars in an object's clothing: no nesting level. */
+    const cJSON *first = cJSON_IsObject(j) ? j->child : NULL;
+    if (first && !first->next && first->string && first->string[0] == '$' &&
+        (!strcmp(first->string, "$integer") || !strcmp(first->string, "$float") ||
+         !strcmp(first->string, "$bytes")))
+        return decode_special(j, out, err);
     if (depth >= HERALD_MAX_DEPTH)
         return herald_fail(err, HERALD_ELIMIT, "value is nested deeper than %d levels",
                            HERALD_MAX_DEPTH);
@@ -429,11 +441,6 @@ static int from_cjson(const cJSON *j, int depth, herald_value *out, herald_error
         return 0;
     }
     if (!cJSON_IsObject(j)) return herald_fail(err, HERALD_EINVAL, "unsupported JSON value");
-    const cJSON *first = j->child;
-    if (first && !first->next && first->string && first->string[0] == '$' &&
-        (!strcmp(first->string, "$integer") || !strcmp(first->string, "$float") ||
-         !strcmp(first->string, "$bytes")))
-        return decode_special(j, out, err);
     herald_object_init(out);
     size_t n = 0;
     for (const cJSON *c = j->child; c; c = c->next) {
@@ -467,9 +474,8 @@ static int from_cjson(const cJSON *j, int depth, herald_value *out, herald_error
 int herald_value_from_json(const char *text, size_t len, herald_value *out, herald_error *err)
 {
     *out = herald_undefined();
-    if (has_escaped_nul(text, len))
-        return herald_fail(err, HERALD_EINVAL,
-                           "strings containing U+0000 are not supported; use bytes");
+    const char *bad = check_text(text, len);
+    if (bad) return herald_fail(err, HERALD_EINVAL, "%s", bad);
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (!j) {

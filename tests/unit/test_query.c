@@ -142,6 +142,10 @@ static void test_filters_and_shapes(void)
             NULL, 0);
     CHECK(r.u.arr.len == 3);
     herald_value_free(&r);
+    /* An expression as an operand stands for its boolean value. */
+    r = run("{\"table\":\"reels\",\"filter\":{\"eq\":[{\"not\":{\"eq\":[1,1]}},false]}}", NULL, 0);
+    CHECK(r.type == HERALD_ARRAY && r.u.arr.len == 30);
+    herald_value_free(&r);
     /* first / unique / get. */
     r = run(
         "{\"table\":\"reels\",\"index\":\"by_feed_position\",\"range\":[{\"eq\":[\"feed\",\"c\"]}],"

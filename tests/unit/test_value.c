@@ -255,6 +255,27 @@ static void test_json_refusals(void)
     CHECK(parse("{\"$integer\":\"!!!!\"}", &v, &err) == HERALD_EINVAL);
     CHECK(parse("\"a\\u0000b\"", &v, &err) == HERALD_EINVAL);
     CHECK(parse("\"\xff\"", &v, &err) == HERALD_EINVAL);
+    /* Raw NULs and raw control characters would be cut or let through by cJSON. */
+    CHECK(herald_value_from_json("\"a\0b\"", 5, &v, &err) == HERALD_EINVAL);
+    CHECK(herald_value_from_json("{\"a\0b\":1}", 8, &v, &err) == HERALD_EINVAL);
+    CHECK(parse("\"a\tb\"", &v, &err) == HERALD_EINVAL);
+    /* A -0 at the deepest level travels as {"$float": ...} and must read back. */
+    herald_value z;
+    herald_array_init(&z);
+    herald_value *deepest = &z;
+    for (int i = 1; i < HERALD_MAX_DEPTH; i++) {
+        herald_value inner;
+        herald_array_init(&inner);
+        herald_array_push(deepest, inner);
+        deepest = &deepest->u.arr.items[0];
+    }
+    herald_array_push(deepest, herald_float64(-0.0));
+    char *zt = herald_value_to_json(&z);
+    CHECK_OK(parse(zt, &v, &err));
+    CHECK(herald_value_equal(&v, &z));
+    herald_value_free(&v);
+    free(zt);
+    herald_value_free(&z);
     CHECK(parse("", &v, &err) == HERALD_EINVAL);
     /* Depth: 64 nested arrays are fine, 65 are not. */
     char deep[200];

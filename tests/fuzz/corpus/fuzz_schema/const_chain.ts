@@ -1,0 +1,5 @@
+const a = v.string()
+const b = v.object({x: a, y: a})
+const c = v.object({x: b, y: b})
+const d = v.object({x: c, y: c})
+export default defineSchema({t: defineTable({d: d, e: v.optional(d)})})

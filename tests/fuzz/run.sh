@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Builds the fuzz targets with clang and libFuzzer (ASan + UBSan) and runs
+# each for a while, then merges what it found into the committed corpus
+# (tests/fuzz/corpus/<target>/), keeping only inputs that add coverage.
+#
+#   tests/fuzz/run.sh [SECONDS] [TARGET...]
+#
+# SECONDS per target defaults to 60; TARGET defaults to all four. With
+# HERALD_FUZZ_MINIMIZE=1 the corpus is re-minimized from scratch instead
+# (hand-written seeds, the files not named by a SHA-1, are always kept).
+# Crashing inputs land in tests/fuzz/crashes/<target>-crash-<sha1>: rename
+# them to say what they show, and copy them into the corpus so the
+# ordinary test run (meson test --suite fuzz) replays them.
+# Builds go to build-fuzz/ (HERALD_FUZZ_BUILD), which git ignores.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+seconds=${1:-60}
+[ $# -gt 0 ] && shift
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_json fuzz_keydecode fuzz_schema fuzz_query)
+build=${HERALD_FUZZ_BUILD:-build-fuzz}
+cc=${CC:-clang}
+
+# Longest input per target: a little above the largest useful seed.
+declare -A max_len=([fuzz_json]=8192 [fuzz_keydecode]=1024 [fuzz_schema]=8192 [fuzz_query]=2048)
+
+cflags=(-g -O1 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -fno-omit-frame-pointer
+        -fsanitize=address,undefined -fno-sanitize-recover=undefined)
+libs=(-llmdb -lcjson -lcrypto -lm -lpthread)
+
+# The storage core, as meson.build lists it in core_src.
+mapfile -t core < <(sed -n '/^core_src = files(/,/^)/p' meson.build | grep -o "'src/[^']*'" |
+                    tr -d "'")
+
+mkdir -p "$build/obj" tests/fuzz/crashes
+objs=()
+for src in "${core[@]}"; do
+  obj=$build/obj/$(basename "$src" .c).o
+  if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ]; then
+    "$cc" "${cflags[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
+  fi
+  objs+=("$obj")
+done
+
+status=0
+for t in "${targets[@]}"; do
+  echo "== $t: building"
+  "$cc" "${cflags[@]}" -fsanitize=fuzzer "tests/fuzz/$t.c" "${objs[@]}" "${libs[@]}" \
+    -o "$build/$t"
+  corpus=tests/fuzz/corpus/$t
+  found=$build/found-$t
+  rm -rf "$found" && mkdir -p "$found" "$corpus"
+  opts=(-max_len="${max_len[$t]}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+        -artifact_prefix="tests/fuzz/crashes/$t-")
+  [ -f "tests/fuzz/$t.dict" ] && opts+=(-dict="tests/fuzz/$t.dict")
+
+  echo "== $t: fuzzing for ${seconds}s"
+  if ! "$build/$t" "${opts[@]}" -max_total_time="$seconds" "$found" "$corpus" \
+       > "$build/$t.log" 2>&1; then
+    echo "!! $t failed: see $build/$t.log and tests/fuzz/crashes/"
+    grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error)' "$build/$t.log" | head -n 5 || true
+    status=1
+  fi
+  tail -n 12 "$build/$t.log" | grep -E '^stat::|^Done' || true
+
+  # Merging on edge coverage only (no hit counters) keeps the corpus to a
+  # few hundred files per target instead of thousands.
+  echo "== $t: merging $(find "$found" -type f | wc -l) new inputs"
+  if [ "${HERALD_FUZZ_MINIMIZE:-0}" = 1 ]; then
+    min=$build/min-$t
+    rm -rf "$min" && mkdir -p "$min"
+    find "$corpus" -maxdepth 1 -type f -regextype posix-extended ! -regex '.*/[0-9a-f]{40}' \
+      -exec cp {} "$min" \;
+    "$build/$t" -merge=1 -use_counters=0 "${opts[@]}" "$min" "$corpus" "$found" \
+      > "$build/$t.merge.log" 2>&1
+    rm -rf "$corpus" && mv "$min" "$corpus"
+  else
+    "$build/$t" -merge=1 -use_counters=0 "${opts[@]}" "$corpus" "$found" \
+      > "$build/$t.merge.log" 2>&1
+  fi
+  echo "== $t: corpus now $(find "$corpus" -type f | wc -l) files"
+done
+exit $status
