@@ -451,7 +451,7 @@ int herald_insert_raw(herald_txn *m, const char *table, const herald_value *doc,
 
 /* Loads the stored document `id` (with _creationTime, without _id) of any table. */
 static int load(herald_txn *t, const char *table, const char *id_text, uint8_t id[HERALD_ID_BYTES],
-                const hd_table **tab, herald_value *out, herald_error *err)
+                const hd_table **tab, bool with_id, herald_value *out, herald_error *err)
 {
     *out = herald_undefined();
     if (!id_text || !hd__id_parse(id_text, strlen(id_text), id))
@@ -467,7 +467,7 @@ static int load(herald_txn *t, const char *table, const char *id_text, uint8_t i
         return herald_fail(err, HERALD_ENOTFOUND, "document %s does not exist", id_text);
     if (rc) return hd__mdb_fail(err, rc, "reading a document");
     rc = hd__doc_decode(id, &v, out, err);
-    if (!rc) herald_object_remove(out, "_id");
+    if (!rc && !with_id) herald_object_remove(out, "_id");
     return rc;
 }
 
@@ -476,7 +476,7 @@ int herald_get(herald_txn *t, const char *table, const char *id_text, herald_val
 {
     uint8_t id[HERALD_ID_BYTES];
     const hd_table *tab = NULL;
-    int rc = load(t, table, id_text, id, &tab, out, err);
+    int rc = load(t, table, id_text, id, &tab, true, out, err);
     if (rs && tab) {
         /* The point range of this id in by_id, whether the document exists or not. */
         uint8_t lo[HD_IID_BYTES + HERALD_ID_BYTES + 1];
@@ -486,13 +486,7 @@ int herald_get(herald_txn *t, const char *table, const char *id_text, herald_val
         if (hd__read_set_add(rs, tab->indexes[0].id, lo, sizeof lo - 1, lo, sizeof lo))
             rc = rc ? rc : herald_fail(err, HERALD_ENOMEM, "out of memory");
     }
-    if (rc) return rc;
-    herald_value idv;
-    if (id_value(&idv, id) || herald_object_set(out, "_id", 3, idv)) {
-        herald_value_free(out);
-        return herald_fail(err, HERALD_ENOMEM, "out of memory");
-    }
-    return 0;
+    return rc;
 }
 
 const char *herald_id_table(herald_txn *t, const char *id)
@@ -528,7 +522,7 @@ int herald_patch(herald_txn *m, const char *id_text, const herald_value *fields,
     uint8_t id[HERALD_ID_BYTES];
     const hd_table *tab;
     herald_value old, next = herald_undefined();
-    if ((rc = load(m, NULL, id_text, id, &tab, &old, err))) return rc;
+    if ((rc = load(m, NULL, id_text, id, &tab, false, &old, err))) return rc;
     if ((rc = herald_value_copy(&next, &old))) goto nomem;
     herald_object_remove(&next, "_creationTime");
     for (size_t i = 0; i < fields->u.obj.len; i++) {
@@ -562,7 +556,7 @@ int herald_replace(herald_txn *m, const char *id_text, const herald_value *doc, 
     uint8_t id[HERALD_ID_BYTES];
     const hd_table *tab;
     herald_value old, next = herald_undefined();
-    if ((rc = load(m, NULL, id_text, id, &tab, &old, err))) return rc;
+    if ((rc = load(m, NULL, id_text, id, &tab, false, &old, err))) return rc;
     if (doc->type == HERALD_OBJECT) {
         /* Convex lets a replacement carry the document's own system fields. */
         if ((rc = herald_value_copy(&next, doc))) goto nomem;
@@ -594,7 +588,7 @@ int herald_delete(herald_txn *m, const char *id_text, herald_error *err)
     uint8_t id[HERALD_ID_BYTES];
     const hd_table *tab;
     herald_value old;
-    if ((rc = load(m, NULL, id_text, id, &tab, &old, err))) return rc;
+    if ((rc = load(m, NULL, id_text, id, &tab, false, &old, err))) return rc;
     rc = write_doc(m, tab, id, &old, NULL, err);
     herald_value_free(&old);
     return rc;
