@@ -10,7 +10,7 @@
  * as well as fuzzed ones.
  *
  * The store lives in a fresh temporary folder, opened once per process on
- * first use (no_sync) and removed at exit. Its documents get fixed ids and
+ * first use (no_sync) and unlinked once filled. Its documents get fixed ids and
  * creation times, so runs are deterministic and `get` or `_id` ranges in
  * the corpus can hit real documents.
  */
@@ -76,10 +76,13 @@ static void die(const char *what, const herald_error *err)
     abort();
 }
 
-static void remove_store(void)
+/*
+ * The store keeps its files open, so the folder can go as soon as the
+ * store is set up: nothing is left behind however the process ends
+ * (libFuzzer leaves through _Exit on crashes and timeouts).
+ */
+static void remove_store_dir(void)
 {
-    herald_store_close(store);
-    store = NULL;
     DIR *d = opendir(store_dir);
     if (d) {
         struct dirent *e;
@@ -92,6 +95,12 @@ static void remove_store(void)
         closedir(d);
     }
     rmdir(store_dir);
+}
+
+static void close_store(void)
+{
+    herald_store_close(store);
+    store = NULL;
 }
 
 /*
@@ -132,7 +141,7 @@ static void open_store(void)
     }
     herald_store_options opts = {.no_sync = true, .initial_map_size = 4 << 20};
     if (herald_store_open(store_dir, &opts, &store, &err)) die("open", &err);
-    atexit(remove_store);
+    atexit(close_store);
     herald_schema *schema = NULL;
     if (herald_schema_from_json(schema_json, strlen(schema_json), "fuzz.json", &schema, &err))
         die("schema", &err);
@@ -147,6 +156,7 @@ static void open_store(void)
     if (herald_mutation_commit(m, NULL, &err)) die("commit", &err);
     if (herald_group_commit(g, &err)) die("group commit", &err);
     herald_group_free(g);
+    remove_store_dir();
 }
 
 /* Runs `q`; returns the continueCursor of a page that is not the last one. */
