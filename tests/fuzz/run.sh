@@ -56,7 +56,9 @@ for t in "${targets[@]}"; do
   [ -f "tests/fuzz/$t.dict" ] && opts+=(-dict="tests/fuzz/$t.dict")
 
   echo "== $t: fuzzing for ${seconds}s"
-  if ! "$build/$t" "${opts[@]}" -max_total_time="$seconds" "$found" "$corpus" \
+  seeds=()
+  [ "$t" = fuzz_schema ] && seeds=(tests/fixtures/schemas)
+  if ! "$build/$t" "${opts[@]}" -max_total_time="$seconds" "$found" "$corpus" "${seeds[@]}" \
        > "$build/$t.log" 2>&1; then
     echo "!! $t failed: see $build/$t.log and tests/fuzz/crashes/"
     grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error)' "$build/$t.log" | head -n 5 || true
