@@ -177,14 +177,13 @@ static void wake_loop(void *ctx)
 
 static void drain_batches(hd_server *s)
 {
-    hd_wbatch *b = hd__writer_take_done(s->writer);
-    while (b) {
-        hd_wbatch *next = b->next;
-        b->next = NULL;
-        hd__sub_commit(s, b);
-        hd__wbatch_free(b);
-        b = next;
-    }
+    hd_wbatch *b;
+    herald_txn *snapshot;
+    herald_error err;
+    if (hd__writer_take_consistent(s->writer, &b, &snapshot, &err) != 0) return;
+    if (b) hd__sub_commit(s, b, snapshot);
+    herald_txn_end(snapshot);
+    hd__wbatch_free(b);
 }
 
 static void check_laggards(hd_server *s)
@@ -202,6 +201,8 @@ static void tick(lws_sorted_usec_list_t *sul)
 {
     hd_server *s = the_server;
     if (!s || !s->lws) return;
+    /* Batches a busy moment left behind (no snapshot could be had then). */
+    if (s->writer) drain_batches(s);
     check_laggards(s);
     lws_sul_schedule(s->lws, 0, sul, tick, 250 * LWS_US_PER_MS);
 }

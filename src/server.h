@@ -134,8 +134,12 @@ int hd__sub_add(hd_server *s, hd_conn *c, const char *sub_id, const herald_value
                 herald_error *err);
 int hd__sub_remove(hd_server *s, hd_conn *c, const char *sub_id);
 void hd__sub_drop_conn(hd_server *s, hd_conn *c);
-/* Processes one finished write batch: re-runs affected queries, sends updates, then acks. */
-void hd__sub_commit(hd_server *s, hd_wbatch *b);
+/*
+ * Processes finished write batches (a list) with a snapshot that holds
+ * exactly them: re-runs the affected queries on it, sends each connection
+ * one update, then the acks in commit order.
+ */
+void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot);
 /* A connection drained its queue: sends whole results to its stale subscriptions. */
 void hd__sub_catch_up(hd_server *s, hd_conn *c);
 void hd__sub_free_all(hd_server *s);

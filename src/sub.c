@@ -73,19 +73,19 @@ static void free_qinst(hd_qinst *qi)
     free(qi);
 }
 
-/* Runs the instance's query on a fresh snapshot; keeps the previous result in *old. */
-static int evaluate(hd_server *s, hd_qinst *qi, herald_value *old)
+/* Runs the instance's query on `snapshot` (NULL: a fresh one); the previous result goes to *old. */
+static int evaluate(hd_server *s, hd_qinst *qi, herald_txn *snapshot, herald_value *old)
 {
-    herald_txn *t;
+    herald_txn *t = snapshot;
     herald_read_set rs;
     herald_value result;
     herald_error err = {0};
     herald_read_set_init(&rs);
-    int rc = herald_read_begin(s->store, &t, &err);
+    int rc = t ? 0 : herald_read_begin(s->store, &t, &err);
     if (rc == 0) {
         rc = herald_query_run(qi->query, t, NULL, &result, &rs, &err);
         qi->version = herald_txn_version(t);
-        herald_txn_end(t);
+        if (!snapshot) herald_txn_end(t);
     }
     if (old)
         *old = qi->result;
@@ -191,7 +191,7 @@ int hd__sub_add(hd_server *s, hd_conn *c, const char *sub_id, const herald_value
         qi->id_next = s->by_id[qi->id % s->nbuckets];
         s->by_id[qi->id % s->nbuckets] = qi;
         s->ninst++;
-        evaluate(s, qi, NULL);
+        evaluate(s, qi, NULL, NULL);
     }
     /* Register the subscriber on both sides. */
     if (qi->nsubscribers == qi->cap) {
@@ -317,19 +317,23 @@ static char *change_text(const char *sub_id, const char *kind, const char *json)
     return out;
 }
 
-void hd__sub_commit(hd_server *s, hd_wbatch *b)
+void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
 {
-    size_t n = herald_group_count(b->group);
+    size_t n = 0;
+    for (hd_wbatch *b = batches; b; b = b->next)
+        n += herald_group_count(b->group);
     s->commits += n;
     hd_conn *pending = NULL;
-    uint64_t version = herald_store_version(s->store);
+    uint64_t version = herald_txn_version(snapshot);
     if (n && s->by_id) {
         const herald_write_set **ws = malloc(n * sizeof *ws);
         match_ctx m = {s, NULL};
         bool ws_failed = false;
         if (ws) {
-            for (size_t i = 0; i < n; i++)
-                ws[i] = herald_group_write_set(b->group, i);
+            size_t k = 0;
+            for (hd_wbatch *b = batches; b; b = b->next)
+                for (size_t i = 0; i < herald_group_count(b->group); i++)
+                    ws[k++] = herald_group_write_set(b->group, i);
             if (hd__rsindex_match(s->rsindex, ws, n, on_match, &m) != 0) ws_failed = true;
             free(ws);
         } else {
@@ -346,8 +350,7 @@ void hd__sub_commit(hd_server *s, hd_wbatch *b)
             qi->dirty = false;
             herald_value old;
             int old_rc = qi->rc;
-            evaluate(s, qi, &old);
-            if (qi->version > version) version = qi->version;
+            evaluate(s, qi, snapshot, &old);
             char *text = NULL;
             const char *kind = "diff";
             if (qi->rc) {
@@ -409,8 +412,9 @@ void hd__sub_commit(hd_server *s, hd_wbatch *b)
         c->next_pending = NULL;
     }
     /* Then the acks, in commit order. */
-    for (hd_wreq *r = b->reqs; r; r = r->next)
-        hd__proto_answer(s, r);
+    for (hd_wbatch *b = batches; b; b = b->next)
+        for (hd_wreq *r = b->reqs; r; r = r->next)
+            hd__proto_answer(s, r);
 }
 
 void hd__sub_catch_up(hd_server *s, hd_conn *c)

@@ -18,6 +18,9 @@ struct hd_writer {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    /* Held while a group commits and is published: a snapshot taken under it
+     * holds exactly the published groups (hd__writer_take_consistent). */
+    pthread_mutex_t publish;
     hd_wreq *queue, *queue_tail;
     hd_wbatch *done, *done_tail;
     bool stopping, started;
@@ -229,6 +232,7 @@ static void *writer_main(void *arg)
             continue;
         }
         b->reqs = keep;
+        pthread_mutex_lock(&w->publish);
         if (!grc) {
             b->commit_rc = herald_group_commit(b->group, &gerr);
             if (b->commit_rc)
@@ -247,6 +251,7 @@ static void *writer_main(void *arg)
             w->done = b;
         w->done_tail = b;
         pthread_mutex_unlock(&w->lock);
+        pthread_mutex_unlock(&w->publish);
         w->wake(w->wake_ctx);
     }
     return NULL;
@@ -262,6 +267,7 @@ int hd__writer_start(herald_store *s, size_t max_group, void (*wake)(void *), vo
     w->wake = wake;
     w->wake_ctx = wake_ctx;
     pthread_mutex_init(&w->lock, NULL);
+    pthread_mutex_init(&w->publish, NULL);
     pthread_cond_init(&w->cond, NULL);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
         hd__writer_free(w);
@@ -294,6 +300,19 @@ hd_wbatch *hd__writer_take_done(hd_writer *w)
     return b;
 }
 
+int hd__writer_take_consistent(hd_writer *w, hd_wbatch **batches, herald_txn **snapshot,
+                               herald_error *err)
+{
+    *batches = NULL;
+    *snapshot = NULL;
+    /* Never wait for a commit in progress: the writer wakes the loop after it. */
+    if (pthread_mutex_trylock(&w->publish) != 0) return HERALD_EBUSY;
+    int rc = herald_read_begin(w->s, snapshot, err);
+    if (rc == 0) *batches = hd__writer_take_done(w);
+    pthread_mutex_unlock(&w->publish);
+    return rc;
+}
+
 void hd__writer_stop(hd_writer *w)
 {
     if (!w || !w->started) return;
@@ -315,6 +334,7 @@ void hd__writer_free(hd_writer *w)
         hd__wreq_free(r);
     }
     pthread_mutex_destroy(&w->lock);
+    pthread_mutex_destroy(&w->publish);
     pthread_cond_destroy(&w->cond);
     free(w);
 }

@@ -54,6 +54,16 @@ void hd__writer_submit(hd_writer *w, hd_wreq *r);
 hd_wbatch *hd__writer_take_done(hd_writer *w);
 void hd__wbatch_free(hd_wbatch *b);
 void hd__wreq_free(hd_wreq *r);
+/*
+ * Takes the finished batches together with a read snapshot that holds
+ * exactly them: no commit newer than the last batch, none older missing.
+ * Re-running subscriptions on that snapshot can never show a client a mix
+ * of states. Returns HERALD_EBUSY, without waiting, while a group is being
+ * committed (the writer wakes the loop when it is done); then nothing is
+ * taken. The caller ends the snapshot with herald_txn_end().
+ */
+int hd__writer_take_consistent(hd_writer *w, hd_wbatch **batches, herald_txn **snapshot,
+                               herald_error *err);
 /* Finishes and commits what is queued, stops the thread; done batches stay takeable. */
 void hd__writer_stop(hd_writer *w);
 void hd__writer_free(hd_writer *w);

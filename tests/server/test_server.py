@@ -221,6 +221,53 @@ async def scenario_live(server):
         check(r["value"]["progressPercentage"] == 30, "final state")
 
 
+async def scenario_consistency(server):
+    """Every commit sets the same counter on 50 documents; a watcher with one
+    subscription per document must never hold two different counters after a
+    frame, while a writer keeps many mutations in flight (so that groups are
+    committed while earlier ones are still being pushed)."""
+    async with server.ws() as w, server.ws() as ws:
+        await request(w, {"type": "auth", "id": "a", "token": server.key})
+        await request(ws, {"type": "auth", "id": "a", "token": server.key})
+        r = await request(w, {"type": "mutate", "id": "ins", "ops": [
+            {"op": "insert", "table": "videos", "value": {"twitchId": f"c{i}", "title": "c", "status": "Queued",
+                                                          "updatedAt": 0}} for i in range(50)]})
+        ids = r["value"]
+        copy = {}
+        for i, vid in enumerate(ids):
+            r = await request(ws, {"type": "sub", "id": f"d{i}", "query": {"table": "videos", "get": vid}})
+            copy[f"d{i}"] = r["value"]["updatedAt"]
+        rounds, inflight = 3000, 64
+        sent = acked = 0
+        torn, frames, last = 0, 0, 0
+
+        async def writer():
+            nonlocal sent, acked
+            while acked < rounds:
+                while sent < rounds and sent - acked < inflight:
+                    sent += 1
+                    await w.send(json.dumps({"type": "mutate", "id": f"m{sent}", "ops": [
+                        {"op": "patch", "id": vid, "value": {"updatedAt": sent}} for vid in ids]}))
+                m = await recv(w)
+                if m["type"] == "ack":
+                    acked += 1
+        task = asyncio.create_task(writer())
+        while max(copy.values()) < rounds:
+            m = await recv(ws)
+            if m["type"] != "update":
+                continue
+            frames += 1
+            check(m["version"] > last, "update versions grow")
+            last = m["version"]
+            for ch in m["changes"]:
+                copy[ch["id"]] = ch["value"]["updatedAt"] if "value" in ch else ch["diff"]["o"]["s"]["updatedAt"]
+            if len(set(copy.values())) > 1:
+                torn += 1
+        await task
+        print(f"consistency: {frames} frames, {torn} torn", flush=True)
+        check(torn == 0, f"no frame leaves a mix of commits ({torn} of {frames} did)")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="herald-server-")
     data = os.path.join(tmp, "data")
@@ -231,6 +278,7 @@ def main():
         new_id = asyncio.run(scenario_basic(server))
         scenario_http(server, new_id)
         asyncio.run(scenario_live(server))
+        asyncio.run(scenario_consistency(server))
         rc = server.stop()
         check(rc == 0, f"SIGTERM exits 0 (got {rc}): {''.join(server.lines)[-500:]}")
         # Restart: the key is not shown again, the data is there.
