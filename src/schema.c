@@ -522,6 +522,35 @@ static int table_list(struct loader *L, const cJSON *table, const char *key, con
     return 0;
 }
 
+/*
+ * What search and vector indexes share: an object with a checked name, the
+ * indexed field under `field_key`, and optional filter fields. Leaves the
+ * "<kind> index `name`: " context pushed (*old) for the caller's own checks.
+ */
+static int parse_special_index(struct loader *L, const cJSON *c, const char *kind,
+                               const char *const *keys, const char *field_key, size_t *old,
+                               char **name_out, char **field_out, char ***filter, size_t *nfilter)
+{
+    int rc;
+    char what[32];
+    snprintf(what, sizeof what, "a %s index", kind);
+    if (!cJSON_IsObject(c)) return load_fail(L, "%s must be an object", what);
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
+    if ((rc = check_index_name(L, name)) < 0) return rc;
+    *old = where_push(L, "%s index `%s`: ", kind, name->valuestring);
+    if ((rc = check_keys(L, c, keys, what)) < 0) return rc;
+    const cJSON *field = cJSON_GetObjectItemCaseSensitive(c, field_key);
+    if (!cJSON_IsString(field)) return load_fail(L, "`%s` must be a string", field_key);
+    if ((rc = check_path(L, field->valuestring)) < 0) return rc;
+    const cJSON *filter_json = cJSON_GetObjectItemCaseSensitive(c, "filterFields");
+    if (filter_json &&
+        (rc = parse_paths(L, filter_json, "filterFields", MAX_INDEX_FIELDS, filter, nfilter)) < 0)
+        return rc;
+    if (!(*name_out = strdup(name->valuestring)) || !(*field_out = strdup(field->valuestring)))
+        return load_oom(L);
+    return 0;
+}
+
 static int parse_indexes(struct loader *L, const cJSON *table, herald_table_def *t)
 {
     static const char *const index_keys[] = {"name", "fields", NULL};
@@ -556,22 +585,10 @@ static int parse_indexes(struct loader *L, const cJSON *table, herald_table_def 
     t->nsearch_indexes = n;
     for (c = list ? list->child : NULL, i = 0; c; c = c->next, i++) {
         herald_search_index_def *d = &t->search_indexes[i];
-        if (!cJSON_IsObject(c)) return load_fail(L, "a search index must be an object");
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
-        if ((rc = check_index_name(L, name)) < 0) return rc;
-        old = where_push(L, "search index `%s`: ", name->valuestring);
-        if ((rc = check_keys(L, c, search_keys, "a search index")) < 0) return rc;
-        const cJSON *field = cJSON_GetObjectItemCaseSensitive(c, "searchField");
-        if (!cJSON_IsString(field)) return load_fail(L, "`searchField` must be a string");
-        if ((rc = check_path(L, field->valuestring)) < 0) return rc;
-        const cJSON *filter = cJSON_GetObjectItemCaseSensitive(c, "filterFields");
-        if (filter && (rc = parse_paths(L, filter, "filterFields", MAX_INDEX_FIELDS,
-                                        &d->filter_fields, &d->nfilter_fields)) < 0)
+        if ((rc = parse_special_index(L, c, "search", search_keys, "searchField", &old, &d->name,
+                                      &d->search_field, &d->filter_fields, &d->nfilter_fields)) < 0)
             return rc;
         where_pop(L, old);
-        if (!(d->name = strdup(name->valuestring)) ||
-            !(d->search_field = strdup(field->valuestring)))
-            return load_oom(L);
     }
 
     if ((rc = table_list(L, table, "vectorIndexes", &list, &n)) < 0) return rc;
@@ -579,14 +596,9 @@ static int parse_indexes(struct loader *L, const cJSON *table, herald_table_def 
     t->nvector_indexes = n;
     for (c = list ? list->child : NULL, i = 0; c; c = c->next, i++) {
         herald_vector_index_def *d = &t->vector_indexes[i];
-        if (!cJSON_IsObject(c)) return load_fail(L, "a vector index must be an object");
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(c, "name");
-        if ((rc = check_index_name(L, name)) < 0) return rc;
-        old = where_push(L, "vector index `%s`: ", name->valuestring);
-        if ((rc = check_keys(L, c, vector_keys, "a vector index")) < 0) return rc;
-        const cJSON *field = cJSON_GetObjectItemCaseSensitive(c, "vectorField");
-        if (!cJSON_IsString(field)) return load_fail(L, "`vectorField` must be a string");
-        if ((rc = check_path(L, field->valuestring)) < 0) return rc;
+        if ((rc = parse_special_index(L, c, "vector", vector_keys, "vectorField", &old, &d->name,
+                                      &d->vector_field, &d->filter_fields, &d->nfilter_fields)) < 0)
+            return rc;
         const cJSON *dims = cJSON_GetObjectItemCaseSensitive(c, "dimensions");
         /* Range first: converting an out-of-range double to int is undefined. */
         if (!cJSON_IsNumber(dims) || !(dims->valuedouble >= MIN_DIMENSIONS) ||
@@ -595,14 +607,7 @@ static int parse_indexes(struct loader *L, const cJSON *table, herald_table_def 
             return load_fail(L, "`dimensions` must be an integer from %d to %d", MIN_DIMENSIONS,
                              MAX_DIMENSIONS);
         d->dimensions = (int)dims->valuedouble;
-        const cJSON *filter = cJSON_GetObjectItemCaseSensitive(c, "filterFields");
-        if (filter && (rc = parse_paths(L, filter, "filterFields", MAX_INDEX_FIELDS,
-                                        &d->filter_fields, &d->nfilter_fields)) < 0)
-            return rc;
         where_pop(L, old);
-        if (!(d->name = strdup(name->valuestring)) ||
-            !(d->vector_field = strdup(field->valuestring)))
-            return load_oom(L);
     }
 
     /* One namespace for all the indexes of a table. */
