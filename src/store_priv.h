@@ -77,6 +77,9 @@ struct herald_group {
     uint64_t version; /* last version handed out */
     double last_ct;   /* last _creationTime handed out */
     bool map_full;    /* a mutation ran out of map: grow after commit */
+    /* Random bytes for new ids, drawn from OpenSSL a page at a time. */
+    uint8_t random[4096];
+    size_t random_used;
     bool done;
 };
 

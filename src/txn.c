@@ -9,6 +9,7 @@
  * may acknowledge a mutation as durable: only herald_group_commit() does.
  */
 #include <math.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,6 +384,22 @@ done:
     return rc;
 }
 
+/* 16 fresh random bytes for an id: one RAND_bytes call serves 256 ids. */
+static int random_id_bytes(herald_group *g, uint8_t *out, herald_error *err)
+{
+    const size_t n = HERALD_ID_BYTES - 4;
+    if (g->random_used == 0 || g->random_used + n > sizeof g->random) {
+        if (RAND_bytes(g->random, (int)sizeof g->random) != 1)
+            return herald_fail(err, HERALD_ESTORE, "no randomness for a new id");
+        g->random_used = 0;
+    }
+    memcpy(out, g->random + g->random_used, n);
+    /* Each byte serves once. */
+    OPENSSL_cleanse(g->random + g->random_used, n);
+    g->random_used += n;
+    return 0;
+}
+
 static double next_creation_time(herald_group *g)
 {
     double t = now_ms();
@@ -401,8 +418,7 @@ int herald_insert(herald_txn *m, const char *table, const herald_value *doc, cha
     if ((rc = check_user_doc(m, tab, doc, err))) return rc;
     uint8_t id[HERALD_ID_BYTES];
     hd__put_be32(id, tab->number);
-    if (RAND_bytes(id + 4, HERALD_ID_BYTES - 4) != 1)
-        return herald_fail(err, HERALD_ESTORE, "no randomness for a new id");
+    if ((rc = random_id_bytes(m->group, id + 4, err))) return rc;
     herald_value stored;
     if (herald_value_copy(&stored, doc)) return herald_fail(err, HERALD_ENOMEM, "out of memory");
     rc = herald_object_set(&stored, "_creationTime", 13,
