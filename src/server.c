@@ -334,8 +334,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 }
 
+/* A 16 KiB receive buffer per connection: larger messages arrive in pieces and
+ * are reassembled (memory per idle connection, docs/performance.md). */
 static const struct lws_protocols protocols[] = {
-    {"herald", callback, sizeof(pss), 65536, 0, NULL, 0},
+    {"herald", callback, sizeof(pss), 16384, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
