@@ -163,6 +163,9 @@ static int http_write(struct lws *wsi, pss *p, hd_conn *c)
     free(c->http_reply);
     c->http_reply = NULL;
     p->http_phase = 0;
+    /* One record per request: a keep-alive connection starts the next one afresh. */
+    conn_gone(c->srv, c);
+    p->conn = NULL;
     if (n < 0) return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
@@ -286,7 +289,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     case LWS_CALLBACK_CLOSED:
         if (c) conn_gone(s, c);
-        p->conn = NULL;
+        if (p) p->conn = NULL;
         return 0;
 
     case LWS_CALLBACK_HTTP: {
@@ -325,8 +328,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return http_write(wsi, p, c);
 
     case LWS_CALLBACK_CLOSED_HTTP:
+        /* lws may close a request it could not parse before any session data exists. */
         if (c) conn_gone(s, c);
-        p->conn = NULL;
+        if (p) p->conn = NULL;
         return 0;
 
     default:

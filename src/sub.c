@@ -419,13 +419,19 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
 
 void hd__sub_catch_up(hd_server *s, hd_conn *c)
 {
-    bool any = false;
+    /* Every stale subscription's whole result in ONE frame, so the client
+     * never holds some of them at a newer commit than others. */
+    hd_buf f = HD_BUF_INIT;
+    uint64_t version = 0;
+    size_t n = 0;
+    if (c->out_bytes > s->cfg.max_outbound) return;
     for (size_t i = 0; i < c->nsubs; i++) {
         hd_csub *cs = &c->subs[i];
-        if (!cs->stale || c->out_bytes > s->cfg.max_outbound) continue;
+        if (!cs->stale) continue;
         hd_qinst *qi = cs->qi;
         cs->stale = false;
         cs->sent_version = qi->version;
+        if (qi->version > version) version = qi->version;
         if (qi->rc) {
             hd__proto_error(c, cs->id, qi->rc, qi->err.message);
             continue;
@@ -433,23 +439,25 @@ void hd__sub_catch_up(hd_server *s, hd_conn *c)
         char *value = herald_value_to_json(&qi->result);
         char *change = value ? change_text(cs->id, "value", value) : NULL;
         if (change) {
-            char head[96];
-            snprintf(head, sizeof head, "{\"type\":\"update\",\"version\":%llu,\"changes\":[",
-                     (unsigned long long)qi->version);
-            hd_buf f = HD_BUF_INIT;
-            hd__buf_str(&f, head);
+            if (n++) hd__buf_byte(&f, ',');
             hd__buf_str(&f, change);
-            hd__buf_str(&f, "]}");
-            if (!f.failed) hd__conn_send(c, (char *)f.p, f.len);
-            hd__buf_free(&f);
-            any = true;
+        } else {
+            f.failed = true;
         }
         free(value);
         free(change);
     }
-    bool still_behind = false;
-    for (size_t i = 0; i < c->nsubs; i++)
-        still_behind |= c->subs[i].stale;
-    if (!still_behind) c->behind_since = 0;
-    (void)any;
+    if (n && !f.failed) {
+        char head[96];
+        snprintf(head, sizeof head, "{\"type\":\"update\",\"version\":%llu,\"changes\":[",
+                 (unsigned long long)version);
+        hd_buf frame = HD_BUF_INIT;
+        hd__buf_str(&frame, head);
+        hd__buf_append(&frame, f.p, f.len);
+        hd__buf_str(&frame, "]}");
+        if (!frame.failed) hd__conn_send(c, (char *)frame.p, frame.len);
+        hd__buf_free(&frame);
+    }
+    hd__buf_free(&f);
+    c->behind_since = 0;
 }

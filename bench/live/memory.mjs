@@ -95,8 +95,8 @@ async function main() {
     `(Kernel socket buffers are not in RSS.)`);
   const again = (steps[5][1].rss - steps[4][1].rss) / o.conns;
   console.log(`\nClosing them gives nothing back, and the same connections once more grew RSS by another ${fmtInt(again)} bytes each: ` +
-    `each WebSocket gets a ${fmtInt(65536 + 20)}-byte receive buffer from lws (the protocol's rx_buffer_size, 65,536) ` +
+    `each WebSocket gets a receive buffer of the protocol's rx_buffer_size (src/server.c) from lws, ` +
     `of which a fresh heap has touched only a page or two; reused heap gets touched elsewhere, so with connections coming and going ` +
-    `RSS creeps toward VmData (~64 KiB per connection at the peak), not 5.6 KiB.`);
+    `RSS creeps toward VmData per connection at the peak (VmData above: ${fmtInt((steps[1][1].data - steps[0][1].data) / o.conns)} bytes per connection).`);
   await closeAll([warm, writer.ws]);
 }
