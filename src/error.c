@@ -26,6 +26,7 @@ static const struct {
     {HERALD_EBUSY, "Busy", "operation not allowed now"},
     {HERALD_ESTORE, "StorageError", "storage engine error"},
     {HERALD_EACCESS, "Unauthorized", "not allowed"},
+    {HERALD_EFUNCTION, "FunctionError", "the server function raised an error"},
 };
 
 static int find(int code)

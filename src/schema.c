@@ -97,7 +97,8 @@ void herald_schema_free(herald_schema *s)
 struct loader {
     const char *source;
     herald_error *err;
-    const cJSON *tables; /* the "tables" object, to resolve v.id() names */
+    const cJSON *tables;         /* the "tables" object, to resolve v.id() names */
+    const herald_schema *schema; /* or a loaded schema (function validators) */
     char where[300];
 };
 
@@ -396,7 +397,8 @@ static int parse_validator_body(struct loader *L, const cJSON *j, int depth, boo
         if (t[0] == '_') {
             if (!is_identifier(t + 1))
                 return load_fail(L, "v.id(\"%.64s\"): not a system table name", t);
-        } else if (!cJSON_GetObjectItemCaseSensitive(L->tables, t)) {
+        } else if (L->schema ? !herald_schema_table(L->schema, t)
+                             : L->tables && !cJSON_GetObjectItemCaseSensitive(L->tables, t)) {
             return load_fail(L, "v.id(\"%.64s\") names no table of the schema", t);
         }
         if (!(v->table = strdup(t))) return load_oom(L);
@@ -445,6 +447,26 @@ static int parse_validator(struct loader *L, const cJSON *j, int depth, bool *op
     if (!v) return load_oom(L);
     *out = v; /* freed with the schema on failure */
     return parse_validator_body(L, j, depth, optional, top, v);
+}
+
+int hd__validator_from_cjson(const cJSON *j, const herald_schema *schema, const char *source,
+                             bool *optional, herald_validator **out, herald_error *err)
+{
+    struct loader L = {.source = source ? source : "validator", .err = err, .schema = schema};
+    herald_validator *v = NULL;
+    *out = NULL;
+    int rc = parse_validator(&L, j, 0, optional, false, &v);
+    if (rc < 0) {
+        validator_free(v);
+        return rc;
+    }
+    *out = v;
+    return 0;
+}
+
+void hd__validator_free(herald_validator *v)
+{
+    validator_free(v);
 }
 
 /*

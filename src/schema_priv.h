@@ -34,6 +34,17 @@ int hd__schema_ts_to_json(const char *text, size_t len, const char *filename, cJ
 int hd__schema_from_cjson(const cJSON *root, const char *source, herald_schema **out,
                           herald_error *err);
 
+/*
+ * One validator from its canonical JSON (docs/schema.md), for function
+ * arguments and return values: v.id() tables are resolved in `schema`
+ * (NULL: any table name). `optional` may be NULL; otherwise the validator
+ * may carry "optional" and *optional tells whether it did. *out is freed
+ * with hd__validator_free().
+ */
+int hd__validator_from_cjson(const cJSON *j, const herald_schema *schema, const char *source,
+                             bool *optional, herald_validator **out, herald_error *err);
+void hd__validator_free(herald_validator *v);
+
 /* True when the two validators accept exactly the same documents (same tree). */
 int hd__validator_equal(const herald_validator *a, const herald_validator *b);
 

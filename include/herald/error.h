@@ -32,6 +32,7 @@ enum herald_code {
     HERALD_EBUSY = -11,      /* the operation is not allowed in the current state */
     HERALD_ESTORE = -12,     /* any other storage engine failure */
     HERALD_EACCESS = -13,    /* the caller lacks the rights for this */
+    HERALD_EFUNCTION = -14,  /* a server function raised an error */
 };
 
 /* A message buffer filled by failing calls. `code` repeats the return value. */

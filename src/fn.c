@@ -1,0 +1,1517 @@
+/*
+ * The server-function runtime: bundles of Lua sources, sandboxed Lua
+ * states, value conversion between Lua and herald_value, ctx.db on top of
+ * the store and the query engine, and the limits that end runaway code.
+ *
+ * It must never let app code reach files, processes, the network, the
+ * debug library or bytecode, never let a function outlive its budgets, and
+ * never leave C memory behind when Lua unwinds with an error: C functions
+ * called from Lua free what they own before raising, and values they hand
+ * to Lua are parked in `scratch` while Lua code may raise.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "fn.h"
+#include "herald/query.h"
+#include "jwt.h"
+#include "schema_priv.h"
+
+#define MAX_FILES            1000
+#define MAX_FILE_BYTES       ((size_t)4 * 1024 * 1024)
+#define MAX_CALL_DEPTH       16
+#define HOOK_EVERY           1000
+#define DEFAULT_INSTRUCTIONS 50000000ULL
+#define DEFAULT_MEMORY       ((size_t)64 * 1024 * 1024)
+#define STATE_MEMORY_CAP     ((size_t)1024 * 1024 * 1024)
+#define MAX_SCRATCH          64
+#define MAX_PATH_CHARS       256
+
+extern const char hd__fn_prelude[];
+extern const size_t hd__fn_prelude_len;
+
+/* Registry keys (their addresses) and the two sentinels Lua code sees. */
+static char KEY_ARRAY_MT, KEY_BYTES_MT, KEY_INT64_MT, KEY_FN_MT, KEY_V_MT, KEY_ERROR_MT, KEY_LOADED,
+    KEY_P;
+static char SENTINEL_NULL, SENTINEL_UNSET, SENTINEL_LOADING;
+
+/* ------------------------------------------------------------- bundles */
+
+typedef struct fnfile {
+    char *module; /* "videos" */
+    char *name;   /* "functions/videos.lua", for messages */
+    char *text;
+    size_t len;
+} fnfile;
+
+struct hd_fnbundle {
+    atomic_int refs;
+    fnfile *files; /* sorted by module */
+    size_t n;
+};
+
+static void bundle_free(hd_fnbundle *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->files[i].module);
+        free(b->files[i].name);
+        free(b->files[i].text);
+    }
+    free(b->files);
+    free(b);
+}
+
+hd_fnbundle *hd__fnbundle_ref(hd_fnbundle *b)
+{
+    if (b) atomic_fetch_add(&b->refs, 1);
+    return b;
+}
+
+void hd__fnbundle_unref(hd_fnbundle *b)
+{
+    if (b && atomic_fetch_sub(&b->refs, 1) == 1) bundle_free(b);
+}
+
+size_t hd__fnbundle_count(const hd_fnbundle *b)
+{
+    return b ? b->n : 0;
+}
+
+static int file_cmp(const void *a, const void *b)
+{
+    return strcmp(((const fnfile *)a)->module, ((const fnfile *)b)->module);
+}
+
+static bool module_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 64) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_'))
+            return false;
+    }
+    return true;
+}
+
+static int read_file(const char *path, char **text, size_t *len, herald_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return herald_fail(err, HERALD_ENOTFOUND, "cannot read %s: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8192;
+            if (cap > MAX_FILE_BYTES + 1) cap = MAX_FILE_BYTES + 1;
+            char *nb = realloc(buf, cap + 1);
+            if (!nb) {
+                rc = herald_fail(err, HERALD_ENOMEM, "out of memory reading %s", path);
+                break;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n > MAX_FILE_BYTES) {
+            rc = herald_fail(err, HERALD_ELIMIT, "%s is larger than 4 MiB", path);
+            break;
+        }
+        if (got == 0) break;
+    }
+    if (!rc && ferror(f)) rc = herald_fail(err, HERALD_EIO, "cannot read %s", path);
+    fclose(f);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = 0;
+    *text = buf;
+    *len = n;
+    return 0;
+}
+
+int hd__fnbundle_read(const char *app_dir, hd_fnbundle **out, herald_error *err)
+{
+    *out = NULL;
+    hd_fnbundle *b = calloc(1, sizeof *b);
+    if (!b) return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    atomic_init(&b->refs, 1);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/functions", app_dir ? app_dir : ".");
+    DIR *d = app_dir ? opendir(dir) : NULL;
+    if (!d) {
+        *out = b; /* no functions folder: an app of raw queries only */
+        return 0;
+    }
+    int rc = 0;
+    size_t cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t nl = strlen(e->d_name);
+        if (nl < 5 || strcmp(e->d_name + nl - 4, ".lua") != 0 || e->d_name[0] == '.') continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+        if (!module_name_ok(e->d_name, nl - 4)) {
+            rc = herald_fail(err, HERALD_EINVAL,
+                             "functions/%s: module names are letters, digits and _ (at most 64)",
+                             e->d_name);
+            break;
+        }
+        if (b->n >= MAX_FILES) {
+            rc = herald_fail(err, HERALD_ELIMIT, "more than %d function files", MAX_FILES);
+            break;
+        }
+        if (b->n == cap) {
+            cap = cap ? cap * 2 : 16;
+            fnfile *nf = realloc(b->files, cap * sizeof *nf);
+            if (!nf) {
+                rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+                break;
+            }
+            b->files = nf;
+        }
+        fnfile *f = &b->files[b->n];
+        memset(f, 0, sizeof *f);
+        f->module = strndup(e->d_name, nl - 4);
+        size_t namelen = nl + 11;
+        f->name = malloc(namelen);
+        if (f->name) snprintf(f->name, namelen, "functions/%s", e->d_name);
+        b->n++;
+        if (!f->module || !f->name) {
+            rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+            break;
+        }
+        if ((rc = read_file(path, &f->text, &f->len, err))) break;
+    }
+    closedir(d);
+    if (rc) {
+        bundle_free(b);
+        return rc;
+    }
+    if (b->n > 1) qsort(b->files, b->n, sizeof *b->files, file_cmp);
+    *out = b;
+    return 0;
+}
+
+static const fnfile *bundle_find(const hd_fnbundle *b, const char *module)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (!strcmp(b->files[i].module, module)) return &b->files[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------- runtime */
+
+typedef struct fndef {
+    char *path;
+    hd_fn_kind kind;
+    bool internal;
+    herald_validator *args;    /* NULL: any arguments */
+    herald_validator *returns; /* NULL: not checked */
+    int handler;               /* registry reference */
+} fndef;
+
+/* The call in progress: nested runQuery/runMutation calls share it. */
+typedef struct call_state {
+    const char *path; /* of the innermost function, for log lines */
+    herald_txn *txn;
+    herald_read_set *rs;
+    const herald_value *identity;
+    bool writable; /* the top-level function is a mutation */
+    double now_ms;
+    int depth;
+} call_state;
+
+struct hd_fnrt {
+    lua_State *L;
+    hd_fnbundle *bundle;
+    const herald_schema *schema;
+    fndef *defs; /* sorted by path */
+    size_t ndefs;
+    hd_fn_limits limits;
+    size_t mem_used, mem_limit;
+    bool mem_limited;
+    uint64_t instructions;
+    bool instr_tripped, mem_tripped;
+    call_state *cur;
+    herald_value *scratch[MAX_SCRATCH];
+    size_t nscratch;
+};
+
+static hd_fnrt *rt_of(lua_State *L)
+{
+    return *(hd_fnrt **)lua_getextraspace(L);
+}
+
+static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    hd_fnrt *rt = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        rt->mem_used -= old;
+        return NULL;
+    }
+    if (nsize > old && rt->mem_limited && rt->mem_used - old + nsize > rt->mem_limit) {
+        rt->mem_tripped = true;
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (!p) return NULL;
+    rt->mem_used = rt->mem_used - old + nsize;
+    return p;
+}
+
+static void hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    hd_fnrt *rt = rt_of(L);
+    rt->instructions += (uint64_t)lua_gethookcount(L);
+    if (rt->instructions > rt->limits.instructions) {
+        rt->instr_tripped = true;
+        /* From now on every instruction fails, so a pcall in app code cannot
+         * swallow the limit and go on. */
+        lua_sethook(L, hook, LUA_MASKCOUNT, 1);
+        luaL_error(L, "instruction limit of %llu exceeded",
+                   (unsigned long long)rt->limits.instructions);
+    }
+}
+
+static void budget_start(hd_fnrt *rt)
+{
+    rt->instructions = 0;
+    rt->instr_tripped = rt->mem_tripped = false;
+    lua_sethook(rt->L, hook, LUA_MASKCOUNT, HOOK_EVERY);
+    size_t limit = rt->mem_used + rt->limits.memory;
+    rt->mem_limit = limit > STATE_MEMORY_CAP ? STATE_MEMORY_CAP : limit;
+    rt->mem_limited = true;
+}
+
+static void budget_end(hd_fnrt *rt)
+{
+    rt->mem_limited = false;
+    lua_sethook(rt->L, NULL, 0, 0);
+}
+
+/* Parks a C value while Lua code may raise; freed at the end of the call. */
+static herald_value *scratch_new(lua_State *L)
+{
+    hd_fnrt *rt = rt_of(L);
+    herald_value *v = rt->nscratch < MAX_SCRATCH ? malloc(sizeof *v) : NULL;
+    if (!v) {
+        luaL_error(L, "out of memory (C values)");
+        return NULL;
+    }
+    *v = herald_undefined();
+    rt->scratch[rt->nscratch++] = v;
+    return v;
+}
+
+static void scratch_drop(lua_State *L, herald_value *v)
+{
+    hd_fnrt *rt = rt_of(L);
+    for (size_t i = rt->nscratch; i-- > 0;)
+        if (rt->scratch[i] == v) {
+            herald_value_free(v);
+            free(v);
+            rt->scratch[i] = rt->scratch[--rt->nscratch];
+            return;
+        }
+}
+
+static void scratch_clear(hd_fnrt *rt)
+{
+    while (rt->nscratch) {
+        herald_value *v = rt->scratch[--rt->nscratch];
+        herald_value_free(v);
+        free(v);
+    }
+}
+
+/* Raises a Herald error object {code, message} that tostring() prints. */
+static int raise_code(lua_State *L, int code, const char *message)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, herald_errcode_name(code));
+    lua_setfield(L, -2, "code");
+    lua_pushstring(L, message && message[0] ? message : herald_strerror(code));
+    lua_setfield(L, -2, "message");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_ERROR_MT);
+    lua_setmetatable(L, -2);
+    return lua_error(L);
+}
+
+static int raise_err(lua_State *L, const herald_error *e)
+{
+    char msg[sizeof e->message];
+    memcpy(msg, e->message, sizeof msg);
+    return raise_code(L, e->code ? e->code : HERALD_EINVAL, msg);
+}
+
+/* ---------------------------------------------- values: herald -> Lua */
+
+static bool has_mt(lua_State *L, int idx, const void *key)
+{
+    if (!lua_getmetatable(L, idx)) return false;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+    bool same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return same;
+}
+
+static void push_value(lua_State *L, const herald_value *v, int depth)
+{
+    if (depth > HERALD_MAX_DEPTH + 2 || !lua_checkstack(L, 4)) luaL_error(L, "value too deep");
+    switch (v->type) {
+    case HERALD_UNDEFINED:
+        lua_pushnil(L);
+        return;
+    case HERALD_NULL:
+        lua_pushlightuserdata(L, &SENTINEL_NULL);
+        return;
+    case HERALD_INT64:
+        /* Like a BigInt in Convex's JavaScript: its own type, so it goes back as an int64. */
+        lua_createtable(L, 0, 1);
+        lua_pushinteger(L, v->u.i);
+        lua_setfield(L, -2, "value");
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_INT64_MT);
+        lua_setmetatable(L, -2);
+        return;
+    case HERALD_FLOAT64: {
+        /* Whole numbers read as Lua integers ("42", not "42.0"); they go back as float64. */
+        double f = v->u.f;
+        if (f == floor(f) && fabs(f) <= 9007199254740992.0 && !(f == 0 && signbit(f)))
+            lua_pushinteger(L, (lua_Integer)f);
+        else
+            lua_pushnumber(L, f);
+        return;
+    }
+    case HERALD_BOOLEAN:
+        lua_pushboolean(L, v->u.b);
+        return;
+    case HERALD_STRING:
+        lua_pushlstring(L, v->u.s.ptr, v->u.s.len);
+        return;
+    case HERALD_BYTES:
+        lua_createtable(L, 0, 1);
+        lua_pushlstring(L, v->u.s.ptr, v->u.s.len);
+        lua_setfield(L, -2, "data");
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_BYTES_MT);
+        lua_setmetatable(L, -2);
+        return;
+    case HERALD_ARRAY:
+        lua_createtable(L, (int)v->u.arr.len, 0);
+        for (size_t i = 0; i < v->u.arr.len; i++) {
+            push_value(L, &v->u.arr.items[i], depth + 1);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_ARRAY_MT);
+        lua_setmetatable(L, -2);
+        return;
+    case HERALD_OBJECT:
+        lua_createtable(L, 0, (int)v->u.obj.len);
+        for (size_t i = 0; i < v->u.obj.len; i++) {
+            lua_pushlstring(L, v->u.obj.fields[i].key, v->u.obj.fields[i].key_len);
+            push_value(L, &v->u.obj.fields[i].val, depth + 1);
+            lua_rawset(L, -3);
+        }
+        return;
+    }
+    lua_pushnil(L);
+}
+
+/* Pushes a value we own and frees it, also if Lua raises while pushing. */
+static void push_owned(lua_State *L, herald_value *v)
+{
+    herald_value *park = scratch_new(L);
+    *park = *v;
+    *v = herald_undefined();
+    push_value(L, park, 0);
+    scratch_drop(L, park);
+}
+
+/* ---------------------------------------------- values: Lua -> herald */
+
+/*
+ * The validator for a field or element of `h`, to guide conversion: Lua
+ * has one table type for arrays and objects and integers where JSON has
+ * floats, so the schema says which one is meant.
+ */
+static const herald_validator *hint_member(const herald_validator *h, const char *key)
+{
+    if (!h) return NULL;
+    switch (h->kind) {
+    case HERALD_V_OBJECT: {
+        size_t lo = 0, hi = h->nfields;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            int c = strcmp(h->fields[mid].name, key);
+            if (c == 0) return h->fields[mid].v;
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        return NULL;
+    }
+    case HERALD_V_RECORD:
+        return h->items;
+    case HERALD_V_UNION:
+        for (size_t i = 0; i < h->nmembers; i++) {
+            const herald_validator *m = hint_member(h->members[i], key);
+            if (m) return m;
+        }
+        return NULL;
+    default:
+        return NULL;
+    }
+}
+
+static const herald_validator *hint_items(const herald_validator *h)
+{
+    if (!h) return NULL;
+    if (h->kind == HERALD_V_ARRAY) return h->items;
+    if (h->kind == HERALD_V_UNION)
+        for (size_t i = 0; i < h->nmembers; i++)
+            if (h->members[i]->kind == HERALD_V_ARRAY) return h->members[i]->items;
+    return NULL;
+}
+
+static bool hint_is(const herald_validator *h, herald_vkind kind)
+{
+    if (!h) return false;
+    if (h->kind == kind) return true;
+    if (h->kind == HERALD_V_UNION)
+        for (size_t i = 0; i < h->nmembers; i++)
+            if (h->members[i]->kind == kind) return true;
+    return false;
+}
+
+typedef struct conv {
+    herald_error *err;
+    bool allow_unset; /* herald.unset is allowed at the top level of a patch */
+} conv;
+
+static int to_value(lua_State *L, int idx, const herald_validator *hint, herald_value *out,
+                    int depth, conv *cv);
+
+static int table_to_value(lua_State *L, int idx, const herald_validator *hint, herald_value *out,
+                          int depth, conv *cv)
+{
+    int rc = 0;
+    if (has_mt(L, idx, &KEY_BYTES_MT)) {
+        lua_getfield(L, idx, "data");
+        size_t n;
+        const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
+        rc = s ? herald_bytes(out, s, n)
+               : herald_fail(cv->err, HERALD_EINVAL, "a herald.bytes value lost its data");
+        lua_pop(L, 1);
+        return rc;
+    }
+    if (has_mt(L, idx, &KEY_INT64_MT)) {
+        lua_getfield(L, idx, "value");
+        int isint = 0;
+        lua_Integer i = lua_tointegerx(L, -1, &isint);
+        lua_pop(L, 1);
+        if (!isint)
+            return herald_fail(cv->err, HERALD_EINVAL, "a herald.int64 value lost its value");
+        *out = herald_int64(i);
+        return 0;
+    }
+    size_t n = lua_rawlen(L, idx);
+    bool marked = has_mt(L, idx, &KEY_ARRAY_MT);
+    bool as_array = marked || n > 0;
+    if (!as_array) {
+        /* An empty table: an array where the schema wants one, else an object. */
+        lua_pushnil(L);
+        bool empty = lua_next(L, idx) == 0;
+        if (!empty) lua_pop(L, 2);
+        as_array = empty && hint_is(hint, HERALD_V_ARRAY) && !hint_is(hint, HERALD_V_OBJECT) &&
+                   !hint_is(hint, HERALD_V_RECORD);
+    }
+    if (as_array) {
+        /* Exactly the keys 1..n, nothing else. */
+        size_t count = 0;
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            int isint = 0;
+            lua_Integer k = lua_tointegerx(L, -2, &isint);
+            lua_pop(L, 1);
+            if (lua_type(L, -1) != LUA_TNUMBER || !isint || k < 1 || (size_t)k > n) {
+                lua_pop(L, 1);
+                return herald_fail(cv->err, HERALD_EINVAL,
+                                   "a table with both list items and named fields cannot be "
+                                   "stored (use one or the other)");
+            }
+            count++;
+        }
+        if (count != n)
+            return herald_fail(cv->err, HERALD_EINVAL,
+                               "a list with holes (nil items) cannot be stored");
+        if (n > HERALD_MAX_ARRAY)
+            return herald_fail(cv->err, HERALD_ELIMIT, "an array longer than %d items",
+                               HERALD_MAX_ARRAY);
+        herald_array_init(out);
+        const herald_validator *item = hint_items(hint);
+        for (size_t i = 1; i <= n && !rc; i++) {
+            lua_rawgeti(L, idx, (lua_Integer)i);
+            herald_value x;
+            rc = to_value(L, lua_gettop(L), item, &x, depth + 1, cv);
+            lua_pop(L, 1);
+            if (!rc) rc = herald_array_push(out, x);
+        }
+        if (rc) herald_value_free(out);
+        return rc;
+    }
+    herald_object_init(out);
+    bool allow_unset = cv->allow_unset;
+    cv->allow_unset = false;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pop(L, 2);
+            herald_value_free(out);
+            return herald_fail(cv->err, HERALD_EINVAL,
+                               "a table with both list items and named fields cannot be stored");
+        }
+        size_t kl;
+        const char *key = lua_tolstring(L, -2, &kl);
+        if (lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == &SENTINEL_UNSET) {
+            if (!allow_unset) {
+                lua_pop(L, 2);
+                herald_value_free(out);
+                return herald_fail(cv->err, HERALD_EINVAL,
+                                   "herald.unset is only allowed as a field value of a patch");
+            }
+            rc = herald_object_set(out, key, kl, herald_undefined());
+            lua_pop(L, 1);
+            if (rc) break;
+            continue;
+        }
+        if (strlen(key) != kl) {
+            lua_pop(L, 2);
+            herald_value_free(out);
+            return herald_fail(cv->err, HERALD_EINVAL, "a field name contains a NUL byte");
+        }
+        herald_value x;
+        rc = to_value(L, lua_gettop(L), hint_member(hint, key), &x, depth + 1, cv);
+        if (!rc) rc = herald_object_set(out, key, kl, x);
+        lua_pop(L, 1);
+        if (rc) {
+            lua_pop(L, 1);
+            break;
+        }
+    }
+    if (rc) herald_value_free(out);
+    return rc;
+}
+
+static int to_value(lua_State *L, int idx, const herald_validator *hint, herald_value *out,
+                    int depth, conv *cv)
+{
+    *out = herald_undefined();
+    if (depth > HERALD_MAX_DEPTH)
+        return herald_fail(cv->err, HERALD_ELIMIT, "value nested deeper than %d levels",
+                           HERALD_MAX_DEPTH);
+    if (!lua_checkstack(L, 6)) return herald_fail(cv->err, HERALD_ELIMIT, "value too deep");
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+    case LUA_TNONE:
+        return 0;
+    case LUA_TBOOLEAN:
+        *out = herald_bool(lua_toboolean(L, idx));
+        return 0;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) {
+            lua_Integer i = lua_tointeger(L, idx);
+            *out = hint_is(hint, HERALD_V_INT64) && !hint_is(hint, HERALD_V_NUMBER)
+                       ? herald_int64(i)
+                       : herald_float64((double)i);
+        } else {
+            *out = herald_float64(lua_tonumber(L, idx));
+        }
+        return 0;
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        return herald_string(out, s, n);
+    }
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == &SENTINEL_NULL) {
+            *out = herald_null();
+            return 0;
+        }
+        if (lua_touserdata(L, idx) == &SENTINEL_UNSET)
+            return herald_fail(cv->err, HERALD_EINVAL,
+                               "herald.unset is only allowed as a field value of a patch");
+        break;
+    case LUA_TTABLE:
+        return table_to_value(L, lua_absindex(L, idx), hint, out, depth, cv);
+    default:
+        break;
+    }
+    return herald_fail(cv->err, HERALD_EINVAL, "a %s cannot be stored or returned",
+                       lua_typename(L, lua_type(L, idx)));
+}
+
+/* Converts argument `idx` into a parked value; raises on failure. */
+static herald_value *arg_value(lua_State *L, int idx, const herald_validator *hint, bool unset,
+                               const char *what)
+{
+    herald_value *park = scratch_new(L);
+    herald_error e = {0};
+    conv cv = {&e, unset};
+    if (to_value(L, idx, hint, park, 0, &cv)) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s: %s", what, e.message);
+        scratch_drop(L, park);
+        raise_code(L, e.code, msg);
+    }
+    return park;
+}
+
+/* ------------------------------------------------------ the C primitives */
+
+static call_state *need_call(lua_State *L, bool write, const char *what)
+{
+    call_state *cs = rt_of(L)->cur;
+    if (!cs) luaL_error(L, "%s is only available while a function runs", what);
+    if (write && !cs->writable) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s is only available in mutations", what);
+        raise_code(L, HERALD_EACCESS, msg);
+    }
+    return cs;
+}
+
+static const char *id_table_cb(void *ctx, const char *id, size_t len)
+{
+    return strlen(id) == len ? herald_id_table(ctx, id) : NULL;
+}
+
+static int p_get(lua_State *L)
+{
+    call_state *cs = need_call(L, false, "ctx.db.get");
+    const char *id = luaL_checkstring(L, 1);
+    herald_value *doc = scratch_new(L);
+    herald_error e = {0};
+    int rc = herald_get(cs->txn, NULL, id, doc, cs->rs, &e);
+    if (rc == HERALD_ENOTFOUND) {
+        scratch_drop(L, doc);
+        lua_pushnil(L);
+        return 1;
+    }
+    if (rc) {
+        scratch_drop(L, doc);
+        return raise_err(L, &e);
+    }
+    push_value(L, doc, 0);
+    scratch_drop(L, doc);
+    return 1;
+}
+
+static int p_run(lua_State *L)
+{
+    call_state *cs = need_call(L, false, "ctx.db.query");
+    hd_fnrt *rt = rt_of(L);
+    herald_value *qv = arg_value(L, 1, NULL, false, "query");
+    herald_error e = {0};
+    herald_query *q = NULL;
+    int rc = herald_query_from_value(qv, rt->schema, &q, &e);
+    scratch_drop(L, qv);
+    if (rc) return raise_err(L, &e);
+    herald_value result;
+    rc = herald_query_run(q, cs->txn, NULL, &result, cs->rs, &e);
+    herald_query_free(q);
+    if (rc) return raise_err(L, &e);
+    push_owned(L, &result);
+    return 1;
+}
+
+static const herald_validator *table_hint(hd_fnrt *rt, const char *table)
+{
+    const herald_table_def *t = table ? herald_schema_table(rt->schema, table) : NULL;
+    return t ? t->document : NULL;
+}
+
+static int p_insert(lua_State *L)
+{
+    call_state *cs = need_call(L, true, "ctx.db.insert");
+    const char *table = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    herald_value *doc = arg_value(L, 2, table_hint(rt_of(L), table), false, "insert");
+    char id[HERALD_ID_CHARS + 1];
+    herald_error e = {0};
+    int rc = herald_insert(cs->txn, table, doc, id, &e);
+    scratch_drop(L, doc);
+    if (rc) return raise_err(L, &e);
+    lua_pushstring(L, id);
+    return 1;
+}
+
+static int p_patch(lua_State *L)
+{
+    call_state *cs = need_call(L, true, "ctx.db.patch");
+    const char *id = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    herald_value *fields =
+        arg_value(L, 2, table_hint(rt_of(L), herald_id_table(cs->txn, id)), true, "patch");
+    herald_error e = {0};
+    int rc = fields->type == HERALD_OBJECT
+                 ? herald_patch(cs->txn, id, fields, &e)
+                 : herald_fail(&e, HERALD_EINVAL, "patch expects a table of fields");
+    scratch_drop(L, fields);
+    if (rc) return raise_err(L, &e);
+    return 0;
+}
+
+static int p_replace(lua_State *L)
+{
+    call_state *cs = need_call(L, true, "ctx.db.replace");
+    const char *id = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    herald_value *doc =
+        arg_value(L, 2, table_hint(rt_of(L), herald_id_table(cs->txn, id)), false, "replace");
+    herald_error e = {0};
+    int rc = herald_replace(cs->txn, id, doc, &e);
+    scratch_drop(L, doc);
+    if (rc) return raise_err(L, &e);
+    return 0;
+}
+
+static int p_delete(lua_State *L)
+{
+    call_state *cs = need_call(L, true, "ctx.db.delete");
+    const char *id = luaL_checkstring(L, 1);
+    herald_error e = {0};
+    if (herald_delete(cs->txn, id, &e)) return raise_err(L, &e);
+    return 0;
+}
+
+static int p_normalize_id(lua_State *L)
+{
+    call_state *cs = need_call(L, false, "ctx.db.normalizeId");
+    const char *table = luaL_checkstring(L, 1);
+    const char *id = lua_tostring(L, 2);
+    const char *owner = id ? herald_id_table(cs->txn, id) : NULL;
+    if (owner && !strcmp(owner, table))
+        lua_pushvalue(L, 2);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+static int p_identity(lua_State *L)
+{
+    call_state *cs = need_call(L, false, "ctx.auth.getUserIdentity");
+    if (!cs->identity || cs->identity->type != HERALD_OBJECT)
+        lua_pushnil(L);
+    else
+        push_value(L, cs->identity, 0);
+    return 1;
+}
+
+static int p_now_seconds(lua_State *L)
+{
+    call_state *cs = rt_of(L)->cur;
+    double ms = cs ? cs->now_ms : (double)time(NULL) * 1000.0;
+    lua_pushinteger(L, (lua_Integer)floor(ms / 1000.0));
+    return 1;
+}
+
+static int p_token(lua_State *L)
+{
+    char tok[HD_TOKEN_CHARS + 1];
+    herald_error e = {0};
+    if (hd__token_new(tok, &e)) return raise_err(L, &e);
+    lua_pushstring(L, tok);
+    return 1;
+}
+
+static int p_token_equal(lua_State *L)
+{
+    const char *a = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : NULL;
+    const char *b = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    lua_pushboolean(L, a && b && hd__token_equal(a, b));
+    return 1;
+}
+
+/* Which of Herald's protected metatables a value has: "array", "bytes", ... or nil. */
+static int p_tag(lua_State *L)
+{
+    static const struct {
+        const void *key;
+        const char *name;
+    } tags[] = {{&KEY_ARRAY_MT, "array"}, {&KEY_BYTES_MT, "bytes"}, {&KEY_INT64_MT, "int64"},
+                {&KEY_FN_MT, "function"}, {&KEY_V_MT, "validator"}, {&KEY_ERROR_MT, "error"}};
+    for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++)
+        if (has_mt(L, 1, tags[i].key)) {
+            lua_pushstring(L, tags[i].name);
+            return 1;
+        }
+    lua_pushnil(L);
+    return 1;
+}
+
+static int l_print(lua_State *L)
+{
+    call_state *cs = rt_of(L)->cur;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1) luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    fprintf(stderr, "herald: [%s] %.*s\n", cs && cs->path ? cs->path : "load",
+            (int)(len > 2000 ? 2000 : len), s);
+    return 0;
+}
+
+/* load() of text only: bytecode could break out of the sandbox. */
+static int l_load(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    const char *name = luaL_optstring(L, 2, "=(load)");
+    int has_env = !lua_isnone(L, 4);
+    if (luaL_loadbufferx(L, s, len, name, "t") != LUA_OK) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (has_env) {
+        lua_pushvalue(L, 4);
+        if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+    }
+    return 1;
+}
+
+/* require() of the app's own modules, from the bundle only. */
+static int l_require(lua_State *L)
+{
+    hd_fnrt *rt = rt_of(L);
+    const char *name = luaL_checkstring(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_LOADED);
+    int loaded = lua_gettop(L);
+    if (lua_getfield(L, loaded, name) != LUA_TNIL) {
+        if (lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == &SENTINEL_LOADING)
+            return luaL_error(L, "require(\"%s\"): modules require each other in a cycle", name);
+        return 1;
+    }
+    lua_pop(L, 1);
+    const fnfile *f = bundle_find(rt->bundle, name);
+    if (!f) return luaL_error(L, "require(\"%s\"): no functions/%s.lua in this app", name, name);
+    char chunk[128];
+    snprintf(chunk, sizeof chunk, "@%s", f->name);
+    if (luaL_loadbufferx(L, f->text, f->len, chunk, "t") != LUA_OK) return lua_error(L);
+    lua_pushlightuserdata(L, &SENTINEL_LOADING);
+    lua_setfield(L, loaded, name);
+    lua_pushstring(L, name);
+    lua_call(L, 1, 1);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, loaded, name);
+    return 1;
+}
+
+/* ------------------------------------------------------------- calls */
+
+static const fndef *find_def(const hd_fnrt *rt, const char *path)
+{
+    size_t lo = 0, hi = rt->ndefs;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(rt->defs[mid].path, path);
+        if (c == 0) return &rt->defs[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+int hd__fn_path_normalize(const char *path, char *out, size_t size, herald_error *err)
+{
+    if (!path || !path[0]) return herald_fail(err, HERALD_EINVAL, "an empty function path");
+    const char *colon = strchr(path, ':');
+    size_t mlen = colon ? (size_t)(colon - path) : strlen(path);
+    const char *name = colon ? colon + 1 : "default";
+    static const char *const exts[] = {".js", ".ts", ".lua", ".mjs"};
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+        size_t el = strlen(exts[i]);
+        if (mlen > el && !strncmp(path + mlen - el, exts[i], el)) {
+            mlen -= el;
+            break;
+        }
+    }
+    if (mlen == 0 || !name[0] || strchr(name, ':') || mlen + strlen(name) + 2 > size ||
+        mlen + strlen(name) + 2 > MAX_PATH_CHARS)
+        return herald_fail(err, HERALD_EINVAL, "`%.100s` is not a function path (module:name)",
+                           path);
+    snprintf(out, size, "%.*s:%s", (int)mlen, path, name);
+    return 0;
+}
+
+int hd__fn_kind(hd_fnrt *rt, const char *path, hd_fn_kind *kind, bool *internal)
+{
+    char norm[MAX_PATH_CHARS];
+    if (hd__fn_path_normalize(path, norm, sizeof norm, NULL)) return HERALD_ENOTFOUND;
+    const fndef *d = find_def(rt, norm);
+    if (!d) return HERALD_ENOTFOUND;
+    if (kind) *kind = d->kind;
+    if (internal) *internal = d->internal;
+    return 0;
+}
+
+static const char *kind_name(hd_fn_kind k)
+{
+    return k == HD_FN_MUTATION ? "mutation" : "query";
+}
+
+/* Validates `v` against `val` (NULL: anything) with ids resolved in the call's transaction. */
+static int check_value(call_state *cs, const herald_validator *val, const herald_value *v,
+                       const char *path, const char *what, herald_error *err)
+{
+    if (!val) return 0;
+    herald_value nullv = herald_null();
+    if (v->type == HERALD_UNDEFINED && val->kind != HERALD_V_OBJECT) v = &nullv;
+    herald_error e = {0};
+    int rc = hd__validate(val, v, what, id_table_cb, cs->txn, &e);
+    if (rc) return herald_fail(err, rc, "%s: %s", path, e.message);
+    return 0;
+}
+
+/*
+ * Runs def's handler with the parked `args` (top of the Lua stack gets the
+ * result, converted and checked, parked in *result). Raises on failure.
+ */
+static void invoke(lua_State *L, const fndef *d, const herald_value *args, herald_value *result)
+{
+    hd_fnrt *rt = rt_of(L);
+    call_state *cs = rt->cur;
+    herald_error e = {0};
+    if (check_value(cs, d->args, args, d->path, "args", &e)) {
+        raise_err(L, &e);
+        return;
+    }
+    const char *outer = cs->path;
+    cs->path = d->path;
+    cs->depth++;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, d->handler);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_P);
+    lua_getfield(L, -1, "make_ctx");
+    lua_remove(L, -2);
+    lua_pushnumber(L, cs->now_ms);
+    lua_call(L, 1, 1);
+    if (args->type == HERALD_UNDEFINED) {
+        lua_createtable(L, 0, 0);
+    } else {
+        push_value(L, args, 0);
+    }
+    lua_call(L, 2, 1);
+    conv cv = {&e, false};
+    if (to_value(L, -1, d->returns, result, 0, &cv)) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s returned a value that cannot be sent: %s", d->path,
+                 e.message);
+        raise_code(L, e.code, msg);
+        return;
+    }
+    lua_pop(L, 1);
+    if (result->type == HERALD_UNDEFINED) *result = herald_null();
+    if (check_value(cs, d->returns, result, d->path, "return value", &e)) {
+        raise_err(L, &e);
+        return;
+    }
+    cs->depth--;
+    cs->path = outer;
+}
+
+typedef struct entry_args {
+    const fndef *def;
+    const herald_value *args;
+    herald_value *result;
+} entry_args;
+
+static int invoke_entry(lua_State *L)
+{
+    entry_args *ea = lua_touserdata(L, 1);
+    invoke(L, ea->def, ea->args, ea->result);
+    return 0;
+}
+
+static int run_nested(lua_State *L, hd_fn_kind kind)
+{
+    hd_fnrt *rt = rt_of(L);
+    call_state *cs = need_call(L, kind == HD_FN_MUTATION,
+                               kind == HD_FN_MUTATION ? "ctx.runMutation" : "ctx.runQuery");
+    char norm[MAX_PATH_CHARS];
+    herald_error e = {0};
+    if (hd__fn_path_normalize(luaL_checkstring(L, 1), norm, sizeof norm, &e))
+        return raise_err(L, &e);
+    const fndef *d = find_def(rt, norm);
+    if (!d) {
+        snprintf(e.message, sizeof e.message, "no function `%s`", norm);
+        return raise_code(L, HERALD_ENOTFOUND, e.message);
+    }
+    if (d->kind != kind) {
+        snprintf(e.message, sizeof e.message, "`%s` is a %s, not a %s", norm, kind_name(d->kind),
+                 kind_name(kind));
+        return raise_code(L, HERALD_EINVAL, e.message);
+    }
+    if (cs->depth >= MAX_CALL_DEPTH)
+        return raise_code(L, HERALD_ELIMIT, "functions nested too deep");
+    herald_value *args = arg_value(L, 2, d->args, false, "args");
+    herald_value *result = scratch_new(L);
+    /* Protected, so that the caller's depth and name come back even when
+     * the callee fails and the caller catches it. */
+    int depth = cs->depth;
+    const char *path = cs->path;
+    entry_args ea = {d, args, result};
+    lua_pushcfunction(L, invoke_entry);
+    lua_pushlightuserdata(L, &ea);
+    int status = lua_pcall(L, 1, 0, 0);
+    cs->depth = depth;
+    cs->path = path;
+    if (status != LUA_OK) return lua_error(L);
+    push_value(L, result, 0);
+    scratch_drop(L, result);
+    scratch_drop(L, args);
+    return 1;
+}
+
+static int p_run_query(lua_State *L)
+{
+    return run_nested(L, HD_FN_QUERY);
+}
+
+static int p_run_mutation(lua_State *L)
+{
+    return run_nested(L, HD_FN_MUTATION);
+}
+
+static int call_entry(lua_State *L)
+{
+    entry_args *ea = lua_touserdata(L, 1);
+    herald_value *result = scratch_new(L);
+    invoke(L, ea->def, ea->args, result);
+    *ea->result = *result;
+    *result = herald_undefined();
+    scratch_drop(L, result);
+    return 0;
+}
+
+/* Turns the error object on top of the stack into a code, message and data. */
+static int classify_error(hd_fnrt *rt, int status, herald_value *data, herald_error *err)
+{
+    lua_State *L = rt->L;
+    if (rt->instr_tripped)
+        return herald_fail(err, HERALD_ELIMIT, "%s: instruction limit of %llu exceeded",
+                           rt->cur && rt->cur->path ? rt->cur->path : "function",
+                           (unsigned long long)rt->limits.instructions);
+    if (status == LUA_ERRMEM || rt->mem_tripped)
+        return herald_fail(err, HERALD_ELIMIT, "%s: memory limit of %zu MiB exceeded",
+                           rt->cur && rt->cur->path ? rt->cur->path : "function",
+                           rt->limits.memory >> 20);
+    if (lua_type(L, -1) == LUA_TTABLE && has_mt(L, -1, &KEY_ERROR_MT)) {
+        lua_getfield(L, -1, "code");
+        const char *code = lua_tostring(L, -1);
+        int c = HERALD_EFUNCTION;
+        for (int k = HERALD_ENOMEM; code && k >= HERALD_EFUNCTION; k--)
+            if (!strcmp(herald_errcode_name(k), code)) c = k;
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "message");
+        const char *m = lua_tostring(L, -1);
+        herald_fail(err, c, "%s", m ? m : "function error");
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "data");
+        herald_error e2 = {0};
+        conv cv = {&e2, false};
+        if (!lua_isnil(L, -1) && to_value(L, -1, NULL, data, 0, &cv)) *data = herald_undefined();
+        lua_pop(L, 1);
+        return c;
+    }
+    if (lua_type(L, -1) == LUA_TSTRING)
+        return herald_fail(err, HERALD_EFUNCTION, "%s", lua_tostring(L, -1));
+    return herald_fail(err, HERALD_EFUNCTION, "%s raised a %s",
+                       rt->cur && rt->cur->path ? rt->cur->path : "function", luaL_typename(L, -1));
+}
+
+int hd__fn_call(hd_fnrt *rt, const hd_fncall *call, herald_value *result, herald_value *error_data,
+                herald_error *err)
+{
+    *result = herald_undefined();
+    *error_data = herald_undefined();
+    char norm[MAX_PATH_CHARS];
+    int rc = hd__fn_path_normalize(call->path, norm, sizeof norm, err);
+    if (rc) return rc;
+    const fndef *d = find_def(rt, norm);
+    if (!d || (d->internal && !call->admin))
+        return herald_fail(err, HERALD_ENOTFOUND, "no %sfunction `%s`", d ? "public " : "", norm);
+    if (d->kind != call->kind)
+        return herald_fail(err, HERALD_EINVAL, "`%s` is a %s; call it as a %s", norm,
+                           kind_name(d->kind), kind_name(d->kind));
+    if (rt->cur) return herald_fail(err, HERALD_EBUSY, "a function is already running here");
+    herald_value noargs;
+    herald_object_init(&noargs);
+    const herald_value *args =
+        call->args && call->args->type != HERALD_UNDEFINED ? call->args : &noargs;
+    if (args->type != HERALD_OBJECT)
+        return herald_fail(err, HERALD_EVALIDATION, "%s: args must be an object", norm);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    call_state cs = {
+        .path = d->path,
+        .txn = call->txn,
+        .rs = call->rs,
+        .identity = call->identity,
+        .writable = d->kind == HD_FN_MUTATION,
+        .now_ms = call->now_ms > 0 ? call->now_ms
+                                   : (double)ts.tv_sec * 1000.0 + (double)(ts.tv_nsec / 1000000),
+    };
+    lua_State *L = rt->L;
+    rt->cur = &cs;
+    lua_settop(L, 0);
+    entry_args ea = {d, args, result};
+    budget_start(rt);
+    lua_pushcfunction(L, call_entry);
+    lua_pushlightuserdata(L, &ea);
+    int status = lua_pcall(L, 1, 0, 0);
+    budget_end(rt);
+    if (status != LUA_OK) {
+        herald_value_free(result);
+        rc = classify_error(rt, status, error_data, err);
+    }
+    lua_settop(L, 0);
+    scratch_clear(rt);
+    rt->cur = NULL;
+    return rc;
+}
+
+/* ------------------------------------------------------------- loading */
+
+static void set_fn(lua_State *L, const char *name, lua_CFunction f)
+{
+    lua_pushcfunction(L, f);
+    lua_setfield(L, -2, name);
+}
+
+static void new_mt(lua_State *L, const void *key, const char *name)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable"); /* app code can neither read nor swap it */
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
+static int err_tostring(lua_State *L)
+{
+    lua_getfield(L, 1, "message");
+    return 1;
+}
+
+/* Opens the safe libraries and the prelude (runs in protected mode). */
+static int setup(lua_State *L)
+{
+    luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
+    luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
+    luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
+    luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
+    luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 1);
+    luaL_requiref(L, LUA_COLIBNAME, luaopen_coroutine, 1);
+    luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0); /* not global: only its clock survives */
+    int os = lua_gettop(L);
+    lua_settop(L, os);
+    lua_pushglobaltable(L);
+    int g = lua_gettop(L);
+    static const char *const removed[] = {"dofile", "loadfile", "collectgarbage", "load", NULL};
+    for (size_t i = 0; removed[i]; i++) {
+        lua_pushnil(L);
+        lua_setfield(L, g, removed[i]);
+    }
+    lua_getfield(L, g, "string");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_load);
+    lua_setfield(L, g, "load");
+    lua_pushcfunction(L, l_require);
+    lua_setfield(L, g, "require");
+    lua_pushcfunction(L, l_print);
+    lua_setfield(L, g, "print");
+
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &KEY_LOADED);
+
+    /* P: what the prelude builds on. */
+    lua_createtable(L, 0, 32);
+    int p = lua_gettop(L);
+    new_mt(L, &KEY_ARRAY_MT, "herald.array");
+    lua_setfield(L, p, "ARRAY_MT");
+    new_mt(L, &KEY_BYTES_MT, "herald.bytes");
+    lua_setfield(L, p, "BYTES_MT");
+    new_mt(L, &KEY_INT64_MT, "herald.int64");
+    lua_setfield(L, p, "INT64_MT");
+    new_mt(L, &KEY_FN_MT, "herald.function");
+    lua_setfield(L, p, "FN_MT");
+    new_mt(L, &KEY_V_MT, "herald.validator");
+    lua_setfield(L, p, "V_MT");
+    new_mt(L, &KEY_ERROR_MT, "herald.error");
+    lua_pushcfunction(L, err_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_setfield(L, p, "ERROR_MT");
+    lua_pushlightuserdata(L, &SENTINEL_NULL);
+    lua_setfield(L, p, "NULL");
+    lua_pushlightuserdata(L, &SENTINEL_UNSET);
+    lua_setfield(L, p, "UNSET");
+    set_fn(L, "get", p_get);
+    set_fn(L, "run", p_run);
+    set_fn(L, "insert", p_insert);
+    set_fn(L, "patch", p_patch);
+    set_fn(L, "replace", p_replace);
+    set_fn(L, "delete", p_delete);
+    set_fn(L, "normalize_id", p_normalize_id);
+    set_fn(L, "identity", p_identity);
+    set_fn(L, "run_query", p_run_query);
+    set_fn(L, "run_mutation", p_run_mutation);
+    set_fn(L, "now_seconds", p_now_seconds);
+    set_fn(L, "token", p_token);
+    set_fn(L, "token_equal", p_token_equal);
+    set_fn(L, "tag", p_tag);
+    lua_getfield(L, os, "date");
+    lua_setfield(L, p, "os_date");
+    lua_getfield(L, os, "clock");
+    lua_setfield(L, p, "os_clock");
+    lua_pushvalue(L, p);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &KEY_P);
+    if (luaL_loadbufferx(L, hd__fn_prelude, hd__fn_prelude_len, "=prelude", "t") != LUA_OK)
+        return lua_error(L);
+    lua_pushvalue(L, p);
+    lua_call(L, 1, 0);
+    return 0;
+}
+
+static void def_free(fndef *d)
+{
+    free(d->path);
+    hd__validator_free(d->args);
+    hd__validator_free(d->returns);
+}
+
+void hd__fnrt_free(hd_fnrt *rt)
+{
+    if (!rt) return;
+    if (rt->L) lua_close(rt->L);
+    for (size_t i = 0; i < rt->ndefs; i++)
+        def_free(&rt->defs[i]);
+    free(rt->defs);
+    hd__fnbundle_unref(rt->bundle);
+    free(rt);
+}
+
+/* A validator table at `idx` (or nil) into a herald_validator. */
+static int load_validator(hd_fnrt *rt, int idx, const char *source, herald_validator **out,
+                          herald_error *err)
+{
+    lua_State *L = rt->L;
+    *out = NULL;
+    if (lua_isnil(L, idx)) return 0;
+    herald_value v;
+    conv cv = {err, false};
+    int rc = to_value(L, idx, NULL, &v, 0, &cv);
+    if (rc) return herald_fail(err, HERALD_ESCHEMA, "%s: %s", source, err->message);
+    char *text = herald_value_to_json(&v);
+    herald_value_free(&v);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (!j) return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    rc = hd__validator_from_cjson(j, rt->schema, source, NULL, out, err);
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int def_cmp(const void *a, const void *b)
+{
+    return strcmp(((const fndef *)a)->path, ((const fndef *)b)->path);
+}
+
+/* Registers the functions of the module table on top of the stack. */
+static int register_module(hd_fnrt *rt, const fnfile *f, size_t *cap, herald_error *err)
+{
+    lua_State *L = rt->L;
+    int mod = lua_gettop(L);
+    if (lua_type(L, mod) != LUA_TTABLE) return 0; /* a library module with no functions */
+    int rc = 0;
+    lua_pushnil(L);
+    while (!rc && lua_next(L, mod)) {
+        if (lua_type(L, -2) != LUA_TSTRING || !has_mt(L, -1, &KEY_FN_MT)) {
+            lua_pop(L, 1);
+            continue;
+        }
+        int def = lua_gettop(L);
+        const char *name = lua_tostring(L, -2);
+        if (*cap == rt->ndefs) {
+            *cap = *cap ? *cap * 2 : 32;
+            fndef *nd = realloc(rt->defs, *cap * sizeof *nd);
+            if (!nd) {
+                rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+                break;
+            }
+            rt->defs = nd;
+        }
+        fndef *d = &rt->defs[rt->ndefs];
+        memset(d, 0, sizeof *d);
+        d->handler = LUA_NOREF;
+        size_t plen = strlen(f->module) + strlen(name) + 2;
+        if (plen > MAX_PATH_CHARS || !(d->path = malloc(plen))) {
+            rc = herald_fail(err, HERALD_EINVAL, "%s: function name `%.64s` is too long", f->name,
+                             name);
+            break;
+        }
+        snprintf(d->path, plen, "%s:%s", f->module, name);
+        rt->ndefs++;
+        lua_getfield(L, def, "kind");
+        const char *kind = lua_tostring(L, -1);
+        d->kind = kind && !strcmp(kind, "mutation") ? HD_FN_MUTATION : HD_FN_QUERY;
+        lua_getfield(L, def, "internal");
+        d->internal = lua_toboolean(L, -1);
+        lua_pop(L, 2);
+        char source[400];
+        snprintf(source, sizeof source, "%s: %s: args", f->name, d->path);
+        lua_getfield(L, def, "args");
+        rc = load_validator(rt, lua_gettop(L), source, &d->args, err);
+        lua_pop(L, 1);
+        if (rc) break;
+        snprintf(source, sizeof source, "%s: %s: returns", f->name, d->path);
+        lua_getfield(L, def, "returns");
+        rc = load_validator(rt, lua_gettop(L), source, &d->returns, err);
+        lua_pop(L, 1);
+        if (rc) break;
+        lua_getfield(L, def, "handler");
+        d->handler = luaL_ref(L, LUA_REGISTRYINDEX);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, mod);
+    return rc;
+}
+
+typedef struct load_args {
+    hd_fnrt *rt;
+    const fnfile *f;
+    size_t *cap;
+    herald_error *err;
+    int rc;
+} load_args;
+
+/* Runs a module and registers its functions, in protected mode. */
+static int load_module(lua_State *L)
+{
+    load_args *la = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    lua_pushcfunction(L, l_require);
+    lua_pushstring(L, la->f->module);
+    lua_call(L, 1, 1);
+    la->rc = register_module(la->rt, la->f, la->cap, la->err);
+    return 0;
+}
+
+int hd__fnrt_new(hd_fnbundle *bundle, const herald_schema *schema, const hd_fn_limits *limits,
+                 hd_fnrt **out, herald_error *err)
+{
+    *out = NULL;
+    hd_fnrt *rt = calloc(1, sizeof *rt);
+    if (!rt) return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    rt->bundle = hd__fnbundle_ref(bundle);
+    rt->schema = schema;
+    rt->limits.instructions =
+        limits && limits->instructions ? limits->instructions : DEFAULT_INSTRUCTIONS;
+    rt->limits.memory = limits && limits->memory ? limits->memory : DEFAULT_MEMORY;
+    int rc = 0;
+    lua_State *L = rt->L = lua_newstate(l_alloc, rt);
+    if (!L) {
+        hd__fnrt_free(rt);
+        return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    }
+    *(hd_fnrt **)lua_getextraspace(L) = rt;
+    lua_pushcfunction(L, setup);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+        rc = herald_fail(err, HERALD_ENOMEM, "cannot start Lua: %s", lua_tostring(L, -1));
+        goto fail;
+    }
+    size_t cap = 0;
+    for (size_t i = 0; i < bundle->n && !rc; i++) {
+        const fnfile *f = &bundle->files[i];
+        lua_settop(L, 0);
+        load_args la = {rt, f, &cap, err, 0};
+        lua_pushcfunction(L, load_module);
+        lua_pushlightuserdata(L, &la);
+        budget_start(rt);
+        int status = lua_pcall(L, 1, 0, 0);
+        budget_end(rt);
+        if (status != LUA_OK) {
+            herald_value data = herald_undefined();
+            rc = classify_error(rt, status, &data, err);
+            herald_value_free(&data);
+            if (rc == HERALD_EFUNCTION || rc == HERALD_ELIMIT) {
+                /* Messages from Lua already name file and line; say that loading failed. */
+                char msg[sizeof err->message];
+                snprintf(msg, sizeof msg, "%s", err->message);
+                rc = herald_fail(err, HERALD_ESCHEMA, "%s%s%s", strstr(msg, f->name) ? "" : f->name,
+                                 strstr(msg, f->name) ? "" : ": ", msg);
+            }
+            break;
+        }
+        rc = la.rc;
+    }
+    lua_settop(L, 0);
+    if (rc) goto fail;
+    if (rt->ndefs > 1) qsort(rt->defs, rt->ndefs, sizeof *rt->defs, def_cmp);
+    *out = rt;
+    return 0;
+fail:
+    hd__fnrt_free(rt);
+    return rc;
+}
+
+hd_fnbundle *hd__fnrt_bundle(const hd_fnrt *rt)
+{
+    return rt->bundle;
+}
+
+size_t hd__fnrt_count(const hd_fnrt *rt)
+{
+    return rt->ndefs;
+}
+
+const char *hd__fnrt_path(const hd_fnrt *rt, size_t i)
+{
+    return i < rt->ndefs ? rt->defs[i].path : NULL;
+}

@@ -1,0 +1,264 @@
+-- The Lua side of Herald's function runtime, run once in every fresh state
+-- before the app's modules (docs/functions.md). It defines `herald`, `v`,
+-- and the ctx.db query builder on top of the C primitives in P; it must
+-- never give app code a way around the sandbox (no io, os, debug, files).
+local P = ...
+local ARRAY_MT, BYTES_MT, INT64_MT = P.ARRAY_MT, P.BYTES_MT, P.INT64_MT
+local FN_MT, V_MT, ERROR_MT = P.FN_MT, P.V_MT, P.ERROR_MT
+local setmetatable, getmetatable, type, error, pairs, select = setmetatable, getmetatable, type,
+  error, pairs, select
+local tag = P.tag -- getmetatable() cannot see the protected metatables
+
+herald = {null = P.NULL, unset = P.UNSET}
+
+function herald.array(t)
+  t = t or {}
+  if type(t) ~= "table" then error("herald.array expects a table", 2) end
+  return setmetatable(t, ARRAY_MT)
+end
+
+function herald.bytes(s)
+  if type(s) ~= "string" then error("herald.bytes expects a string", 2) end
+  return setmetatable({data = s}, BYTES_MT)
+end
+
+function herald.int64(n)
+  if math.type(n) ~= "integer" then error("herald.int64 expects an integer", 2) end
+  return setmetatable({value = n}, INT64_MT)
+end
+
+-- int64 values behave like BigInts: arithmetic and comparison among
+-- themselves and with Lua integers, never silently becoming floats.
+local function i64(x)
+  if tag(x) == "int64" then return x.value end
+  if math.type(x) == "integer" then return x end
+  error("an int64 mixes only with int64 values and integers", 3)
+end
+for name, f in pairs({
+  __add = function(a, b) return a + b end, __sub = function(a, b) return a - b end,
+  __mul = function(a, b) return a * b end, __idiv = function(a, b) return a // b end,
+  __mod = function(a, b) return a % b end}) do
+  INT64_MT[name] = function(a, b) return herald.int64(f(i64(a), i64(b))) end
+end
+INT64_MT.__unm = function(a) return herald.int64(-a.value) end
+INT64_MT.__eq = function(a, b) return i64(a) == i64(b) end
+INT64_MT.__lt = function(a, b) return i64(a) < i64(b) end
+INT64_MT.__le = function(a, b) return i64(a) <= i64(b) end
+INT64_MT.__tostring = function(a) return tostring(a.value) end
+INT64_MT.__concat = function(a, b)
+  return (tag(a) == "int64" and tostring(a.value) or a) .. (tag(b) == "int64" and tostring(b.value) or b)
+end
+BYTES_MT.__len = function(b) return #b.data end
+BYTES_MT.__eq = function(a, b) return a.data == b.data end
+
+function herald.isArray(t) return tag(t) == "array" end
+
+-- A structured error, like ConvexError: its data reaches the caller.
+function herald.error(data)
+  local message = type(data) == "string" and data
+    or (type(data) == "table" and type(data.message) == "string" and data.message)
+    or "function error"
+  error(setmetatable({code = "FunctionError", message = message, data = data}, ERROR_MT), 2)
+end
+
+herald.token = P.token
+herald.tokenEqual = P.token_equal
+
+-- ---- validators: the same v.* as schema.ts, as tables in the canonical JSON form
+local function V(t) return setmetatable(t, V_MT) end
+local function isv(x) return tag(x) == "validator" end
+local function needv(x, what)
+  if not isv(x) then error(what .. " must be a validator (v.string(), ...)", 3) end
+  return x
+end
+
+v = {}
+for _, name in ipairs({"string", "boolean", "null", "bytes", "any", "int64"}) do
+  v[name] = function() return V({type = name}) end
+end
+v.number = function() return V({type = "number"}) end
+v.float64 = v.number
+v.bigint = v.int64
+function v.id(table)
+  if type(table) ~= "string" then error("v.id expects a table name", 2) end
+  return V({type = "id", table = table})
+end
+function v.literal(x) return V({type = "literal", value = x}) end
+function v.array(item) return V({type = "array", items = needv(item, "v.array's item")}) end
+function v.object(fields)
+  if type(fields) ~= "table" then error("v.object expects a table of validators", 2) end
+  for k, f in pairs(fields) do needv(f, "field " .. tostring(k)) end
+  return V({type = "object", fields = fields})
+end
+function v.record(keys, values)
+  return V({type = "record", keys = needv(keys, "record keys"), values = needv(values, "record values")})
+end
+function v.union(...)
+  local members = herald.array({})
+  for i = 1, select("#", ...) do members[i] = needv((select(i, ...)), "a union member") end
+  return V({type = "union", members = members})
+end
+function v.optional(x)
+  needv(x, "v.optional's argument")
+  local c = {}
+  for k, val in pairs(x) do c[k] = val end
+  c.optional = true
+  return V(c)
+end
+function v.nullable(x) return v.union(x, v.null()) end
+
+-- ---- function definitions
+local function define(kind, internal)
+  return function(def)
+    if type(def) == "function" then def = {handler = def} end
+    if type(def) ~= "table" or type(def.handler) ~= "function" then
+      error("a function definition needs a `handler` function", 2)
+    end
+    local args = def.args
+    if args ~= nil and not isv(args) then args = v.object(args) end
+    if def.returns ~= nil then needv(def.returns, "`returns`") end
+    return setmetatable({kind = kind, internal = internal, args = args, returns = def.returns,
+                         handler = def.handler}, FN_MT)
+  end
+end
+herald.query = define("query", false)
+herald.mutation = define("mutation", false)
+herald.internalQuery = define("query", true)
+herald.internalMutation = define("mutation", true)
+
+-- ---- ctx.db: methods work with ':' (Lua) and with '.' (as Convex code reads)
+local function method(obj, f)
+  return function(a, ...)
+    if a == obj then return f(...) end
+    return f(a, ...)
+  end
+end
+
+local Range = {}
+Range.__index = Range
+for _, op in ipairs({"eq", "gt", "gte", "lt", "lte"}) do
+  Range[op] = function(self, field, value)
+    if type(field) ~= "string" then error("q:" .. op .. " expects a field name", 2) end
+    self.conds[#self.conds + 1] = {[op] = herald.array({field, value})}
+    return self
+  end
+end
+
+local Field = {}
+local Expr = {}
+local function operand(x)
+  if getmetatable(x) == Field then return {field = x.name} end
+  if getmetatable(x) == Expr then error("a comparison operand cannot be a condition", 3) end
+  return {literal = x == nil and P.NULL or x}
+end
+local function expr(x)
+  if getmetatable(x) ~= Expr then error("expected a condition (q:eq(...), q:and_(...), ...)", 3) end
+  return x.e
+end
+local F = {}
+function F:field(name)
+  if type(name) ~= "string" then error("q:field expects a field name", 2) end
+  return setmetatable({name = name}, Field)
+end
+for _, op in ipairs({"eq", "neq", "lt", "lte", "gt", "gte"}) do
+  F[op] = function(self, a, b) return setmetatable({e = {[op] = herald.array({operand(a), operand(b)})}}, Expr) end
+end
+local function logical(op)
+  return function(self, ...)
+    local list = herald.array({})
+    for i = 1, select("#", ...) do list[i] = expr((select(i, ...))) end
+    return setmetatable({e = {[op] = list}}, Expr)
+  end
+end
+F.and_ = logical("and")
+F.or_ = logical("or")
+F["and"] = F.and_
+F["or"] = F.or_
+function F:not_(x) return setmetatable({e = {["not"] = expr(x)}}, Expr) end
+F["not"] = F.not_
+
+local Query = {}
+Query.__index = Query
+function Query:withIndex(name, build)
+  if type(name) ~= "string" then error("withIndex expects an index name", 2) end
+  self.q.index = name
+  if build ~= nil then
+    local r = setmetatable({conds = herald.array({})}, Range)
+    local got = build(r)
+    if got ~= nil and getmetatable(got) ~= Range then error("withIndex's function must return q", 2) end
+    self.q.range = r.conds
+  end
+  return self
+end
+function Query:filter(build)
+  local e = expr(build(F))
+  if self.q.filter then
+    self.q.filter = {["and"] = herald.array({self.q.filter, e})}
+  else
+    self.q.filter = e
+  end
+  return self
+end
+function Query:order(o)
+  if o ~= "asc" and o ~= "desc" then error('order must be "asc" or "desc"', 2) end
+  self.q.order = o
+  return self
+end
+local function finish(self, key, value)
+  self.q[key] = value
+  local r = P.run(self.q)
+  self.q[key] = nil
+  return r
+end
+function Query:collect() return finish(self, "collect", true) end
+function Query:take(n)
+  if math.type(n) ~= "integer" and not (type(n) == "number" and n == math.floor(n)) then
+    error("take expects a whole number", 2)
+  end
+  return finish(self, "take", n)
+end
+function Query:first() return finish(self, "first", true) end
+function Query:unique() return finish(self, "unique", true) end
+function Query:paginate(opts)
+  if type(opts) ~= "table" then error("paginate expects {numItems = n, cursor = ...}", 2) end
+  return finish(self, "paginate", {numItems = opts.numItems, cursor = opts.cursor or P.NULL})
+end
+
+local db = {}
+db.get = method(db, function(id) return P.get(id) end)
+db.query = method(db, function(table)
+  if type(table) ~= "string" then error("ctx.db:query expects a table name", 2) end
+  return setmetatable({q = {table = table}}, Query)
+end)
+db.insert = method(db, P.insert)
+db.patch = method(db, P.patch)
+db.replace = method(db, P.replace)
+db.delete = method(db, P.delete)
+db.normalizeId = method(db, P.normalize_id)
+
+local auth = {}
+auth.getUserIdentity = method(auth, P.identity)
+
+-- The context each handler receives; runQuery/runMutation call other
+-- functions of the app inside the same transaction.
+local function ctx_method(f)
+  return function(self, ...)
+    if type(self) == "table" and self.db == db then return f(...) end
+    return f(self, ...)
+  end
+end
+local run_query, run_mutation = ctx_method(P.run_query), ctx_method(P.run_mutation)
+P.make_ctx = function(now)
+  return {db = db, auth = auth, now = now, runQuery = run_query, runMutation = run_mutation}
+end
+
+-- A safe clock: os.time() and os.date() see the call's fixed time.
+local real_date, real_clock = P.os_date, P.os_clock
+os = {
+  time = function(t)
+    if t ~= nil then error("os.time takes no arguments here", 2) end
+    return P.now_seconds()
+  end,
+  clock = real_clock,
+  date = function(fmt, t) return real_date(fmt or "%c", t or P.now_seconds()) end,
+}

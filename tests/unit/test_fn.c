@@ -1,0 +1,416 @@
+/*
+ * The function runtime: loading modules, argument and return validators,
+ * ctx.db reads and writes, read sets, nested calls, structured errors,
+ * rollback, the sandbox and its limits (hostile functions), reloads.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "fn.h"
+#include "herald/query.h"
+#include "herald/store.h"
+
+static char dir_template[] = "/tmp/herald-test-fn-XXXXXX";
+static char data_dir[300], app_dir[300];
+static herald_store *store;
+
+static const char *schema_json =
+    "{\"tables\":{"
+    "\"feeds\":{\"document\":{\"type\":\"object\",\"fields\":{"
+    "  \"userId\":{\"type\":\"string\"},"
+    "  \"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
+    "  \"count\":{\"type\":\"int64\",\"optional\":true},"
+    "  \"status\":{\"type\":\"string\"}}},"
+    "  \"indexes\":[{\"name\":\"by_user\",\"fields\":[\"userId\"]}]}}}";
+
+static void write_file(const char *name, const char *text)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/functions/%s", app_dir, name);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) exit(1);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void remove_file(const char *name)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/functions/%s", app_dir, name);
+    unlink(path);
+}
+
+static const char *feeds_lua =
+    "local M = {}\n"
+    "M.create = herald.mutation{\n"
+    "  args = {userId = v.string(), tags = v.optional(v.array(v.string()))},\n"
+    "  returns = v.id('feeds'),\n"
+    "  handler = function(ctx, args)\n"
+    "    return ctx.db:insert('feeds', {userId = args.userId, tags = args.tags or {},\n"
+    "                                   status = 'pending', count = 1})\n"
+    "  end}\n"
+    "M.list = herald.query{\n"
+    "  args = {userId = v.string()},\n"
+    "  handler = function(ctx, args)\n"
+    "    return ctx.db:query('feeds'):withIndex('by_user', function(q) return q:eq('userId', "
+    "args.userId) end):order('desc'):collect()\n"
+    "  end}\n"
+    "M.firstPending = herald.query{\n"
+    "  handler = function(ctx)\n"
+    "    return ctx.db.query('feeds'):filter(function(q) return q:eq(q:field('status'), "
+    "'pending') end):first()\n"
+    "  end}\n"
+    "M.get = herald.query{args = {id = v.id('feeds')}, handler = function(ctx, a) return "
+    "ctx.db:get(a.id) end}\n"
+    "M.whoami = herald.query{handler = function(ctx)\n"
+    "  local me = ctx.auth:getUserIdentity()\n"
+    "  return me and me.subject or herald.null end}\n"
+    "M.now = herald.query{handler = function(ctx) return {ctx.now, os.time()} end}\n"
+    "M.twoThenFail = herald.mutation{args = {userId = v.string()}, handler = function(ctx, a)\n"
+    "  ctx.db:insert('feeds', {userId = a.userId, tags = {}, status = 'x'})\n"
+    "  ctx.db:insert('feeds', {userId = a.userId, tags = {}, status = 'y'})\n"
+    "  error('no, after all')\n"
+    "end}\n"
+    "M.structured = herald.mutation{handler = function(ctx)\n"
+    "  herald.error{code = 'NOT_OWNER', message = 'not your feed'}\n"
+    "end}\n"
+    "M.nested = herald.mutation{args = {userId = v.string()}, handler = function(ctx, a)\n"
+    "  local id = ctx:runMutation('feeds:create', {userId = a.userId})\n"
+    "  local list = ctx:runQuery('feeds:list', {userId = a.userId})\n"
+    "  return #list\n"
+    "end}\n"
+    "M.secret = herald.internalQuery{handler = function() return 'internal' end}\n"
+    "M.badReturn = herald.query{returns = v.number(), handler = function() return 'text' end}\n"
+    "M.unset = herald.mutation{args = {id = v.id('feeds')}, handler = function(ctx, a)\n"
+    "  ctx.db:patch(a.id, {count = herald.unset, status = 'ready'})\n"
+    "  return ctx.db:get(a.id)\n"
+    "end}\n"
+    "M.writeInQuery = herald.query{handler = function(ctx) return ctx.db:insert('feeds', "
+    "{userId='q', tags={}, status='s'}) end}\n"
+    "return M\n";
+
+static const char *hostile_lua =
+    "local H = {}\n"
+    "H.spin = herald.query{handler = function() while true do end end}\n"
+    "H.spinCaught = herald.query{handler = function()\n"
+    "  while true do pcall(function() while true do end end) end end}\n"
+    "H.spinCoroutine = herald.query{handler = function()\n"
+    "  local co = coroutine.wrap(function() while true do end end) co() end}\n"
+    "H.eat = herald.query{handler = function() local t = {} for i = 1, 1e9 do t[i] = "
+    "string.rep('x', 1000) .. i end end}\n"
+    "H.bigString = herald.query{handler = function() return #string.rep('x', 1 << 30) end}\n"
+    "H.io = herald.query{handler = function() return io.open('/etc/passwd') end}\n"
+    "H.osExecute = herald.query{handler = function() return os.execute('true') end}\n"
+    "H.debugLib = herald.query{handler = function() return debug.getinfo(1) end}\n"
+    "H.dump = herald.query{handler = function() return string.dump(function() end) end}\n"
+    "H.dumpMeta = herald.query{handler = function() return ('x').dump(print) end}\n"
+    "H.bytecode = herald.query{handler = function() return load('\\27Lua') end}\n"
+    "H.requireOs = herald.query{handler = function() return require('os') end}\n"
+    "H.dofile = herald.query{handler = function() return dofile('/etc/passwd') end}\n"
+    "H.deep = herald.query{handler = function() local t = {} local c = t for i = 1, 200 do "
+    "c.x = {} c = c.x end return t end}\n"
+    "H.cycle = herald.query{handler = function() local t = {} t.self = t return t end}\n"
+    "H.fn = herald.query{handler = function() return print end}\n"
+    "H.mixed = herald.query{handler = function() return {1, 2, x = 3} end}\n"
+    "H.recurse = herald.query{handler = function(ctx) return ctx:runQuery('hostile:recurse', {}) "
+    "end}\n"
+    "H.getmeta = herald.query{handler = function() return getmetatable(herald.array{}) end}\n"
+    "return H\n";
+
+static hd_fnrt *load(const hd_fn_limits *lim, herald_error *err)
+{
+    hd_fnbundle *b = NULL;
+    hd_fnrt *rt = NULL;
+    int rc = hd__fnbundle_read(app_dir, &b, err);
+    if (rc == 0) rc = hd__fnrt_new(b, herald_store_schema(store), lim, &rt, err);
+    hd__fnbundle_unref(b);
+    return rc ? NULL : rt;
+}
+
+static herald_value json(const char *text)
+{
+    herald_value v;
+    herald_error err = {0};
+    if (herald_value_from_json(text, strlen(text), &v, &err)) {
+        fprintf(stderr, "bad test JSON %s: %s\n", text, err.message);
+        exit(1);
+    }
+    return v;
+}
+
+typedef struct outcome {
+    int rc;
+    char *result; /* JSON */
+    char *data;   /* JSON of error data, or NULL */
+    herald_error err;
+} outcome;
+
+static void outcome_free(outcome *o)
+{
+    free(o->result);
+    free(o->data);
+}
+
+static outcome call(hd_fnrt *rt, hd_fn_kind kind, const char *path, const char *args,
+                    const herald_value *identity, bool admin, herald_read_set *rs)
+{
+    outcome o = {0};
+    herald_value a = json(args ? args : "{}"), result, data;
+    hd_fncall c = {.path = path,
+                   .args = &a,
+                   .identity = identity,
+                   .admin = admin,
+                   .kind = kind,
+                   .rs = rs,
+                   .now_ms = 1700000000123.0};
+    if (kind == HD_FN_MUTATION) {
+        herald_group *g;
+        herald_txn *m;
+        CHECK_OK(herald_group_begin(store, &g, &o.err));
+        CHECK_OK(herald_mutation_begin(g, &m, &o.err));
+        c.txn = m;
+        o.rc = hd__fn_call(rt, &c, &result, &data, &o.err);
+        if (o.rc)
+            herald_mutation_abort(m);
+        else
+            CHECK_OK(herald_mutation_commit(m, NULL, &o.err));
+        CHECK_OK(herald_group_commit(g, &o.err));
+        herald_group_free(g);
+    } else {
+        herald_txn *t;
+        CHECK_OK(herald_read_begin(store, &t, &o.err));
+        c.txn = t;
+        o.rc = hd__fn_call(rt, &c, &result, &data, &o.err);
+        herald_txn_end(t);
+    }
+    if (o.rc == 0) o.result = herald_value_to_json(&result);
+    if (data.type != HERALD_UNDEFINED) o.data = herald_value_to_json(&data);
+    herald_value_free(&result);
+    herald_value_free(&data);
+    herald_value_free(&a);
+    return o;
+}
+
+static void expect_ok(hd_fnrt *rt, hd_fn_kind kind, const char *path, const char *args,
+                      const char *want)
+{
+    outcome o = call(rt, kind, path, args, NULL, false, NULL);
+    if (o.rc) fprintf(stderr, "%s: %s\n", path, o.err.message);
+    CHECK(o.rc == 0);
+    if (want && (!o.result || strcmp(o.result, want))) {
+        fprintf(stderr, "%s returned %s, expected %s\n", path, o.result ? o.result : "-", want);
+        CHECK(0);
+    }
+    outcome_free(&o);
+}
+
+static void expect_fail(hd_fnrt *rt, hd_fn_kind kind, const char *path, const char *args, int code,
+                        const char *substring)
+{
+    outcome o = call(rt, kind, path, args, NULL, false, NULL);
+    if (o.rc != code || (substring && !strstr(o.err.message, substring))) {
+        fprintf(stderr, "%s: got %d `%s`, expected %d with `%s`\n", path, o.rc, o.err.message, code,
+                substring ? substring : "");
+        CHECK(0);
+    }
+    outcome_free(&o);
+}
+
+static uint64_t count_feeds(void)
+{
+    herald_txn *t;
+    herald_error err;
+    uint64_t n = 0;
+    CHECK_OK(herald_read_begin(store, &t, &err));
+    CHECK_OK(herald_table_count(t, "feeds", &n, &err));
+    herald_txn_end(t);
+    return n;
+}
+
+static void test_basics(void)
+{
+    herald_error err = {0};
+    hd_fnrt *rt = load(NULL, &err);
+    if (!rt) fprintf(stderr, "load: %s\n", err.message);
+    CHECK(rt != NULL);
+    if (!rt) return;
+    CHECK(hd__fnrt_count(rt) > 10);
+
+    outcome o = call(rt, HD_FN_MUTATION, "feeds:create", "{\"userId\":\"u1\"}", NULL, false, NULL);
+    CHECK(o.rc == 0 && o.result && strlen(o.result) == 34);
+    char id[40] = "";
+    if (o.result) snprintf(id, sizeof id, "%.32s", o.result + 1);
+    outcome_free(&o);
+    expect_ok(rt, HD_FN_MUTATION, "feeds.js:create", "{\"userId\":\"u1\",\"tags\":[\"a\"]}", NULL);
+
+    /* The empty tags list was stored as an array, the count as an int64. */
+    char args[100];
+    snprintf(args, sizeof args, "{\"id\":\"%s\"}", id);
+    o = call(rt, HD_FN_QUERY, "feeds:get", args, NULL, false, NULL);
+    CHECK(o.rc == 0 && o.result && strstr(o.result, "\"tags\":[]") &&
+          strstr(o.result, "\"count\":{\"$integer\""));
+    outcome_free(&o);
+
+    /* Reads go into the read set. */
+    herald_read_set rs;
+    herald_read_set_init(&rs);
+    o = call(rt, HD_FN_QUERY, "feeds:list", "{\"userId\":\"u1\"}", NULL, false, &rs);
+    CHECK(o.rc == 0 && o.result && strstr(o.result, "\"a\""));
+    CHECK(rs.len >= 1);
+    herald_read_set_free(&rs);
+    outcome_free(&o);
+    expect_ok(rt, HD_FN_QUERY, "feeds:firstPending", NULL, NULL);
+    expect_ok(rt, HD_FN_QUERY, "feeds:now", NULL, "[1700000000123,1700000000]");
+
+    /* Arguments are validated before the handler runs, naming the argument. */
+    expect_fail(rt, HD_FN_MUTATION, "feeds:create", "{\"userId\":5}", HERALD_EVALIDATION, "userId");
+    expect_fail(rt, HD_FN_MUTATION, "feeds:create", "{}", HERALD_EVALIDATION, "userId");
+    expect_fail(rt, HD_FN_MUTATION, "feeds:create", "{\"userId\":\"u\",\"extra\":1}",
+                HERALD_EVALIDATION, "extra");
+    expect_fail(rt, HD_FN_QUERY, "feeds:get", "{\"id\":\"nope\"}", HERALD_EVALIDATION, "id");
+    expect_fail(rt, HD_FN_QUERY, "feeds:badReturn", NULL, HERALD_EVALIDATION, "return value");
+
+    /* Kinds, visibility, unknown functions. */
+    expect_fail(rt, HD_FN_QUERY, "feeds:create", "{\"userId\":\"u\"}", HERALD_EINVAL, "mutation");
+    expect_fail(rt, HD_FN_QUERY, "feeds:nothing", NULL, HERALD_ENOTFOUND, "feeds:nothing");
+    expect_fail(rt, HD_FN_QUERY, "feeds:secret", NULL, HERALD_ENOTFOUND, "public");
+    o = call(rt, HD_FN_QUERY, "feeds:secret", "{}", NULL, true, NULL);
+    CHECK(o.rc == 0 && o.result && !strcmp(o.result, "\"internal\""));
+    outcome_free(&o);
+    expect_fail(rt, HD_FN_QUERY, "feeds:writeInQuery", NULL, HERALD_EACCESS, "only available");
+
+    /* A failing mutation keeps none of its writes. */
+    uint64_t before = count_feeds();
+    expect_fail(rt, HD_FN_MUTATION, "feeds:twoThenFail", "{\"userId\":\"z\"}", HERALD_EFUNCTION,
+                "functions/feeds.lua:");
+    CHECK(count_feeds() == before);
+
+    /* Structured errors carry their data. */
+    o = call(rt, HD_FN_MUTATION, "feeds:structured", "{}", NULL, false, NULL);
+    CHECK(o.rc == HERALD_EFUNCTION && !strcmp(o.err.message, "not your feed"));
+    CHECK(o.data && strstr(o.data, "\"code\":\"NOT_OWNER\""));
+    outcome_free(&o);
+
+    /* Nested calls share the transaction. */
+    expect_ok(rt, HD_FN_MUTATION, "feeds:nested", "{\"userId\":\"n1\"}", "1");
+
+    /* herald.unset removes a field. */
+    expect_ok(rt, HD_FN_MUTATION, "feeds:unset", args, NULL);
+    o = call(rt, HD_FN_QUERY, "feeds:get", args, NULL, false, NULL);
+    CHECK(o.rc == 0 && o.result && !strstr(o.result, "count") && strstr(o.result, "ready"));
+    outcome_free(&o);
+
+    /* Identity. */
+    herald_value me = json("{\"subject\":\"user-7\",\"issuer\":\"https://x\"}");
+    o = call(rt, HD_FN_QUERY, "feeds:whoami", "{}", &me, false, NULL);
+    CHECK(o.rc == 0 && o.result && !strcmp(o.result, "\"user-7\""));
+    outcome_free(&o);
+    expect_ok(rt, HD_FN_QUERY, "feeds:whoami", NULL, "null");
+    herald_value_free(&me);
+    hd__fnrt_free(rt);
+}
+
+static void test_hostile(void)
+{
+    herald_error err = {0};
+    write_file("hostile.lua", hostile_lua);
+    hd_fn_limits lim = {.instructions = 2000000, .memory = 16 * 1024 * 1024};
+    hd_fnrt *rt = load(&lim, &err);
+    if (!rt) fprintf(stderr, "load: %s\n", err.message);
+    CHECK(rt != NULL);
+    if (!rt) return;
+    expect_fail(rt, HD_FN_QUERY, "hostile:spin", NULL, HERALD_ELIMIT, "instruction limit");
+    expect_fail(rt, HD_FN_QUERY, "hostile:spinCaught", NULL, HERALD_ELIMIT, "instruction limit");
+    expect_fail(rt, HD_FN_QUERY, "hostile:spinCoroutine", NULL, HERALD_ELIMIT, "instruction limit");
+    expect_fail(rt, HD_FN_QUERY, "hostile:eat", NULL, HERALD_ELIMIT, "memory limit");
+    expect_fail(rt, HD_FN_QUERY, "hostile:bigString", NULL, HERALD_ELIMIT, NULL);
+    expect_fail(rt, HD_FN_QUERY, "hostile:io", NULL, HERALD_EFUNCTION, "io");
+    expect_fail(rt, HD_FN_QUERY, "hostile:osExecute", NULL, HERALD_EFUNCTION, "execute");
+    expect_fail(rt, HD_FN_QUERY, "hostile:debugLib", NULL, HERALD_EFUNCTION, "debug");
+    expect_fail(rt, HD_FN_QUERY, "hostile:dump", NULL, HERALD_EFUNCTION, "dump");
+    expect_fail(rt, HD_FN_QUERY, "hostile:dumpMeta", NULL, HERALD_EFUNCTION, "dump");
+    outcome o = call(rt, HD_FN_QUERY, "hostile:bytecode", "{}", NULL, false, NULL);
+    /* load() returns nil and a message for binary chunks: the message is returned here. */
+    CHECK(o.rc == 0 && o.result && !strcmp(o.result, "null"));
+    outcome_free(&o);
+    expect_fail(rt, HD_FN_QUERY, "hostile:requireOs", NULL, HERALD_EFUNCTION, "no functions/os");
+    expect_fail(rt, HD_FN_QUERY, "hostile:dofile", NULL, HERALD_EFUNCTION, "dofile");
+    expect_fail(rt, HD_FN_QUERY, "hostile:deep", NULL, HERALD_ELIMIT, "deeper");
+    expect_fail(rt, HD_FN_QUERY, "hostile:cycle", NULL, HERALD_ELIMIT, "deeper");
+    expect_fail(rt, HD_FN_QUERY, "hostile:fn", NULL, HERALD_EINVAL, "function");
+    expect_fail(rt, HD_FN_QUERY, "hostile:mixed", NULL, HERALD_EINVAL, "named fields");
+    expect_fail(rt, HD_FN_QUERY, "hostile:recurse", NULL, HERALD_ELIMIT, "nested");
+    expect_ok(rt, HD_FN_QUERY, "hostile:getmeta", NULL, "false");
+    /* After all that the runtime still works. */
+    expect_ok(rt, HD_FN_QUERY, "feeds:now", NULL, "[1700000000123,1700000000]");
+    hd__fnrt_free(rt);
+    remove_file("hostile.lua");
+}
+
+static void test_load_errors(void)
+{
+    herald_error err = {0};
+    write_file("broken.lua",
+               "local M = {}\nM.x = herald.query{handler = function() end\nreturn M\n");
+    hd_fnrt *rt = load(NULL, &err);
+    CHECK(rt == NULL && strstr(err.message, "functions/broken.lua:3:"));
+    write_file("broken.lua", "error('top level fails')\n");
+    rt = load(NULL, &err);
+    CHECK(rt == NULL && strstr(err.message, "functions/broken.lua:1: top level fails"));
+    write_file("broken.lua", "return {x = herald.query{args = {a = v.id('nosuchtable')}, handler "
+                             "= function() end}}\n");
+    rt = load(NULL, &err);
+    CHECK(rt == NULL && strstr(err.message, "nosuchtable") && strstr(err.message, "broken:x"));
+    write_file("broken.lua", "while true do end\n");
+    rt = load(NULL, &err);
+    CHECK(rt == NULL && strstr(err.message, "instruction limit"));
+    remove_file("broken.lua");
+    write_file("lib.lua", "return {double = function(x) return 2 * x end}\n");
+    write_file("user.lua", "local lib = require('lib')\nreturn {d = herald.query{args = {x = "
+                           "v.number()}, handler = function(_, a) return lib.double(a.x) end}}\n");
+    rt = load(NULL, &err);
+    CHECK(rt != NULL);
+    if (rt) expect_ok(rt, HD_FN_QUERY, "user:d", "{\"x\":21}", "42");
+    hd__fnrt_free(rt);
+    remove_file("lib.lua");
+    remove_file("user.lua");
+    char norm[64];
+    CHECK_OK(hd__fn_path_normalize("videos.js:getJobById", norm, sizeof norm, &err));
+    CHECK(!strcmp(norm, "videos:getJobById"));
+    CHECK_OK(hd__fn_path_normalize("videos", norm, sizeof norm, &err));
+    CHECK(!strcmp(norm, "videos:default"));
+    CHECK(hd__fn_path_normalize(":x", norm, sizeof norm, &err) == HERALD_EINVAL);
+    CHECK(hd__fn_path_normalize("a:b:c", norm, sizeof norm, &err) == HERALD_EINVAL);
+}
+
+int main(void)
+{
+    const char *base = mkdtemp(dir_template);
+    if (!base) return 1;
+    snprintf(data_dir, sizeof data_dir, "%s/data", base);
+    snprintf(app_dir, sizeof app_dir, "%s/app", base);
+    char fdir[400];
+    snprintf(fdir, sizeof fdir, "%s/functions", app_dir);
+    mkdir(app_dir, 0700);
+    mkdir(fdir, 0700);
+    herald_error err = {0};
+    herald_store_options so = {.no_sync = true};
+    CHECK_OK(herald_store_open(data_dir, &so, &store, &err));
+    herald_schema *schema = NULL;
+    CHECK_OK(herald_schema_from_json(schema_json, strlen(schema_json), "test", &schema, &err));
+    CHECK_OK(herald_store_set_schema(store, schema, &err));
+    write_file("feeds.lua", feeds_lua);
+    test_basics();
+    test_hostile();
+    test_load_errors();
+    herald_store_close(store);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", base);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", base);
+    CHECK_DONE();
+}
