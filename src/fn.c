@@ -436,9 +436,14 @@ static void push_value(lua_State *L, const herald_value *v, int depth)
     lua_pushnil(L);
 }
 
-/* Pushes a value we own and frees it, also if Lua raises while pushing. */
+/* Pushes a value we own and frees it, also if Lua raises while pushing. A
+ * null result reads as nil, so that `if not doc then` works as in JavaScript. */
 static void push_owned(lua_State *L, herald_value *v)
 {
+    if (v->type == HERALD_NULL) {
+        lua_pushnil(L);
+        return;
+    }
     herald_value *park = scratch_new(L);
     *park = *v;
     *v = herald_undefined();
@@ -1099,7 +1104,10 @@ static int run_nested(lua_State *L, hd_fn_kind kind)
     cs->depth = depth;
     cs->path = path;
     if (status != LUA_OK) return lua_error(L);
-    push_value(L, result, 0);
+    if (result->type == HERALD_NULL)
+        lua_pushnil(L);
+    else
+        push_value(L, result, 0);
     scratch_drop(L, result);
     scratch_drop(L, args);
     return 1;

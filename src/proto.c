@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "jwt.h"
 #include "server.h"
 
 #define PROTOCOL_VERSION 1
@@ -49,7 +51,29 @@ static void send_buf(hd_conn *c, hd_buf *b)
     hd__buf_free(b);
 }
 
+/* Appends `,"<name>":<JSON of v>` when v holds a value. */
+static void json_field(hd_buf *b, const char *name, const herald_value *v)
+{
+    if (!v || v->type == HERALD_UNDEFINED) return;
+    char *j = herald_value_to_json(v);
+    if (!j) {
+        b->failed = true;
+        return;
+    }
+    hd__buf_str(b, ",\"");
+    hd__buf_str(b, name);
+    hd__buf_str(b, "\":");
+    hd__buf_str(b, j);
+    free(j);
+}
+
 void hd__proto_error(hd_conn *c, const char *id, int code, const char *message)
+{
+    hd__proto_error_data(c, id, code, message, NULL);
+}
+
+void hd__proto_error_data(hd_conn *c, const char *id, int code, const char *message,
+                          const herald_value *data)
 {
     hd_buf b = HD_BUF_INIT;
     hd__buf_str(&b, "{\"type\":\"error\",\"id\":");
@@ -61,6 +85,7 @@ void hd__proto_error(hd_conn *c, const char *id, int code, const char *message)
     json_str(&b, herald_errcode_name(code));
     hd__buf_str(&b, ",\"message\":");
     json_str(&b, message && message[0] ? message : herald_strerror(code));
+    json_field(&b, "data", data);
     hd__buf_byte(&b, '}');
     send_buf(c, &b);
 }
@@ -99,7 +124,7 @@ static bool may_write_raw(hd_server *s, hd_conn *c)
     return c->admin || s->cfg.dev;
 }
 
-/* Runs a one-shot query in a fresh snapshot. */
+/* Runs a one-shot raw query in a fresh snapshot. */
 static int run_query(hd_server *s, const herald_value *query, herald_value *result,
                      uint64_t *version, herald_error *err)
 {
@@ -116,16 +141,67 @@ static int run_query(hd_server *s, const herald_value *query, herald_value *resu
     return rc;
 }
 
-static int submit(hd_server *s, hd_conn *c, const char *id, const herald_value *ops,
-                  const herald_value *idem, herald_error *err)
+/* Runs a query function once, as connection `c`, in a fresh snapshot. */
+static int run_query_fn(hd_server *s, hd_conn *c, const char *path, const herald_value *args,
+                        herald_value *result, herald_value *data, uint64_t *version,
+                        herald_error *err)
 {
+    *result = *data = herald_undefined();
+    if (!s->fnrt) return herald_fail(err, HERALD_ENOTFOUND, "this app has no functions");
+    herald_txn *t;
+    int rc = herald_read_begin(s->store, &t, err);
+    if (rc) return rc;
+    hd_fncall call = {.path = path,
+                      .args = args,
+                      .identity = &c->identity,
+                      .admin = c->admin,
+                      .kind = HD_FN_QUERY,
+                      .txn = t};
+    rc = hd__fn_call(s->fnrt, &call, result, data, err);
+    *version = herald_txn_version(t);
+    herald_txn_end(t);
+    return rc;
+}
+
+/*
+ * Checks on the loop's runtime that `path` names a mutation the caller may
+ * call, so that a mistake is answered at once; the writer checks again.
+ */
+static int check_mutation(hd_server *s, hd_conn *c, const char *path, herald_error *err)
+{
+    char norm[300];
+    hd_fn_kind kind;
+    bool internal;
+    int rc = hd__fn_path_normalize(path, norm, sizeof norm, err);
+    if (rc) return rc;
+    if (!s->fnrt || hd__fn_kind(s->fnrt, norm, &kind, &internal) || (internal && !c->admin))
+        return herald_fail(err, HERALD_ENOTFOUND, "no public function `%s`", norm);
+    if (kind != HD_FN_MUTATION)
+        return herald_fail(err, HERALD_EINVAL, "`%s` is a query; call it as a query", norm);
+    return 0;
+}
+
+/* Hands a mutation to the writer: raw `ops`, or function `path` with `args`. */
+static int submit(hd_server *s, hd_conn *c, const char *id, const herald_value *ops,
+                  const char *path, const herald_value *args, const herald_value *idem,
+                  herald_error *err)
+{
+    int rc;
+    if (path && (rc = check_mutation(s, c, path, err))) return rc;
+    if (args && args->type != HERALD_OBJECT)
+        return herald_fail(err, HERALD_EVALIDATION, "`args` must be an object");
     if (idem &&
         (idem->type != HERALD_STRING || idem->u.s.len == 0 || idem->u.s.len > HERALD_MAX_IDEM_KEY))
         return herald_fail(err, HERALD_EINVAL, "`idempotencyKey` must be a string of 1 to %d bytes",
                            HERALD_MAX_IDEM_KEY);
     hd_wreq *r = calloc(1, sizeof *r);
     if (!r) return herald_fail(err, HERALD_ENOMEM, "out of memory");
-    if (herald_value_copy(&r->ops, ops) || (id && !(r->request_id = strdup(id))) ||
+    r->admin = c->admin;
+    bool failed = path ? !(r->fn_path = strdup(path)) ||
+                             (args && herald_value_copy(&r->fn_args, args)) ||
+                             herald_value_copy(&r->identity, &c->identity)
+                       : herald_value_copy(&r->ops, ops) != 0;
+    if (failed || (id && !(r->request_id = strdup(id))) ||
         (idem && !(r->idempotency_key = strdup(idem->u.s.ptr)))) {
         hd__wreq_free(r);
         return herald_fail(err, HERALD_ENOMEM, "out of memory");
@@ -141,6 +217,25 @@ static const char *get_str(const herald_value *msg, const char *name)
 {
     const herald_value *v = herald_object_get(msg, name);
     return v && v->type == HERALD_STRING ? v->u.s.ptr : NULL;
+}
+
+/*
+ * Sets the connection's rights from a presented token: the admin key, a
+ * JWT of one of the app's providers, or nothing (signed out). A token that
+ * is neither leaves the connection signed out.
+ */
+static int authenticate(hd_server *s, hd_conn *c, const char *token, herald_error *err)
+{
+    herald_value_free(&c->identity);
+    c->admin = false;
+    if (!token || !token[0]) return 0;
+    if (hd__admin_ok(s, token)) {
+        c->admin = true;
+        return 0;
+    }
+    if (strchr(token, '.') && s->auth)
+        return hd__auth_verify(s->auth, token, (double)time(NULL), &c->identity, err);
+    return herald_fail(err, HERALD_EACCESS, "the token is not valid");
 }
 
 void hd__proto_message(hd_server *s, hd_conn *c, const char *text, size_t len)
@@ -166,50 +261,73 @@ void hd__proto_message(hd_server *s, hd_conn *c, const char *text, size_t len)
     if (!strcmp(type, "ping")) {
         send_simple(c, "pong", id, 0, NULL);
     } else if (!strcmp(type, "auth")) {
-        const char *token = get_str(&msg, "token");
-        if (hd__admin_ok(s, token)) {
-            c->admin = true;
+        const herald_value *tv = herald_object_get(&msg, "token");
+        if (tv && tv->type != HERALD_STRING && tv->type != HERALD_NULL) {
+            hd__proto_error(c, id, HERALD_EINVAL, "`token` must be a string or null");
+            goto done;
+        }
+        rc = authenticate(s, c, get_str(&msg, "token"), &err);
+        if (rc)
+            hd__proto_error(c, id, rc, err.message);
+        else
             send_simple(c, "ack", id, 0, NULL);
+        /* Whatever the outcome, subscriptions now run with the new rights. */
+        hd__sub_reauth(s, c);
+    } else if (!strcmp(type, "reload")) {
+        if (!c->admin) {
+            hd__proto_error(c, id, HERALD_EACCESS, "reload needs the admin key");
+        } else if ((rc = hd__server_reload(s, &err))) {
+            hd__proto_error(c, id, rc, err.message);
         } else {
-            hd__proto_error(c, id, HERALD_EACCESS, "the token is not valid");
+            send_simple(c, "ack", id, 0, NULL);
         }
     } else if (!strcmp(type, "sub") || !strcmp(type, "query") || !strcmp(type, "mutate")) {
         if (!id) {
             hd__proto_error(c, NULL, HERALD_EINVAL, "this message needs an `id` string");
             goto done;
         }
-        if (!may_write_raw(s, c)) {
-            /* Raw queries and operations need the admin key (functions come later). */
+        const herald_value *pathv = herald_object_get(&msg, "path");
+        const char *path = get_str(&msg, "path");
+        const herald_value *args = herald_object_get(&msg, "args");
+        if (pathv && !path) {
+            hd__proto_error(c, id, HERALD_EINVAL, "`path` must be a string (\"module:name\")");
+            goto done;
+        }
+        if (!path && !may_write_raw(s, c)) {
             hd__proto_error(c, id, HERALD_EACCESS,
-                            "raw queries and mutations need the admin key (or a server in --dev)");
+                            "raw queries and mutations need the admin key (or a server in --dev); "
+                            "call a function with `path` instead");
             goto done;
         }
         if (!strcmp(type, "mutate")) {
             const herald_value *ops = herald_object_get(&msg, "ops");
-            if (!ops) {
-                hd__proto_error(c, id, HERALD_EINVAL, "`mutate` needs `ops`");
-            } else if ((rc = submit(s, c, id, ops, herald_object_get(&msg, "idempotencyKey"),
-                                    &err))) {
+            if (!path && !ops) {
+                hd__proto_error(c, id, HERALD_EINVAL, "`mutate` needs `path` (or raw `ops`)");
+            } else if ((rc = submit(s, c, id, ops, path, args,
+                                    herald_object_get(&msg, "idempotencyKey"), &err))) {
                 hd__proto_error(c, id, rc, err.message);
             }
             goto done;
         }
         const herald_value *query = herald_object_get(&msg, "query");
-        if (!query) {
-            hd__proto_error(c, id, HERALD_EINVAL, "this message needs a `query`");
+        if (!path && !query) {
+            hd__proto_error(c, id, HERALD_EINVAL, "this message needs `path` (or a raw `query`)");
             goto done;
         }
         if (!strcmp(type, "sub")) {
-            if ((rc = hd__sub_add(s, c, id, query, &err))) hd__proto_error(c, id, rc, err.message);
+            hd_subspec spec = {.query = path ? NULL : query, .fn_path = path, .fn_args = args};
+            if ((rc = hd__sub_add(s, c, id, &spec, &err))) hd__proto_error(c, id, rc, err.message);
         } else {
-            herald_value result;
+            herald_value result = herald_undefined(), data = herald_undefined();
             uint64_t version = 0;
-            if ((rc = run_query(s, query, &result, &version, &err))) {
-                hd__proto_error(c, id, rc, err.message);
-            } else {
+            rc = path ? run_query_fn(s, c, path, args, &result, &data, &version, &err)
+                      : run_query(s, query, &result, &version, &err);
+            if (rc)
+                hd__proto_error_data(c, id, rc, err.message, &data);
+            else
                 send_simple(c, "result", id, version, &result);
-                herald_value_free(&result);
-            }
+            herald_value_free(&result);
+            herald_value_free(&data);
         }
     } else if (!strcmp(type, "unsub")) {
         if (!id || hd__sub_remove(s, c, id))
@@ -251,15 +369,21 @@ static int http_status_of(int code)
     }
 }
 
-static void http_error(hd_conn *c, int code, const char *message)
+static void http_error_data(hd_conn *c, int code, const char *message, const herald_value *data)
 {
     hd_buf b = HD_BUF_INIT;
     hd__buf_str(&b, "{\"status\":\"error\",\"errorMessage\":");
     json_str(&b, message && message[0] ? message : herald_strerror(code));
     hd__buf_str(&b, ",\"code\":");
     json_str(&b, herald_errcode_name(code));
+    json_field(&b, "errorData", data);
     hd__buf_byte(&b, '}');
     http_reply(c, http_status_of(code), &b);
+}
+
+static void http_error(hd_conn *c, int code, const char *message)
+{
+    http_error_data(c, code, message, NULL);
 }
 
 static void http_success(hd_conn *c, const herald_value *value)
@@ -285,7 +409,6 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
                       const char *body, size_t len)
 {
     const char *key = auth && !strncmp(auth, "Bearer ", 7) ? auth + 7 : NULL;
-    c->admin = hd__admin_ok(s, key);
     herald_value msg = herald_undefined();
     herald_error err = {0};
     int rc = 0;
@@ -294,8 +417,12 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
         http_error(c, HERALD_ENOTFOUND, "no such API endpoint");
         return;
     }
-    if (!may_write_raw(s, c)) {
-        http_error(c, HERALD_EACCESS, "this request needs `Authorization: Bearer <admin key>`");
+    if (auth && auth[0] && !key) {
+        http_error(c, HERALD_EACCESS, "the Authorization header must be `Bearer <token>`");
+        return;
+    }
+    if ((rc = authenticate(s, c, key, &err))) {
+        http_error(c, rc, err.message);
         return;
     }
     if ((rc = herald_value_from_json(body, len, &msg, &err))) {
@@ -303,11 +430,31 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
         return;
     }
     const herald_value *args = herald_object_get(&msg, "args");
+    const herald_value *fnv = herald_object_get(&msg, "path");
     const char *fn = get_str(&msg, "path");
     if (msg.type != HERALD_OBJECT) {
         http_error(c, HERALD_EINVAL, "the body must be a JSON object");
+    } else if (fnv && !fn) {
+        http_error(c, HERALD_EINVAL, "`path` must be a string (\"module:name\")");
+    } else if (fn && is_query) {
+        herald_value result, data;
+        uint64_t version;
+        if ((rc = run_query_fn(s, c, fn, args, &result, &data, &version, &err)))
+            http_error_data(c, rc, err.message, &data);
+        else
+            http_success(c, &result);
+        herald_value_free(&result);
+        herald_value_free(&data);
     } else if (fn) {
-        http_error(c, HERALD_ENOTFOUND, "server functions are not available yet");
+        if ((rc = submit(s, c, NULL, NULL, fn, args, herald_object_get(&msg, "idempotencyKey"),
+                         &err)))
+            http_error(c, rc, err.message);
+        else
+            c->http_waiting = true;
+    } else if (!may_write_raw(s, c)) {
+        http_error(c, HERALD_EACCESS,
+                   "raw queries and mutations need `Authorization: Bearer <admin key>`; call a "
+                   "function with `path` instead");
     } else if (is_query) {
         const herald_value *query = herald_object_get(&msg, "query");
         herald_value result;
@@ -325,8 +472,8 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
         const herald_value *ops = herald_object_get(&msg, "ops");
         if (!ops) {
             http_error(c, HERALD_EINVAL, "expected {\"ops\": [...]}");
-        } else if ((rc =
-                        submit(s, c, NULL, ops, herald_object_get(&msg, "idempotencyKey"), &err))) {
+        } else if ((rc = submit(s, c, NULL, ops, NULL, NULL,
+                                herald_object_get(&msg, "idempotencyKey"), &err))) {
             http_error(c, rc, err.message);
         } else {
             c->http_waiting = true;
@@ -345,11 +492,11 @@ void hd__proto_answer(hd_server *s, hd_wreq *r)
     }
     if (c->websocket) {
         if (r->rc)
-            hd__proto_error(c, r->request_id, r->rc, r->err.message);
+            hd__proto_error_data(c, r->request_id, r->rc, r->err.message, &r->error_data);
         else
             send_simple(c, "ack", r->request_id, r->version, &r->result);
     } else if (r->rc) {
-        http_error(c, r->rc, r->err.message);
+        http_error_data(c, r->rc, r->err.message, &r->error_data);
     } else {
         http_success(c, &r->result);
     }

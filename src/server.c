@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "base64.h"
+#include "jwt.h"
 #include "server.h"
 
 #define DEFAULT_MAX_MESSAGE  ((size_t)1024 * 1024 + 65536)
@@ -67,6 +68,7 @@ static void conn_free(hd_conn *c)
     }
     hd__buf_free(&c->in);
     hd__buf_free(&c->changes);
+    herald_value_free(&c->identity);
     free(c->http_reply);
     free(c);
 }
@@ -184,9 +186,51 @@ static void drain_batches(hd_server *s)
     herald_txn *snapshot;
     herald_error err;
     if (hd__writer_take_consistent(s->writer, &b, &snapshot, &err) != 0) return;
-    if (b) hd__sub_commit(s, b, snapshot);
+    if (b || s->rerun_functions) hd__sub_commit(s, b, snapshot);
     herald_txn_end(snapshot);
     hd__wbatch_free(b);
+}
+
+/*
+ * Loads the app's functions and providers into the server: the loop's
+ * runtime is replaced, and the writer is handed the same bundle, only
+ * once everything loaded; then every function subscription runs again.
+ */
+int hd__server_reload(hd_server *s, herald_error *err)
+{
+    hd_fnbundle *b = NULL;
+    hd_fnrt *rt = NULL;
+    hd_auth *auth = NULL;
+    int rc = hd__fnbundle_read(s->cfg.app_dir, &b, err);
+    if (!rc) rc = hd__fnrt_new(b, herald_store_schema(s->store), &s->cfg.fn_limits, &rt, err);
+    if (!rc) rc = hd__auth_load(s->cfg.app_dir ? s->cfg.app_dir : ".", &auth, err);
+    if (rc) {
+        hd__fnrt_free(rt);
+        hd__fnbundle_unref(b);
+        return rc;
+    }
+    hd__fnrt_free(s->fnrt);
+    s->fnrt = rt;
+    hd__auth_free(s->auth);
+    s->auth = auth;
+    if (s->writer) hd__writer_set_functions(s->writer, b, &s->cfg.fn_limits);
+    hd__fnbundle_unref(b);
+    s->rerun_functions = true;
+    if (s->lws) lws_cancel_service(s->lws);
+    printf("herald: %zu functions loaded, %zu auth providers\n", hd__fnrt_count(rt),
+           hd__auth_provider_count(auth));
+    fflush(stdout);
+    return 0;
+}
+
+/* SIGHUP: reload; a broken file is reported and the previous version stays. */
+static void reload_on_signal(hd_server *s)
+{
+    if (!s->reload) return;
+    s->reload = 0;
+    herald_error err = {0};
+    if (hd__server_reload(s, &err))
+        fprintf(stderr, "herald: reload refused, the previous functions stay: %s\n", err.message);
 }
 
 static void check_laggards(hd_server *s)
@@ -204,6 +248,7 @@ static void tick(lws_sorted_usec_list_t *sul)
 {
     hd_server *s = the_server;
     if (!s || !s->lws) return;
+    reload_on_signal(s);
     /* Batches a busy moment left behind (no snapshot could be had then). */
     if (s->writer) drain_batches(s);
     check_laggards(s);
@@ -218,6 +263,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     hd_conn *c = p ? p->conn : NULL;
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (s) reload_on_signal(s);
         if (s && s->writer) drain_batches(s);
         if (s) check_laggards(s);
         return 0;
@@ -347,9 +393,11 @@ static const struct lws_protocols protocols[] = {
 
 static void on_signal(int sig)
 {
-    (void)sig;
     if (the_server) {
-        the_server->stop = 1;
+        if (sig == SIGHUP)
+            the_server->reload = 1;
+        else
+            the_server->stop = 1;
         if (the_server->lws) lws_cancel_service(the_server->lws);
     }
 }
@@ -412,6 +460,7 @@ int hd__server_run(const hd_server_config *cfg)
         goto fail;
     }
     if ((rc = admin_key(s, &err))) goto fail;
+    if ((rc = hd__server_reload(s, &err))) goto fail;
     if (hd__rsindex_new(&s->rsindex)) {
         rc = herald_fail(&err, HERALD_ENOMEM, "out of memory");
         goto fail;
@@ -444,6 +493,9 @@ int hd__server_run(const hd_server_config *cfg)
         goto fail;
     }
     if ((rc = hd__writer_start(s->store, 1000, wake_loop, s, &s->writer, &err))) goto fail;
+    hd__writer_set_functions(s->writer, hd__fnrt_bundle(s->fnrt), &s->cfg.fn_limits);
+    s->rerun_functions = false;
+    signal(SIGHUP, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
@@ -474,6 +526,8 @@ done:
     if (s->lws) lws_context_destroy(s->lws);
     hd__writer_free(s->writer);
     hd__sub_free_all(s);
+    hd__fnrt_free(s->fnrt);
+    hd__auth_free(s->auth);
     hd__rsindex_free(s->rsindex);
     herald_store_close(s->store);
     the_server = NULL;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "fn.h"
 #include "herald/query.h"
 #include "herald/store.h"
 #include "rsindex.h"
@@ -35,6 +36,7 @@ typedef struct hd_server_config {
     size_t max_outbound;       /* queued bytes per connection before updates are merged */
     double max_behind_seconds; /* merged for longer than this: disconnected */
     size_t max_subs_per_conn;
+    hd_fn_limits fn_limits;
 } hd_server_config;
 
 /* One outbound frame. */
@@ -58,6 +60,7 @@ struct hd_conn {
     uint64_t serial;
     bool websocket;
     bool admin;
+    herald_value identity; /* verified JWT identity (an object), or undefined */
     bool closing;
     char close_reason[100];
     hd_frame *out, *out_tail;
@@ -81,15 +84,31 @@ struct hd_conn {
     hd_conn *prev, *next;  /* all connections */
 };
 
+/*
+ * What a subscription asks for: a raw query (admin key or --dev), or a
+ * query function with its arguments, run as the connection's identity.
+ */
+typedef struct hd_subspec {
+    const herald_value *query; /* raw query, or NULL */
+    const char *fn_path;       /* function path, or NULL */
+    const herald_value *fn_args;
+} hd_subspec;
+
 /* A query evaluated once for every identical subscription. */
 struct hd_qinst {
     uint64_t id;
-    char *key; /* canonical query text + identity */
-    herald_query *query;
+    char *key;             /* canonical query text + identity */
+    herald_query *query;   /* a raw query, or */
+    char *fn_path;         /* a query function (normalised path) */
+    herald_value fn_args;  /* its arguments */
+    herald_value identity; /* run as (undefined: anonymous) */
+    bool admin;            /* run with the admin key's rights */
+    herald_value spec;     /* the raw query as the client sent it (for re-authentication) */
     herald_value result;
     uint64_t version;
     int rc; /* last evaluation's error, if any */
     herald_error err;
+    herald_value err_data; /* data of a structured function error */
     herald_read_set rs;
     hd_conn **subscribers; /* parallel with sub_ids: who watches it */
     char **sub_ids;
@@ -114,6 +133,10 @@ struct hd_server {
     size_t nbuckets, ninst;
     uint64_t next_qinst;
     volatile int stop;
+    volatile int reload;  /* SIGHUP: reload functions and auth */
+    bool rerun_functions; /* functions changed: re-run every function subscription */
+    hd_fnrt *fnrt;        /* the loop's function runtime (queries), or NULL */
+    struct hd_auth *auth; /* the app's auth providers */
     /* stats */
     uint64_t commits, updates_sent;
 };
@@ -129,9 +152,16 @@ void hd__conn_release(hd_conn *c);
 int hd__server_run(const hd_server_config *cfg);
 
 /* ---- sub.c ---- */
-/* Subscribes connection `c` as `sub_id` to `query_json`; sends the first result. */
-int hd__sub_add(hd_server *s, hd_conn *c, const char *sub_id, const herald_value *query,
+/* Subscribes connection `c` as `sub_id` to `spec`; sends the first result. */
+int hd__sub_add(hd_server *s, hd_conn *c, const char *sub_id, const hd_subspec *spec,
                 herald_error *err);
+/*
+ * The connection's identity or rights changed: every subscription is
+ * re-run under the new ones and the client gets all new results in one
+ * update frame. A raw subscription that is no longer allowed ends with an
+ * error.
+ */
+void hd__sub_reauth(hd_server *s, hd_conn *c);
 int hd__sub_remove(hd_server *s, hd_conn *c, const char *sub_id);
 void hd__sub_drop_conn(hd_server *s, hd_conn *c);
 /*
@@ -152,6 +182,14 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
                       const char *body, size_t len);
 /* Writes an error frame for request `id` (may be NULL). */
 void hd__proto_error(hd_conn *c, const char *id, int code, const char *message);
+/* The same with the data of a structured function error (may be NULL or undefined). */
+void hd__proto_error_data(hd_conn *c, const char *id, int code, const char *message,
+                          const herald_value *data);
+/*
+ * Reloads the app's functions and auth configuration. On any error the
+ * previous ones stay and the error is returned (naming file and line).
+ */
+int hd__server_reload(hd_server *s, herald_error *err);
 /* A finished request came back from the writer: answer its origin. */
 void hd__proto_answer(hd_server *s, hd_wreq *r);
 /* Checks a presented admin key in constant time. */

@@ -66,6 +66,11 @@ static void free_qinst(hd_qinst *qi)
 {
     free(qi->key);
     herald_query_free(qi->query);
+    free(qi->fn_path);
+    herald_value_free(&qi->fn_args);
+    herald_value_free(&qi->identity);
+    herald_value_free(&qi->spec);
+    herald_value_free(&qi->err_data);
     herald_value_free(&qi->result);
     herald_read_set_free(&qi->rs);
     free(qi->subscribers);
@@ -81,12 +86,28 @@ static int evaluate(hd_server *s, hd_qinst *qi, herald_txn *snapshot, herald_val
     herald_value result;
     herald_error err = {0};
     herald_read_set_init(&rs);
+    herald_value err_data = herald_undefined();
     int rc = t ? 0 : herald_read_begin(s->store, &t, &err);
     if (rc == 0) {
-        rc = herald_query_run(qi->query, t, NULL, &result, &rs, &err);
+        if (qi->query) {
+            rc = herald_query_run(qi->query, t, NULL, &result, &rs, &err);
+        } else if (s->fnrt) {
+            hd_fncall call = {.path = qi->fn_path,
+                              .args = &qi->fn_args,
+                              .identity = &qi->identity,
+                              .admin = qi->admin,
+                              .kind = HD_FN_QUERY,
+                              .txn = t,
+                              .rs = &rs};
+            rc = hd__fn_call(s->fnrt, &call, &result, &err_data, &err);
+        } else {
+            rc = herald_fail(&err, HERALD_ENOTFOUND, "this app has no functions");
+        }
         qi->version = herald_txn_version(t);
         if (!snapshot) herald_txn_end(t);
     }
+    herald_value_free(&qi->err_data);
+    qi->err_data = err_data;
     if (old)
         *old = qi->result;
     else
@@ -115,7 +136,7 @@ static int evaluate(hd_server *s, hd_qinst *qi, herald_txn *snapshot, herald_val
 static void send_result(hd_conn *c, const char *sub_id, hd_qinst *qi)
 {
     if (qi->rc) {
-        hd__proto_error(c, sub_id, qi->rc, qi->err.message);
+        hd__proto_error_data(c, sub_id, qi->rc, qi->err.message, &qi->err_data);
         return;
     }
     hd_buf b = HD_BUF_INIT;
@@ -144,7 +165,141 @@ static hd_csub *find_csub(hd_conn *c, const char *sub_id)
     return NULL;
 }
 
-int hd__sub_add(hd_server *s, hd_conn *c, const char *sub_id, const herald_value *query,
+/* The instance key: what is asked, and under which rights and identity. */
+static char *instance_key(const hd_conn *c, const hd_subspec *spec, const char *norm)
+{
+    char *json = herald_value_to_json(spec->query ? spec->query : spec->fn_args);
+    if (!json) return NULL;
+    const herald_value *tid = c->identity.type == HERALD_OBJECT
+                                  ? herald_object_get(&c->identity, "tokenIdentifier")
+                                  : NULL;
+    const char *who = tid && tid->type == HERALD_STRING ? tid->u.s.ptr : "";
+    size_t klen = strlen(json) + strlen(who) + (norm ? strlen(norm) : 0) + 32;
+    char *key = malloc(klen);
+    if (key) {
+        if (spec->query)
+            snprintf(key, klen, "q|%s|%s", c->admin ? "admin" : "dev", json);
+        else
+            snprintf(key, klen, "f|%s|%s|%s|%s", c->admin ? "admin" : "", who, norm, json);
+    }
+    free(json);
+    return key;
+}
+
+/*
+ * Finds or makes the instance for `spec` as seen by `c`, evaluated (on
+ * `snapshot`, or a fresh one when NULL) if it is new.
+ */
+static int instance_for(hd_server *s, hd_conn *c, const hd_subspec *spec, herald_txn *snapshot,
+                        hd_qinst **out, herald_error *err)
+{
+    char norm[300];
+    int rc;
+    herald_query *q = NULL;
+    if (!ensure_buckets(s)) return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    if (spec->query) {
+        if (!c->admin && !s->cfg.dev)
+            return herald_fail(err, HERALD_EACCESS,
+                               "raw queries need the admin key (or a server in --dev)");
+        if ((rc = herald_query_from_value(spec->query, herald_store_schema(s->store), &q, err)))
+            return rc;
+    } else {
+        hd_fn_kind kind;
+        bool internal;
+        if ((rc = hd__fn_path_normalize(spec->fn_path, norm, sizeof norm, err))) return rc;
+        if (!s->fnrt || hd__fn_kind(s->fnrt, norm, &kind, &internal) || (internal && !c->admin))
+            return herald_fail(err, HERALD_ENOTFOUND, "no public function `%s`", norm);
+        if (kind != HD_FN_QUERY)
+            return herald_fail(err, HERALD_EINVAL, "`%s` is a mutation: it cannot be subscribed to",
+                               norm);
+        if (spec->fn_args && spec->fn_args->type != HERALD_OBJECT)
+            return herald_fail(err, HERALD_EVALIDATION, "%s: args must be an object", norm);
+    }
+    herald_value noargs;
+    herald_object_init(&noargs);
+    hd_subspec sp = *spec;
+    if (!sp.query && !sp.fn_args) sp.fn_args = &noargs;
+    char *key = instance_key(c, &sp, spec->query ? NULL : norm);
+    if (!key) {
+        herald_query_free(q);
+        return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    }
+    hd_qinst *qi = find_by_key(s, key);
+    if (qi) {
+        free(key);
+        herald_query_free(q);
+        *out = qi;
+        return 0;
+    }
+    qi = calloc(1, sizeof *qi);
+    if (!qi) {
+        free(key);
+        herald_query_free(q);
+        return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    }
+    qi->key = key;
+    qi->query = q;
+    qi->admin = c->admin;
+    bool failed = false;
+    if (sp.query) {
+        failed = herald_value_copy(&qi->spec, sp.query) != 0;
+    } else {
+        failed = !(qi->fn_path = strdup(norm)) || herald_value_copy(&qi->fn_args, sp.fn_args) ||
+                 herald_value_copy(&qi->identity, &c->identity);
+    }
+    if (failed) {
+        free_qinst(qi);
+        return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    }
+    qi->id = ++s->next_qinst;
+    herald_read_set_init(&qi->rs);
+    qi->hash_next = s->by_key[hash_text(key) % s->nbuckets];
+    s->by_key[hash_text(key) % s->nbuckets] = qi;
+    qi->id_next = s->by_id[qi->id % s->nbuckets];
+    s->by_id[qi->id % s->nbuckets] = qi;
+    s->ninst++;
+    evaluate(s, qi, snapshot, NULL);
+    *out = qi;
+    return 0;
+}
+
+static void drop_if_unused(hd_server *s, hd_qinst *qi)
+{
+    if (qi->nsubscribers) return;
+    hd__rsindex_remove(s->rsindex, qi->id);
+    unlink_qinst(s, qi);
+    free_qinst(qi);
+}
+
+/* Adds `c` (as `sub_id`, owned by the connection's csub) to the instance's subscribers. */
+static int add_subscriber(hd_qinst *qi, hd_conn *c, char *sub_id)
+{
+    if (qi->nsubscribers == qi->cap) {
+        size_t cap = qi->cap ? qi->cap * 2 : 4;
+        hd_conn **subs = realloc(qi->subscribers, cap * sizeof *subs);
+        if (subs) qi->subscribers = subs;
+        char **ids = subs ? realloc(qi->sub_ids, cap * sizeof *ids) : NULL;
+        if (ids) qi->sub_ids = ids;
+        if (!subs || !ids) return HERALD_ENOMEM;
+        qi->cap = cap;
+    }
+    qi->subscribers[qi->nsubscribers] = c;
+    qi->sub_ids[qi->nsubscribers++] = sub_id;
+    return 0;
+}
+
+static void remove_subscriber(hd_qinst *qi, hd_conn *c, const char *sub_id)
+{
+    for (size_t k = 0; k < qi->nsubscribers; k++)
+        if (qi->subscribers[k] == c && qi->sub_ids[k] == sub_id) {
+            qi->subscribers[k] = qi->subscribers[qi->nsubscribers - 1];
+            qi->sub_ids[k] = qi->sub_ids[qi->nsubscribers - 1];
+            qi->nsubscribers--;
+            return;
+        }
+}
+
+int hd__sub_add(hd_server *s, hd_conn *c, const char *sub_id, const hd_subspec *spec,
                 herald_error *err)
 {
     if (find_csub(c, sub_id))
@@ -152,57 +307,9 @@ int hd__sub_add(hd_server *s, hd_conn *c, const char *sub_id, const herald_value
     if (c->nsubs >= s->cfg.max_subs_per_conn)
         return herald_fail(err, HERALD_ELIMIT, "more than %zu subscriptions on one connection",
                            s->cfg.max_subs_per_conn);
-    if (!ensure_buckets(s)) return herald_fail(err, HERALD_ENOMEM, "out of memory");
-    herald_query *q;
-    int rc = herald_query_from_value(query, herald_store_schema(s->store), &q, err);
+    hd_qinst *qi;
+    int rc = instance_for(s, c, spec, NULL, &qi, err);
     if (rc) return rc;
-    /* Identical queries under the same rights share one instance. */
-    char *json = herald_value_to_json(query);
-    if (!json) {
-        herald_query_free(q);
-        return herald_fail(err, HERALD_ENOMEM, "out of memory");
-    }
-    size_t klen = strlen(json) + 16;
-    char *key = malloc(klen);
-    if (!key) {
-        free(json);
-        herald_query_free(q);
-        return herald_fail(err, HERALD_ENOMEM, "out of memory");
-    }
-    snprintf(key, klen, "%s|%s", c->admin ? "admin" : "dev", json);
-    free(json);
-    hd_qinst *qi = find_by_key(s, key);
-    if (qi) {
-        free(key);
-        herald_query_free(q);
-    } else {
-        qi = calloc(1, sizeof *qi);
-        if (!qi) {
-            free(key);
-            herald_query_free(q);
-            return herald_fail(err, HERALD_ENOMEM, "out of memory");
-        }
-        qi->id = ++s->next_qinst;
-        qi->key = key;
-        qi->query = q;
-        herald_read_set_init(&qi->rs);
-        qi->hash_next = s->by_key[hash_text(key) % s->nbuckets];
-        s->by_key[hash_text(key) % s->nbuckets] = qi;
-        qi->id_next = s->by_id[qi->id % s->nbuckets];
-        s->by_id[qi->id % s->nbuckets] = qi;
-        s->ninst++;
-        evaluate(s, qi, NULL, NULL);
-    }
-    /* Register the subscriber on both sides. */
-    if (qi->nsubscribers == qi->cap) {
-        size_t cap = qi->cap ? qi->cap * 2 : 4;
-        hd_conn **subs = realloc(qi->subscribers, cap * sizeof *subs);
-        if (subs) qi->subscribers = subs;
-        char **ids = subs ? realloc(qi->sub_ids, cap * sizeof *ids) : NULL;
-        if (ids) qi->sub_ids = ids;
-        if (!subs || !ids) goto nomem;
-        qi->cap = cap;
-    }
     if (c->nsubs == c->capsubs) {
         size_t cap = c->capsubs ? c->capsubs * 2 : 4;
         hd_csub *cs = realloc(c->subs, cap * sizeof *cs);
@@ -212,36 +319,23 @@ int hd__sub_add(hd_server *s, hd_conn *c, const char *sub_id, const herald_value
     }
     char *id = strdup(sub_id);
     if (!id) goto nomem;
+    if (add_subscriber(qi, c, id)) {
+        free(id);
+        goto nomem;
+    }
     c->subs[c->nsubs++] = (hd_csub){.id = id, .qi = qi, .sent_version = qi->version};
-    qi->subscribers[qi->nsubscribers] = c;
-    qi->sub_ids[qi->nsubscribers++] = id;
     send_result(c, sub_id, qi);
     return 0;
 nomem:
-    if (qi->nsubscribers == 0) {
-        hd__rsindex_remove(s->rsindex, qi->id);
-        unlink_qinst(s, qi);
-        free_qinst(qi);
-    }
+    drop_if_unused(s, qi);
     return herald_fail(err, HERALD_ENOMEM, "out of memory");
 }
 
 static void detach(hd_server *s, hd_conn *c, size_t i)
 {
     hd_csub *cs = &c->subs[i];
-    hd_qinst *qi = cs->qi;
-    for (size_t k = 0; k < qi->nsubscribers; k++)
-        if (qi->subscribers[k] == c && qi->sub_ids[k] == cs->id) {
-            qi->subscribers[k] = qi->subscribers[qi->nsubscribers - 1];
-            qi->sub_ids[k] = qi->sub_ids[qi->nsubscribers - 1];
-            qi->nsubscribers--;
-            break;
-        }
-    if (qi->nsubscribers == 0) {
-        hd__rsindex_remove(s->rsindex, qi->id);
-        unlink_qinst(s, qi);
-        free_qinst(qi);
-    }
+    remove_subscriber(cs->qi, c, cs->id);
+    drop_if_unused(s, cs->qi);
     free(cs->id);
     c->subs[i] = c->subs[--c->nsubs];
 }
@@ -317,6 +411,35 @@ static char *change_text(const char *sub_id, const char *kind, const char *json)
     return out;
 }
 
+/* Sends {"type":"update","version":V,"changes":[...]} with the changes in `changes`. */
+static void send_update(hd_conn *c, uint64_t version, const hd_buf *changes)
+{
+    char head[96];
+    int hl = snprintf(head, sizeof head, "{\"type\":\"update\",\"version\":%llu,\"changes\":[",
+                      (unsigned long long)version);
+    hd_buf f = HD_BUF_INIT;
+    hd__buf_append(&f, head, (size_t)hl);
+    hd__buf_append(&f, changes->p, changes->len);
+    hd__buf_str(&f, "]}");
+    if (!f.failed && !changes->failed) hd__conn_send(c, (char *)f.p, f.len);
+    c->srv->updates_sent++;
+    hd__buf_free(&f);
+}
+
+/* Appends the whole current result of `qi` as subscription `sub_id`'s change. */
+static bool add_value_change(hd_buf *changes, size_t *n, const char *sub_id, const hd_qinst *qi)
+{
+    char *value = herald_value_to_json(&qi->result);
+    char *change = value ? change_text(sub_id, "value", value) : NULL;
+    if (change) {
+        if ((*n)++) hd__buf_byte(changes, ',');
+        hd__buf_str(changes, change);
+    }
+    free(value);
+    free(change);
+    return change != NULL;
+}
+
 void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
 {
     size_t n = 0;
@@ -325,7 +448,7 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
     s->commits += n;
     hd_conn *pending = NULL;
     uint64_t version = herald_txn_version(snapshot);
-    if (n && s->by_id) {
+    if ((n || s->rerun_functions) && s->by_id) {
         const herald_write_set **ws = malloc(n * sizeof *ws);
         match_ctx m = {s, NULL};
         bool ws_failed = false;
@@ -339,8 +462,10 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
         } else {
             ws_failed = true;
         }
-        if (ws_failed) {
-            /* Out of memory while matching: re-run everything rather than miss a change. */
+        if (ws_failed || s->rerun_functions) {
+            /* Out of memory while matching: re-run everything rather than miss a change.
+             * (After a reload every function subscription runs again too; raw ones
+             * are re-run with them, which is harmless.) */
             for (size_t k = 0; k < s->nbuckets; k++)
                 for (hd_qinst *qi = s->by_key[k]; qi; qi = qi->hash_next)
                     on_match(&m, qi->id);
@@ -377,7 +502,7 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
                 hd_csub *cs = find_csub(c, qi->sub_ids[k]);
                 if (!cs) continue;
                 if (qi->rc) {
-                    hd__proto_error(c, cs->id, qi->rc, qi->err.message);
+                    hd__proto_error_data(c, cs->id, qi->rc, qi->err.message, &qi->err_data);
                     continue;
                 }
                 if (cs->stale || c->out_bytes > s->cfg.max_outbound) {
@@ -394,20 +519,13 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
             free(text);
         }
     }
+    s->rerun_functions = false;
     /* One frame per connection for everything this commit changed for it. */
     for (hd_conn *c = pending, *next; c; c = next) {
         next = c->next_pending;
-        char head[96];
-        int hl = snprintf(head, sizeof head, "{\"type\":\"update\",\"version\":%llu,\"changes\":[",
-                          (unsigned long long)version);
-        hd_buf f = HD_BUF_INIT;
-        hd__buf_append(&f, head, (size_t)hl);
-        hd__buf_append(&f, c->changes.p, c->changes.len);
-        hd__buf_str(&f, "]}");
-        if (!f.failed) hd__conn_send(c, (char *)f.p, f.len);
-        s->updates_sent++;
-        hd__buf_free(&f);
+        send_update(c, version, &c->changes);
         c->changes.len = 0;
+        c->changes.failed = false;
         c->nchanges = 0;
         c->next_pending = NULL;
     }
@@ -433,31 +551,62 @@ void hd__sub_catch_up(hd_server *s, hd_conn *c)
         cs->sent_version = qi->version;
         if (qi->version > version) version = qi->version;
         if (qi->rc) {
-            hd__proto_error(c, cs->id, qi->rc, qi->err.message);
+            hd__proto_error_data(c, cs->id, qi->rc, qi->err.message, &qi->err_data);
             continue;
         }
-        char *value = herald_value_to_json(&qi->result);
-        char *change = value ? change_text(cs->id, "value", value) : NULL;
-        if (change) {
-            if (n++) hd__buf_byte(&f, ',');
-            hd__buf_str(&f, change);
-        } else {
-            f.failed = true;
-        }
-        free(value);
-        free(change);
+        if (!add_value_change(&f, &n, cs->id, qi)) f.failed = true;
     }
-    if (n && !f.failed) {
-        char head[96];
-        snprintf(head, sizeof head, "{\"type\":\"update\",\"version\":%llu,\"changes\":[",
-                 (unsigned long long)version);
-        hd_buf frame = HD_BUF_INIT;
-        hd__buf_str(&frame, head);
-        hd__buf_append(&frame, f.p, f.len);
-        hd__buf_str(&frame, "]}");
-        if (!frame.failed) hd__conn_send(c, (char *)frame.p, frame.len);
-        hd__buf_free(&frame);
-    }
+    if (n) send_update(c, version, &f);
     hd__buf_free(&f);
     c->behind_since = 0;
+}
+
+void hd__sub_reauth(hd_server *s, hd_conn *c)
+{
+    herald_txn *snapshot = NULL;
+    herald_error err = {0};
+    if (c->nsubs == 0) return;
+    if (herald_read_begin(s->store, &snapshot, &err)) {
+        /* Without a snapshot nothing can be re-run: end them rather than keep old rights. */
+        while (c->nsubs) {
+            hd__proto_error(c, c->subs[c->nsubs - 1].id, err.code, err.message);
+            detach(s, c, c->nsubs - 1);
+        }
+        return;
+    }
+    hd_buf f = HD_BUF_INIT;
+    size_t n = 0;
+    for (size_t i = 0; i < c->nsubs;) {
+        hd_csub *cs = &c->subs[i];
+        hd_qinst *old = cs->qi, *qi = NULL;
+        hd_subspec spec = {.query = old->query ? &old->spec : NULL,
+                           .fn_path = old->fn_path,
+                           .fn_args = &old->fn_args};
+        int rc = instance_for(s, c, &spec, snapshot, &qi, &err);
+        if (!rc && qi != old && add_subscriber(qi, c, cs->id)) {
+            drop_if_unused(s, qi);
+            rc = herald_fail(&err, HERALD_ENOMEM, "out of memory");
+        }
+        if (rc) {
+            /* Not allowed (or not possible) any more: the subscription ends here. */
+            hd__proto_error(c, cs->id, rc, err.message);
+            detach(s, c, i);
+            continue;
+        }
+        if (qi != old) {
+            remove_subscriber(old, c, cs->id);
+            drop_if_unused(s, old);
+            cs->qi = qi;
+        }
+        cs->stale = false;
+        cs->sent_version = qi->version;
+        if (qi->rc)
+            hd__proto_error_data(c, cs->id, qi->rc, qi->err.message, &qi->err_data);
+        else if (!add_value_change(&f, &n, cs->id, qi))
+            f.failed = true;
+        i++;
+    }
+    if (n) send_update(c, herald_txn_version(snapshot), &f);
+    hd__buf_free(&f);
+    herald_txn_end(snapshot);
 }

@@ -3,6 +3,7 @@
  * may signal a request as done before its group is durable.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,10 @@ struct hd_writer {
     hd_wreq *queue, *queue_tail;
     hd_wbatch *done, *done_tail;
     bool stopping, started;
+    /* Functions: the runtime of this thread, and a newer bundle to build one from. */
+    hd_fnrt *fnrt;
+    hd_fnbundle *next_bundle;
+    hd_fn_limits fn_limits;
 };
 
 static const char *str_field(const herald_value *op, const char *name)
@@ -110,6 +115,10 @@ void hd__wreq_free(hd_wreq *r)
 {
     if (!r) return;
     herald_value_free(&r->ops);
+    free(r->fn_path);
+    herald_value_free(&r->fn_args);
+    herald_value_free(&r->identity);
+    herald_value_free(&r->error_data);
     herald_value_free(&r->result);
     free(r->idempotency_key);
     free(r->request_id);
@@ -145,7 +154,18 @@ static void run_request(hd_writer *w, herald_group *g, hd_wreq *r)
             return;
         }
     }
-    r->rc = hd__apply_ops(m, &r->ops, &r->result, &r->err);
+    if (r->fn_path) {
+        hd_fncall call = {.path = r->fn_path,
+                          .args = &r->fn_args,
+                          .identity = &r->identity,
+                          .admin = r->admin,
+                          .kind = HD_FN_MUTATION,
+                          .txn = m};
+        r->rc = w->fnrt ? hd__fn_call(w->fnrt, &call, &r->result, &r->error_data, &r->err)
+                        : herald_fail(&r->err, HERALD_ENOTFOUND, "this app has no functions");
+    } else {
+        r->rc = hd__apply_ops(m, &r->ops, &r->result, &r->err);
+    }
     if (!r->rc && r->idempotency_key)
         r->rc = herald_idem_put(m, r->idempotency_key, &r->result, &r->err);
     if (r->rc) {
@@ -154,7 +174,35 @@ static void run_request(hd_writer *w, herald_group *g, hd_wreq *r)
     }
     r->set_index = herald_group_count(g);
     r->rc = herald_mutation_commit(m, &r->version, &r->err);
-    (void)w;
+}
+
+/* Builds this thread's runtime from a bundle the loop handed over, if any. */
+static void update_functions(hd_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    hd_fnbundle *b = w->next_bundle;
+    w->next_bundle = NULL;
+    pthread_mutex_unlock(&w->lock);
+    if (!b) return;
+    hd_fnrt *rt = NULL;
+    herald_error err = {0};
+    if (hd__fnrt_new(b, herald_store_schema(w->s), &w->fn_limits, &rt, &err) == 0) {
+        hd__fnrt_free(w->fnrt);
+        w->fnrt = rt;
+    } else {
+        /* The loop built the same bundle; only memory can fail here. */
+        fprintf(stderr, "herald: the writer keeps its previous functions: %s\n", err.message);
+    }
+    hd__fnbundle_unref(b);
+}
+
+void hd__writer_set_functions(hd_writer *w, hd_fnbundle *bundle, const hd_fn_limits *limits)
+{
+    pthread_mutex_lock(&w->lock);
+    hd__fnbundle_unref(w->next_bundle);
+    w->next_bundle = hd__fnbundle_ref(bundle);
+    if (limits) w->fn_limits = *limits;
+    pthread_mutex_unlock(&w->lock);
 }
 
 static void *writer_main(void *arg)
@@ -189,6 +237,7 @@ static void *writer_main(void *arg)
         }
         if (!w->queue) w->queue_tail = NULL;
         pthread_mutex_unlock(&w->lock);
+        update_functions(w);
 
         hd_wbatch *b = calloc(1, sizeof *b);
         herald_error gerr = {0};
@@ -333,6 +382,8 @@ void hd__writer_free(hd_writer *w)
         n = r->next;
         hd__wreq_free(r);
     }
+    hd__fnrt_free(w->fnrt);
+    hd__fnbundle_unref(w->next_bundle);
     pthread_mutex_destroy(&w->lock);
     pthread_mutex_destroy(&w->publish);
     pthread_cond_destroy(&w->cond);

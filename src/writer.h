@@ -15,21 +15,27 @@
 #ifndef HD_WRITER_H
 #define HD_WRITER_H
 
+#include "fn.h"
 #include "herald/store.h"
 
 typedef struct hd_wreq hd_wreq;
 struct hd_wreq {
     hd_wreq *next;
     herald_value ops;      /* array of operations (docs/protocol.md); owned */
+    char *fn_path;         /* or a mutation function to call; owned */
+    herald_value fn_args;  /* its arguments; owned */
+    herald_value identity; /* the caller's identity, or undefined; owned */
+    bool admin;            /* the caller presented the admin key */
     char *idempotency_key; /* optional; owned */
     /* Set by the writer. */
     int rc;
     herald_error err;
-    herald_value result; /* array: per operation, the new id or null */
-    uint64_t version;    /* commit version, when rc == 0 */
-    size_t set_index;    /* index of its write set in the group, when rc == 0 */
-    int attempts;        /* runs so far (a request short of map room gets two) */
-    bool replayed;       /* answered from an idempotency record; nothing written */
+    herald_value result; /* ops: per operation, the new id or null; functions: the return value */
+    herald_value error_data; /* a failed function's structured error data, or undefined */
+    uint64_t version;        /* commit version, when rc == 0 */
+    size_t set_index;        /* index of its write set in the group, when rc == 0 */
+    int attempts;            /* runs so far (a request short of map room gets two) */
+    bool replayed;           /* answered from an idempotency record; nothing written */
     /* Who asked; opaque to the writer. */
     void *origin;
     uint64_t origin_serial;
@@ -48,6 +54,11 @@ typedef struct hd_writer hd_writer;
 
 int hd__writer_start(herald_store *s, size_t max_group, void (*wake)(void *), void *wake_ctx,
                      hd_writer **out, herald_error *err);
+/*
+ * Hands the writer a new bundle of functions (it takes a reference); the
+ * writer builds its own runtime from it before its next group.
+ */
+void hd__writer_set_functions(hd_writer *w, hd_fnbundle *bundle, const hd_fn_limits *limits);
 /* Queues a request; the writer owns it until it comes back in a batch. */
 void hd__writer_submit(hd_writer *w, hd_wreq *r);
 /* Finished batches, oldest first (a linked list), or NULL. */
