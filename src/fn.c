@@ -233,6 +233,7 @@ typedef struct call_state {
     herald_txn *txn;
     herald_read_set *rs;
     const herald_value *identity;
+    bool admin;    /* called with the admin key */
     bool writable; /* the top-level function is a mutation */
     double now_ms;
     int depth;
@@ -832,6 +833,12 @@ static int p_identity(lua_State *L)
     return 1;
 }
 
+static int p_is_admin(lua_State *L)
+{
+    lua_pushboolean(L, need_call(L, false, "ctx.auth.isAdmin")->admin);
+    return 1;
+}
+
 static int p_now_seconds(lua_State *L)
 {
     call_state *cs = rt_of(L)->cur;
@@ -1198,6 +1205,7 @@ int hd__fn_call(hd_fnrt *rt, const hd_fncall *call, herald_value *result, herald
         .txn = call->txn,
         .rs = call->rs,
         .identity = call->identity,
+        .admin = call->admin,
         .writable = d->kind == HD_FN_MUTATION,
         .now_ms = call->now_ms > 0 ? call->now_ms
                                    : (double)ts.tv_sec * 1000.0 + (double)(ts.tv_nsec / 1000000),
@@ -1308,6 +1316,7 @@ static int setup(lua_State *L)
     set_fn(L, "delete", p_delete);
     set_fn(L, "normalize_id", p_normalize_id);
     set_fn(L, "identity", p_identity);
+    set_fn(L, "is_admin", p_is_admin);
     set_fn(L, "run_query", p_run_query);
     set_fn(L, "run_mutation", p_run_mutation);
     set_fn(L, "now_seconds", p_now_seconds);

@@ -238,6 +238,7 @@ db.normalizeId = method(db, P.normalize_id)
 
 local auth = {}
 auth.getUserIdentity = method(auth, P.identity)
+auth.isAdmin = method(auth, P.is_admin)
 
 -- The context each handler receives; runQuery/runMutation call other
 -- functions of the app inside the same transaction.

@@ -1,0 +1,224 @@
+"""Shared pieces of Herald's black-box tests: the real server on a random
+free port, HTTP calls, checks that collect failures, and JWTs signed with
+keys the test makes itself (python3-cryptography), with the JWKS files
+and auth configuration that let the server verify them.
+
+Tests run with /usr/bin/python3 (Debian's python3-websockets).
+"""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import websockets
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+failures = []
+
+
+def check(cond, what):
+    """Records a failed expectation and goes on, so one run reports them all."""
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+    return cond
+
+
+def finish(name):
+    """Prints the verdict and returns the process exit code."""
+    if failures:
+        print(f"{name}: {len(failures)} checks failed")
+        return 1
+    print(f"{name}: all checks passed")
+    return 0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`herald serve` for one app and data folder, stopped with SIGTERM."""
+
+    def __init__(self, herald, app, data, extra=(), expect_start=True, no_sync=True):
+        self.herald, self.app, self.data = herald, app, data
+        self.port = free_port()
+        self.lines = []
+        self.key = None
+        key_file = os.path.join(data, ".test-admin-key")
+        self.proc = subprocess.Popen(
+            [herald, "--data", data, "--app", app, *(["--no-sync"] if no_sync else []),
+             "serve", "--port", str(self.port), *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 30
+        started = False
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            if line.startswith("admin key"):
+                self.key = line.split(":", 1)[1].strip()
+            if "listening on" in line:
+                started = True
+                break
+        if started:
+            self.reader = threading.Thread(target=self._read, daemon=True)
+            self.reader.start()
+            if self.key:
+                with open(key_file, "w") as f:
+                    f.write(self.key)
+            elif os.path.exists(key_file):
+                self.key = open(key_file).read().strip()
+        elif expect_start:
+            raise RuntimeError("server did not start: " + "".join(self.lines))
+        else:
+            self.proc.wait(timeout=30)
+            self.reader = None
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def output(self):
+        return "".join(self.lines)
+
+    def wait_for_line(self, text, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if any(text in line for line in self.lines):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def ws(self):
+        return websockets.connect(f"ws://127.0.0.1:{self.port}/ws", max_size=None)
+
+    def sighup(self):
+        self.proc.send_signal(signal.SIGHUP)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.reader:
+            self.reader.join(timeout=10)
+        return self.proc.returncode
+
+
+def http(server, endpoint, body, token=None, raw=None):
+    """POSTs JSON to /api/<endpoint>; returns (HTTP status, decoded reply)."""
+    data = raw if raw is not None else json.dumps(body).encode()
+    req = urllib.request.Request(server.url("/api/" + endpoint), data=data, method="POST")
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def call(server, kind, path, args=None, token=None):
+    """A function call over HTTP, as a worker makes it: (status, reply)."""
+    return http(server, kind, {"path": path, "args": args or {}}, token)
+
+
+# ---- JWTs -----------------------------------------------------------------
+
+def b64url(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _int_b64(n, length=None):
+    length = length or (n.bit_length() + 7) // 8
+    return b64url(n.to_bytes(length, "big"))
+
+
+class Issuer:
+    """An identity provider: its keys, its JWKS, and tokens it signs."""
+
+    def __init__(self, issuer, audience, alg="RS256"):
+        self.issuer, self.audience, self.alg = issuer, audience, alg
+        self.kid = hashlib.sha256(issuer.encode()).hexdigest()[:16]
+        if alg == "RS256":
+            self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        elif alg == "ES256":
+            self.key = ec.generate_private_key(ec.SECP256R1())
+        elif alg == "HS256":
+            self.key = os.urandom(32)
+        else:
+            raise ValueError(alg)
+
+    def jwk(self):
+        if self.alg == "RS256":
+            pub = self.key.public_key().public_numbers()
+            return {"kty": "RSA", "kid": self.kid, "alg": "RS256", "use": "sig",
+                    "n": _int_b64(pub.n), "e": _int_b64(pub.e)}
+        if self.alg == "ES256":
+            pub = self.key.public_key().public_numbers()
+            return {"kty": "EC", "kid": self.kid, "crv": "P-256", "alg": "ES256",
+                    "x": _int_b64(pub.x, 32), "y": _int_b64(pub.y, 32)}
+        return {"kty": "oct", "kid": self.kid, "alg": "HS256", "k": b64url(self.key)}
+
+    def provider(self, jwks_path):
+        return {"issuer": self.issuer, "audience": self.audience, "jwks": jwks_path,
+                "algorithms": [self.alg]}
+
+    def token(self, subject, ttl=3600, **claims):
+        now = int(time.time())
+        body = {"iss": self.issuer, "aud": self.audience, "sub": subject,
+                "iat": now, "exp": now + ttl}
+        body.update(claims)
+        header = {"alg": self.alg, "typ": "JWT", "kid": self.kid}
+        signing = (b64url(json.dumps(header)) + "." + b64url(json.dumps(body))).encode()
+        if self.alg == "RS256":
+            sig = self.key.sign(signing, padding.PKCS1v15(), hashes.SHA256())
+        elif self.alg == "ES256":
+            r, s = decode_dss_signature(self.key.sign(signing, ec.ECDSA(hashes.SHA256())))
+            sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        else:
+            sig = hmac.new(self.key, signing, hashlib.sha256).digest()
+        return signing.decode() + "." + b64url(sig)
+
+
+def app_with_issuers(app, issuers, workdir=None):
+    """A copy of app folder `app` whose auth.config.json trusts `issuers`
+    (their JWKS written beside it); returns the copy's path."""
+    workdir = workdir or tempfile.mkdtemp(prefix="herald-app-")
+    dst = os.path.join(workdir, os.path.basename(app.rstrip("/")))
+    shutil.copytree(app, dst, ignore=shutil.ignore_patterns("node_modules", "*.pyc"))
+    os.makedirs(os.path.join(dst, "keys"), exist_ok=True)
+    providers = []
+    for i, iss in enumerate(issuers):
+        path = f"keys/test-{i}.jwks.json"
+        with open(os.path.join(dst, path), "w") as f:
+            json.dump({"keys": [iss.jwk()]}, f)
+        providers.append(iss.provider(path))
+    with open(os.path.join(dst, "auth.config.json"), "w") as f:
+        json.dump({"providers": providers}, f, indent=2)
+    return dst
