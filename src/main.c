@@ -37,10 +37,13 @@ static const char usage[] =
     "  check                 verify that indexes match documents\n"
     "  serve [--port N] [--dev] [--static DIR] [--max-outbound BYTES]\n"
     "        [--max-behind SECONDS] [--max-message BYTES]\n"
+    "        [--fn-instructions N] [--fn-memory MIB]\n"
     "                        run the live server: port 3210; static files from DIR,\n"
     "                        else the app's public/, else ./web-demo; 64 KiB queued\n"
     "                        per client before its updates merge; closed after 30 s\n"
-    "                        behind; messages up to 1 MiB + 64 KiB\n"
+    "                        behind; messages up to 1 MiB + 64 KiB; functions may run\n"
+    "                        50 million instructions and use 64 MiB per call\n"
+    "  functions             load the app's functions/*.lua and list them\n"
     "  version               print the version\n";
 
 static int fail(const herald_error *err, int rc)
@@ -231,6 +234,30 @@ static int cmd_check(const options *o, herald_error *err)
     return rc ? fail(err, rc) : 0;
 }
 
+/* Loads the app's functions against its schema, as serve would, and lists them. */
+static int cmd_functions(const options *o, herald_error *err)
+{
+    if (!o->app) return usage_error("functions: needs --app DIR");
+    herald_schema *schema = NULL;
+    hd_fnbundle *b = NULL;
+    hd_fnrt *rt = NULL;
+    int rc = load_app_schema(o->app, &schema, err);
+    if (!rc) rc = hd__fnbundle_read(o->app, &b, err);
+    if (!rc) rc = hd__fnrt_new(b, schema, NULL, &rt, err);
+    for (size_t i = 0; !rc && i < hd__fnrt_count(rt); i++) {
+        hd_fn_kind kind;
+        bool internal;
+        const char *path = hd__fnrt_path(rt, i);
+        hd__fn_kind(rt, path, &kind, &internal);
+        printf("%s\t%s%s\n", path, internal ? "internal " : "",
+               kind == HD_FN_MUTATION ? "mutation" : "query");
+    }
+    hd__fnrt_free(rt);
+    hd__fnbundle_unref(b);
+    herald_schema_free(schema);
+    return rc ? fail(err, rc) : 0;
+}
+
 static int cmd_serve(const options *o, int argc, char **argv, herald_error *err)
 {
     hd_server_config cfg = {
@@ -251,6 +278,18 @@ static int cmd_serve(const options *o, int argc, char **argv, herald_error *err)
             cfg.dev = true;
         } else if (!strcmp(argv[i], "--static") && i + 1 < argc) {
             cfg.static_dir = argv[++i];
+        } else if (!strcmp(argv[i], "--fn-instructions") && i + 1 < argc) {
+            char *end;
+            unsigned long long n = strtoull(argv[++i], &end, 10);
+            if (*end || n < 1000)
+                return usage_error("serve: bad --fn-instructions (at least 1000)");
+            cfg.fn_limits.instructions = n;
+        } else if (!strcmp(argv[i], "--fn-memory") && i + 1 < argc) {
+            char *end;
+            unsigned long mib = strtoul(argv[++i], &end, 10);
+            if (*end || mib < 1 || mib > 1024)
+                return usage_error("serve: bad --fn-memory (1 to 1024 MiB)");
+            cfg.fn_limits.memory = (size_t)mib << 20;
         } else {
             return usage_error("serve: unknown option");
         }
@@ -302,6 +341,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "export") && rest == 1) return cmd_export(&o, args[0], &err);
     if (!strcmp(cmd, "check") && rest == 0) return cmd_check(&o, &err);
     if (!strcmp(cmd, "serve")) return cmd_serve(&o, rest, args, &err);
+    if (!strcmp(cmd, "functions")) return cmd_functions(&o, &err);
     if (!strcmp(cmd, "version")) {
         puts("herald 0.1.0");
         return 0;

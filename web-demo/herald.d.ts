@@ -25,12 +25,14 @@ export type Operation =
   | { op: 'delete'; id: string };
 
 export class HeraldError extends Error {
-  /** A stable code: InvalidArgument, Unauthorized, NotFound, ValidationError, ... */
+  /** A stable code: InvalidArgument, Unauthorized, NotFound, ValidationError, FunctionError, ... */
   code: string;
+  /** The data of a structured function error (herald.error{...}). */
+  data?: JSONValue;
 }
 
 export interface ClientOptions {
-  /** The admin key (or, later, a user's JWT). */
+  /** A user's JWT, or the admin key. */
   token?: string;
   /** A WebSocket class, for Node (e.g. the `ws` package). Browsers have one. */
   WebSocket?: unknown;
@@ -40,12 +42,20 @@ export interface ClientOptions {
 export class HeraldClient {
   constructor(url: string, options?: ClientOptions);
   /** Calls `callback` with the current result now and after every change; returns an unsubscribe function. */
+  subscribe(path: string, args: Record<string, JSONValue>,
+            callback: (value: JSONValue, version: number) => void,
+            onError?: (error: HeraldError) => void): () => void;
   subscribe(query: Query, callback: (value: JSONValue, version: number) => void,
             onError?: (error: HeraldError) => void): () => void;
+  query(path: string, args?: Record<string, JSONValue>): Promise<{ value: JSONValue; version: number }>;
   query(query: Query): Promise<{ value: JSONValue; version: number }>;
+  /** Calls a mutation function ("module:name"); resolves after the commit is durable and its updates arrived. */
+  mutation(path: string, args?: Record<string, JSONValue>, options?: { idempotencyKey?: string }):
+    Promise<{ value: JSONValue; version: number }>;
   /** Resolves after the commit is durable and its updates reached this client. */
   mutate(ops: Operation[], options?: { idempotencyKey?: string }): Promise<{ value: Array<string | null>; version: number }>;
-  setAuth(token: string | null): void;
+  /** Re-authenticates in place; every subscription is re-run under the new identity. */
+  setAuth(token: string | null): Promise<void>;
   close(): void;
 }
 

@@ -9,6 +9,12 @@
  *                             (value, version) => render(value));
  *   const { value } = await db.mutate([{ op: 'patch', id, value: { progressPercentage: 42 } }]);
  *
+ * Apps call their server functions by path (docs/functions.md):
+ *
+ *   const db = connect('ws://localhost:3210/ws', { token: userJwt });
+ *   db.subscribe('videos:getJobById', { jobId }, (video) => render(video));
+ *   await db.mutation('videos:updateJobProgress', { twitchId, jobId, progressPercentage: 42 });
+ *
  * It keeps every subscription's result current by applying the diffs the
  * server sends (herald-diff.js), reconnects by itself with backoff, and
  * re-subscribes after a reconnect, so callbacks see current results again.
@@ -17,11 +23,18 @@
 import { applyDiff } from './herald-diff.js';
 
 export class HeraldError extends Error {
-  constructor(code, message) {
+  constructor(code, message, data) {
     super(message);
     this.name = 'HeraldError';
     this.code = code;
+    /* The data of a structured function error (herald.error{...}), like ConvexError's. */
+    this.data = data;
   }
+}
+
+/* What a subscription or a query asks for: a function path and its arguments, or a raw query. */
+function target(queryOrPath, args) {
+  return typeof queryOrPath === 'string' ? { path: queryOrPath, args: args ?? {} } : { query: queryOrPath };
 }
 
 export function connect(url, options = {}) {
@@ -45,20 +58,37 @@ export class HeraldClient {
     this._connect();
   }
 
-  /* Subscribes to a query; `callback(value, version)` runs now and after every change. */
-  subscribe(query, callback, onError) {
+  /*
+   * Subscribes to a query function (`subscribe(path, args, callback, onError)`) or a raw
+   * query (`subscribe(query, callback, onError)`); `callback(value, version)` runs now and
+   * after every change.
+   */
+  subscribe(queryOrPath, ...rest) {
+    const args = typeof queryOrPath === 'string' ? rest.shift() : undefined;
+    const [callback, onError] = rest;
     const id = `s${this.nextId++}`;
-    this.subs.set(id, { query, callback, onError, value: undefined, version: 0 });
-    if (this.open) this._send({ type: 'sub', id, query });
+    const request = target(queryOrPath, args);
+    this.subs.set(id, { request, callback, onError, value: undefined, version: 0 });
+    if (this.open) this._send({ type: 'sub', id, ...request });
     return () => {
       if (!this.subs.delete(id)) return;
       if (this.open) this._request({ type: 'unsub', id }).catch(() => {});
     };
   }
 
-  /* Runs a query once. Resolves to {value, version}. */
-  query(query) {
-    return this._request({ type: 'query', query }).then((m) => ({ value: m.value, version: m.version }));
+  /* Runs a query function (`query(path, args)`) or a raw query once. Resolves to {value, version}. */
+  query(queryOrPath, args) {
+    return this._request({ type: 'query', ...target(queryOrPath, args) }).then((m) => ({
+      value: m.value,
+      version: m.version,
+    }));
+  }
+
+  /* Calls a mutation function. Resolves after its updates arrived: {value, version}. */
+  mutation(path, args = {}, options = {}) {
+    const message = { type: 'mutate', path, args };
+    if (options.idempotencyKey) message.idempotencyKey = options.idempotencyKey;
+    return this._request(message).then((m) => ({ value: m.value, version: m.version }));
   }
 
   /* Commits operations as one transaction. Resolves after its updates arrived: {value, version}. */
@@ -68,10 +98,16 @@ export class HeraldClient {
     return this._request(message).then((m) => ({ value: m.value, version: m.version }));
   }
 
-  /* Changes the credentials; the connection re-authenticates and re-subscribes. */
+  /*
+   * Changes the credentials (a JWT, the admin key, or null to sign out). The server re-runs
+   * every subscription under the new identity and sends the new results in one update.
+   * Resolves when the server accepted the token; rejects (Unauthorized) when it did not,
+   * and the connection is then signed out.
+   */
   setAuth(token) {
     this.token = token;
-    if (this.ws) this.ws.close();
+    if (!this.open) return Promise.resolve();
+    return this._request({ type: 'auth', token: token ?? null }).then(() => undefined);
   }
 
   close() {
@@ -95,7 +131,7 @@ export class HeraldClient {
       }
       /* Re-send what was waiting and re-subscribe everything: results come back whole. */
       for (const [id, p] of this.pending) if (!p.sent) this._sendPending(id, p);
-      for (const [id, sub] of this.subs) this._send({ type: 'sub', id, query: sub.query });
+      for (const [id, sub] of this.subs) this._send({ type: 'sub', id, ...sub.request });
       this.onStatus('open');
     };
     ws.onmessage = (event) => this._receive(JSON.parse(typeof event.data === 'string' ? event.data : String(event.data)));
@@ -171,7 +207,7 @@ export class HeraldClient {
       case 'error': {
         const sub = this.subs.get(m.id);
         if (sub && !this.pending.has(m.id)) {
-          if (sub.onError) sub.onError(new HeraldError(m.code, m.message));
+          if (sub.onError) sub.onError(new HeraldError(m.code, m.message, m.data));
           return;
         }
         break;
@@ -182,7 +218,7 @@ export class HeraldClient {
     const p = this.pending.get(m.id);
     if (!p) return;
     this.pending.delete(m.id);
-    if (m.type === 'error') p.reject(new HeraldError(m.code, m.message));
+    if (m.type === 'error') p.reject(new HeraldError(m.code, m.message, m.data));
     else p.resolve(m);
   }
 }
