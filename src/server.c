@@ -360,11 +360,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
         if (!c) return -1;
-        char auth[512] = "";
-        if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) < (int)sizeof auth)
-            lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
+        /* Room for a JWT of any size lws accepted: the header is never cut short. */
+        int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+        char *auth = calloc(1, (size_t)(alen > 0 ? alen : 0) + 1);
+        if (!auth) return -1;
+        if (alen > 0 && lws_hdr_copy(wsi, auth, alen + 1, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+            auth[0] = 0;
         hd__http_request(s, c, c->http_path, auth, (char *)c->in.p, c->in.len);
-        OPENSSL_cleanse(auth, sizeof auth);
+        OPENSSL_cleanse(auth, (size_t)(alen > 0 ? alen : 0) + 1);
+        free(auth);
         c->in.len = 0;
         return 0;
     }
@@ -459,8 +463,8 @@ int hd__server_run(const hd_server_config *cfg)
                          "the data folder has no schema: start with --app DIR");
         goto fail;
     }
-    if ((rc = admin_key(s, &err))) goto fail;
     if ((rc = hd__server_reload(s, &err))) goto fail;
+    if ((rc = admin_key(s, &err))) goto fail;
     if (hd__rsindex_new(&s->rsindex)) {
         rc = herald_fail(&err, HERALD_ENOMEM, "out of memory");
         goto fail;
@@ -487,6 +491,8 @@ int hd__server_run(const hd_server_config *cfg)
     info.mounts = cfg->static_dir ? &files : &api;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.pt_serv_buf_size = 32 * 1024;
+    /* Request headers may carry a JWT of several kilobytes. */
+    info.max_http_header_data = 16 * 1024;
     s->lws = lws_create_context(&info);
     if (!s->lws) {
         rc = herald_fail(&err, HERALD_EIO, "cannot listen on port %d", cfg->port);

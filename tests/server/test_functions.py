@@ -246,7 +246,7 @@ def refuses_broken_start(work):
     write(app, "oops.lua", "return {x = herald.query{handler = function() return 1 end}\n")
     data = tempfile.mkdtemp(prefix="herald-fn-broken-", dir=work)
     srv = Server(HERALD, app, data, expect_start=False)
-    check(srv.proc.returncode != 0 and "functions/oops.lua:1:" in srv.output(),
+    check(srv.proc.returncode != 0 and "functions/oops.lua:2: '}' expected" in srv.output(),
           f"a broken function file stops the start: {srv.output()!r}")
 
 
