@@ -60,8 +60,16 @@ def write(app, name, text):
 
 
 async def live_calls(srv):
-    async with srv.ws() as ws:
+    async with srv.ws() as ws, srv.ws() as ws_anon:
         c = Client(ws)
+        anon = Client(ws_anon)
+        # The job-progress mutations take the worker's admin key.
+        r = await c.request({"type": "auth", "token": srv.key})
+        check(r["type"] == "ack", f"admin sign-in: {r}")
+        r = await anon.request({"type": "mutate", "path": "videos:updateJobProgress",
+                                "args": {"twitchId": "1900007919", "jobId": "job-0002"}})
+        check(r["type"] == "error" and r["code"] == "FunctionError" and
+              r["data"]["code"] == "FORBIDDEN", f"progress without the worker key: {r}")
         c.pending_subs.add("job")
         r = await c.request({"type": "sub", "id": "job", "path": "videos:getJobById",
                              "args": {"jobId": "job-0002"}})
@@ -70,7 +78,8 @@ async def live_calls(srv):
         # A worker pushes progress over HTTP: the subscriber sees it without asking.
         status, reply = call(srv, "mutation", "videos:updateJobProgress",
                              {"twitchId": "1900007919", "jobId": "job-0002",
-                              "progressPercentage": 55, "currentStage": "Transcribing"})
+                              "progressPercentage": 55, "currentStage": "Transcribing"},
+                             token=srv.key)
         check(status == 200 and reply["status"] == "success", f"HTTP mutation: {status} {reply}")
         while c.results["job"].get("progressPercentage") != 55:
             await c.pump(10)
@@ -100,8 +109,10 @@ async def live_calls(srv):
         check(r["type"] == "error" and r["code"] == "InvalidArgument", f"sub to a mutation: {r}")
         r = await c.request({"type": "query", "path": "videos:nothing", "args": {}})
         check(r["type"] == "error" and r["code"] == "NotFound", f"unknown function: {r}")
-        r = await c.request({"type": "query", "path": "extra:secret", "args": {}})
+        r = await anon.request({"type": "query", "path": "extra:secret", "args": {}})
         check(r["type"] == "error" and r["code"] == "NotFound", f"internal, anonymous: {r}")
+        r = await c.request({"type": "query", "path": "extra:secret", "args": {}})
+        check(r["type"] == "result" and r["value"] == "internal only", f"internal, admin: {r}")
         status, reply = call(srv, "query", "extra:secret", {}, token=srv.key)
         check(status == 200 and reply["value"] == "internal only", f"internal, admin: {reply}")
         r = await c.request({"type": "query", "path": "videos:getJobById", "args": {"jobId": 7}})
@@ -109,7 +120,7 @@ async def live_calls(srv):
               f"bad argument named: {r}")
         r = await c.request({"type": "mutate", "path": 12, "args": {}})
         check(r["type"] == "error" and r["code"] == "InvalidArgument", f"path not a string: {r}")
-        r = await c.request({"type": "mutate", "ops": []})
+        r = await anon.request({"type": "mutate", "ops": []})
         check(r["type"] == "error" and r["code"] == "Unauthorized", f"raw ops anonymous: {r}")
         # Idempotent retries of a function mutation.
         body = {"path": "extra:bump", "args": {"twitchId": "1900000000"}, "idempotencyKey": "k-1"}
@@ -128,6 +139,7 @@ async def hostile(srv):
         await watcher.request({"type": "sub", "id": "w", "path": "videos:getJobById",
                                "args": {"jobId": "job-0003"}})
         c = Client(ws)
+        await c.request({"type": "auth", "token": srv.key})
         r = await c.request({"type": "query", "path": "extra:spin", "args": {}}, timeout=120)
         check(r["type"] == "error" and r["code"] == "LimitExceeded" and
               "instruction" in r["message"], f"endless loop: {r}")

@@ -1,13 +1,28 @@
 -- The job-progress functions of the video-processing app (seed 002),
 -- called by the Python backend over HTTP while browsers watch the videos
--- table live. The four seed functions are written exactly as the seed
--- describes them; `list` and `create` serve the dashboard and its worker.
+-- table live. The four seed functions are written as the seed describes
+-- them, with one addition: the three that write take the worker's admin
+-- key (`Authorization: Bearer <admin key>`), so that no browser can fake
+-- progress. `list`, `create` and `retry` serve the dashboard.
 
 -- A patch field the caller left out is removed, as `undefined` does in a
 -- Convex patch.
 local function opt(x)
   if x == nil then return herald.unset end
   return x
+end
+
+local function worker_only(ctx)
+  if not ctx.auth:isAdmin() then
+    herald.error{code = "FORBIDDEN", message = "only the processing backend (admin key) reports job progress"}
+  end
+end
+
+-- Starting or retrying a job: a signed-in user or the backend.
+local function signed_in(ctx)
+  if not ctx.auth:isAdmin() and not ctx.auth:getUserIdentity() then
+    herald.error{code = "UNAUTHENTICATED", message = "sign in to start a job"}
+  end
 end
 
 local function video_by_twitch_id(ctx, twitchId)
@@ -30,6 +45,7 @@ M.updateJobProgress = herald.mutation{
     stageProgress = v.optional(v.object({})),
   },
   handler = function(ctx, args)
+    worker_only(ctx)
     local video = video_by_twitch_id(ctx, args.twitchId)
     ctx.db:patch(video._id, {
       jobId = args.jobId,
@@ -52,6 +68,7 @@ M.updateJobError = herald.mutation{
     isRetryable = v.boolean(),
   },
   handler = function(ctx, args)
+    worker_only(ctx)
     local video = video_by_twitch_id(ctx, args.twitchId)
     ctx.db:patch(video._id, {
       jobId = args.jobId,
@@ -73,6 +90,7 @@ M.completeJob = herald.mutation{
     urls = v.optional(v.object({})),
   },
   handler = function(ctx, args)
+    worker_only(ctx)
     local video = video_by_twitch_id(ctx, args.twitchId)
     local fields = {
       jobId = args.jobId,
@@ -114,6 +132,7 @@ M.list = herald.query{
 M.create = herald.mutation{
   args = {twitchId = v.string(), title = v.string(), jobId = v.optional(v.string())},
   handler = function(ctx, args)
+    signed_in(ctx)
     local existing = ctx.db:query("videos")
       :withIndex("by_twitch_id", function(q) return q:eq("twitchId", args.twitchId) end)
       :first()
@@ -135,6 +154,7 @@ M.create = herald.mutation{
 M.retry = herald.mutation{
   args = {twitchId = v.string()},
   handler = function(ctx, args)
+    signed_in(ctx)
     local video = video_by_twitch_id(ctx, args.twitchId)
     if video.status ~= "Failed" or not video.isRetryable then
       herald.error{code = "NOT_RETRYABLE", message = "This job cannot be retried"}
