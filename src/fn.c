@@ -28,6 +28,7 @@
 #include "herald/query.h"
 #include "jwt.h"
 #include "schema_priv.h"
+#include "search.h"
 
 #define MAX_FILES            1000
 #define MAX_FILE_BYTES       ((size_t)4 * 1024 * 1024)
@@ -750,6 +751,22 @@ static int p_run(lua_State *L)
     return 1;
 }
 
+static int p_search(lua_State *L)
+{
+    call_state *cs = need_call(L, false, "withSearchIndex");
+    hd_fnrt *rt = rt_of(L);
+    herald_value *spec = arg_value(L, 1, NULL, false, "search");
+    herald_error e = {0};
+    herald_value result;
+    int rc = spec->type == HERALD_OBJECT
+                 ? hd__search_run(cs->txn, rt->schema, spec, &result, cs->rs, &e)
+                 : herald_fail(&e, HERALD_EINVAL, "bad search");
+    scratch_drop(L, spec);
+    if (rc) return raise_err(L, &e);
+    push_owned(L, &result);
+    return 1;
+}
+
 static const herald_validator *table_hint(hd_fnrt *rt, const char *table)
 {
     const herald_table_def *t = table ? herald_schema_table(rt->schema, table) : NULL;
@@ -1310,6 +1327,7 @@ static int setup(lua_State *L)
     lua_setfield(L, p, "UNSET");
     set_fn(L, "get", p_get);
     set_fn(L, "run", p_run);
+    set_fn(L, "search", p_search);
     set_fn(L, "insert", p_insert);
     set_fn(L, "patch", p_patch);
     set_fn(L, "replace", p_replace);

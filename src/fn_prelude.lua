@@ -190,6 +190,31 @@ function Query:withIndex(name, build)
   end
   return self
 end
+local Search = {}
+Search.__index = Search
+function Search:search(field, text)
+  if type(field) ~= "string" or type(text) ~= "string" then
+    error("q:search expects a field name and a text", 2)
+  end
+  self.field, self.text = field, text
+  return self
+end
+function Search:eq(field, value)
+  if type(field) ~= "string" then error("q:eq expects a field name", 2) end
+  self.filters[#self.filters + 1] = herald.array({field, value == nil and P.NULL or value})
+  return self
+end
+function Query:withSearchIndex(name, build)
+  if type(name) ~= "string" or type(build) ~= "function" then
+    error("withSearchIndex expects an index name and a function", 2)
+  end
+  local s = setmetatable({filters = herald.array({})}, Search)
+  build(s)
+  if not s.text then error("withSearchIndex's function must call q:search(field, text)", 2) end
+  self.search = {table = self.q.table, index = name, field = s.field, search = s.text,
+                 filters = s.filters}
+  return self
+end
 function Query:filter(build)
   local e = expr(build(F))
   if self.q.filter then
@@ -205,6 +230,15 @@ function Query:order(o)
   return self
 end
 local function finish(self, key, value)
+  if self.search then
+    if key == "paginate" or key == "unique" or self.q.filter or self.q.order or self.q.index then
+      error("after withSearchIndex use take(n), first() or collect()", 3)
+    end
+    self.search[key] = value
+    local r = P.search(self.search)
+    self.search[key] = nil
+    return r
+  end
   self.q[key] = value
   local r = P.run(self.q)
   self.q[key] = nil

@@ -25,7 +25,11 @@ static const char *schema_json =
     "  \"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
     "  \"count\":{\"type\":\"int64\",\"optional\":true},"
     "  \"status\":{\"type\":\"string\"}}},"
-    "  \"indexes\":[{\"name\":\"by_user\",\"fields\":[\"userId\"]}]}}}";
+    "  \"indexes\":[{\"name\":\"by_user\",\"fields\":[\"userId\"]}]},"
+    "\"notes\":{\"document\":{\"type\":\"object\",\"fields\":{"
+    "  \"owner\":{\"type\":\"string\"},\"body\":{\"type\":\"string\"}}},"
+    "  \"searchIndexes\":[{\"name\":\"search_body\",\"searchField\":\"body\","
+    "                    \"filterFields\":[\"owner\"]}]}}}";
 
 static void write_file(const char *name, const char *text)
 {
@@ -90,6 +94,17 @@ static const char *feeds_lua =
     "  ctx.db:patch(a.id, {count = herald.unset, status = 'ready'})\n"
     "  return ctx.db:get(a.id)\n"
     "end}\n"
+    "M.note = herald.mutation{args = {owner = v.string(), body = v.string()}, handler = "
+    "function(ctx, a) return ctx.db:insert('notes', a) end}\n"
+    "M.search = herald.query{args = {text = v.string(), owner = v.optional(v.string())}, "
+    "handler = function(ctx, a)\n"
+    "  local r = {}\n"
+    "  for _, n in ipairs(ctx.db:query('notes'):withSearchIndex('search_body', function(q)\n"
+    "      q:search('body', a.text) if a.owner then q:eq('owner', a.owner) end return q end)"
+    ":take(10)) do r[#r + 1] = n.body end\n"
+    "  return herald.array(r) end}\n"
+    "M.badSearch = herald.query{handler = function(ctx) return ctx.db:query('notes')"
+    ":withSearchIndex('search_body', function(q) return q:search('owner', 'x') end):collect() end}\n"
     "M.writeInQuery = herald.query{handler = function(ctx) return ctx.db:insert('feeds', "
     "{userId='q', tags={}, status='s'}) end}\n"
     "return M\n";
@@ -304,6 +319,19 @@ static void test_basics(void)
     o = call(rt, HD_FN_QUERY, "feeds:get", args, NULL, false, NULL);
     CHECK(o.rc == 0 && o.result && !strstr(o.result, "count") && strstr(o.result, "ready"));
     outcome_free(&o);
+
+    /* Full-text search: distinct terms first, the last term as a prefix, filter fields. */
+    expect_ok(rt, HD_FN_MUTATION, "feeds:note", "{\"owner\":\"a\",\"body\":\"Lua programming\"}",
+              NULL);
+    expect_ok(rt, HD_FN_MUTATION, "feeds:note",
+              "{\"owner\":\"b\",\"body\":\"programs in C and Lua, more Lua\"}", NULL);
+    expect_ok(rt, HD_FN_MUTATION, "feeds:note", "{\"owner\":\"a\",\"body\":\"gardening\"}", NULL);
+    expect_ok(rt, HD_FN_QUERY, "feeds:search", "{\"text\":\"lua prog\"}",
+              "[\"programs in C and Lua, more Lua\",\"Lua programming\"]");
+    expect_ok(rt, HD_FN_QUERY, "feeds:search", "{\"text\":\"LUA\",\"owner\":\"a\"}",
+              "[\"Lua programming\"]");
+    expect_ok(rt, HD_FN_QUERY, "feeds:search", "{\"text\":\"nothing here\"}", "[]");
+    expect_fail(rt, HD_FN_QUERY, "feeds:badSearch", NULL, HERALD_EINVAL, "searches `body`");
 
     /* Identity. */
     herald_value me = json("{\"subject\":\"user-7\",\"issuer\":\"https://x\"}");
