@@ -1,0 +1,467 @@
+"""The generative artworks app of seed 001 (examples/artworks), end to end
+on a live server: Clerk sign-in (JWTs signed by a test issuer), artworks
+with their visibilities, the public gallery watched live, featured
+artworks, collections, share links with view limits and expiry, settings,
+embeddings, the generation log, refusals and argument validation.
+
+Run as: /usr/bin/python3 test_artworks.py <herald> <source root>
+"""
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "server"))
+from herald_client import Client  # noqa: E402
+from herald_testlib import Issuer, Server, app_with_issuers, call, check, failures, finish, http  # noqa: E402
+
+HERALD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "herald"
+ROOT = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else os.path.join(HERE, "..", "..")
+APP = os.path.join(ROOT, "examples", "artworks")
+ISS = "https://artworks-demo.clerk.accounts.dev"
+AUD = "artworks"
+
+
+def metadata(**kw):
+    m = {"width": 64, "height": 64, "fps": 12, "generator": "p5", "model": "gpt-4o"}
+    m.update(kw)
+    return m
+
+
+def err_code(r):
+    """The app's own error code (FunctionError data), or the Herald code."""
+    if r.get("type") != "error":
+        return None
+    if r.get("code") == "FunctionError" and isinstance(r.get("data"), dict):
+        return r["data"].get("code")
+    return r.get("code")
+
+
+class User:
+    """One browser tab: a connection, signed in (or not), calling functions."""
+
+    def __init__(self, ws, name):
+        self.c = Client(ws)
+        self.name = name
+        self.seen = {}  # subscription id -> every value it took
+
+        def on_change(sid, value, version):
+            self.seen.setdefault(sid, []).append(value)
+        self.c.on_change = on_change
+
+    async def auth(self, token):
+        return await self.c.request({"type": "auth", "token": token})
+
+    async def mutate(self, path, args=None):
+        return await self.c.request({"type": "mutate", "path": path, "args": args or {}})
+
+    async def query(self, path, args=None):
+        return await self.c.request({"type": "query", "path": path, "args": args or {}})
+
+    async def ok(self, kind, path, args=None):
+        r = await (self.mutate if kind == "mutate" else self.query)(path, args)
+        good = r["type"] in ("ack", "result")
+        check(good, f"{self.name}: {path} {json.dumps(args)[:200]}: {r}")
+        return r.get("value") if good else None
+
+    async def sub(self, sid, path, args=None):
+        self.c.pending_subs.add(sid)
+        r = await self.c.request({"type": "sub", "id": sid, "path": path, "args": args or {}})
+        check(r["type"] == "result", f"{self.name}: subscribe {path}: {r}")
+        return r
+
+    async def wait_for(self, sid, pred, what, timeout=20):
+        """Pumps messages until the subscription's value satisfies pred."""
+        deadline = time.time() + timeout
+        while not pred(self.c.results.get(sid)):
+            left = deadline - time.time()
+            if left <= 0:
+                check(False, f"{self.name}: {what} (now {json.dumps(self.c.results.get(sid))[:400]})")
+                return False
+            try:
+                await self.c.pump(left)
+            except asyncio.TimeoutError:
+                pass
+        return True
+
+
+def ids(docs):
+    return [d["_id"] for d in docs or []]
+
+
+def page_ids(value):
+    return ids((value or {}).get("page"))
+
+
+def refused(r, code, what):
+    check(err_code(r) == code, f"{what}: expected {code}, got {r}")
+
+
+def validation(r, arg, what):
+    check(r.get("type") == "error" and r.get("code") == "ValidationError" and
+          (f"args.{arg}" in r.get("message", "") or f"args: missing required field `{arg}`" in r.get("message", "")),
+          f"{what}: expected a ValidationError naming args.{arg}, got {r}")
+
+
+async def scenario(server, clerk, rogue):
+    async with server.ws() as wa, server.ws() as wb, server.ws() as wn:
+        a, b, anon = User(wa, "alice"), User(wb, "bob"), User(wn, "anonymous")
+        ta = clerk.token("user_alice", email="alice@example.com", name="Alice",
+                         picture="https://img.example/alice.png")
+        tb = clerk.token("user_bob", email="bob@example.com", name="Bob")
+
+        # ---- sign-in ----------------------------------------------------
+        r = await anon.auth(rogue.token("user_alice"))
+        check(r["type"] == "error" and r["code"] == "Unauthorized", f"token signed by another key: {r}")
+        r = await anon.auth(clerk.token("user_alice", ttl=-3600))
+        check(r["type"] == "error" and r["code"] == "Unauthorized", f"expired token: {r}")
+        r = await anon.query("users:me")
+        check(r["type"] == "result" and r["value"] is None, f"refused tokens leave the tab signed out: {r}")
+        check((await a.auth(ta))["type"] == "ack", "alice signs in")
+        check((await b.auth(tb))["type"] == "ack", "bob signs in")
+
+        refused(await anon.mutate("users:upsert"), "UNAUTHENTICATED", "anonymous upsert")
+        ua = await a.ok("mutate", "users:upsert")
+        ub = await b.ok("mutate", "users:upsert", {"name": "Robert", "email": "evil@example.com"})
+        me = await a.ok("query", "users:me")
+        check(me and me["_id"] == ua and me["clerkId"] == "user_alice" and me["email"] == "alice@example.com"
+              and me["name"] == "Alice" and me["imageUrl"] == "https://img.example/alice.png",
+              f"alice's user comes from her Clerk identity: {me}")
+        check(me and me["createdAt"].endswith("Z") and len(me["createdAt"]) == 24,
+              f"dates are ISO strings: {me and me['createdAt']}")
+        meb = await b.ok("query", "users:me")
+        check(meb and meb["email"] == "bob@example.com" and meb["name"] == "Bob",
+              f"the token's claims win over the client's arguments: {meb}")
+        check(await a.ok("mutate", "users:upsert") == ua, "upsert again: the same user")
+
+        # ---- the public gallery, watched live by bob --------------------
+        await b.sub("gallery", "artworks:listPublic", {"paginationOpts": {"numItems": 10, "cursor": None}})
+        check(page_ids(b.c.results.get("gallery")) == [], "the gallery starts empty")
+        await anon.sub("featured", "artworks:listFeatured")
+
+        p1 = await a.ok("mutate", "artworks:create", {
+            "prompt": "a spinning cube of light", "frames": ["f0", "f1", "f2"],
+            "metadata": metadata(style="neon"), "visibility": "public"})
+        await b.wait_for("gallery", lambda v: page_ids(v) == [p1], "bob's gallery gets alice's public artwork")
+        updates_before = len(b.seen.get("gallery", []))
+        x1 = await a.ok("mutate", "artworks:create", {
+            "prompt": "a private sketch", "frames": ["s0"], "metadata": metadata(), "visibility": "private"})
+        u1 = await a.ok("mutate", "artworks:create", {
+            "prompt": "an unlisted wave", "frames": ["w0", "w1"], "metadata": metadata(), "visibility": "unlisted"})
+        d1 = await a.ok("mutate", "artworks:create", {
+            "prompt": "default visibility", "frames": [], "metadata": metadata()})
+        p2 = await a.ok("mutate", "artworks:create", {
+            "prompt": "fractal garden", "frames": ["g0"], "metadata": metadata(), "visibility": "public"})
+        await b.wait_for("gallery", lambda v: page_ids(v) == [p2, p1], "the gallery is newest first")
+        seen_ids = {i for v in b.seen.get("gallery", []) for i in page_ids(v)}
+        check(not seen_ids & {x1, u1, d1}, "private and unlisted artworks never reach the gallery")
+        check(len(b.seen["gallery"]) == updates_before + 1,
+              f"private and unlisted creations send the gallery no update "
+              f"({len(b.seen['gallery']) - updates_before} updates for one public artwork)")
+
+        art = await a.ok("query", "artworks:get", {"id": d1})
+        check(art and art["visibility"] == "private", f"an artwork is private unless asked otherwise: {art}")
+        art = await a.ok("query", "artworks:get", {"id": p1})
+        check(art and art["userId"] == "user_alice" and art["frames"] == ["f0", "f1", "f2"] and
+              art["metadata"]["style"] == "neon" and art["likes"] == 0 and art["views"] == 0 and
+              art["metadata"]["createdAt"] == art["createdAt"] and art["createdAt"] <= art["updatedAt"],
+              f"the stored artwork: {art}")
+
+        # Pages: one at a time, following the cursor.
+        page = await anon.ok("query", "artworks:listPublic", {"paginationOpts": {"numItems": 1, "cursor": None}})
+        check(page and page_ids(page) == [p2] and not page["isDone"], f"first page: {page}")
+        if page:
+            page = await anon.ok("query", "artworks:listPublic",
+                                 {"paginationOpts": {"numItems": 1, "cursor": page["continueCursor"]}})
+            check(page and page_ids(page) == [p1], f"second page: {page}")
+        r = await anon.query("artworks:listPublic", {"paginationOpts": {"numItems": 0, "cursor": None}})
+        refused(r, "INVALID_ARGUMENT", "a page of 0 items")
+
+        # ---- who sees what -----------------------------------------------
+        for who in (b, anon):
+            got = await who.ok("query", "artworks:get", {"id": p1})
+            check(got and got["_id"] == p1, f"{who.name} sees a public artwork")
+            got = await who.ok("query", "artworks:get", {"id": u1})
+            check(got and got["_id"] == u1, f"{who.name} sees an unlisted artwork by its id")
+            refused(await who.query("artworks:get", {"id": x1}), "FORBIDDEN", f"{who.name} gets alice's private artwork")
+        got = await a.ok("query", "artworks:get", {"id": x1})
+        check(got and got["_id"] == x1, "alice sees her private artwork")
+
+        mine = await a.ok("query", "artworks:listMine")
+        check(ids(mine) == [p2, d1, u1, x1, p1], f"alice's artworks, newest first: {ids(mine)}")
+        check(ids(await b.ok("query", "artworks:listMine")) == [], "bob has none")
+        refused(await anon.query("artworks:listMine"), "UNAUTHENTICATED", "anonymous listMine")
+        check(ids(await anon.ok("query", "artworks:listByUser", {"userId": "user_alice"})) == [p2, p1],
+              "alice's profile shows her public artworks only")
+
+        # ---- owner-only changes --------------------------------------------
+        await b.sub("one", "artworks:get", {"id": p1})
+        refused(await b.mutate("artworks:update", {"id": p1, "prompt": "mine now"}), "FORBIDDEN", "bob updates alice's artwork")
+        refused(await b.mutate("artworks:remove", {"id": p1}), "FORBIDDEN", "bob removes alice's artwork")
+        refused(await anon.mutate("artworks:update", {"id": p1, "prompt": "x"}), "UNAUTHENTICATED", "anonymous update")
+        refused(await anon.mutate("artworks:create", {"prompt": "x", "frames": [], "metadata": metadata()}),
+                "UNAUTHENTICATED", "anonymous create")
+        got = await anon.ok("query", "artworks:get", {"id": p1})
+        check(got and got["prompt"] == "a spinning cube of light", f"refused changes wrote nothing: {got}")
+        upd = await a.ok("mutate", "artworks:update", {"id": p1, "prompt": "a spinning cube of dark light",
+                                                         "metadata": metadata(fps=24)})
+        check(upd and upd["metadata"]["fps"] == 24 and upd["metadata"]["createdAt"] == upd["createdAt"],
+              f"the update keeps metadata.createdAt: {upd}")
+        await b.wait_for("one", lambda v: v and v.get("prompt") == "a spinning cube of dark light",
+                         "bob's artwork page follows alice's edit")
+        await b.wait_for("gallery", lambda v: (v or {}).get("page") and v["page"][-1]["prompt"] ==
+                         "a spinning cube of dark light", "the gallery follows the edit")
+        await a.ok("mutate", "artworks:update", {"id": p2, "visibility": "private"})
+        await b.wait_for("gallery", lambda v: page_ids(v) == [p1], "made private, it leaves the gallery")
+        await a.ok("mutate", "artworks:update", {"id": p2, "visibility": "public"})
+        await b.wait_for("gallery", lambda v: page_ids(v) == [p2, p1], "public again, it comes back")
+
+        # ---- featured ------------------------------------------------------
+        check(anon.c.results.get("featured") == [], "nothing featured yet")
+        r = await b.mutate("artworks:setFeatured", {"id": p1, "featured": True})
+        check(r["type"] == "error" and r["code"] == "NotFound", f"featuring is for curators only: {r}")
+        st, r = call(server, "mutation", "artworks:setFeatured", {"id": p1, "featured": True}, server.key)
+        check(st == 200 and r["status"] == "success", f"a curator features p1: {st} {r}")
+        st, r = call(server, "mutation", "artworks:setFeatured", {"id": x1, "featured": True}, server.key)
+        check(st == 200, f"a curator features a private one: {st} {r}")
+        await anon.wait_for("featured", lambda v: ids(v) == [p1], "the featured list gets p1, not the private one")
+        featured = await b.ok("query", "artworks:listFeatured")
+        check(ids(featured) == [p1], f"listFeatured: {ids(featured)}")
+
+        # ---- likes and views -------------------------------------------------
+        check(await b.ok("mutate", "artworks:like", {"id": p1}) == 1, "bob likes p1")
+        check(await a.ok("mutate", "artworks:like", {"id": p1}) == 2, "alice likes p1")
+        refused(await anon.mutate("artworks:like", {"id": p1}), "UNAUTHENTICATED", "anonymous like")
+        refused(await b.mutate("artworks:like", {"id": x1}), "FORBIDDEN", "bob likes a private artwork")
+        check(await anon.ok("mutate", "artworks:view", {"id": p1}) == 1, "an anonymous view counts")
+        refused(await anon.mutate("artworks:view", {"id": x1}), "FORBIDDEN", "anonymous view of a private artwork")
+        await b.wait_for("one", lambda v: v and v.get("likes") == 2 and v.get("views") == 1,
+                         "the artwork page shows the counters live")
+
+        # ---- collections -----------------------------------------------------
+        ca = await a.ok("mutate", "collections:create", {"name": "Best", "description": "favourites",
+                                                          "visibility": "public", "artworkIds": [p1]})
+        cp = await a.ok("mutate", "collections:create", {"name": "Drafts", "artworkIds": [x1]})
+        check(await a.ok("mutate", "collections:addArtwork", {"collectionId": ca, "artworkId": u1}) == 2, "add u1")
+        check(await a.ok("mutate", "collections:addArtwork", {"collectionId": ca, "artworkId": x1}) == 3,
+              "alice may collect her own private artwork")
+        check(await a.ok("mutate", "collections:addArtwork", {"collectionId": ca, "artworkId": p1}) == 3,
+              "adding again changes nothing")
+        refused(await b.mutate("collections:addArtwork", {"collectionId": ca, "artworkId": p2}),
+                "FORBIDDEN", "bob adds to alice's collection")
+        refused(await anon.mutate("collections:create", {"name": "x"}), "UNAUTHENTICATED", "anonymous collection")
+        cb = await b.ok("mutate", "collections:create", {"name": "Found", "visibility": "public"})
+        check(await b.ok("mutate", "collections:addArtwork", {"collectionId": cb, "artworkId": p1}) == 1,
+              "bob collects alice's public artwork")
+        refused(await b.mutate("collections:addArtwork", {"collectionId": cb, "artworkId": u1}),
+                "FORBIDDEN", "bob collects alice's unlisted artwork")
+        refused(await b.mutate("collections:addArtwork", {"collectionId": cb, "artworkId": x1}),
+                "FORBIDDEN", "bob collects alice's private artwork")
+        refused(await b.mutate("collections:create", {"name": "sneaky", "artworkIds": [x1]}),
+                "FORBIDDEN", "bob creates a collection with alice's private artwork")
+        mine = await a.ok("query", "collections:listMine")
+        check(ids(mine) == [cp, ca] and mine[1]["userId"] == ua and mine[1]["artworkIds"] == [p1, u1, x1],
+              f"alice's collections: {mine}")
+        check(ids(await anon.ok("query", "collections:listPublic")) == [cb, ca], "public collections")
+        got = await b.ok("query", "collections:get", {"id": ca})
+        check(got and ids(got.get("artworks")) == [p1, u1], f"bob sees the collection without the private artwork: {got}")
+        got = await a.ok("query", "collections:get", {"id": ca})
+        check(got and ids(got.get("artworks")) == [p1, u1, x1], f"alice sees all of it: {got and ids(got.get('artworks'))}")
+        refused(await b.query("collections:get", {"id": cp}), "FORBIDDEN", "bob reads alice's private collection")
+        refused(await anon.query("collections:listMine"), "UNAUTHENTICATED", "anonymous collections:listMine")
+
+        # ---- share links -----------------------------------------------------
+        s2 = await a.ok("mutate", "shares:create", {"artworkId": x1, "maxViews": 2})
+        code = s2 and s2["shareCode"]
+        check(isinstance(code, str) and len(code) >= 12, f"a share code: {s2}")
+        for i in (1, 2):
+            got = await b.ok("mutate", "shares:open", {"shareCode": code})
+            check(got and got["_id"] == x1 and got["prompt"] == "a private sketch",
+                  f"open {i}: the shared private artwork")
+        refused(await b.mutate("shares:open", {"shareCode": code}), "SHARE_EXHAUSTED", "the third open")
+        refused(await anon.mutate("shares:open", {"shareCode": code}), "SHARE_EXHAUSTED", "the fourth open")
+        links = await a.ok("query", "shares:listForArtwork", {"artworkId": x1})
+        check(links and len(links) == 1 and links[0]["viewCount"] == 2 and links[0]["maxViews"] == 2,
+              f"the link counted two views: {links}")
+        got = await a.ok("query", "artworks:get", {"id": x1})
+        check(got and got["views"] == 2, f"opens count as views: {got and got.get('views')}")
+        refused(await b.query("artworks:get", {"id": x1}), "FORBIDDEN", "the share did not make it public")
+
+        past = await a.ok("mutate", "shares:create", {"artworkId": x1, "expiresAt": "2020-01-01T00:00:00Z"})
+        refused(await b.mutate("shares:open", {"shareCode": past and past["shareCode"]}), "SHARE_EXPIRED",
+                "an expired link")
+        just = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 5))
+        past2 = await a.ok("mutate", "shares:create", {"artworkId": x1, "expiresAt": just})
+        refused(await anon.mutate("shares:open", {"shareCode": past2 and past2["shareCode"]}), "SHARE_EXPIRED",
+                "a link that expired seconds ago")
+        soon = time.strftime("%Y-%m-%dT%H:%M:%S+02:00", time.gmtime(time.time() + 7200 + 3600))
+        future = await a.ok("mutate", "shares:create", {"artworkId": x1, "expiresAt": soon})
+        got = await anon.ok("mutate", "shares:open", {"shareCode": future and future["shareCode"]})
+        check(got and got["_id"] == x1, "a link that has not expired opens, signed out too")
+        links = await a.ok("query", "shares:listForArtwork", {"artworkId": x1}) or []
+        by_code = {s["shareCode"]: s for s in links}
+        check(by_code.get(past and past["shareCode"], {}).get("viewCount") == 0,
+              "a refused open counts nothing")
+        fut = by_code.get(future and future["shareCode"], {})
+        check(fut.get("expiresAt", "").endswith("Z") and fut["expiresAt"] > just,
+              f"expiresAt is stored in UTC: {fut.get('expiresAt')}")
+        refused(await a.mutate("shares:create", {"artworkId": x1, "expiresAt": "next tuesday"}),
+                "INVALID_ARGUMENT", "an expiresAt that is no date")
+        refused(await a.mutate("shares:create", {"artworkId": x1, "maxViews": 0}), "INVALID_ARGUMENT", "maxViews 0")
+        refused(await b.mutate("shares:create", {"artworkId": x1}), "FORBIDDEN", "bob shares alice's private artwork")
+        refused(await b.mutate("shares:create", {"artworkId": p1}), "FORBIDDEN", "bob shares alice's public artwork")
+        refused(await anon.mutate("shares:create", {"artworkId": p1}), "UNAUTHENTICATED", "anonymous share")
+        refused(await b.query("shares:listForArtwork", {"artworkId": x1}), "FORBIDDEN", "bob lists alice's links")
+        refused(await b.mutate("shares:open", {"shareCode": "no-such-code"}), "NOT_FOUND", "an unknown code")
+        if links:
+            refused(await b.mutate("shares:revoke", {"id": links[0]["_id"]}), "FORBIDDEN", "bob revokes a link")
+
+        # ---- settings ----------------------------------------------------------
+        s = await b.ok("query", "settings:get")
+        check(s and s["theme"] == "system" and s["defaultVisibility"] == "private" and
+              s["emailNotifications"] is True, f"default settings: {s}")
+        await b.sub("settings", "settings:get")
+        await b.ok("mutate", "settings:update", {"theme": "dark", "defaultVisibility": "public"})
+        await b.wait_for("settings", lambda v: v and v.get("theme") == "dark" and v.get("defaultVisibility") == "public"
+                         and v.get("userId") == ub, "bob's settings page follows the change")
+        await b.ok("mutate", "settings:update", {"emailNotifications": False, "preferredModel": "flux"})
+        s = await b.ok("query", "settings:get")
+        check(s and s["theme"] == "dark" and s["emailNotifications"] is False and s["preferredModel"] == "flux",
+              f"a second update keeps the first: {s}")
+        check(await b.ok("mutate", "settings:setApiKey", {"name": "main", "key": "sk-secret-1234", "provider": "openai"}) == 1,
+              "bob stores an API key")
+        s = await b.ok("query", "settings:get")
+        check(s and s["apiKeys"] and s["apiKeys"][0]["key"] == "...1234" and "secret" not in json.dumps(s),
+              f"API keys are masked when read back: {s and s.get('apiKeys')}")
+        st, r = call(server, "query", "settings:apiKeysFor", {"clerkId": "user_bob"}, server.key)
+        check(st == 200 and r["value"][0]["key"] == "sk-secret-1234", f"the generator reads the key whole: {r}")
+        r = await b.query("settings:apiKeysFor", {"clerkId": "user_bob"})
+        check(r.get("code") == "NotFound", f"but users cannot: {r}")
+        sa = await a.ok("query", "settings:get")
+        check(sa and sa["theme"] == "system", f"alice's settings are her own: {sa}")
+        bp = await b.ok("mutate", "artworks:create", {"prompt": "bob's first", "frames": ["b"], "metadata": metadata()})
+        await b.wait_for("gallery", lambda v: page_ids(v) == [bp, p2, p1],
+                         "bob's default visibility (public) puts his artwork in the gallery")
+        refused(await anon.mutate("settings:update", {"theme": "dark"}), "UNAUTHENTICATED", "anonymous settings")
+        refused(await anon.query("settings:get"), "UNAUTHENTICATED", "anonymous settings:get")
+
+        # ---- validation ----------------------------------------------------------
+        validation(await a.mutate("artworks:create", {"prompt": "x", "frames": "f0", "metadata": metadata()}),
+                   "frames", "frames as a string")
+        validation(await a.mutate("artworks:create", {"frames": [], "metadata": metadata()}), "prompt", "no prompt")
+        validation(await a.mutate("artworks:create", {"prompt": "x", "frames": [], "metadata": metadata(),
+                                                      "visibility": "secret"}), "visibility", "unknown visibility")
+        validation(await a.mutate("artworks:create", {"prompt": "x", "frames": [], "metadata": {"width": 1}}),
+                   "metadata", "incomplete metadata")
+        validation(await a.query("artworks:get", {"id": ua}), "id", "a users id as an artwork id")
+        validation(await a.mutate("shares:create", {"artworkId": x1, "maxViews": "2"}), "maxViews", "maxViews as a string")
+        validation(await b.mutate("settings:update", {"theme": "neon"}), "theme", "unknown theme")
+        validation(await a.mutate("collections:addArtwork", {"collectionId": p1, "artworkId": p1}),
+                   "collectionId", "an artwork id as a collection id")
+        validation(await anon.query("artworks:listPublic", {"paginationOpts": {"numItems": 5}}),
+                   "paginationOpts", "paginationOpts without cursor")
+
+        # ---- embeddings and the generation log ------------------------------------
+        st, r = call(server, "mutation", "artworks:setEmbedding",
+                     {"artworkId": p1, "embedding": [0.001 * i for i in range(1536)], "model": "text-embedding-3-small"},
+                     server.key)
+        check(st == 200 and r["status"] == "success", f"a 1536-dimension embedding: {st} {str(r)[:300]}")
+        st, r = call(server, "mutation", "artworks:setEmbedding",
+                     {"artworkId": p1, "embedding": [0.5, 0.5], "model": "m"}, server.key)
+        check(r.get("errorData", {}).get("code") == "INVALID_ARGUMENT", f"a 2-dimension embedding: {r}")
+        st, r = call(server, "query", "artworks:listRecent", {"limit": 2}, server.key)
+        check(st == 200 and ids(r.get("value")) == [bp, p2], f"the console's recent list (by_created): {r}")
+        g = await a.ok("mutate", "generations:log", {"prompt": "cube", "success": True, "duration": 1.5,
+                                                    "model": "gpt-4o", "cost": 0.01})
+        await anon.ok("mutate", "generations:log", {"prompt": "?", "success": False, "error": "rate limited",
+                                                   "duration": 0.2, "model": "gpt-4o"})
+        logs = await a.ok("query", "generations:listMine")
+        check(ids(logs) == [g] and logs[0]["userId"] == ua, f"alice's generation log: {logs}")
+        st, r = call(server, "query", "generations:listRecent", {}, server.key)
+        check(st == 200 and len(r["value"]) == 2 and "userId" not in r["value"][0],
+              f"anonymous generations are logged without a user: {r}")
+
+        # ---- a worker over HTTP with alice's token -------------------------------
+        st, r = call(server, "query", "artworks:listMine", {"limit": 1}, ta)
+        check(st == 200 and ids(r.get("value")) == [p2], f"HTTP with a Clerk token: {st} {r}")
+        st, r = call(server, "mutation", "artworks:remove", {"id": p1}, tb)
+        check(r.get("errorData", {}).get("code") == "FORBIDDEN", f"HTTP remove by bob: {st} {r}")
+
+        # ---- removing an artwork -------------------------------------------------
+        share_p1 = await a.ok("mutate", "shares:create", {"artworkId": p1})
+        await a.ok("mutate", "artworks:remove", {"id": p1})
+        await b.wait_for("gallery", lambda v: page_ids(v) == [bp, p2], "a removed artwork leaves the gallery")
+        await b.wait_for("one", lambda v: v is None, "and its page shows nothing")
+        await anon.wait_for("featured", lambda v: ids(v) == [], "and the featured list")
+        refused(await b.mutate("shares:open", {"shareCode": share_p1 and share_p1["shareCode"]}), "NOT_FOUND",
+                "its share links went with it")
+        got = await a.ok("query", "collections:get", {"id": ca})
+        check(got and got["artworkIds"] == [u1, x1], f"alice's collection lost it: {got and got['artworkIds']}")
+        got = await b.ok("query", "collections:get", {"id": cb})
+        check(got is not None and got["artworks"] == [], f"bob's collection skips it: {got}")
+        st, r = server_query(server, {"table": "artworkEmbeddings"})
+        check(st == 200 and r["value"] == [], f"its embedding went with it: {str(r)[:200]}")
+
+        # ---- full-text search (search_prompt) -------------------------------------
+        r = await anon.query("artworks:search", {"query": "fractal"})
+        check(r["type"] == "result" and ids(r["value"]) == [p2],
+              f"search over prompts with the search_prompt index: {r}")
+        r = await anon.query("artworks:search", {"query": "sketch"})
+        check(r["type"] == "result" and r["value"] == [], f"search does not find private artworks: {r}")
+        r = await a.query("artworks:search", {"query": "sketch", "mine": True})
+        check(r["type"] == "result" and ids(r["value"]) == [x1], f"alice searches her own artworks: {r}")
+        refused(await anon.query("artworks:search", {"query": "x", "mine": True}), "UNAUTHENTICATED",
+                "anonymous search of one's own")
+
+        for u in (a, b, anon):
+            check(not u.c.errors, f"{u.name}: {u.c.errors}")
+
+
+def server_query(server, query):
+    """A raw query with the admin key, as the console makes it."""
+    return http(server, "query", {"query": query}, server.key)
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="herald-artworks-")
+    servers = []
+    try:
+        # The app as shipped starts (its Clerk configuration loads) and
+        # serves the gallery to anyone.
+        srv = Server(HERALD, APP, os.path.join(work, "shipped"))
+        servers.append(srv)
+        check("1 auth provider" in srv.output(), f"the shipped auth.config.json: {srv.output()[-500:]}")
+        st, r = call(srv, "query", "artworks:listPublic", {})
+        check(st == 200 and r["value"]["page"] == [], f"the shipped app serves the gallery: {st} {r}")
+        check(srv.stop() == 0, "the shipped app stops cleanly")
+
+        clerk = Issuer(ISS, AUD)
+        rogue = Issuer(ISS, AUD)  # same issuer name and kid, another key
+        app = app_with_issuers(APP, [clerk], os.path.join(work, "app"))
+        srv = Server(HERALD, app, os.path.join(work, "data"))
+        servers.append(srv)
+        asyncio.run(asyncio.wait_for(scenario(srv, clerk, rogue), 120))
+        code = srv.stop()
+        check(code == 0, f"the server stops cleanly (exit {code})")
+    except Exception as e:  # noqa: BLE001
+        import traceback
+        traceback.print_exc()
+        check(False, f"exception: {e!r}")
+    finally:
+        for s in servers:
+            s.stop()
+            out = s.output()
+            if "ERROR: AddressSanitizer" in out or "runtime error:" in out:
+                check(False, "sanitizer report in the server output")
+            if failures:
+                print(out[-3000:])
+        shutil.rmtree(work, ignore_errors=True)
+    sys.exit(finish("test_artworks"))
+
+
+if __name__ == "__main__":
+    main()
