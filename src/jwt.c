@@ -995,13 +995,14 @@ static bool audience_matches(const herald_value *aud, const char *audience)
 }
 
 static int check_claims(const hd_provider *p, const herald_value *claims, double now,
-                        herald_error *err)
+                        double *expires, herald_error *err)
 {
     double at;
     const herald_value *v = herald_object_get(claims, "exp");
     if (!v) return deny(err, "token has no expiry time (exp)");
     if (!claim_time(v, &at)) return deny(err, "token exp is not a number");
     if (now > at + p->leeway) return deny(err, "token expired");
+    *expires = at + p->leeway;
     if ((v = herald_object_get(claims, "nbf"))) {
         if (!claim_time(v, &at)) return deny(err, "token nbf is not a number");
         if (now + p->leeway < at) return deny(err, "token is not valid yet (nbf)");
@@ -1151,7 +1152,15 @@ static const hd_provider *find_provider(const hd_auth *a, const herald_value *is
 int hd__auth_verify(const hd_auth *a, const char *token, double now, herald_value *identity,
                     herald_error *err)
 {
+    double expires;
+    return hd__auth_verify_until(a, token, now, identity, &expires, err);
+}
+
+int hd__auth_verify_until(const hd_auth *a, const char *token, double now, herald_value *identity,
+                          double *expires, herald_error *err)
+{
     *identity = herald_undefined();
+    *expires = 0;
     jws t;
     memset(&t, 0, sizeof t);
     int rc = 0;
@@ -1180,7 +1189,7 @@ int hd__auth_verify(const hd_auth *a, const char *token, double now, herald_valu
         goto done;
     }
     rc = verify_with(&t, token, (const hd_jwk *const *)p->keys, p->nkeys, true, err);
-    if (!rc) rc = check_claims(p, &t.claims, now, err);
+    if (!rc) rc = check_claims(p, &t.claims, now, expires, err);
     if (!rc) {
         rc = build_identity(&t.claims, identity);
         if (rc) rc = nomem(err);

@@ -99,6 +99,10 @@ size_t hd__auth_provider_count(const hd_auth *a);
  */
 int hd__auth_verify(const hd_auth *a, const char *token, double now, herald_value *identity,
                     herald_error *err);
+/* The same, and *expires: the Unix time (exp plus the provider's leeway) after which the
+ * identity must no longer be used (0 on failure). */
+int hd__auth_verify_until(const hd_auth *a, const char *token, double now, herald_value *identity,
+                          double *expires, herald_error *err);
 
 /*
  * The signature layer alone, for tests and tools: parses one JWK (an

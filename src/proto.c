@@ -228,13 +228,15 @@ static int authenticate(hd_server *s, hd_conn *c, const char *token, herald_erro
 {
     herald_value_free(&c->identity);
     c->admin = false;
+    c->identity_expires = 0;
     if (!token || !token[0]) return 0;
     if (hd__admin_ok(s, token)) {
         c->admin = true;
         return 0;
     }
     if (strchr(token, '.') && s->auth)
-        return hd__auth_verify(s->auth, token, (double)time(NULL), &c->identity, err);
+        return hd__auth_verify_until(s->auth, token, (double)time(NULL), &c->identity,
+                                     &c->identity_expires, err);
     return herald_fail(err, HERALD_EACCESS, "the token is not valid");
 }
 

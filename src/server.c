@@ -235,10 +235,18 @@ static void reload_on_signal(hd_server *s)
 
 static void check_laggards(hd_server *s)
 {
-    double now = hd__now();
-    for (hd_conn *c = s->conns; c; c = c->next)
+    double now = hd__now(), wall = (double)time(NULL);
+    for (hd_conn *c = s->conns; c; c = c->next) {
         if (c->behind_since && now - c->behind_since > s->cfg.max_behind_seconds)
             cull(c, "too far behind: updates were waiting too long");
+        if (c->identity_expires && wall > c->identity_expires && !c->closing) {
+            /* The token ran out: the connection goes on signed out until it sends a new one. */
+            herald_value_free(&c->identity);
+            c->identity_expires = 0;
+            hd__proto_error(c, NULL, HERALD_EACCESS, "the token expired: authenticate again");
+            hd__sub_reauth(s, c);
+        }
+    }
 }
 
 /* A tick every 250 ms: culls laggards, and bounds every wait while stopping. */

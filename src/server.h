@@ -61,6 +61,7 @@ struct hd_conn {
     bool websocket;
     bool admin;
     herald_value identity; /* verified JWT identity (an object), or undefined */
+    double identity_expires; /* Unix time the identity's token stops being valid; 0: none */
     bool closing;
     char close_reason[100];
     hd_frame *out, *out_tail;

@@ -162,8 +162,8 @@ def _int_b64(n, length=None):
 class Issuer:
     """An identity provider: its keys, its JWKS, and tokens it signs."""
 
-    def __init__(self, issuer, audience, alg="RS256"):
-        self.issuer, self.audience, self.alg = issuer, audience, alg
+    def __init__(self, issuer, audience, alg="RS256", leeway=None):
+        self.issuer, self.audience, self.alg, self.leeway = issuer, audience, alg, leeway
         self.kid = hashlib.sha256(issuer.encode()).hexdigest()[:16]
         if alg == "RS256":
             self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -186,8 +186,11 @@ class Issuer:
         return {"kty": "oct", "kid": self.kid, "alg": "HS256", "k": b64url(self.key)}
 
     def provider(self, jwks_path):
-        return {"issuer": self.issuer, "audience": self.audience, "jwks": jwks_path,
-                "algorithms": [self.alg]}
+        p = {"issuer": self.issuer, "audience": self.audience, "jwks": jwks_path,
+             "algorithms": [self.alg]}
+        if self.leeway is not None:
+            p["leeway"] = self.leeway
+        return p
 
     def token(self, subject, ttl=3600, **claims):
         now = int(time.time())

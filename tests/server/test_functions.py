@@ -244,6 +244,18 @@ async def auth(srv, alice_iss, other_iss):
         check(r["type"] == "ack", "sign-out")
         while c.results["me"] is not None:
             await c.pump(10)
+        # A token that runs out while connected: the server signs the connection out.
+        r = await c.request({"type": "auth", "token": other_iss.token("user-eve", ttl=2)})
+        check(r["type"] == "ack", f"short-lived token: {r}")
+        while (c.results["me"] or {}).get("subject") != "user-eve":
+            await c.pump(10)
+        notice = None
+        while c.results["me"] is not None:
+            m = await c.pump(15)
+            if m["type"] == "error" and m.get("id") is None:
+                notice = m
+        check(notice and notice["code"] == "Unauthorized" and "expired" in notice["message"],
+              f"expiry announced: {notice}")
     status, reply = call(srv, "query", "extra:me", {}, token=alice)
     check(status == 200 and reply["value"]["subject"] == "user-alice", f"HTTP Bearer JWT: {reply}")
     status, reply = call(srv, "query", "extra:me", {}, token=alice[:-4] + "AAAA")
@@ -265,7 +277,7 @@ def refuses_broken_start(work):
 def main():
     work = tempfile.mkdtemp(prefix="herald-fn-test-")
     alice_iss = Issuer("https://auth.example.test/", "herald-tests", "RS256")
-    other_iss = Issuer("https://other.example.test", "herald-tests", "ES256")
+    other_iss = Issuer("https://other.example.test", "herald-tests", "ES256", leeway=0)
     app = app_with_issuers(JOBS, [alice_iss, other_iss], work)
     write(app, "extra.lua", EXTRA)
     data = os.path.join(work, "data")
