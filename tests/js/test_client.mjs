@@ -140,6 +140,41 @@ async function main() {
   }
   console.log(`${steps} commits compared against fresh runs`);
 
+  /* Functions by path: a live function subscription, mutations whose promise resolves
+   * after their update, structured errors, and re-authentication in place. */
+  const fdb = connect(`ws://127.0.0.1:${port}/ws`, { token: key, WebSocket });
+  let job = 'unset';
+  unsubs.push(fdb.subscribe('videos:getJobById', { jobId: 'fn-job' }, (value) => { job = value; },
+    (e) => check(false, `getJobById: ${e.code} ${e.message}`)));
+  for (let i = 0; job === 'unset' && i < 200; i++) await new Promise((r) => setTimeout(r, 50));
+  check(job === null, `function subscription starts empty: ${JSON.stringify(job)}`);
+  await fdb.mutation('videos:create', { twitchId: 'fn', title: 'Function video', jobId: 'fn-job' });
+  check(job && job.twitchId === 'fn' && job.status === 'Queued', 'created job seen before the mutation resolved');
+  await fdb.mutation('videos:updateJobProgress', { twitchId: 'fn', jobId: 'fn-job', progressPercentage: 42 });
+  check(job.progressPercentage === 42, 'progress seen before the mutation resolved');
+  try {
+    await fdb.mutation('videos:retry', { twitchId: 'fn' });
+    check(false, 'retry of a queued job must fail');
+  } catch (e) {
+    check(e.code === 'FunctionError' && e.data && e.data.code === 'NOT_RETRYABLE', `structured error: ${e.code} ${JSON.stringify(e.data)}`);
+  }
+  await fdb.setAuth(null);
+  try {
+    await fdb.mutation('videos:updateJobProgress', { twitchId: 'fn', jobId: 'fn-job', progressPercentage: 43 });
+    check(false, 'progress without the worker key must fail');
+  } catch (e) {
+    check(e.data && e.data.code === 'FORBIDDEN', `signed out: ${e.code} ${JSON.stringify(e.data)}`);
+  }
+  try {
+    await fdb.setAuth('not-a-valid-token');
+    check(false, 'a bad token must be refused');
+  } catch (e) {
+    check(e.code === 'Unauthorized', `bad token refused: ${e.code}`);
+  }
+  await fdb.setAuth(key);
+  await fdb.mutation('videos:updateJobProgress', { twitchId: 'fn', jobId: 'fn-job', progressPercentage: 44 });
+  check(job.progressPercentage === 44, 'function subscription kept through re-authentication');
+
   /* Restart the server: the client reconnects, re-subscribes, and is current again. */
   check((await stopServer(proc)) === 0, 'server stops cleanly');
   ({ proc } = await startServer(join(dir, 'data'), port));
@@ -157,9 +192,12 @@ async function main() {
   if (back) {
     await compare('after restart');
     check(copies.transcribing.some((d) => d.twitchId === 'after'), 'subscription live again after reconnect');
+    await fdb.mutation('videos:updateJobProgress', { twitchId: 'fn', jobId: 'fn-job', progressPercentage: 45 });
+    check(job.progressPercentage === 45, 'function subscription live again after reconnect');
   }
   for (const u of unsubs) u();
   db.close();
+  fdb.close();
   await stopServer(proc);
   rmSync(dir, { recursive: true, force: true });
   console.log(failures.length ? `js client: ${failures.length} failures` : 'js client: all passed');
