@@ -1068,7 +1068,7 @@ static void test_malformed(hd_auth *a)
     REFUSED(a, t, "signature is not base64url");
     t = cat(" ", "", good);
     REFUSED(a, t, "header is not base64url");
-    REFUSED(a, with_part(good, 1, ""), "claims is not base64url");
+    REFUSED(a, with_part(good, 1, ""), "payload is not base64url");
 
     /* Headers and claims that are not JSON objects. */
     REFUSED(a, token_of("{\"alg\":\"RS256\"", claims, "AAAA"), "header is not valid JSON");
@@ -1084,13 +1084,13 @@ static void test_malformed(hd_auth *a)
     REFUSED(a, token_of("{\"alg\":\"RS256\",\"typ\":[]}", claims, "AAAA"), "typ is not a string");
     REFUSED(a, token_of("{\"alg\":\"RS256\",\"crit\":[\"exp\"],\"exp\":1}", claims, "AAAA"),
             "critical extensions");
-    REFUSED(a, token_of("{\"alg\":\"RS256\"}", "[1,2]", "AAAA"), "claims is not a JSON object");
-    REFUSED(a, token_of("{\"alg\":\"RS256\"}", "null", "AAAA"), "claims is not a JSON object");
-    REFUSED(a, token_of("{\"alg\":\"RS256\"}", "{\"iss\":", "AAAA"), "claims is not valid JSON");
+    REFUSED(a, token_of("{\"alg\":\"RS256\"}", "[1,2]", "AAAA"), "payload is not a JSON object");
+    REFUSED(a, token_of("{\"alg\":\"RS256\"}", "null", "AAAA"), "payload is not a JSON object");
+    REFUSED(a, token_of("{\"alg\":\"RS256\"}", "{\"iss\":", "AAAA"), "payload is not valid JSON");
     REFUSED(a, token_of("{\"alg\":\"RS256\"}", "{\"a\":\"\\u0000\"}", "AAAA"),
-            "claims is not valid JSON");
+            "payload is not valid JSON");
     REFUSED(a, token_of("{\"alg\":\"RS256\"}", "{\"a\":\"\xff\"}", "AAAA"),
-            "claims is not valid JSON");
+            "payload is not valid JSON");
     REFUSED(a, token_of("{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", claims, "AAAA"),
             "signature does not verify");
 
