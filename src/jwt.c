@@ -5,8 +5,9 @@
  * load time, into OpenSSL keys; verification is then pure computation on
  * immutable data. Checks run in a fixed order: token structure, algorithm,
  * provider (by issuer), key, signature, then the time and audience claims,
- * so that nothing but the issuer is read from a token before its signature
- * is known to be good.
+ * so that nothing but the issuer (and the audience, to choose between two
+ * providers of one issuer) is read from a token before its signature is
+ * known to be good.
  *
  * It must never: accept `alg: none` or an algorithm outside the provider's
  * list; use a key with an algorithm of another family (the HS256-with-an-
@@ -842,7 +843,7 @@ static int decode_token(const char *token, jws *t, herald_error *err)
     if (herald_object_get(&t->header, "crit"))
         return deny(err, "token header lists critical extensions (crit), which are not supported");
 
-    rc = json_part(dot1 + 1, (size_t)(dot2 - dot1 - 1), "claims", &t->claims, err);
+    rc = json_part(dot1 + 1, (size_t)(dot2 - dot1 - 1), "payload", &t->claims, err);
     if (rc) return rc;
     size_t sig_len = (size_t)(end - dot2 - 1);
     if (sig_len == 0) return deny(err, "token has no signature");

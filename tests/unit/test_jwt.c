@@ -12,7 +12,8 @@
  *   HERALD_EACCESS and the expected reason.
  * - Mutated and random tokens: always refused, never a crash, never a
  *   piece of token or key in the message.
- * - Configuration errors, allocation failure at every step, job tokens.
+ * - Configuration errors, allocation failure at every step, verification
+ *   from several threads at once, job tokens.
  *
  * The test must never accept a wrong answer to make a case pass: every
  * refusal is checked for its code and reason, every success for its fields.
@@ -22,6 +23,7 @@
  * pid, printed).
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -57,8 +59,8 @@ void *__wrap_malloc(size_t n);
 void *__wrap_calloc(size_t n, size_t size);
 void *__wrap_realloc(void *p, size_t n);
 
-static long alloc_budget = -1; /* allocations that may still succeed; -1: no limit */
-static unsigned long alloc_calls;
+static long alloc_budget = -1;            /* allocations that may still succeed; -1: no limit */
+static _Atomic unsigned long alloc_calls; /* the threads case allocates concurrently */
 
 static bool alloc_allowed(void)
 {
@@ -761,6 +763,19 @@ static void test_valid(hd_auth *a)
     CHECK(is_str(herald_object_get(&id, "updatedAt"), "2023-11-14T22:13:20Z"));
     herald_value_free(&id);
 
+    /* A claim may not pose as a derived identity field: camelCase names are Herald's to fill. */
+    id =
+        ACCEPTED(a, mint("RS256", "rsa1",
+                         claims_with(",\"emailVerified\":true,\"pictureUrl\":\"https://evil.test\","
+                                     "\"tokenIdentifier\":\"forged\",\"subject\":\"root\""),
+                         SIGN_RSA));
+    CHECK(herald_object_get(&id, "emailVerified") == NULL);
+    CHECK(herald_object_get(&id, "pictureUrl") == NULL);
+    CHECK(is_str(herald_object_get(&id, "tokenIdentifier"), "https://issuer.test/|user-42"));
+    CHECK(is_str(herald_object_get(&id, "subject"), "user-42"));
+    CHECK(id.type == HERALD_OBJECT && id.u.obj.len == 3);
+    herald_value_free(&id);
+
     /* Convex's spellings (domain, applicationID), an absolute jwks path, leeway 0. */
     snprintf(claims, sizeof claims,
              "{\"iss\":\"https://convex-spelling.test\",\"aud\":\"app2\",\"sub\":\"s\","
@@ -1053,7 +1068,7 @@ static void test_malformed(hd_auth *a)
     REFUSED(a, t, "signature is not base64url");
     t = cat(" ", "", good);
     REFUSED(a, t, "header is not base64url");
-    REFUSED(a, with_part(good, 1, ""), "claims is not base64url");
+    REFUSED(a, with_part(good, 1, ""), "payload is not base64url");
 
     /* Headers and claims that are not JSON objects. */
     REFUSED(a, token_of("{\"alg\":\"RS256\"", claims, "AAAA"), "header is not valid JSON");
@@ -1069,13 +1084,13 @@ static void test_malformed(hd_auth *a)
     REFUSED(a, token_of("{\"alg\":\"RS256\",\"typ\":[]}", claims, "AAAA"), "typ is not a string");
     REFUSED(a, token_of("{\"alg\":\"RS256\",\"crit\":[\"exp\"],\"exp\":1}", claims, "AAAA"),
             "critical extensions");
-    REFUSED(a, token_of("{\"alg\":\"RS256\"}", "[1,2]", "AAAA"), "claims is not a JSON object");
-    REFUSED(a, token_of("{\"alg\":\"RS256\"}", "null", "AAAA"), "claims is not a JSON object");
-    REFUSED(a, token_of("{\"alg\":\"RS256\"}", "{\"iss\":", "AAAA"), "claims is not valid JSON");
+    REFUSED(a, token_of("{\"alg\":\"RS256\"}", "[1,2]", "AAAA"), "payload is not a JSON object");
+    REFUSED(a, token_of("{\"alg\":\"RS256\"}", "null", "AAAA"), "payload is not a JSON object");
+    REFUSED(a, token_of("{\"alg\":\"RS256\"}", "{\"iss\":", "AAAA"), "payload is not valid JSON");
     REFUSED(a, token_of("{\"alg\":\"RS256\"}", "{\"a\":\"\\u0000\"}", "AAAA"),
-            "claims is not valid JSON");
+            "payload is not valid JSON");
     REFUSED(a, token_of("{\"alg\":\"RS256\"}", "{\"a\":\"\xff\"}", "AAAA"),
-            "claims is not valid JSON");
+            "payload is not valid JSON");
     REFUSED(a, token_of("{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", claims, "AAAA"),
             "signature does not verify");
 
@@ -1531,6 +1546,48 @@ static void test_out_of_memory(void)
     hd__auth_free(a);
 }
 
+/* ---- threads ------------------------------------------------------------- */
+
+/* One hd_auth verified against from several threads at once, as the server will. */
+struct verifier {
+    const hd_auth *auth;
+    char *tokens[3];
+    int failures;
+};
+
+static void *verify_many(void *arg)
+{
+    struct verifier *v = arg;
+    for (int i = 0; i < 300; i++) {
+        herald_value id;
+        herald_error err;
+        if (hd__auth_verify(v->auth, v->tokens[i % 3], NOW, &id, &err) != 0 ||
+            !is_str(herald_object_get(&id, "subject"), "user-42"))
+            v->failures++;
+        herald_value_free(&id);
+    }
+    return NULL;
+}
+
+static void test_threads(const hd_auth *a)
+{
+    struct verifier v[4];
+    pthread_t threads[4];
+    for (int t = 0; t < 4; t++) {
+        v[t] = (struct verifier){.auth = a};
+        v[t].tokens[0] = mint("RS256", t % 2 ? "rsa1" : NULL, claims_with(""), SIGN_RSA);
+        v[t].tokens[1] = mint("ES256", "ec1", claims_with(""), SIGN_EC);
+        v[t].tokens[2] = mint("HS256", t % 2 ? "hs1" : NULL, claims_with(""), SIGN_HMAC);
+        if (pthread_create(&threads[t], NULL, verify_many, &v[t]) != 0) die("pthread_create");
+    }
+    for (int t = 0; t < 4; t++) {
+        pthread_join(threads[t], NULL);
+        CHECK(v[t].failures == 0);
+        for (int i = 0; i < 3; i++)
+            free(v[t].tokens[i]);
+    }
+}
+
 /* ---- job callback tokens ------------------------------------------------- */
 
 static void test_callback_tokens(void)
@@ -1595,6 +1652,7 @@ int main(int argc, char **argv)
     test_key_confusion(a);
     test_malformed(a);
     test_mutations(a);
+    test_threads(a);
     test_config_errors();
     test_out_of_memory();
     test_callback_tokens();
