@@ -290,14 +290,15 @@ static void test_seed_fixtures(void)
         herald_schema_free(s);
     }
 
+    /* The seed fixtures other than 002's verbatim text are the example apps' schemas. */
     s = load_fixture("seed000_reels.ts");
     if (s) {
         CHECK(s->ntables == 3);
         t = herald_schema_table(s, "users");
         CHECK(t && t->nindexes == 1 && strcmp(t->indexes[0].name, "by_auth0_id") == 0);
         t = herald_schema_table(s, "feeds");
-        CHECK(t && t->nindexes == 2 && strcmp(t->indexes[1].name, "by_user_status") == 0 &&
-              t->indexes[1].nfields == 2);
+        CHECK(t && t->nindexes == 3 && strcmp(t->indexes[1].name, "by_user_status") == 0 &&
+              t->indexes[1].nfields == 2 && strcmp(t->indexes[2].name, "by_status") == 0);
         f = t ? field(t->document, "lastSeenReelId") : NULL;
         CHECK(f && f->optional && f->v->kind == HERALD_V_ID && strcmp(f->v->table, "reels") == 0);
         t = herald_schema_table(s, "reels");
