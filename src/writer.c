@@ -255,6 +255,7 @@ static void *writer_main(void *arg)
                 if (r->rc == HERALD_EMAPFULL && r->attempts++ == 0) {
                     /* Once more in the next group, after the map has grown. */
                     herald_value_free(&r->result);
+                    herald_value_free(&r->error_data);
                     if (retry_tail)
                         retry_tail->next = r;
                     else
