@@ -1127,7 +1127,12 @@ static int run_nested(lua_State *L, hd_fn_kind kind)
     int status = lua_pcall(L, 1, 0, 0);
     cs->depth = depth;
     cs->path = path;
-    if (status != LUA_OK) return lua_error(L);
+    if (status != LUA_OK) {
+        /* Freed now: app code may catch the error and call again, many times. */
+        scratch_drop(L, result);
+        scratch_drop(L, args);
+        return lua_error(L);
+    }
     if (result->type == HERALD_NULL)
         lua_pushnil(L);
     else

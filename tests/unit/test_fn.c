@@ -88,6 +88,10 @@ static const char *feeds_lua =
     "  local list = ctx:runQuery('feeds:list', {userId = a.userId})\n"
     "  return #list\n"
     "end}\n"
+    "M.caughtMany = herald.query{handler = function(ctx)\n"
+    "  local n = 0\n"
+    "  for i = 1, 500 do if not pcall(ctx.runQuery, ctx, 'feeds:badReturn', {}) then n = n + 1 end end\n"
+    "  return n + #ctx:runQuery('feeds:now', {}) end}\n"
     "M.secret = herald.internalQuery{handler = function() return 'internal' end}\n"
     "M.badReturn = herald.query{returns = v.number(), handler = function() return 'text' end}\n"
     "M.unset = herald.mutation{args = {id = v.id('feeds')}, handler = function(ctx, a)\n"
@@ -310,6 +314,9 @@ static void test_basics(void)
     CHECK(o.rc == HERALD_EFUNCTION && !strcmp(o.err.message, "not your feed"));
     CHECK(o.data && strstr(o.data, "\"code\":\"NOT_OWNER\""));
     outcome_free(&o);
+
+    /* A nested failure caught by app code, many times over, costs nothing lasting. */
+    expect_ok(rt, HD_FN_QUERY, "feeds:caughtMany", NULL, "502");
 
     /* Nested calls share the transaction. */
     expect_ok(rt, HD_FN_MUTATION, "feeds:nested", "{\"userId\":\"n1\"}", "1");
