@@ -21,11 +21,12 @@ import urllib.error
 import urllib.request
 
 import websockets
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 failures = []
+_keys = {}  # data folder -> the admin key its first start printed
 
 
 def check(cond, what):
@@ -59,7 +60,7 @@ class Server:
         self.port = free_port()
         self.lines = []
         self.key = None
-        key_file = os.path.join(data, ".test-admin-key")
+        self.key_shown = False  # this start printed a new admin key
         self.proc = subprocess.Popen(
             [herald, "--data", data, "--app", app, *(["--no-sync"] if no_sync else []),
              "serve", "--port", str(self.port), *extra],
@@ -73,17 +74,18 @@ class Server:
             self.lines.append(line)
             if line.startswith("admin key"):
                 self.key = line.split(":", 1)[1].strip()
+                self.key_shown = True
             if "listening on" in line:
                 started = True
                 break
         if started:
             self.reader = threading.Thread(target=self._read, daemon=True)
             self.reader.start()
+            # A restart on the same data folder keeps the key of its first start.
             if self.key:
-                with open(key_file, "w") as f:
-                    f.write(self.key)
-            elif os.path.exists(key_file):
-                self.key = open(key_file).read().strip()
+                _keys[os.path.abspath(data)] = self.key
+            else:
+                self.key = _keys.get(os.path.abspath(data))
         elif expect_start:
             raise RuntimeError("server did not start: " + "".join(self.lines))
         else:

@@ -7,7 +7,6 @@ connections and refuse broken files, and JWT sign-in with re-authentication.
 Run as: /usr/bin/python3 test_functions.py <herald> <source root>
 """
 import asyncio
-import json
 import os
 import shutil
 import subprocess

@@ -7,77 +7,24 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 import urllib.error
 import urllib.request
 
-import websockets
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import herald_testlib as testlib  # noqa: E402
+from herald_testlib import check, failures  # noqa: E402
 
 HERALD, ROOT = sys.argv[1], sys.argv[2]
 APP = os.path.join(ROOT, "examples", "twitch-jobs")
-failures = []
 
 
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, data, extra=()):
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            [HERALD, "--data", data, "--app", APP, "serve", "--port", str(self.port), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.key = None
-        self.lines = []
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            if line.startswith("admin key"):
-                self.key = line.split(":", 1)[1].strip()
-            if "listening on" in line:
-                # Keep reading its output so that the server never blocks on a full pipe.
-                self.reader = threading.Thread(target=self._read, daemon=True)
-                self.reader.start()
-                return
-        raise RuntimeError("server did not start: " + "".join(self.lines))
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def ws(self):
-        return websockets.connect(f"ws://127.0.0.1:{self.port}/ws", max_size=None)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.reader.join(timeout=10)
-        return self.proc.returncode
+def Server(data, extra=()):
+    """The jobs app served from `data` (durable commits, as users run it)."""
+    return testlib.Server(HERALD, APP, data, extra, no_sync=False)
 
 
 def http(server, path, body, key=None):
@@ -283,7 +230,7 @@ def main():
         check(rc == 0, f"SIGTERM exits 0 (got {rc}): {''.join(server.lines)[-500:]}")
         # Restart: the key is not shown again, the data is there.
         server = Server(data)
-        check(server.key is None, "admin key shown only once")
+        check(not server.key_shown, "admin key shown only once")
         key = None
         server.key = None
         st, r = http(server, "/api/query", {"query": {"table": "videos"}}, key)
