@@ -536,7 +536,7 @@ int herald_patch(herald_txn *m, const char *id_text, const herald_value *fields,
     if (!fields || fields->type != HERALD_OBJECT)
         return herald_fail(err, HERALD_EINVAL, "patch needs an object of fields");
     uint8_t id[HERALD_ID_BYTES];
-    const hd_table *tab;
+    const hd_table *tab = NULL;
     herald_value old, next = herald_undefined();
     if ((rc = load(m, NULL, id_text, id, &tab, false, &old, err))) return rc;
     if ((rc = herald_value_copy(&next, &old))) goto nomem;
@@ -570,7 +570,7 @@ int herald_replace(herald_txn *m, const char *id_text, const herald_value *doc, 
     int rc = need_mutation(m, err);
     if (rc) return rc;
     uint8_t id[HERALD_ID_BYTES];
-    const hd_table *tab;
+    const hd_table *tab = NULL;
     herald_value old, next = herald_undefined();
     if ((rc = load(m, NULL, id_text, id, &tab, false, &old, err))) return rc;
     if (doc->type == HERALD_OBJECT) {
@@ -602,7 +602,7 @@ int herald_delete(herald_txn *m, const char *id_text, herald_error *err)
     int rc = need_mutation(m, err);
     if (rc) return rc;
     uint8_t id[HERALD_ID_BYTES];
-    const hd_table *tab;
+    const hd_table *tab = NULL;
     herald_value old;
     if ((rc = load(m, NULL, id_text, id, &tab, false, &old, err))) return rc;
     rc = write_doc(m, tab, id, &old, NULL, err);
