@@ -47,6 +47,9 @@
 #include "herald/query.h"
 #include "herald/store.h"
 
+#define BENCH_NAME "bench_fn"
+#include "bench_util.h"
+
 #ifndef HERALD_SOURCE_DIR
 #define HERALD_SOURCE_DIR "/work/main"
 #endif
@@ -85,47 +88,12 @@ static const char *const stages[] = {"Queued",       "Downloading", "Fetching ch
 
 /* ---- helpers ---- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* What the function runtime uses for ctx.now, so that both sides pay the same clock. */
 static double wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec * 1000.0 + (double)(ts.tv_nsec / 1000000);
-}
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-static uint64_t rnd(void)
-{
-    uint64_t x = rng_state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rng_state = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-static void die_herald(const char *what, int rc, const herald_error *err)
-{
-    fprintf(stderr, "bench_fn: %s: %s: %s\n", what, herald_errcode_name(rc),
-            err && err->message[0] ? err->message : herald_strerror(rc));
-    exit(1);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = calloc(1, n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "bench_fn: out of memory\n");
-        exit(1);
-    }
-    return p;
 }
 
 /* Value building for the benchmark's own inputs: out of memory ends the run. */
@@ -161,66 +129,6 @@ static herald_value json_value(const char *text)
     int rc = herald_value_from_json(text, strlen(text), &v, &err);
     if (rc) die_herald("parsing the benchmark's JSON", rc, &err);
     return v;
-}
-
-static void fresh_dir(char *out, size_t n, const char *base, const char *name)
-{
-    snprintf(out, n, "%s/%s", base, name);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/data.mdb", out);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", out);
-    unlink(path);
-    if (mkdir(out, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "bench_fn: cannot create %s: %s\n", out, strerror(errno));
-        exit(1);
-    }
-}
-
-static void remove_dir(const char *dir)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", dir);
-    unlink(path);
-    rmdir(dir);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n)
-{
-    double s[MAX_REPEAT];
-    memcpy(s, v, (size_t)n * sizeof *v);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
-/* fdatasyncs per second of a 4 KiB overwrite: the disk's ceiling, as in LIMITS.md. */
-static double fsync_rate(const char *base, double seconds)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/fsync-probe", base);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) return 0;
-    char block[4096];
-    memset(block, 'x', sizeof block);
-    uint64_t n = 0;
-    double t0 = now_s(), el = 0;
-    while (el < seconds) {
-        if (pwrite(fd, block, sizeof block, 0) != (ssize_t)sizeof block || fdatasync(fd) != 0)
-            break;
-        n++;
-        el = now_s() - t0;
-    }
-    close(fd);
-    unlink(path);
-    return el > 0 ? (double)n / el : 0;
 }
 
 /* ---- the videos table and the functions ---- */

@@ -44,6 +44,9 @@
 #include "herald/store.h"
 #include "keycodec.h"
 
+#define BENCH_NAME "bench_store"
+#include "bench_util.h"
+
 #define MAP_SIZE ((size_t)4 << 30)
 #define TABLE    "jobs"
 
@@ -68,74 +71,15 @@ typedef struct config {
 
 /* ---- helpers ---- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
-static uint64_t rnd(void)
-{
-    uint64_t x = rng_state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rng_state = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
 static double rnd_unit(void)
 {
     return (double)(rnd() >> 11) / (double)(1ULL << 53);
-}
-
-static void die_herald(const char *what, int rc, const herald_error *err)
-{
-    fprintf(stderr, "bench_store: %s: %s: %s\n", what, herald_errcode_name(rc),
-            err && err->message[0] ? err->message : herald_strerror(rc));
-    exit(1);
 }
 
 static void die_mdb(const char *what, int rc)
 {
     fprintf(stderr, "bench_store: %s: %s\n", what, mdb_strerror(rc));
     exit(1);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "bench_store: out of memory\n");
-        exit(1);
-    }
-    return p;
-}
-
-/* A fresh, empty folder `base/name`. */
-static void fresh_dir(char *out, size_t n, const char *base, const char *name)
-{
-    snprintf(out, n, "%s/%s", base, name);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/data.mdb", out);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", out);
-    unlink(path);
-    if (mkdir(out, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "bench_store: cannot create %s: %s\n", out, strerror(errno));
-        exit(1);
-    }
-}
-
-static void remove_dir(const char *dir)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", dir);
-    unlink(path);
-    rmdir(dir);
 }
 
 /* A job document as a worker would write it. */
@@ -366,40 +310,6 @@ static void measure_writes(const config *c, size_t group, double *herald_rate, d
     if (do_r) raw_writer_close(&r);
     remove_dir(hdir);
     remove_dir(rdir);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* fdatasyncs per second of a 4 KiB overwrite: the disk's ceiling, as in LIMITS.md. */
-static double fsync_rate(const char *base, double seconds)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/fsync-probe", base);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) return 0;
-    char block[4096];
-    memset(block, 'x', sizeof block);
-    uint64_t n = 0;
-    double t0 = now_s(), el = 0;
-    while (el < seconds) {
-        if (pwrite(fd, block, sizeof block, 0) != (ssize_t)sizeof block || fdatasync(fd) != 0)
-            break;
-        n++;
-        el = now_s() - t0;
-    }
-    close(fd);
-    unlink(path);
-    return el > 0 ? (double)n / el : 0;
 }
 
 static void bench_writes(const config *c)
