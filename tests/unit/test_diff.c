@@ -26,41 +26,7 @@
 #include "diff.h"
 #include "herald/value.h"
 
-/*
- * Allocation failure injection. It is active when the test is linked with
- * -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc (tests/meson.build); the
- * weak references keep the test linking without those flags, and the
- * out-of-memory case then reports that it was skipped.
- */
-extern void *__real_malloc(size_t n) __attribute__((weak));
-extern void *__real_calloc(size_t n, size_t size) __attribute__((weak));
-extern void *__real_realloc(void *p, size_t n) __attribute__((weak));
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t size);
-void *__wrap_realloc(void *p, size_t n);
-
-static long alloc_budget = -1; /* allocations that may still succeed; -1: no limit */
-static unsigned long alloc_calls;
-
-static bool alloc_allowed(void)
-{
-    alloc_calls++;
-    if (alloc_budget == 0) return false;
-    if (alloc_budget > 0) alloc_budget--;
-    return true;
-}
-void *__wrap_malloc(size_t n)
-{
-    return alloc_allowed() ? __real_malloc(n) : NULL;
-}
-void *__wrap_calloc(size_t n, size_t size)
-{
-    return alloc_allowed() ? __real_calloc(n, size) : NULL;
-}
-void *__wrap_realloc(void *p, size_t n)
-{
-    return alloc_allowed() ? __real_realloc(p, n) : NULL;
-}
+#include "failalloc.h"
 
 /* ---- building values (the test aborts if the machine is out of memory) -- */
 

@@ -46,41 +46,7 @@
 #include "herald/value.h"
 #include "jwt.h"
 
-/*
- * Allocation failure injection, as in test_diff.c: active when the test is
- * linked with -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
- * (tests/meson.build). It reaches Herald's allocations (and cJSON's are
- * not Herald's); OpenSSL, a shared library, allocates on its own.
- */
-extern void *__real_malloc(size_t n) __attribute__((weak));
-extern void *__real_calloc(size_t n, size_t size) __attribute__((weak));
-extern void *__real_realloc(void *p, size_t n) __attribute__((weak));
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t size);
-void *__wrap_realloc(void *p, size_t n);
-
-static long alloc_budget = -1;            /* allocations that may still succeed; -1: no limit */
-static _Atomic unsigned long alloc_calls; /* the threads case allocates concurrently */
-
-static bool alloc_allowed(void)
-{
-    alloc_calls++;
-    if (alloc_budget == 0) return false;
-    if (alloc_budget > 0) alloc_budget--;
-    return true;
-}
-void *__wrap_malloc(size_t n)
-{
-    return alloc_allowed() ? __real_malloc(n) : NULL;
-}
-void *__wrap_calloc(size_t n, size_t size)
-{
-    return alloc_allowed() ? __real_calloc(n, size) : NULL;
-}
-void *__wrap_realloc(void *p, size_t n)
-{
-    return alloc_allowed() ? __real_realloc(p, n) : NULL;
-}
+#include "failalloc.h"
 
 /* ---- helpers (the test exits if the machine itself fails) ---------------- */
 
