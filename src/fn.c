@@ -788,34 +788,33 @@ static int p_insert(lua_State *L)
     return 1;
 }
 
-static int p_patch(lua_State *L)
+/* ctx.db:patch(id, fields) and ctx.db:replace(id, doc): a write to an existing document. */
+static int rewrite_doc(lua_State *L, bool patch)
 {
-    call_state *cs = need_call(L, true, "ctx.db.patch");
+    const char *what = patch ? "ctx.db.patch" : "ctx.db.replace";
+    call_state *cs = need_call(L, true, what);
     const char *id = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
-    herald_value *fields =
-        arg_value(L, 2, table_hint(rt_of(L), herald_id_table(cs->txn, id)), true, "patch");
+    herald_value *v =
+        arg_value(L, 2, table_hint(rt_of(L), herald_id_table(cs->txn, id)), patch, what + 7);
     herald_error e = {0};
-    int rc = fields->type == HERALD_OBJECT
-                 ? herald_patch(cs->txn, id, fields, &e)
-                 : herald_fail(&e, HERALD_EINVAL, "patch expects a table of fields");
-    scratch_drop(L, fields);
+    int rc = v->type != HERALD_OBJECT
+                 ? herald_fail(&e, HERALD_EINVAL, "%s expects a table of fields", what)
+             : patch ? herald_patch(cs->txn, id, v, &e)
+                     : herald_replace(cs->txn, id, v, &e);
+    scratch_drop(L, v);
     if (rc) return raise_err(L, &e);
     return 0;
 }
 
+static int p_patch(lua_State *L)
+{
+    return rewrite_doc(L, true);
+}
+
 static int p_replace(lua_State *L)
 {
-    call_state *cs = need_call(L, true, "ctx.db.replace");
-    const char *id = luaL_checkstring(L, 1);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    herald_value *doc =
-        arg_value(L, 2, table_hint(rt_of(L), herald_id_table(cs->txn, id)), false, "replace");
-    herald_error e = {0};
-    int rc = herald_replace(cs->txn, id, doc, &e);
-    scratch_drop(L, doc);
-    if (rc) return raise_err(L, &e);
-    return 0;
+    return rewrite_doc(L, false);
 }
 
 static int p_delete(lua_State *L)
