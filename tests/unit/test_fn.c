@@ -90,12 +90,19 @@ static const char *feeds_lua =
     "end}\n"
     "M.caughtMany = herald.query{handler = function(ctx)\n"
     "  local n = 0\n"
-    "  for i = 1, 500 do if not pcall(ctx.runQuery, ctx, 'feeds:badReturn', {}) then n = n + 1 end end\n"
+    "  for i = 1, 500 do if not pcall(ctx.runQuery, ctx, 'feeds:badReturn', {}) then n = n + 1 end "
+    "end\n"
     "  return n + #ctx:runQuery('feeds:now', {}) end}\n"
     "M.secret = herald.internalQuery{handler = function() return 'internal' end}\n"
     "M.badReturn = herald.query{returns = v.number(), handler = function() return 'text' end}\n"
     "M.unset = herald.mutation{args = {id = v.id('feeds')}, handler = function(ctx, a)\n"
     "  ctx.db:patch(a.id, {count = herald.unset, status = 'ready'})\n"
+    "  return ctx.db:get(a.id)\n"
+    "end}\n"
+    "M.replaceIt = herald.mutation{args = {id = v.id('feeds'), unset = v.boolean()}, handler = "
+    "function(ctx, a)\n"
+    "  ctx.db:replace(a.id, {userId = 'r', tags = {}, status = a.unset and herald.unset or "
+    "'new'})\n"
     "  return ctx.db:get(a.id)\n"
     "end}\n"
     "M.note = herald.mutation{args = {owner = v.string(), body = v.string()}, handler = "
@@ -108,7 +115,8 @@ static const char *feeds_lua =
     ":take(10)) do r[#r + 1] = n.body end\n"
     "  return herald.array(r) end}\n"
     "M.badSearch = herald.query{handler = function(ctx) return ctx.db:query('notes')"
-    ":withSearchIndex('search_body', function(q) return q:search('owner', 'x') end):collect() end}\n"
+    ":withSearchIndex('search_body', function(q) return q:search('owner', 'x') end):collect() "
+    "end}\n"
     "M.writeInQuery = herald.query{handler = function(ctx) return ctx.db:insert('feeds', "
     "{userId='q', tags={}, status='s'}) end}\n"
     "return M\n";
@@ -339,6 +347,15 @@ static void test_basics(void)
               "[\"Lua programming\"]");
     expect_ok(rt, HD_FN_QUERY, "feeds:search", "{\"text\":\"nothing here\"}", "[]");
     expect_fail(rt, HD_FN_QUERY, "feeds:badSearch", NULL, HERALD_EINVAL, "searches `body`");
+
+    /* replace writes the whole document; herald.unset has no place there. */
+    snprintf(args, sizeof args, "{\"id\":\"%s\",\"unset\":false}", id);
+    o = call(rt, HD_FN_MUTATION, "feeds:replaceIt", args, NULL, false, NULL);
+    CHECK(o.rc == 0 && o.result && strstr(o.result, "\"status\":\"new\"") &&
+          !strstr(o.result, "\"a\"") && strstr(o.result, "\"userId\":\"r\""));
+    outcome_free(&o);
+    snprintf(args, sizeof args, "{\"id\":\"%s\",\"unset\":true}", id);
+    expect_fail(rt, HD_FN_MUTATION, "feeds:replaceIt", args, HERALD_EINVAL, "only allowed");
 
     /* Identity. */
     herald_value me = json("{\"subject\":\"user-7\",\"issuer\":\"https://x\"}");
