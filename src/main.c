@@ -5,6 +5,7 @@
  * Every failure prints one line "herald: <ErrorCode>: <message>" on stderr
  * and exits 1 (2 for usage errors); nothing here may print secrets.
  */
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,8 @@ static const char usage[] =
     "                        behind; messages up to 1 MiB + 64 KiB; functions may run\n"
     "                        50 million instructions and use 64 MiB per call\n"
     "  functions             load the app's functions/*.lua and list them\n"
+    "  admin-key             make a new admin key for the data folder (the old one stops\n"
+    "                        working; a running server reads it at its next start)\n"
     "  version               print the version\n";
 
 static int fail(const herald_error *err, int rc)
@@ -258,6 +261,22 @@ static int cmd_functions(const options *o, herald_error *err)
     return rc ? fail(err, rc) : 0;
 }
 
+static int cmd_admin_key(const options *o, herald_error *err)
+{
+    char key[128];
+    unsigned char hash[32];
+    struct stat st;
+    if (stat(o->data, &st) != 0 && mkdir(o->data, 0700) != 0) {
+        herald_fail(err, HERALD_EIO, "cannot create %s", o->data);
+        return fail(err, HERALD_EIO);
+    }
+    int rc = hd__admin_key_new(o->data, key, sizeof key, hash, err);
+    if (rc) return fail(err, rc);
+    printf("%s\n", key);
+    OPENSSL_cleanse(key, sizeof key);
+    return 0;
+}
+
 static int cmd_serve(const options *o, int argc, char **argv, herald_error *err)
 {
     hd_server_config cfg = {
@@ -342,6 +361,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "check") && rest == 0) return cmd_check(&o, &err);
     if (!strcmp(cmd, "serve")) return cmd_serve(&o, rest, args, &err);
     if (!strcmp(cmd, "functions")) return cmd_functions(&o, &err);
+    if (!strcmp(cmd, "admin-key")) return cmd_admin_key(&o, &err);
     if (!strcmp(cmd, "version")) {
         puts("herald 0.1.0");
         return 0;

@@ -414,10 +414,42 @@ static void on_signal(int sig)
     }
 }
 
+int hd__admin_key_new(const char *data_dir, char *key, size_t size, unsigned char hash[32],
+                      herald_error *err)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/admin-key.sha256", data_dir);
+    unsigned char raw[32];
+    if (RAND_bytes(raw, sizeof raw) != 1) return herald_fail(err, HERALD_ESTORE, "no randomness");
+    hd_buf b = HD_BUF_INIT;
+    hd__buf_str(&b, "hk_");
+    hd__base64_encode(&b, raw, sizeof raw, true);
+    OPENSSL_cleanse(raw, sizeof raw);
+    if (b.failed || b.len + 1 > size) {
+        hd__buf_free(&b);
+        return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    }
+    memcpy(key, b.p, b.len);
+    key[b.len] = 0;
+    SHA256(b.p, b.len, hash);
+    OPENSSL_cleanse(b.p, b.len);
+    hd__buf_free(&b);
+    /* Only the hash is kept: written to a temporary name, fsynced, renamed. */
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    bool ok = fd >= 0 && write(fd, hash, 32) == 32 && fsync(fd) == 0;
+    if (fd >= 0) close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        OPENSSL_cleanse(key, size);
+        return herald_fail(err, HERALD_EIO, "cannot write %s: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
 /* Loads the admin key's hash, or makes a key, prints it once and stores its hash. */
 static int admin_key(hd_server *s, herald_error *err)
 {
-    char path[4096], tmp[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/admin-key.sha256", s->cfg.data_dir);
     FILE *f = fopen(path, "rb");
     if (f) {
@@ -429,27 +461,12 @@ static int admin_key(hd_server *s, herald_error *err)
         s->have_admin = true;
         return 0;
     }
-    unsigned char raw[32];
-    if (RAND_bytes(raw, sizeof raw) != 1) return herald_fail(err, HERALD_ESTORE, "no randomness");
-    hd_buf key = HD_BUF_INIT;
-    hd__buf_str(&key, "hk_");
-    hd__base64_encode(&key, raw, sizeof raw, true);
-    hd__buf_byte(&key, 0);
-    if (key.failed) return herald_fail(err, HERALD_ENOMEM, "out of memory");
-    SHA256(key.p, key.len - 1, s->admin_hash);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    bool ok = fd >= 0 && write(fd, s->admin_hash, sizeof s->admin_hash) == sizeof s->admin_hash &&
-              fsync(fd) == 0;
-    if (fd >= 0) close(fd);
-    if (!ok || rename(tmp, path) != 0) {
-        hd__buf_free(&key);
-        return herald_fail(err, HERALD_EIO, "cannot write %s: %s", path, strerror(errno));
-    }
-    printf("admin key (shown once, only its hash is stored): %s\n", (char *)key.p);
+    char key[128];
+    int rc = hd__admin_key_new(s->cfg.data_dir, key, sizeof key, s->admin_hash, err);
+    if (rc) return rc;
+    printf("admin key (shown once, only its hash is stored): %s\n", key);
     fflush(stdout);
-    OPENSSL_cleanse(key.p, key.len);
-    hd__buf_free(&key);
+    OPENSSL_cleanse(key, sizeof key);
     s->have_admin = true;
     return 0;
 }
