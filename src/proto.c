@@ -90,8 +90,8 @@ void hd__proto_error_data(hd_conn *c, const char *id, int code, const char *mess
     send_buf(c, &b);
 }
 
-static void send_simple(hd_conn *c, const char *type, const char *id, uint64_t version,
-                        const herald_value *value)
+void hd__proto_send(hd_conn *c, const char *type, const char *id, uint64_t version,
+                    const herald_value *value)
 {
     hd_buf b = HD_BUF_INIT;
     hd__buf_str(&b, "{\"type\":\"");
@@ -261,7 +261,7 @@ void hd__proto_message(hd_server *s, hd_conn *c, const char *text, size_t len)
         goto done;
     }
     if (!strcmp(type, "ping")) {
-        send_simple(c, "pong", id, 0, NULL);
+        hd__proto_send(c, "pong", id, 0, NULL);
     } else if (!strcmp(type, "auth")) {
         const herald_value *tv = herald_object_get(&msg, "token");
         if (tv && tv->type != HERALD_STRING && tv->type != HERALD_NULL) {
@@ -272,16 +272,25 @@ void hd__proto_message(hd_server *s, hd_conn *c, const char *text, size_t len)
         if (rc)
             hd__proto_error(c, id, rc, err.message);
         else
-            send_simple(c, "ack", id, 0, NULL);
+            hd__proto_send(c, "ack", id, 0, NULL);
         /* Whatever the outcome, subscriptions now run with the new rights. */
         hd__sub_reauth(s, c);
+    } else if (!strcmp(type, "admin") || !strcmp(type, "tail")) {
+        if (!c->admin)
+            hd__proto_error(c, id, HERALD_EACCESS, "admin messages need the admin key");
+        else if (!id)
+            hd__proto_error(c, NULL, HERALD_EINVAL, "this message needs an `id` string");
+        else if (!strcmp(type, "tail"))
+            hd__admin_tail(s, c, id);
+        else
+            hd__admin_message(s, c, id, get_str(&msg, "op"));
     } else if (!strcmp(type, "reload")) {
         if (!c->admin) {
             hd__proto_error(c, id, HERALD_EACCESS, "reload needs the admin key");
         } else if ((rc = hd__server_reload(s, &err))) {
             hd__proto_error(c, id, rc, err.message);
         } else {
-            send_simple(c, "ack", id, 0, NULL);
+            hd__proto_send(c, "ack", id, 0, NULL);
         }
     } else if (!strcmp(type, "sub") || !strcmp(type, "query") || !strcmp(type, "mutate")) {
         if (!id) {
@@ -327,15 +336,17 @@ void hd__proto_message(hd_server *s, hd_conn *c, const char *text, size_t len)
             if (rc)
                 hd__proto_error_data(c, id, rc, err.message, &data);
             else
-                send_simple(c, "result", id, version, &result);
+                hd__proto_send(c, "result", id, version, &result);
             herald_value_free(&result);
             herald_value_free(&data);
         }
     } else if (!strcmp(type, "unsub")) {
-        if (!id || hd__sub_remove(s, c, id))
+        bool tail = id && c->tail_id && !strcmp(c->tail_id, id);
+        if (tail) hd__admin_untail(s, c);
+        if (!tail && (!id || hd__sub_remove(s, c, id)))
             hd__proto_error(c, id, HERALD_ENOTFOUND, "no such subscription");
         else
-            send_simple(c, "ack", id, 0, NULL);
+            hd__proto_send(c, "ack", id, 0, NULL);
     } else {
         hd__proto_error(c, id, HERALD_EINVAL, "unknown message type");
     }
@@ -496,7 +507,7 @@ void hd__proto_answer(hd_server *s, hd_wreq *r)
         if (r->rc)
             hd__proto_error_data(c, r->request_id, r->rc, r->err.message, &r->error_data);
         else
-            send_simple(c, "ack", r->request_id, r->version, &r->result);
+            hd__proto_send(c, "ack", r->request_id, r->version, &r->result);
     } else if (r->rc) {
         http_error_data(c, r->rc, r->err.message, &r->error_data);
     } else {

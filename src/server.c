@@ -87,6 +87,7 @@ static void conn_gone(hd_server *s, hd_conn *c)
         s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     hd__sub_drop_conn(s, c);
+    hd__admin_untail(s, c);
     c->wsi = NULL;
     c->dead = true;
     if (c->pending_requests <= 0) conn_free(c);
@@ -473,7 +474,7 @@ static int admin_key(hd_server *s, herald_error *err)
 
 int hd__server_run(const hd_server_config *cfg)
 {
-    hd_server srv = {.cfg = *cfg};
+    hd_server srv = {.cfg = *cfg, .started_at = hd__now()};
     hd_server *s = &srv;
     herald_error err = {0};
     int rc = 0;

@@ -62,6 +62,7 @@ struct hd_conn {
     bool admin;
     herald_value identity;   /* verified JWT identity (an object), or undefined */
     double identity_expires; /* Unix time the identity's token stops being valid; 0: none */
+    char *tail_id;           /* the live tail of commits this connection follows, or NULL */
     bool closing;
     char close_reason[100];
     hd_frame *out, *out_tail;
@@ -140,6 +141,14 @@ struct hd_server {
     struct hd_auth *auth; /* the app's auth providers */
     /* stats */
     uint64_t commits, updates_sent;
+    double started_at;
+    size_t ntails; /* connections following the tail of commits */
+    struct {
+        uint64_t second; /* monotonic second of the bucket */
+        uint64_t commits;
+    } per_second[16];
+    float latency_ms[1000]; /* commit-to-push latencies, a ring */
+    size_t nlatency, latency_next;
 };
 
 /* ---- server.c ---- */
@@ -182,7 +191,19 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot);
 void hd__sub_catch_up(hd_server *s, hd_conn *c);
 void hd__sub_free_all(hd_server *s);
 
+/* ---- admin.c ---- */
+/* Answers {"type":"admin","op":...} for an admin connection (docs/protocol.md). */
+void hd__admin_message(hd_server *s, hd_conn *c, const char *id, const char *op);
+/* Starts (or moves to `id`) the connection's live tail of commits. */
+void hd__admin_tail(hd_server *s, hd_conn *c, const char *id);
+void hd__admin_untail(hd_server *s, hd_conn *c);
+/* After a commit's updates were queued: tail frames, commit rate and latency. */
+void hd__admin_commit(hd_server *s, hd_wbatch *batches);
+
 /* ---- proto.c ---- */
+/* Sends {"type":TYPE,"id":ID[,"version":V][,"value":VALUE]}. */
+void hd__proto_send(hd_conn *c, const char *type, const char *id, uint64_t version,
+                    const herald_value *value);
 /* Handles one complete text message from a WebSocket client. */
 void hd__proto_message(hd_server *s, hd_conn *c, const char *text, size_t len);
 /* Handles one complete HTTP API request; may answer later (writer). */

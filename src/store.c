@@ -810,3 +810,52 @@ int herald_store_check(herald_store *s, herald_report_fn report, void *ctx, hera
                          (unsigned long long)c.problems, c.problems == 1 ? "" : "s");
     return rc;
 }
+
+/* The document id of a by_id entry, or NULL for an entry of another index. */
+static const uint8_t *by_id_doc(const herald_store *s, const herald_write_key *k)
+{
+    if (k->key_len < HD_IID_BYTES + HERALD_ID_BYTES) return NULL;
+    const uint8_t *id = k->key + HD_IID_BYTES;
+    const hd_table *t = hd__table_by_number(s, hd__get_be32(id));
+    return t && t->indexes[0].id == k->index_id ? id : NULL;
+}
+
+void herald_write_set_changes(herald_store *s, const herald_write_set *ws, herald_change_fn fn,
+                              void *ctx)
+{
+    /*
+     * Every write of a document removes its old by_id entry (if it had one)
+     * and adds the new one (unless it deletes): counted per document, added
+     * minus removed is +1 for an insert, -1 for a delete, 0 for an update.
+     * A mutation writes few documents; a linear pass over them is enough.
+     */
+    size_t cap = ws->nremoved + ws->nadded, n = 0;
+    struct doc {
+        const uint8_t *id;
+        long delta;
+    } *docs = cap ? calloc(cap, sizeof *docs) : NULL;
+    if (cap && !docs) return;
+    for (int pass = 0; pass < 2; pass++) {
+        const herald_write_key *keys = pass ? ws->added : ws->removed;
+        size_t nkeys = pass ? ws->nadded : ws->nremoved;
+        for (size_t i = 0; i < nkeys; i++) {
+            const uint8_t *id = by_id_doc(s, &keys[i]);
+            if (!id) continue;
+            size_t k = 0;
+            while (k < n && memcmp(docs[k].id, id, HERALD_ID_BYTES))
+                k++;
+            if (k == n) docs[n++].id = id;
+            docs[k].delta += pass ? 1 : -1;
+        }
+    }
+    for (size_t k = 0; k < n; k++) {
+        const hd_table *t = hd__table_by_number(s, hd__get_be32(docs[k].id));
+        char text[HERALD_ID_CHARS + 1];
+        hd__id_format(docs[k].id, text);
+        fn(ctx, t->def->name, text,
+           docs[k].delta > 0   ? HERALD_CHANGE_INSERT
+           : docs[k].delta < 0 ? HERALD_CHANGE_DELETE
+                               : HERALD_CHANGE_UPDATE);
+    }
+    free(docs);
+}

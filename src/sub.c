@@ -529,6 +529,7 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
         c->nchanges = 0;
         c->next_pending = NULL;
     }
+    hd__admin_commit(s, batches);
     /* Then the acks, in commit order. */
     for (hd_wbatch *b = batches; b; b = b->next)
         for (hd_wreq *r = b->reqs; r; r = r->next)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "writer.h"
 
@@ -285,6 +286,9 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&w->publish);
         if (!grc) {
             b->commit_rc = herald_group_commit(b->group, &gerr);
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            b->committed_at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
             if (b->commit_rc)
                 for (hd_wreq *r = keep; r; r = r->next)
                     if (r->rc == 0) {

@@ -48,6 +48,7 @@ struct hd_wbatch {
     herald_group *group; /* committed; write sets readable */
     hd_wreq *reqs;       /* in commit order */
     int commit_rc;
+    double committed_at; /* CLOCK_MONOTONIC seconds when the group became durable */
 };
 
 typedef struct hd_writer hd_writer;

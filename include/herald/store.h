@@ -118,6 +118,22 @@ typedef struct herald_write_set {
     size_t ndocs; /* documents written */
 } herald_write_set;
 
+/*
+ * The documents a write set changed, each once, in the order they were
+ * first written: its table, its id's text form, and whether the mutation
+ * inserted, updated or deleted it (a document inserted and deleted by the
+ * same mutation is reported as an update). Strings are valid during the
+ * call. Nothing is reported if memory runs out.
+ */
+typedef enum herald_change_op {
+    HERALD_CHANGE_INSERT,
+    HERALD_CHANGE_UPDATE,
+    HERALD_CHANGE_DELETE
+} herald_change_op;
+typedef void (*herald_change_fn)(void *ctx, const char *table, const char *id, herald_change_op op);
+void herald_write_set_changes(herald_store *s, const herald_write_set *ws, herald_change_fn fn,
+                              void *ctx);
+
 /* Opens the write transaction for a new group. */
 int herald_group_begin(herald_store *s, herald_group **out, herald_error *err);
 

@@ -215,6 +215,64 @@ async def scenario_consistency(server):
         check(torn == 0, f"no frame leaves a mix of commits ({torn} of {frames} did)")
 
 
+async def scenario_admin(server):
+    """The admin console's messages: tables, schema, functions, stats, the live tail."""
+    async with server.ws() as ws, server.ws() as anon:
+        r = await request(anon, {"type": "admin", "id": "x", "op": "tables"})
+        check(r["type"] == "error" and r["code"] == "Unauthorized", f"admin without the key: {r}")
+        r = await request(anon, {"type": "tail", "id": "t"})
+        check(r["type"] == "error" and r["code"] == "Unauthorized", f"tail without the key: {r}")
+        await request(ws, {"type": "auth", "id": "a", "token": server.key})
+        r = await request(ws, {"type": "admin", "id": "t1", "op": "tables"})
+        videos = [t for t in r.get("value", []) if t["name"] == "videos"]
+        st, q = http(server, "/api/query", {"query": {"table": "videos"}}, server.key)
+        check(r["type"] == "result" and videos and videos[0]["count"] == len(q["value"]) and
+              [i["name"] for i in videos[0]["indexes"]][:3] == ["by_id", "by_creation_time",
+                                                                 "by_twitch_id"],
+              f"tables with counts and indexes: {r}")
+        r = await request(ws, {"type": "admin", "id": "s1", "op": "schema"})
+        check(r["type"] == "result" and "videos" in r["value"]["tables"], f"schema: {r}")
+        r = await request(ws, {"type": "admin", "id": "f1", "op": "functions"})
+        kinds = {f["path"]: f["kind"] for f in r.get("value", [])}
+        check(kinds.get("videos:getJobById") == "query" and
+              kinds.get("videos:completeJob") == "mutation", f"functions: {r}")
+        r = await request(ws, {"type": "admin", "id": "b1", "op": "nope"})
+        check(r["type"] == "error" and r["code"] == "InvalidArgument", f"unknown op: {r}")
+        r = await request(ws, {"type": "tail", "id": "tail"})
+        check(r["type"] == "ack", f"tail: {r}")
+        st, m = http(server, "/api/mutation", {"ops": [
+            {"op": "insert", "table": "videos",
+             "value": {"twitchId": "tail", "title": "Tail", "status": "Queued"}}]}, server.key)
+        new_id = m["value"][0]
+        commit = await recv(ws)
+        check(commit["type"] == "commit" and commit["id"] == "tail" and
+              commit["changes"] == [{"table": "videos", "op": "insert", "doc": new_id}],
+              f"tail shows the insert: {commit}")
+        http(server, "/api/mutation", {"ops": [
+            {"op": "patch", "id": new_id, "value": {"status": "Downloading"}},
+            ]}, server.key)
+        commit2 = await recv(ws)
+        check(commit2["changes"] == [{"table": "videos", "op": "update", "doc": new_id}] and
+              commit2["version"] > commit["version"], f"tail shows the update: {commit2}")
+        http(server, "/api/mutation", {"ops": [{"op": "delete", "id": new_id}]}, server.key)
+        commit3 = await recv(ws)
+        check(commit3["changes"] == [{"table": "videos", "op": "delete", "doc": new_id}],
+              f"tail shows the delete: {commit3}")
+        r = await request(ws, {"type": "admin", "id": "st", "op": "stats"})
+        v = r.get("value", {})
+        check(r["type"] == "result" and v["connections"] >= 2 and v["commits"] >= 3 and
+              v["commitToPush"]["samples"] >= 3 and v["commitToPush"]["p99Ms"] >= 0 and
+              v["map"]["usedBytes"] > 0 and v["map"]["sizeBytes"] >= v["map"]["usedBytes"] and
+              v["version"] >= commit3["version"], f"stats: {r}")
+        r = await request(ws, {"type": "unsub", "id": "tail"})
+        check(r["type"] == "ack", f"tail stopped: {r}")
+        http(server, "/api/mutation", {"ops": [
+            {"op": "insert", "table": "videos",
+             "value": {"twitchId": "tail2", "title": "Tail", "status": "Queued"}}]}, server.key)
+        r = await request(ws, {"type": "ping", "id": "p"})
+        check(r["type"] == "pong", f"no commit frame after the tail stopped: {r}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="herald-server-")
     data = os.path.join(tmp, "data")
@@ -226,6 +284,7 @@ def main():
         scenario_http(server, new_id)
         asyncio.run(scenario_live(server))
         asyncio.run(scenario_consistency(server))
+        asyncio.run(scenario_admin(server))
         rc = server.stop()
         check(rc == 0, f"SIGTERM exits 0 (got {rc}): {''.join(server.lines)[-500:]}")
         # Restart: the key is not shown again, the data is there.
