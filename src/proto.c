@@ -399,6 +399,11 @@ static void http_error(hd_conn *c, int code, const char *message)
     http_error_data(c, code, message, NULL);
 }
 
+void hd__http_error(hd_conn *c, int code, const char *message)
+{
+    http_error(c, code, message);
+}
+
 static void http_success(hd_conn *c, const herald_value *value)
 {
     hd_buf b = HD_BUF_INIT;

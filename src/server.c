@@ -356,8 +356,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             c->in.len = 0;
             return 0; /* the body follows */
         }
-        hd__http_request(s, c, "/api/-", NULL, "", 0);
-        c->http_status = 405;
+        /* Not a POST: the API takes only POSTs; anything else is a page that is not there. */
+        char uri[64] = "";
+        lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
+        if (!strncmp(uri, "/api/", 5) || !strcmp(uri, "/api")) {
+            hd__http_error(c, HERALD_EINVAL, "the API takes POST requests");
+            c->http_status = 405;
+        } else {
+            hd__http_error(c, HERALD_ENOTFOUND, "no such page");
+        }
         return 0;
     }
 

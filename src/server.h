@@ -209,6 +209,8 @@ void hd__proto_message(hd_server *s, hd_conn *c, const char *text, size_t len);
 /* Handles one complete HTTP API request; may answer later (writer). */
 void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *auth,
                       const char *body, size_t len);
+/* Answers the connection's HTTP request with a Convex-shaped error. */
+void hd__http_error(hd_conn *c, int code, const char *message);
 /* Writes an error frame for request `id` (may be NULL). */
 void hd__proto_error(hd_conn *c, const char *id, int code, const char *message);
 /* The same with the data of a structured function error (may be NULL or undefined). */
