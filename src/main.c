@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "console.h"
 #include "dump.h"
 #include "server.h"
 #include "herald/query.h"
@@ -45,6 +46,9 @@ static const char usage[] =
     "                        behind; messages up to 1 MiB + 64 KiB; functions may run\n"
     "                        50 million instructions and use 64 MiB per call\n"
     "  functions             load the app's functions/*.lua and list them\n"
+    "  console [URL] [--key KEY | --key-file FILE] [--json]\n"
+    "                        the admin console in a terminal, on a running server\n"
+    "                        (default ws://localhost:3210; docs/console.md)\n"
     "  admin-key             make a new admin key for the data folder (the old one stops\n"
     "                        working; a running server reads it at its next start)\n"
     "  version               print the version\n";
@@ -362,6 +366,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "serve")) return cmd_serve(&o, rest, args, &err);
     if (!strcmp(cmd, "functions")) return cmd_functions(&o, &err);
     if (!strcmp(cmd, "admin-key")) return cmd_admin_key(&o, &err);
+    if (!strcmp(cmd, "console")) return hd__console_main(rest, args);
     if (!strcmp(cmd, "version")) {
         puts("herald 0.1.0");
         return 0;
