@@ -324,6 +324,10 @@ async function main() {
     await db.mutation('videos:updateJobProgress', { twitchId: '1900000000', jobId: 'job-0001', progressPercentage: 43 });
     check(await until(page, () => document.getElementById('doc-json').textContent.includes('"progressPercentage": 43')), 'the open document follows commits');
     await db.mutation('videos:updateJobProgress', { twitchId: '1900000000', jobId: 'job-0001', progressPercentage: 42 });
+    await page.click('#doc-dialog .dialoghead button');
+    check(await until(page, () => !document.getElementById('doc-dialog').open), 'the close button closes the document');
+    await page.click(`#b-docs tr[data-id="${job1._id}"]`);
+    check(await until(page, () => document.getElementById('doc-dialog').open && document.getElementById('doc-json').textContent.includes('"progressPercentage": 42')), 'a browsed row opens its document');
     await page.keyboard.press('Escape');
     check(await until(page, () => !document.getElementById('doc-dialog').open), 'Escape closes the document');
 
@@ -374,6 +378,23 @@ async function main() {
     const after = await db.mutation('videos:updateJobProgress', { twitchId: '1900000000', jobId: 'job-0001', progressPercentage: 44 });
     check(await until(page, (v) => [...document.querySelectorAll('#tail tr')].some((r) => r.dataset.version === v), String(after.version), 30000), 'after the restart the tail shows new commits');
     check(await until(page, () => document.getElementById('q-result').textContent.includes('"progressPercentage": 44'), null, 30000), 'after the restart the watched result follows again');
+    check(await until(page, (v) => Number(document.querySelector('#tail tr.gap')?.dataset.gap) < Number(v), String(after.version)), 'the tail marks where it reconnected');
+
+    /* A reload that cannot reach /ws (Playwright closes the page's sockets): the page keeps
+     * the key, tries again, and signs in by itself once /ws answers. */
+    let blockWs = true;
+    await page.routeWebSocket(/\/ws$/, (ws) => (blockWs ? ws.close({ code: 1011, reason: 'blocked by the test' }) : ws.connectToServer()));
+    await page.reload();
+    check(
+      await until(page, () => !document.getElementById('signin').hidden && document.getElementById('signin-error').textContent.includes('trying again')),
+      `a reload that cannot reach /ws says it is trying again (${await page.textContent('#signin-error')})`,
+    );
+    check((await page.evaluate(() => sessionStorage.getItem('herald.adminKey'))) === key, 'the key is kept while the page tries again');
+    blockWs = false;
+    check(
+      await until(page, () => !document.getElementById('app').hidden && document.querySelector('#tables li[data-table="videos"] .tcount')?.textContent === '9', null, 30000),
+      'the page signs in by itself once /ws answers',
+    );
 
     /* Sign out forgets the key. */
     await page.click('#signout');

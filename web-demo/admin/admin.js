@@ -24,13 +24,15 @@ const $ = (id) => document.getElementById(id);
 /* The raw socket for the admin messages.                                   */
 
 class AdminSocket {
-  constructor(url, key, { onStatus, onReady, onCommit, onAuthLost }) {
+  constructor(url, key, { onStatus, onReady, onCommit, onAuthLost, onTailGap }) {
     this.url = url;
     this.key = key;
     this.onStatus = onStatus;
     this.onReady = onReady;
     this.onCommit = onCommit;
     this.onAuthLost = onAuthLost;
+    this.onTailGap = onTailGap;
+    this.tails = 0; /* tails started: from the second on, commits may have been missed */
     this.nextId = 1;
     this.pending = new Map(); /* id -> {resolve, reject} */
     this.tailId = null;
@@ -68,9 +70,8 @@ class AdminSocket {
     this._failPending('Closed', 'signed out');
   }
 
-  _send(message) {
+  _send(message, id = `a${this.nextId++}`) {
     return new Promise((resolve, reject) => {
-      const id = `a${this.nextId++}`;
       this.pending.set(id, { resolve, reject });
       try {
         this.ws.send(JSON.stringify({ ...message, id }));
@@ -82,9 +83,17 @@ class AdminSocket {
   }
 
   _startTail() {
+    const again = this.tails++ > 0;
     const id = `tail${this.nextId++}`;
-    this.tailId = id;
-    this.ws.send(JSON.stringify({ type: 'tail', id }));
+    this.tailId = id; /* its commit frames carry the id of the request */
+    this._send({ type: 'tail' }, id).then(
+      (ack) => {
+        if (again) this.onTailGap(ack.version);
+      },
+      (e) => {
+        if (e.code !== 'Disconnected' && e.code !== 'Closed') this.onCommit(null, e);
+      },
+    );
   }
 
   _failPending(code, message) {
@@ -138,10 +147,6 @@ class AdminSocket {
       }
       if (m.type === 'commit') {
         if (m.id === this.tailId) this.onCommit(m);
-        return;
-      }
-      if (m.id === this.tailId && m.type === 'error') {
-        this.onCommit(null, new HeraldError(m.code, m.message, m.data));
         return;
       }
       const p = this.pending.get(m.id);
@@ -343,7 +348,12 @@ function banner(text) {
 /* ------------------------------------------------------------------------ */
 /* Sign in and out.                                                         */
 
-async function signIn(key) {
+let retryTimer = null;
+let retryDelay = 1000;
+
+/* fromStorage: the key this tab kept; if the server cannot be reached, try again later. */
+async function signIn(key, fromStorage = false) {
+  clearTimeout(retryTimer);
   const button = $('signin-button');
   const errorText = $('signin-error');
   button.disabled = true;
@@ -354,8 +364,10 @@ async function signIn(key) {
     onReady: reloadAll,
     onCommit: onCommit,
     onAuthLost: () => signOut('the key is not valid'),
+    onTailGap: tailGap,
   });
   let failure = null;
+  let refused = false;
   try {
     await sock.start();
     /* A token the server accepts is not necessarily the admin key: ask for an admin answer. */
@@ -367,16 +379,24 @@ async function signIn(key) {
       adminMissing = e.code === 'InvalidArgument';
     }
   } catch (e) {
-    failure = e.code === 'Unauthorized' ? 'the key is not valid' : e.message || String(e);
+    refused = e.code === 'Unauthorized';
+    failure = refused ? 'the key is not valid' : e.message || String(e);
   }
   button.disabled = false;
   button.textContent = 'Sign in';
   if (failure) {
     sock.close();
+    if (fromStorage && !refused) {
+      showSignIn(`${failure}; trying again…`);
+      retryTimer = setTimeout(() => signIn(key, true), retryDelay);
+      retryDelay = Math.min(retryDelay * 2, 10000);
+      return;
+    }
     sessionStorage.removeItem(KEY_STORE);
     showSignIn(failure);
     return;
   }
+  retryDelay = 1000;
   sessionStorage.setItem(KEY_STORE, key);
   $('key').value = '';
   admin = sock;
@@ -818,9 +838,24 @@ function onCommit(m, error) {
   }
 }
 
+/* After a reconnect: the commits made while the page was away are not replayed. */
+function tailGap(version) {
+  const row = el('tr', { class: 'gap', 'data-gap': version },
+    el('td', { colSpan: 4, text: `reconnected at version ${version}: commits made while disconnected are not listed` }));
+  if (state.tail.paused) state.tail.held.push({ gap: row });
+  else {
+    $('tail').prepend(row);
+    $('tail-empty').hidden = true;
+  }
+}
+
 function addTailRows(commits) {
   const body = $('tail');
   for (const m of commits) {
+    if (m.gap) {
+      body.prepend(m.gap);
+      continue;
+    }
     const changes = Array.isArray(m.changes) && m.changes.length ? m.changes : [{ table: '', op: '', doc: '' }];
     /* Newest first; the changes of one commit in their order. */
     const rows = changes.map((c) =>
@@ -952,6 +987,7 @@ function setView(view) {
 
 $('signin-form').addEventListener('submit', (event) => {
   event.preventDefault();
+  clearTimeout(retryTimer);
   const key = $('key').value.trim();
   if (key) signIn(key);
 });
@@ -1024,7 +1060,7 @@ $('doc-dialog').addEventListener('close', () => {
 const saved = sessionStorage.getItem(KEY_STORE);
 if (saved) {
   $('signin').hidden = true;
-  signIn(saved);
+  signIn(saved, true);
 } else {
   showSignIn('');
 }
