@@ -404,7 +404,8 @@ void hd__http_error(hd_conn *c, int code, const char *message)
     http_error(c, code, message);
 }
 
-static void http_success(hd_conn *c, const herald_value *value)
+/* {"status":"success","value":...}, and for a mutation the commit `version`. */
+static void http_success(hd_conn *c, const herald_value *value, uint64_t version)
 {
     hd_buf b = HD_BUF_INIT;
     char *j = herald_value_to_json(value);
@@ -414,6 +415,11 @@ static void http_success(hd_conn *c, const herald_value *value)
     else
         b.failed = true;
     free(j);
+    if (version) {
+        char v[40];
+        snprintf(v, sizeof v, ",\"version\":%llu", (unsigned long long)version);
+        hd__buf_str(&b, v);
+    }
     hd__buf_byte(&b, '}');
     if (b.failed) {
         hd__buf_free(&b);
@@ -460,7 +466,7 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
         if ((rc = run_query_fn(s, c, fn, args, &result, &data, &version, &err)))
             http_error_data(c, rc, err.message, &data);
         else
-            http_success(c, &result);
+            http_success(c, &result, 0);
         herald_value_free(&result);
         herald_value_free(&data);
     } else if (fn) {
@@ -483,7 +489,7 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
         } else if ((rc = run_query(s, query, &result, &version, &err))) {
             http_error(c, rc, err.message);
         } else {
-            http_success(c, &result);
+            http_success(c, &result, 0);
             herald_value_free(&result);
         }
     } else {
@@ -516,7 +522,7 @@ void hd__proto_answer(hd_server *s, hd_wreq *r)
     } else if (r->rc) {
         http_error_data(c, r->rc, r->err.message, &r->error_data);
     } else {
-        http_success(c, &r->result);
+        http_success(c, &r->result, r->version);
     }
     hd__conn_release(c);
 }

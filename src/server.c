@@ -197,14 +197,32 @@ static void drain_batches(hd_server *s)
  * runtime is replaced, and the writer is handed the same bundle, only
  * once everything loaded; then every function subscription runs again.
  */
+static int admin_hash_read(hd_server *s, herald_error *err);
+
+/* The admin key changed: connections signed in with the old one lose its rights. */
+static void admin_key_changed(hd_server *s)
+{
+    for (hd_conn *c = s->conns; c; c = c->next) {
+        if (!c->admin || c->closing) continue;
+        c->admin = false;
+        hd__admin_untail(s, c);
+        hd__proto_error(c, NULL, HERALD_EACCESS, "the admin key was changed: authenticate again");
+        hd__sub_reauth(s, c);
+    }
+}
+
 int hd__server_reload(hd_server *s, herald_error *err)
 {
+    unsigned char old_hash[sizeof s->admin_hash];
+    memcpy(old_hash, s->admin_hash, sizeof old_hash);
     hd_fnbundle *b = NULL;
     hd_fnrt *rt = NULL;
     hd_auth *auth = NULL;
     int rc = hd__fnbundle_read(s->cfg.app_dir, &b, err);
     if (!rc) rc = hd__fnrt_new(b, herald_store_schema(s->store), &s->cfg.fn_limits, &rt, err);
     if (!rc) rc = hd__auth_load(s->cfg.app_dir ? s->cfg.app_dir : ".", &auth, err);
+    /* A key made with `herald admin-key` takes over (at start the key is handled later). */
+    if (!rc && s->have_admin) rc = admin_hash_read(s, err);
     if (rc) {
         hd__fnrt_free(rt);
         hd__fnbundle_unref(b);
@@ -217,6 +235,7 @@ int hd__server_reload(hd_server *s, herald_error *err)
     if (s->writer) hd__writer_set_functions(s->writer, b, &s->cfg.fn_limits);
     hd__fnbundle_unref(b);
     s->rerun_functions = true;
+    if (s->have_admin && memcmp(old_hash, s->admin_hash, sizeof old_hash)) admin_key_changed(s);
     if (s->lws) lws_cancel_service(s->lws);
     printf("herald: %zu functions loaded, %zu auth providers\n", hd__fnrt_count(rt),
            hd__auth_provider_count(auth));
@@ -454,23 +473,31 @@ int hd__admin_key_new(const char *data_dir, char *key, size_t size, unsigned cha
     return 0;
 }
 
+/* Reads the stored hash of the admin key; HERALD_ENOTFOUND when there is none. */
+static int admin_hash_read(hd_server *s, herald_error *err)
+{
+    char path[4096];
+    unsigned char hash[sizeof s->admin_hash];
+    snprintf(path, sizeof path, "%s/admin-key.sha256", s->cfg.data_dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) return herald_fail(err, HERALD_ENOTFOUND, "%s does not exist", path);
+    size_t n = fread(hash, 1, sizeof hash, f);
+    fclose(f);
+    if (n != sizeof hash)
+        return herald_fail(err, HERALD_ECORRUPT, "%s is damaged; delete it to make a new key",
+                           path);
+    memcpy(s->admin_hash, hash, sizeof hash);
+    s->have_admin = true;
+    return 0;
+}
+
 /* Loads the admin key's hash, or makes a key, prints it once and stores its hash. */
 static int admin_key(hd_server *s, herald_error *err)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/admin-key.sha256", s->cfg.data_dir);
-    FILE *f = fopen(path, "rb");
-    if (f) {
-        size_t n = fread(s->admin_hash, 1, sizeof s->admin_hash, f);
-        fclose(f);
-        if (n != sizeof s->admin_hash)
-            return herald_fail(err, HERALD_ECORRUPT, "%s is damaged; delete it to make a new key",
-                               path);
-        s->have_admin = true;
-        return 0;
-    }
+    int rc = admin_hash_read(s, err);
+    if (rc != HERALD_ENOTFOUND) return rc;
     char key[128];
-    int rc = hd__admin_key_new(s->cfg.data_dir, key, sizeof key, s->admin_hash, err);
+    rc = hd__admin_key_new(s->cfg.data_dir, key, sizeof key, s->admin_hash, err);
     if (rc) return rc;
     printf("admin key (shown once, only its hash is stored): %s\n", key);
     fflush(stdout);
@@ -528,7 +555,7 @@ int hd__server_run(const hd_server_config *cfg)
     info.max_http_header_data = 16 * 1024;
     s->lws = lws_create_context(&info);
     if (!s->lws) {
-        rc = herald_fail(&err, HERALD_EIO, "cannot listen on port %d", cfg->port);
+        rc = herald_fail(&err, HERALD_EBUSY, "cannot listen on port %d (is it in use?)", cfg->port);
         goto fail;
     }
     if ((rc = hd__writer_start(s->store, 1000, wake_loop, s, &s->writer, &err))) goto fail;

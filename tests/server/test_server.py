@@ -275,6 +275,7 @@ async def scenario_admin(server):
               v["commitToPush"]["samples"] >= 3 and v["commitToPush"]["p99Ms"] >= 0 and
               v["map"]["usedBytes"] > 0 and v["map"]["sizeBytes"] >= v["map"]["usedBytes"] and
               v["version"] >= commit3["version"], f"stats: {r}")
+        check(m.get("version", 0) > 0, f"HTTP mutation replies carry the commit version: {m}")
         r = await request(ws, {"type": "unsub", "id": "tail"})
         check(r["type"] == "ack", f"tail stopped: {r}")
         http(server, "/api/mutation", {"ops": [
@@ -282,6 +283,21 @@ async def scenario_admin(server):
              "value": {"twitchId": "tail2", "title": "Tail", "status": "Queued"}}]}, server.key)
         r = await request(ws, {"type": "ping", "id": "p"})
         check(r["type"] == "pong", f"no commit frame after the tail stopped: {r}")
+        # A new admin key (herald admin-key) takes over on SIGHUP; the old one stops working
+        # and connections signed in with it are told so.
+        out = subprocess.run([HERALD, "--data", server.data, "admin-key"], capture_output=True,
+                             text=True)
+        new_key = out.stdout.strip()
+        check(out.returncode == 0 and new_key.startswith("hk_"), f"admin-key: {out}")
+        server.sighup()
+        notice = await recv(ws)
+        check(notice["type"] == "error" and notice["code"] == "Unauthorized" and
+              "admin key was changed" in notice["message"], f"old key's session told: {notice}")
+        st, _ = http(server, "/api/query", {"query": {"table": "videos"}}, server.key)
+        check(st == 401, "the old admin key stopped working")
+        st, _ = http(server, "/api/query", {"query": {"table": "videos"}}, new_key)
+        check(st == 200, "the new admin key works")
+        server.key = new_key
 
 
 def main():
