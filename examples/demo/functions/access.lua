@@ -1,0 +1,1 @@
+../../reels/functions/access.lua

@@ -1,0 +1,1 @@
+../../twitch-jobs/functions/videos.lua
