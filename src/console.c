@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <libwebsockets.h>
+#include <locale.h>
 #include <math.h>
 #include <openssl/crypto.h>
 #include <signal.h>
@@ -1461,6 +1462,41 @@ static int run_command(console *con, char *line, herald_error *err)
 
 /* ---- the two modes ---- */
 
+/*
+ * libedit's source of keys: stdin, one character (a UTF-8 sequence decoded
+ * to its code point) at a time. Ctrl-C interrupts the read (the handler
+ * has no SA_RESTART) and is returned as end of input, so that readline()
+ * gives up the line at once; the loop below sees `interrupted` and
+ * discards it.
+ */
+static int prompt_getc(FILE *in)
+{
+    unsigned char bytes[4];
+    size_t want = 1, have = 0;
+    while (have < want) {
+        if (interrupted) return EOF;
+        ssize_t n = read(fileno(in), bytes + have, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return EOF;
+        if (have++ == 0) {
+            unsigned char b = bytes[0];
+            if (b == 3) { /* ^C as a character: the terminal does not make signals */
+                interrupted = 1;
+                return EOF;
+            }
+            if (MB_CUR_MAX > 1) /* a UTF-8 locale: libedit takes code points */
+                want = b >= 0xF8 ? 1 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
+        } else if ((bytes[have - 1] & 0xC0) != 0x80) {
+            return bytes[have - 1]; /* not UTF-8: the bytes so far are dropped */
+        }
+    }
+    if (want == 1) return bytes[0];
+    int cp = bytes[0] & (0xFF >> (want + 1));
+    for (size_t i = 1; i < want; i++)
+        cp = (cp << 6) | (bytes[i] & 0x3F);
+    return cp;
+}
+
 static int interactive_loop(console *con)
 {
     char history[4096] = "";
@@ -1469,6 +1505,8 @@ static int interactive_loop(console *con)
         int n = snprintf(history, sizeof history, "%s/%s", home, HISTORY_NAME);
         if (n < 0 || (size_t)n >= sizeof history) history[0] = 0;
     }
+    setlocale(LC_CTYPE, "");        /* the terminal's encoding, for line editing */
+    rl_getc_function = prompt_getc; /* before using_history(), which sets libedit up */
     using_history();
     stifle_history(HISTORY_LINES);
     if (history[0]) read_history(history); /* best effort: a first run has none */
@@ -1478,11 +1516,12 @@ static int interactive_loop(console *con)
         interrupted = 0;
         fflush(stdout);
         char *line = readline(PROMPT);
+        if (interrupted) { /* Ctrl-C at the prompt: the line is dropped, a fresh prompt */
+            free(line);
+            fputs("^C\n", stdout);
+            continue;
+        }
         if (!line) {
-            if (interrupted) { /* Ctrl-C at the prompt: a fresh line */
-                putchar('\n');
-                continue;
-            }
             putchar('\n');
             break;
         }
