@@ -50,7 +50,8 @@ async def flows(srv, user_token):
                 "twitchId": "1900000000", "jobId": "job-0001", "progressPercentage": i * 15,
                 "currentStage": stage, "estimatedCompletionSeconds": 300 - i * 50,
                 "stageProgress": {}}, token=key)
-            check(status == 200 and reply == {"status": "success", "value": None},
+            check(status == 200 and reply["status"] == "success" and reply["value"] is None and
+                  reply["version"] > 0,
                   f"updateJobProgress {stage}: {status} {reply}")
         while browser.results["job"].get("progressPercentage") != 75:
             await browser.pump(10)
