@@ -117,10 +117,34 @@ def test_bad_input(tmp):
     check(p.returncode == 2, "unknown command is a usage error")
 
 
+def test_functions_and_keys(tmp):
+    app = os.path.join(ROOT, "examples", "twitch-jobs")
+    p = run("--app", app, "functions")
+    check("videos:getJobById\tquery" in p.stdout and "videos:completeJob\tmutation" in p.stdout,
+          f"functions lists paths and kinds: {p.stdout}")
+    broken = os.path.join(tmp, "broken-app")
+    shutil.copytree(app, broken)
+    with open(os.path.join(broken, "functions", "bad.lua"), "w") as f:
+        f.write("return {x = herald.query{handler = function() end}\n")
+    p = run("--app", broken, "functions", ok=False)
+    check(p.returncode == 1 and "functions/bad.lua:2:" in p.stderr, f"broken file: {p.stderr}")
+    data = os.path.join(tmp, "keys")
+    first = run("--data", data, "admin-key").stdout.strip()
+    second = run("--data", data, "admin-key").stdout.strip()
+    check(first.startswith("hk_") and second.startswith("hk_") and first != second,
+          "admin-key makes a new key each time")
+    with open(os.path.join(data, "admin-key.sha256"), "rb") as f:
+        stored = f.read()
+    check(len(stored) == 32 and first.encode() not in stored and second.encode() not in stored,
+          "only the key's hash is stored")
+    check(os.stat(os.path.join(data, "admin-key.sha256")).st_mode & 0o077 == 0,
+          "the hash file is private")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="herald-cli-")
     try:
-        for t in (test_schema_tools, test_round_trip, test_bad_input):
+        for t in (test_schema_tools, test_round_trip, test_bad_input, test_functions_and_keys):
             try:
                 t(tmp)
             except Exception as e:  # a crash of one test is a failure, not the end
