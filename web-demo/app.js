@@ -204,7 +204,6 @@ export async function startApp({ page }) {
     await app.db.setAuth(token);
     localStorage.setItem(USER_KEY, name);
     await becomeUser(name, exp);
-    toast(`Signed in as ${name}`);
   };
 
   app.signOut = async () => {

@@ -52,10 +52,15 @@ form.addEventListener('submit', async (e) => {
   const twitchId = String(2000000000 + Math.floor(Math.random() * 999999999));
   const jobId = `job-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
   startButton.disabled = true;
+  /* Show where the new job lands. */
+  if (filter !== 'all' && filter !== 'queued' && videos) {
+    filter = 'all';
+    render();
+  }
   try {
     await app.db.mutation('videos:create', { twitchId, title, jobId });
     titleInput.value = '';
-    toast(`Queued “${title}” — the worker picks it up`);
+    /* The new card is already there (the mutation resolves after its update): point at it. */
     const card = cards.get(twitchId);
     if (card) card.node.classList.add('job-new');
   } catch (err) {

@@ -91,12 +91,13 @@ class HeraldHTTP:
         self.stop = stop
         self.log = log
         self.down = False
+        self.deadline = None  # time.monotonic() after which calls give up (--max-seconds)
 
     def _post(self, endpoint, body):
         data = json.dumps(body).encode()
         backoff = 0.25
         while True:
-            if self.stop.is_set():
+            if self.stop.is_set() or (self.deadline and time.monotonic() >= self.deadline):
                 raise Stopped()
             req = urllib.request.Request(
                 self.url + endpoint, data=data, method="POST",
@@ -114,7 +115,7 @@ class HeraldHTTP:
                 if e.code >= 500:
                     print("worker: server error %s, retrying in %.1fs" % (reply.get("errorMessage"), backoff),
                           file=sys.stderr, flush=True)
-                    self.stop.wait(backoff)
+                    self._pause(backoff)
                     backoff = min(backoff * 2, 5)
                     continue
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
@@ -122,7 +123,7 @@ class HeraldHTTP:
                     self.down = True
                     print("worker: herald unreachable at %s (%s); retrying with backoff"
                           % (self.url, getattr(e, "reason", e)), file=sys.stderr, flush=True)
-                self.stop.wait(backoff)
+                self._pause(backoff)
                 backoff = min(backoff * 2, 5)
                 continue
             if self.down:
@@ -131,6 +132,11 @@ class HeraldHTTP:
             if reply.get("status") != "success":
                 raise CallError(reply)
             return reply.get("value")
+
+    def _pause(self, seconds):
+        if self.deadline:
+            seconds = max(0.0, min(seconds, self.deadline - time.monotonic()))
+        self.stop.wait(seconds)
 
     def query(self, path, args=None):
         return self._post("/api/query", {"path": path, "args": args or {}})
@@ -158,7 +164,7 @@ class Job:
         self.twitch_id = video["twitchId"]
         self.job_id = video.get("jobId") or "job-" + video["twitchId"]
         self.title = video["title"]
-        self.fail = fail  # None, or (errorType, isRetryable, message, step at which to fail)
+        self.fail = fail  # None, or how it fails (Worker.failure_for)
         # A job taken over half-way resumes at the step its progress says.
         done = float(video.get("progressPercentage") or 0)
         self.step = 0
@@ -205,7 +211,6 @@ class Worker:
         self.log = log
         self.rng = random.Random(opts.seed)
         self.jobs = {}  # twitchId -> Job
-        self.reel_counts = {}  # feedId -> reels added by this worker (for titles)
 
     # --- jobs -----------------------------------------------------------
 
@@ -377,8 +382,10 @@ def main(argv=None):
         if not opts.quiet:
             print("worker: " + message, flush=True)
 
-    worker = Worker(HeraldHTTP(opts.url, key, stop, log), opts, log)
+    http = HeraldHTTP(opts.url, key, stop, log)
+    worker = Worker(http, opts, log)
     deadline = time.monotonic() + opts.max_seconds if opts.max_seconds else None
+    http.deadline = deadline
     log("working for %s (step %.2fs)" % (opts.url, opts.step_seconds))
     try:
         while not stop.is_set():

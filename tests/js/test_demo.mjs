@@ -126,7 +126,8 @@ function stop(proc) {
       return;
     }
     proc.removeAllListeners('exit');
-    proc.on('exit', (code, signal) => resolve(signal ? signal : code));
+    /* 'close' comes after the output is all read (a sanitizer reports at exit). */
+    proc.on('close', (code, signal) => resolve(signal ? signal : code));
     proc.kill('SIGTERM');
   });
 }
@@ -446,6 +447,7 @@ try {
     check(code === 0, `the server stops cleanly on SIGTERM (exit ${code})`);
   }
   check(!/AddressSanitizer|LeakSanitizer|runtime error:/.test(serverOut), 'no sanitizer report in the server\'s output');
+  if (process.env.HERALD_DEMO_SERVER_LOG) writeFileSync(process.env.HERALD_DEMO_SERVER_LOG, serverOut);
   if (failures.length) {
     console.log('--- server output ---\n' + serverOut.slice(-4000));
     console.log('--- worker output ---\n' + workerOut.slice(-4000));
