@@ -1226,6 +1226,27 @@ static int apply_update(const herald_value *frame, const char *id, herald_value 
     return 0;
 }
 
+/*
+ * The next message while `watch` or `tail` runs in the foreground; false
+ * when the command ends: Ctrl-C, its time is up, or the connection was lost
+ * (then *rc says so and *subscribed is false: there is nothing to end).
+ */
+static bool follow_next(console *con, double deadline, herald_value *msg, bool *subscribed, int *rc,
+                        herald_error *err)
+{
+    enum wait_result w = next_message(con, deadline, msg);
+    if (w == WAIT_INTERRUPTED) {
+        interrupted = 0;
+        putchar('\n'); /* after the terminal's ^C */
+        return false;
+    }
+    if (w == WAIT_CLOSED) {
+        *rc = herald_fail(err, HERALD_EIO, "connection lost: %s", con->reason);
+        *subscribed = false;
+    }
+    return w == WAIT_MESSAGE;
+}
+
 static int cmd_watch(console *con, const char *rest, herald_error *err)
 {
     long count;
@@ -1251,18 +1272,7 @@ static int cmd_watch(console *con, const char *rest, herald_error *err)
     double deadline = seconds > 0 ? now_seconds() + seconds : 0;
     while (!rc && (!count || printed < count)) {
         herald_value msg;
-        enum wait_result w = next_message(con, deadline, &msg);
-        if (w == WAIT_INTERRUPTED) {
-            interrupted = 0;
-            putchar('\n'); /* after the terminal's ^C */
-            break;
-        }
-        if (w == WAIT_TIMEOUT) break;
-        if (w == WAIT_CLOSED) {
-            rc = herald_fail(err, HERALD_EIO, "connection lost: %s", con->reason);
-            subscribed = false;
-            break;
-        }
+        if (!follow_next(con, deadline, &msg, &subscribed, &rc, err)) break;
         const char *type = get_str(&msg, "type"), *mid = get_str(&msg, "id");
         bool mine = mid && !strcmp(mid, id);
         if (type && mine && !strcmp(type, "result")) {
@@ -1341,18 +1351,7 @@ static int cmd_tail(console *con, const char *rest, herald_error *err)
     double deadline = seconds > 0 ? now_seconds() + seconds : 0;
     while (!count || printed < count) {
         herald_value msg;
-        enum wait_result w = next_message(con, deadline, &msg);
-        if (w == WAIT_INTERRUPTED) {
-            interrupted = 0;
-            putchar('\n'); /* after the terminal's ^C */
-            break;
-        }
-        if (w == WAIT_TIMEOUT) break;
-        if (w == WAIT_CLOSED) {
-            rc = herald_fail(err, HERALD_EIO, "connection lost: %s", con->reason);
-            subscribed = false;
-            break;
-        }
+        if (!follow_next(con, deadline, &msg, &subscribed, &rc, err)) break;
         const char *type = get_str(&msg, "type"), *mid = get_str(&msg, "id");
         if (type && mid && !strcmp(mid, id)) {
             if (!strcmp(type, "commit")) {
