@@ -7,40 +7,20 @@
  * node fanout.mjs --herald build-release/herald --data DIR --port N [--conns 10000] [--repeat 20]
  */
 import {
-  closeAll, cpuMs, fmtInt, fmtMs, insertVideos, now, openMany, openWriter, parseArgs, percentile,
-  rssBytes, schedMs, sleep, sortedCopy, startServer, table,
+  benchArgs, closeAll, fmtInt, fmtMs, insertVideos, now, openMany, percentile, rssBytes, runBenchmark, schedMs,
+  sleep, sortedCopy, table,
 } from './lib.mjs';
 
-const o = parseArgs(process.argv.slice(2), {
-  herald: 'build-release/herald',
-  data: 'build-release/bench-live-data',
+const o = benchArgs(process.argv.slice(2), {
   port: 3292,
   conns: 10000,
   repeat: 20,
   gap: 200,
-  serverArgs: '',
 });
 
-const srv = await startServer({ herald: o.herald, dataDir: o.data, port: o.port, extra: o.serverArgs ? o.serverArgs.split(' ') : [] });
-let failed = false;
-try {
-  await main();
-} catch (e) {
-  console.error(e);
-  failed = true;
-} finally {
-  if (srv.exited()) {
-    console.log(`\n**server exited during the benchmark: ${JSON.stringify(srv.exited())}**\n`);
-    failed = true;
-  }
-  await srv.stop();
-  const culls = (srv.stderr().match(/closing connection/g) || []).length;
-  if (culls) console.log(`\nserver closed ${culls} connections as too far behind`);
-}
-process.exit(failed ? 1 : 0);
+await runBenchmark(o, main, { culls: 'count' });
 
-async function main() {
-  const writer = await openWriter(srv.url, srv.key);
+async function main(srv, writer) {
   const [vid] = await insertVideos(writer, 1, 'fanout');
   let subscribed = 0, wrong = 0;
   let expect = -1; // the updatedAt of the write in flight

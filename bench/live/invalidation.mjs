@@ -16,13 +16,11 @@
  * node invalidation.mjs --herald build-release/herald --data DIR --port N
  */
 import {
-  closeAll, cpuMs, fmtInt, fmtMs, insertVideos, now, openMany, openWriter, parseArgs, anonBytes, percentile,
-  schedMs, sleep, startServer, table,
+  anonBytes, benchArgs, closeAll, cpuMs, fmtInt, insertVideos, now, openMany, percentile, runBenchmark,
+  schedMs, sleep, table,
 } from './lib.mjs';
 
-const o = parseArgs(process.argv.slice(2), {
-  herald: 'build-release/herald',
-  data: 'build-release/bench-live-data',
+const o = benchArgs(process.argv.slice(2), {
   port: 3293,
   docs: 100000,
   conns: 100,
@@ -30,27 +28,11 @@ const o = parseArgs(process.argv.slice(2), {
   window: 64,
   cycles: 2,
   noSync: false,
-  serverArgs: '',
 });
 
-const srv = await startServer({ herald: o.herald, dataDir: o.data, port: o.port, extra: o.serverArgs ? o.serverArgs.split(' ') : [], pre: o.noSync ? ['--no-sync'] : [] });
-let failed = false;
-try {
-  await main();
-} catch (e) {
-  console.error(e);
-  failed = true;
-} finally {
-  if (srv.exited()) {
-    console.log(`\n**server exited during the benchmark: ${JSON.stringify(srv.exited())}**\n`);
-    failed = true;
-  }
-  await srv.stop();
-}
-process.exit(failed ? 1 : 0);
+await runBenchmark(o, main, { pre: o.noSync ? ['--no-sync'] : [] });
 
-async function main() {
-  const writer = await openWriter(srv.url, srv.key);
+async function main(srv, writer) {
   let t = now();
   const ids = await insertVideos(writer, o.docs, 'inval');
   const insertS = (now() - t) / 1000;

@@ -13,13 +13,11 @@
  */
 import http from 'node:http';
 import {
-  cpuMs, fmtInt, fmtMs, insertVideos, now, openMany, openWriter, parseArgs, percentile, rssBytes,
-  schedMs, sleep, sortedCopy, startServer, table, closeAll,
+  benchArgs, closeAll, cpuMs, fmtInt, fmtMs, insertVideos, now, openMany, percentile, rssBytes, runBenchmark,
+  schedMs, sleep, sortedCopy, table,
 } from './lib.mjs';
 
-const o = parseArgs(process.argv.slice(2), {
-  herald: 'build-release/herald',
-  data: 'build-release/bench-live-data',
+const o = benchArgs(process.argv.slice(2), {
   port: 3291,
   jobs: 500,
   perJob: 10,
@@ -32,30 +30,11 @@ const o = parseArgs(process.argv.slice(2), {
   httpConns: 32,
   httpPool: false, // one agent for all connections: a video's patches may commit out of send order
   keepGoing: false, // run every rate even after one fails
-  serverArgs: '',
 });
 
-const srv = await startServer({ herald: o.herald, dataDir: o.data, port: o.port, extra: o.serverArgs ? o.serverArgs.split(' ') : [] });
-let failed = false;
-try {
-  await main();
-} catch (e) {
-  console.error(e);
-  failed = true;
-} finally {
-  const ex = srv.exited();
-  if (ex) {
-    console.log(`\n**server exited during the benchmark: ${JSON.stringify(ex)}**\n`);
-    failed = true;
-  }
-  await srv.stop();
-  const culls = (srv.stderr().match(/closing connection/g) || []).length;
-  if (culls) console.log(`\nserver closed ${culls} connections as too far behind; stderr tail:\n${srv.stderr().slice(-500)}`);
-}
-process.exit(failed ? 1 : 0);
+await runBenchmark(o, main, { culls: 'tail' });
 
-async function main() {
-  const writer = await openWriter(srv.url, srv.key);
+async function main(srv, writer) {
   const vids = await insertVideos(writer, o.jobs, 'latency');
   const nWatch = o.jobs * o.perJob;
 

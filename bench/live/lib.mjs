@@ -224,6 +224,46 @@ export async function insertVideos(writer, n, tag = 'v') {
   return ids;
 }
 
+/* ---- one benchmark run ---- */
+
+/*
+ * A benchmark's options: --herald, --data and --server-args (more
+ * arguments for `serve`, split at spaces), then its own `defaults`
+ * (--port among them).
+ */
+export function benchArgs(argv, defaults) {
+  return parseArgs(argv, { herald: 'build-release/herald', data: 'build-release/bench-live-data', serverArgs: '', ...defaults });
+}
+
+/*
+ * Runs one benchmark: starts a fresh server from the options `o` (`pre`:
+ * herald options before `serve`), opens a writer connection and runs
+ * main(srv, writer), which closes what it opened. Then stops the server,
+ * says how many connections it closed as too far behind if `culls` is
+ * 'count' ('tail': with the end of its stderr), and exits 1 if main threw
+ * or the server exited during the run, 0 if not.
+ */
+export async function runBenchmark(o, main, { pre = [], culls = null } = {}) {
+  const srv = await startServer({ herald: o.herald, dataDir: o.data, port: o.port, extra: o.serverArgs ? o.serverArgs.split(' ') : [], pre });
+  let failed = false;
+  try {
+    await main(srv, await openWriter(srv.url, srv.key));
+  } catch (e) {
+    console.error(e);
+    failed = true;
+  } finally {
+    const ex = srv.exited();
+    if (ex) {
+      console.log(`\n**server exited during the benchmark: ${JSON.stringify(ex)}**\n`);
+      failed = true;
+    }
+    await srv.stop();
+    const n = culls ? (srv.stderr().match(/closing connection/g) || []).length : 0;
+    if (n) console.log(`\nserver closed ${n} connections as too far behind${culls === 'tail' ? `; stderr tail:\n${srv.stderr().slice(-500)}` : ''}`);
+  }
+  process.exit(failed ? 1 : 0);
+}
+
 /* ---- statistics and output ---- */
 
 export function percentile(sorted, p) {

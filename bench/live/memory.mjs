@@ -9,37 +9,18 @@
  * node memory.mjs --herald build-release/herald --data DIR --port N [--conns 5000]
  */
 import {
-  anonBytes, closeAll, fmtInt, insertVideos, openMany, openWriter, parseArgs, rssBytes, sleep,
-  startServer, table,
+  anonBytes, benchArgs, closeAll, fmtInt, insertVideos, openMany, rssBytes, runBenchmark, sleep, table,
 } from './lib.mjs';
 
-const o = parseArgs(process.argv.slice(2), {
-  herald: 'build-release/herald',
-  data: 'build-release/bench-live-data',
+const o = benchArgs(process.argv.slice(2), {
   port: 3294,
   conns: 5000,
   jobs: 500,
-  serverArgs: '',
 });
 
-const srv = await startServer({ herald: o.herald, dataDir: o.data, port: o.port, extra: o.serverArgs ? o.serverArgs.split(' ') : [] });
-let failed = false;
-try {
-  await main();
-} catch (e) {
-  console.error(e);
-  failed = true;
-} finally {
-  if (srv.exited()) {
-    console.log(`\n**server exited during the benchmark: ${JSON.stringify(srv.exited())}**\n`);
-    failed = true;
-  }
-  await srv.stop();
-}
-process.exit(failed ? 1 : 0);
+await runBenchmark(o, main);
 
-async function main() {
-  const writer = await openWriter(srv.url, srv.key);
+async function main(srv, writer) {
   const vids = await insertVideos(writer, Math.max(o.jobs, o.conns), 'memory');
   /* One warm-up connection with a subscription, so that one-time allocations are in the baseline. */
   const [warm] = await openMany(srv.url, srv.key, 1, () => () => {});

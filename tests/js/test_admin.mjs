@@ -14,51 +14,20 @@
  * exits 77 (skipped) without them.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import { CHROMIUM, checker, freePort, importOrSkip, startHerald, stopProcess } from './lib.mjs';
 
-let WebSocket, chromium;
-try {
-  ({ WebSocket } = await import('ws'));
-  ({ chromium } = await import('playwright-core'));
-} catch {
-  console.log('ws or playwright-core is missing (npm ci in tests/js): skipped');
-  process.exit(77);
-}
-const CHROMIUM = '/usr/bin/chromium';
-if (!existsSync(CHROMIUM)) {
-  console.log(`${CHROMIUM} is missing: skipped`);
-  process.exit(77);
-}
+const [{ WebSocket }, { chromium }] = await importOrSkip(['ws', 'playwright-core'], { chromium: true });
 const [herald, root] = process.argv.slice(2);
 const { connect } = await import(join(root, 'web-demo', 'herald.js'));
 const app = join(root, 'examples', 'twitch-jobs');
 const seed = join(app, 'seed', 'videos.jsonl');
 const shots = join(root, 'docs', 'screenshots');
 
-const failures = [];
-const t0 = Date.now();
-const check = (cond, what) => {
-  if (process.env.HERALD_TEST_VERBOSE) console.log(`${((Date.now() - t0) / 1000).toFixed(1)}s ${cond ? 'ok' : 'FAIL'}: ${what}`);
-  if (!cond) {
-    failures.push(what);
-    console.log('FAIL:', what);
-  }
-  return cond;
-};
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+const { check, failures } = checker();
 
 function run(args) {
   return new Promise((resolve, reject) => {
@@ -70,36 +39,8 @@ function run(args) {
   });
 }
 
-async function startServer(data, port) {
-  const proc = spawn(herald, ['--data', data, '--app', app, 'serve', '--port', String(port), '--static', join(root, 'web-demo')]);
-  let out = '';
-  let key = null;
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 30000);
-    const onData = (d) => {
-      out += d;
-      const m = /admin key[^:]*: (\S+)/.exec(out);
-      if (m) key = m[1];
-      if (out.includes('listening on')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', (d) => (out += d));
-    proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
-  });
-  return { proc, key };
-}
-
-function stopServer(proc) {
-  return new Promise((resolve) => {
-    proc.removeAllListeners('exit');
-    if (proc.exitCode !== null) return resolve(proc.exitCode);
-    proc.on('exit', (code) => resolve(code));
-    proc.kill('SIGTERM');
-  });
-}
+const startServer = (data, port) =>
+  startHerald(herald, ['--data', data, '--app', app, 'serve', '--port', String(port), '--static', join(root, 'web-demo')]);
 
 /* Waits for a condition in the page; false (not an exception) when it never holds. */
 async function until(page, fn, arg, timeout = 15000) {
@@ -370,7 +311,7 @@ async function main() {
     check(await until(page, () => document.getElementById('q-status').textContent.includes('live')), 'watching after the reload');
 
     /* The server restarts: the page reconnects, signs in again and tails again. */
-    const code1 = await stopServer(proc);
+    const code1 = await stopProcess(proc);
     check(code1 === 0, `the server exits 0 on SIGTERM (${code1})`);
     check(await until(page, () => document.getElementById('conn').dataset.state === 'reconnecting'), 'the page shows it lost the server');
     ({ proc } = await startServer(data, port));
@@ -410,7 +351,7 @@ async function main() {
   } finally {
     await browser.close();
     db.close();
-    const code = await stopServer(proc);
+    const code = await stopProcess(proc);
     check(code === 0, `the server exits 0 on SIGTERM (${code})`);
     rmSync(dir, { recursive: true, force: true });
   }

@@ -8,68 +8,20 @@
  * Run as: node test_client.mjs <herald> <source root>
  * Needs the `ws` package (npm ci in tests/js); exits 77 (skipped) without it.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import { checker, freePort, importOrSkip, startHerald, stopProcess } from './lib.mjs';
 
-let WebSocket;
-try {
-  ({ WebSocket } = await import('ws'));
-} catch {
-  console.log('the ws package is missing (npm ci in tests/js): skipped');
-  process.exit(77);
-}
+const [{ WebSocket }] = await importOrSkip(['ws']);
 const [herald, root] = process.argv.slice(2);
 const { connect } = await import(join(root, 'web-demo', 'herald.js'));
 
-const failures = [];
-const check = (cond, what) => {
-  if (!cond) {
-    failures.push(what);
-    console.log('FAIL:', what);
-  }
-};
+const { check, failures } = checker();
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function startServer(data, port) {
-  const proc = spawn(herald, ['--data', data, '--app', join(root, 'examples', 'twitch-jobs'), 'serve', '--port', String(port)]);
-  let out = '';
-  let key = null;
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 30000);
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = /admin key[^:]*: (\S+)/.exec(out);
-      if (m) key = m[1];
-      if (out.includes('listening on')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
-  });
-  return { proc, key };
-}
-
-function stopServer(proc) {
-  return new Promise((resolve) => {
-    proc.removeAllListeners('exit');
-    proc.on('exit', (code) => resolve(code));
-    proc.kill('SIGTERM');
-  });
-}
+const startServer = (data, port) =>
+  startHerald(herald, ['--data', data, '--app', join(root, 'examples', 'twitch-jobs'), 'serve', '--port', String(port)]);
 
 /* xorshift: reproducible with HERALD_JS_SEED. */
 let seed = BigInt(process.env.HERALD_JS_SEED ?? Date.now());
@@ -176,7 +128,7 @@ async function main() {
   check(job.progressPercentage === 44, 'function subscription kept through re-authentication');
 
   /* Restart the server: the client reconnects, re-subscribes, and is current again. */
-  check((await stopServer(proc)) === 0, 'server stops cleanly');
+  check((await stopProcess(proc)) === 0, 'server stops cleanly');
   ({ proc } = await startServer(join(dir, 'data'), port));
   const deadline = Date.now() + 20000;
   let back = false;
@@ -198,7 +150,7 @@ async function main() {
   for (const u of unsubs) u();
   db.close();
   fdb.close();
-  await stopServer(proc);
+  await stopProcess(proc);
   rmSync(dir, { recursive: true, force: true });
   console.log(failures.length ? `js client: ${failures.length} failures` : 'js client: all passed');
   process.exit(failures.length ? 1 : 0);

@@ -24,23 +24,12 @@
  * (skipped) without them.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CHROMIUM, checker, freePort, importOrSkip, startHerald, stopProcess } from './lib.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
-let chromium;
-try {
-  ({ chromium } = await import('playwright-core'));
-} catch {
-  console.log('playwright-core is missing (npm ci in tests/js): skipped');
-  process.exit(77);
-}
-if (!existsSync(CHROMIUM)) {
-  console.log(`${CHROMIUM} is missing: skipped`);
-  process.exit(77);
-}
+const [{ chromium }] = await importOrSkip(['playwright-core'], { chromium: true });
 
 const [herald, root] = process.argv.slice(2);
 if (!herald || !root) {
@@ -52,26 +41,7 @@ const STATIC = join(root, 'web-demo');
 const SHOTS = join(root, 'docs', 'screenshots');
 const { mintDemoToken } = await import(join(STATIC, 'demo-auth.js'));
 
-let passed = 0;
-const failures = [];
-function check(cond, what) {
-  if (cond) passed++;
-  else {
-    failures.push(what);
-    console.log('FAIL:', what);
-  }
-  return cond;
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+const { check, failures, passed } = checker();
 
 /* Waits for pred() (sync or async) to be truthy; the timeout is only a guard. */
 async function until(pred, what, timeoutMs = 30000, everyMs = 100) {
@@ -97,40 +67,11 @@ let serverOut = '';
 let workerOut = '';
 let browser = null;
 
-function startServer() {
-  const proc = spawn(herald, ['--data', data, '--app', APP, 'serve', '--port', String(port), '--static', STATIC]);
-  let key = null;
-  let out = ''; /* this start's output; serverOut keeps every start's */
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 30000);
-    const onData = (d) => {
-      serverOut += d;
-      out += d;
-      const m = /admin key[^:]*: (\S+)/.exec(out);
-      if (m) key = m[1];
-      if (out.includes('listening on')) {
-        clearTimeout(timer);
-        resolve({ proc, key });
-      }
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', (d) => { serverOut += d; });
-    proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
+/* serverOut keeps the output of every start, for the sanitizer scan at the end. */
+const startServer = () =>
+  startHerald(herald, ['--data', data, '--app', APP, 'serve', '--port', String(port), '--static', STATIC], {
+    onOutput: (d) => { serverOut += d; },
   });
-}
-
-function stop(proc) {
-  return new Promise((resolve) => {
-    if (proc.exitCode !== null || proc.signalCode !== null) {
-      resolve(proc.exitCode);
-      return;
-    }
-    proc.removeAllListeners('exit');
-    /* 'close' comes after the output is all read (a sanitizer reports at exit). */
-    proc.on('close', (code, signal) => resolve(signal ? signal : code));
-    proc.kill('SIGTERM');
-  });
-}
 
 async function api(kind, path, args, token) {
   const res = await fetch(`${base}/api/${kind}`, {
@@ -388,7 +329,7 @@ async function restartTest(context) {
   await page.waitForSelector('.who-name', { timeout: 15000 });
   await until(async () => (await page.getAttribute('.conn', 'data-state')) === 'open', 'the dashboard to connect', 15000);
   await page.evaluate(() => { window.__notReloaded = true; });
-  const code = await stop(server);
+  const code = await stopProcess(server);
   check(code === 0, `the server stops cleanly for the restart (exit ${code})`);
   server = null;
   await until(async () => (await page.getAttribute('.conn', 'data-state')) === 'reconnecting', 'the page to say it is reconnecting', 15000);
@@ -439,11 +380,11 @@ try {
 } finally {
   if (browser) await browser.close().catch(() => {});
   if (worker) {
-    const code = await stop(worker);
+    const code = await stopProcess(worker);
     check(code === 0, `the worker stops cleanly on SIGTERM (exit ${code})`);
   }
   if (server) {
-    const code = await stop(server);
+    const code = await stopProcess(server);
     check(code === 0, `the server stops cleanly on SIGTERM (exit ${code})`);
   }
   check(!/AddressSanitizer|LeakSanitizer|runtime error:/.test(serverOut), 'no sanitizer report in the server\'s output');
@@ -454,5 +395,5 @@ try {
   }
   rmSync(dir, { recursive: true, force: true });
 }
-console.log(`demo: ${passed} passed, ${failures.length} failed`);
+console.log(`demo: ${passed()} passed, ${failures.length} failed`);
 process.exit(failures.length || crashed ? 1 : 0);
