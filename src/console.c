@@ -35,7 +35,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef HERALD_HAVE_LIBEDIT
 #include <editline/readline.h>
+#endif
 
 #include "buf.h"
 #include "console.h"
@@ -1461,6 +1463,7 @@ static int run_command(console *con, char *line, herald_error *err)
 
 /* ---- the two modes ---- */
 
+#ifdef HERALD_HAVE_LIBEDIT
 /*
  * libedit's source of keys: stdin, one character (a UTF-8 sequence decoded
  * to its code point) at a time. Ctrl-C interrupts the read (the handler
@@ -1496,6 +1499,64 @@ static int prompt_getc(FILE *in)
     return cp;
 }
 
+/* Line editing and history through libedit. */
+static void lines_open(const char *history)
+{
+    rl_getc_function = prompt_getc; /* before using_history(), which sets libedit up */
+    using_history();
+    stifle_history(HISTORY_LINES);
+    if (history[0]) read_history(history); /* best effort: a first run has none */
+}
+
+static char *line_read(void)
+{
+    return readline(PROMPT);
+}
+
+static void line_remember(const char *line)
+{
+    HIST_ENTRY *last = history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
+    if (!last || strcmp(last->line, line)) add_history(line);
+}
+
+static void lines_close(const char *history)
+{
+    if (history[0] && write_history(history) == 0) chmod(history, 0600);
+    clear_history();
+}
+#else
+/* Built without libedit: plain lines, no editing and no history. */
+static void lines_open(const char *history)
+{
+    (void)history;
+}
+
+static char *line_read(void)
+{
+    fputs(PROMPT, stdout);
+    fflush(stdout);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, stdin); /* Ctrl-C interrupts it (no SA_RESTART) */
+    if (n < 0) {
+        free(line);
+        return NULL;
+    }
+    if (n > 0 && line[n - 1] == '\n') line[n - 1] = 0;
+    return line;
+}
+
+static void line_remember(const char *line)
+{
+    (void)line;
+}
+
+static void lines_close(const char *history)
+{
+    (void)history;
+}
+#endif
+
 static int interactive_loop(console *con)
 {
     char history[4096] = "";
@@ -1504,17 +1565,14 @@ static int interactive_loop(console *con)
         int n = snprintf(history, sizeof history, "%s/%s", home, HISTORY_NAME);
         if (n < 0 || (size_t)n >= sizeof history) history[0] = 0;
     }
-    setlocale(LC_CTYPE, "");        /* the terminal's encoding, for line editing */
-    rl_getc_function = prompt_getc; /* before using_history(), which sets libedit up */
-    using_history();
-    stifle_history(HISTORY_LINES);
-    if (history[0]) read_history(history); /* best effort: a first run has none */
+    setlocale(LC_CTYPE, ""); /* the terminal's encoding, for line editing */
+    lines_open(history);
     printf("connected to %s%s; `help` lists the commands, `quit` leaves\n", con->url,
            con->token ? "" : " without a key");
     for (;;) {
         interrupted = 0;
         fflush(stdout);
-        char *line = readline(PROMPT);
+        char *line = line_read();
         if (interrupted) { /* Ctrl-C at the prompt: the line is dropped, a fresh prompt */
             free(line);
             fputs("^C\n", stdout);
@@ -1527,11 +1585,7 @@ static int interactive_loop(console *con)
         const char *p = line;
         while (*p == ' ' || *p == '\t')
             p++;
-        if (*p) {
-            HIST_ENTRY *last =
-                history_length > 0 ? history_get(history_base + history_length - 1) : NULL;
-            if (!last || strcmp(last->line, line)) add_history(line);
-        }
+        if (*p) line_remember(line);
         herald_error err = {0};
         int rc = run_command(con, line, &err);
         free(line);
@@ -1539,8 +1593,7 @@ static int interactive_loop(console *con)
         fflush(stdout);
         if (rc < 0) fprintf(stderr, "error: %s\n", err.message);
     }
-    if (history[0] && write_history(history) == 0) chmod(history, 0600);
-    clear_history();
+    lines_close(history);
     return 0;
 }
 
