@@ -5,7 +5,7 @@
 #
 #   tests/fuzz/run.sh [SECONDS] [TARGET...]
 #
-# SECONDS per target defaults to 60; TARGET defaults to all four. With
+# SECONDS per target defaults to 60; TARGET defaults to all five. With
 # HERALD_FUZZ_MINIMIZE=1 the corpus is re-minimized from scratch instead
 # (hand-written seeds, the files not named by a SHA-1, are always kept).
 # Crashing inputs land in tests/fuzz/crashes/<target>-crash-<sha1>: rename
@@ -18,22 +18,33 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(fuzz_json fuzz_keydecode fuzz_schema fuzz_query)
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_json fuzz_keydecode fuzz_schema fuzz_query fuzz_fn)
 build=${HERALD_FUZZ_BUILD:-build-fuzz}
 cc=${CC:-clang}
 
 # Longest input per target: a little above the largest useful seed.
-declare -A max_len=([fuzz_json]=8192 [fuzz_keydecode]=1024 [fuzz_schema]=8192 [fuzz_query]=2048)
+declare -A max_len=([fuzz_json]=8192 [fuzz_keydecode]=1024 [fuzz_schema]=8192 [fuzz_query]=2048
+                   [fuzz_fn]=4096)
 
-cflags=(-g -O1 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -fno-omit-frame-pointer
+# The core includes the function runtime (fn.c, search.c, jwt.c), so every
+# target links Lua and OpenSSL; the system Lua is not instrumented.
+read -r -a lua_cflags <<< "$(pkg-config --cflags lua5.4)"
+read -r -a lua_libs <<< "$(pkg-config --libs lua5.4)"
+cflags=(-g -O1 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc "${lua_cflags[@]}" -fno-omit-frame-pointer
         -fsanitize=address,undefined -fno-sanitize-recover=undefined)
-libs=(-llmdb -lcjson -lcrypto -lm -lpthread)
+libs=(-llmdb -lcjson "${lua_libs[@]}" -lssl -lcrypto -lm -lpthread)
 
 # The storage core, as meson.build lists it in core_src.
 mapfile -t core < <(sed -n '/^core_src = files(/,/^)/p' meson.build | grep -o "'src/[^']*'" |
                     tr -d "'")
 
 mkdir -p "$build/obj" tests/fuzz/crashes
+# The function runtime's Lua prelude, embedded as meson's custom_target does.
+prelude=$build/fn_prelude.c
+if [ ! -f "$prelude" ] || [ src/fn_prelude.lua -nt "$prelude" ]; then
+  python3 src/embed.py hd__fn_prelude src/fn_prelude.lua "$prelude"
+fi
+core+=("$prelude")
 objs=()
 for src in "${core[@]}"; do
   obj=$build/obj/$(basename "$src" .c).o
