@@ -249,6 +249,7 @@ struct hd_fnrt {
     hd_fn_limits limits;
     size_t mem_used, mem_limit;
     bool mem_limited;
+    size_t refused; /* size of a refused allocation not granted since, or 0 */
     uint64_t instructions;
     bool instr_tripped, mem_tripped;
     call_state *cur;
@@ -271,11 +272,14 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         return NULL;
     }
     if (nsize > old && rt->mem_limited && rt->mem_used - old + nsize > rt->mem_limit) {
-        rt->mem_tripped = true;
+        /* Lua may collect garbage and ask again for the same size; if that
+         * never succeeds, the call ran out of its budget (budget_tripped()). */
+        rt->refused = nsize;
         return NULL;
     }
     void *p = realloc(ptr, nsize);
     if (!p) return NULL;
+    if (nsize == rt->refused) rt->refused = 0;
     rt->mem_used = rt->mem_used - old + nsize;
     return p;
 }
@@ -299,6 +303,7 @@ static void budget_start(hd_fnrt *rt)
 {
     rt->instructions = 0;
     rt->instr_tripped = rt->mem_tripped = false;
+    rt->refused = 0;
     lua_sethook(rt->L, hook, LUA_MASKCOUNT, HOOK_EVERY);
     size_t limit = rt->mem_used + rt->limits.memory;
     rt->mem_limit = limit > STATE_MEMORY_CAP ? STATE_MEMORY_CAP : limit;
@@ -307,6 +312,7 @@ static void budget_start(hd_fnrt *rt)
 
 static void budget_end(hd_fnrt *rt)
 {
+    rt->mem_tripped = rt->refused != 0;
     rt->mem_limited = false;
     lua_sethook(rt->L, NULL, 0, 0);
 }
@@ -916,6 +922,24 @@ static int l_print(lua_State *L)
     return 0;
 }
 
+/*
+ * setmetatable() without __gc: Lua runs finalizers with hooks off, so a
+ * finalizer could spin or allocate outside every budget (and at lua_close).
+ */
+static int l_setmetatable(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_error(L, "__gc metamethods are not allowed in server functions");
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 /* load() of text only: bytecode could break out of the sandbox. */
 static int l_load(lua_State *L)
 {
@@ -1048,7 +1072,9 @@ static void invoke(lua_State *L, const fndef *d, const herald_value *args, heral
         return;
     }
     const char *outer = cs->path;
+    bool outer_writable = cs->writable;
     cs->path = d->path;
+    cs->writable = d->kind == HD_FN_MUTATION; /* a query stays read-only, whoever calls it */
     cs->depth++;
     lua_rawgeti(L, LUA_REGISTRYINDEX, d->handler);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_P);
@@ -1078,6 +1104,7 @@ static void invoke(lua_State *L, const fndef *d, const herald_value *args, heral
     }
     cs->depth--;
     cs->path = outer;
+    cs->writable = outer_writable;
 }
 
 typedef struct entry_args {
@@ -1120,12 +1147,14 @@ static int run_nested(lua_State *L, hd_fn_kind kind)
      * the callee fails and the caller catches it. */
     int depth = cs->depth;
     const char *path = cs->path;
+    bool writable = cs->writable;
     entry_args ea = {d, args, result};
     lua_pushcfunction(L, invoke_entry);
     lua_pushlightuserdata(L, &ea);
     int status = lua_pcall(L, 1, 0, 0);
     cs->depth = depth;
     cs->path = path;
+    cs->writable = writable;
     if (status != LUA_OK) {
         /* Freed now: app code may catch the error and call again, many times. */
         scratch_drop(L, result);
@@ -1240,6 +1269,11 @@ int hd__fn_call(hd_fnrt *rt, const hd_fncall *call, herald_value *result, herald
     lua_pushlightuserdata(L, &ea);
     int status = lua_pcall(L, 1, 0, 0);
     budget_end(rt);
+    if (status == LUA_OK && (rt->mem_tripped || rt->instr_tripped)) {
+        /* The budget ran out and app code caught the error: the call still fails. */
+        lua_pushnil(L);
+        status = LUA_ERRRUN;
+    }
     if (status != LUA_OK) {
         herald_value_free(result);
         rc = classify_error(rt, status, error_data, err);
@@ -1300,6 +1334,11 @@ static int setup(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, l_load);
     lua_setfield(L, g, "load");
+    lua_getfield(L, g, "setmetatable");
+    int raw_setmetatable = lua_gettop(L);
+    lua_pushvalue(L, raw_setmetatable);
+    lua_pushcclosure(L, l_setmetatable, 1);
+    lua_setfield(L, g, "setmetatable");
     lua_pushcfunction(L, l_require);
     lua_setfield(L, g, "require");
     lua_pushcfunction(L, l_print);
@@ -1349,6 +1388,9 @@ static int setup(lua_State *L)
     lua_setfield(L, p, "os_date");
     lua_getfield(L, os, "clock");
     lua_setfield(L, p, "os_clock");
+    /* The prelude's own metatables have no __gc: it may skip the check. */
+    lua_pushvalue(L, raw_setmetatable);
+    lua_setfield(L, p, "setmetatable");
     lua_pushvalue(L, p);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &KEY_P);
     if (luaL_loadbufferx(L, hd__fn_prelude, hd__fn_prelude_len, "=prelude", "t") != LUA_OK)
@@ -1376,6 +1418,24 @@ void hd__fnrt_free(hd_fnrt *rt)
     free(rt);
 }
 
+static bool has_nul_string(const herald_value *v)
+{
+    switch (v->type) {
+    case HERALD_STRING:
+        return strlen(v->u.s.ptr) != v->u.s.len;
+    case HERALD_ARRAY:
+        for (size_t i = 0; i < v->u.arr.len; i++)
+            if (has_nul_string(&v->u.arr.items[i])) return true;
+        return false;
+    case HERALD_OBJECT:
+        for (size_t i = 0; i < v->u.obj.len; i++)
+            if (has_nul_string(&v->u.obj.fields[i].val)) return true;
+        return false;
+    default:
+        return false;
+    }
+}
+
 /* A validator table at `idx` (or nil) into a herald_validator. */
 static int load_validator(hd_fnrt *rt, int idx, const char *source, herald_validator **out,
                           herald_error *err)
@@ -1384,9 +1444,15 @@ static int load_validator(hd_fnrt *rt, int idx, const char *source, herald_valid
     *out = NULL;
     if (lua_isnil(L, idx)) return 0;
     herald_value v;
-    conv cv = {err, false};
+    herald_error e = {0};
+    conv cv = {&e, false};
     int rc = to_value(L, idx, NULL, &v, 0, &cv);
-    if (rc) return herald_fail(err, HERALD_ESCHEMA, "%s: %s", source, err->message);
+    if (!rc && has_nul_string(&v)) {
+        /* Validators travel as JSON text, which cannot carry U+0000. */
+        herald_value_free(&v);
+        rc = herald_fail(&e, HERALD_EINVAL, "a literal string cannot contain a NUL byte");
+    }
+    if (rc) return herald_fail(err, HERALD_ESCHEMA, "%s: %s", source, e.message);
     char *text = herald_value_to_json(&v);
     herald_value_free(&v);
     cJSON *j = text ? cJSON_Parse(text) : NULL;

@@ -5,7 +5,7 @@
 local P = ...
 local ARRAY_MT, BYTES_MT, INT64_MT = P.ARRAY_MT, P.BYTES_MT, P.INT64_MT
 local FN_MT, V_MT, ERROR_MT = P.FN_MT, P.V_MT, P.ERROR_MT
-local setmetatable, getmetatable, type, error, pairs, select = setmetatable, getmetatable, type,
+local setmetatable, getmetatable, type, error, pairs, select = P.setmetatable, getmetatable, type,
   error, pairs, select
 local tag = P.tag -- getmetatable() cannot see the protected metatables
 
@@ -115,7 +115,13 @@ local function define(kind, internal)
       error("a function definition needs a `handler` function", 2)
     end
     local args = def.args
-    if args ~= nil and not isv(args) then args = v.object(args) end
+    if args ~= nil and not isv(args) then
+      if type(args) ~= "table" then error("`args` must be a table of validators", 2) end
+      for k, f in pairs(args) do
+        if not isv(f) then error("args." .. tostring(k) .. " must be a validator (v.string(), ...)", 2) end
+      end
+      args = v.object(args)
+    end
     if def.returns ~= nil then needv(def.returns, "`returns`") end
     return setmetatable({kind = kind, internal = internal, args = args, returns = def.returns,
                          handler = def.handler}, FN_MT)
@@ -139,6 +145,7 @@ Range.__index = Range
 for _, op in ipairs({"eq", "gt", "gte", "lt", "lte"}) do
   Range[op] = function(self, field, value)
     if type(field) ~= "string" then error("q:" .. op .. " expects a field name", 2) end
+    if value == nil then error("q:" .. op .. "(\"" .. field .. "\", nil): use herald.null for null", 2) end
     self.conds[#self.conds + 1] = {[op] = herald.array({field, value})}
     return self
   end

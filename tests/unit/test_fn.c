@@ -146,6 +146,14 @@ static const char *hostile_lua =
     "H.mixed = herald.query{handler = function() return {1, 2, x = 3} end}\n"
     "H.recurse = herald.query{handler = function(ctx) return ctx:runQuery('hostile:recurse', {}) "
     "end}\n"
+    "H.finalizer = herald.query{handler = function() return setmetatable({}, {__gc = "
+    "function() while true do end end}) end}\n"
+    "H.memCaught = herald.query{handler = function() local ok = pcall(string.rep, 'x', 64 << 20) "
+    "return not ok end}\n"
+    "H.writingQuery = herald.query{handler = function(ctx) return ctx.db:insert('feeds', "
+    "{userId = 'w', tags = {}, status = 'w'}) end}\n"
+    "H.callsWritingQuery = herald.mutation{handler = function(ctx) return "
+    "ctx:runQuery('hostile:writingQuery', {}) end}\n"
     "H.getmeta = herald.query{handler = function() return getmetatable(herald.array{}) end}\n"
     "return H\n";
 
@@ -398,6 +406,15 @@ static void test_hostile(void)
     expect_fail(rt, HD_FN_QUERY, "hostile:mixed", NULL, HERALD_EINVAL, "named fields");
     expect_fail(rt, HD_FN_QUERY, "hostile:recurse", NULL, HERALD_ELIMIT, "nested");
     expect_ok(rt, HD_FN_QUERY, "hostile:getmeta", NULL, "false");
+    /* Finalizers would run outside every budget (hooks are off in them): refused. */
+    expect_fail(rt, HD_FN_QUERY, "hostile:finalizer", NULL, HERALD_EFUNCTION, "__gc");
+    /* A memory error caught with pcall still fails the call. */
+    expect_fail(rt, HD_FN_QUERY, "hostile:memCaught", NULL, HERALD_ELIMIT, "memory limit");
+    /* A query stays read-only when a mutation calls it. */
+    uint64_t before = count_feeds();
+    expect_fail(rt, HD_FN_MUTATION, "hostile:callsWritingQuery", NULL, HERALD_EACCESS,
+                "only available in mutations");
+    CHECK(count_feeds() == before);
     /* After all that the runtime still works. */
     expect_ok(rt, HD_FN_QUERY, "feeds:now", NULL, "[1700000000123,1700000000]");
     hd__fnrt_free(rt);
@@ -418,6 +435,20 @@ static void test_load_errors(void)
                              "= function() end}}\n");
     rt = load(NULL, &err);
     CHECK(rt == NULL && strstr(err.message, "nosuchtable") && strstr(err.message, "broken:x"));
+    write_file("broken.lua", "return {x = herald.query{args = {a = v.literal('a\\0b')}, handler "
+                             "= function() end}}\n");
+    rt = load(NULL, &err);
+    CHECK(rt == NULL && strstr(err.message, "NUL"));
+    write_file("broken.lua", "return {x = herald.query{args = {a = v.literal(print)}, handler "
+                             "= function() end}}\n");
+    rt = load(NULL, &err);
+    /* The message names the place once (it was written over its own buffer). */
+    CHECK(rt == NULL && strstr(err.message, "broken:x: args") &&
+          strstr(strstr(err.message, "broken:x: args") + 1, "broken:x: args") == NULL);
+    write_file("broken.lua", "return {x = herald.query{args = {a = print}, handler = function() "
+                             "end}}\n");
+    rt = load(NULL, &err);
+    CHECK(rt == NULL && strstr(err.message, "functions/broken.lua:1: args.a must be a validator"));
     write_file("broken.lua", "while true do end\n");
     rt = load(NULL, &err);
     CHECK(rt == NULL && strstr(err.message, "instruction limit"));
