@@ -835,20 +835,12 @@ int main(int argc, char **argv)
             c.read_seconds = 0.2;
             c.repeat = 3;
             break;
-        case O_GROUPS: {
-            c.ngroups = 0;
-            for (char *p = optarg; *p && c.ngroups < MAX_GROUPS;) {
-                char *end;
-                unsigned long long g = strtoull(p, &end, 10);
-                if (end == p || g == 0) {
-                    fputs(usage, stderr);
-                    return 2;
-                }
-                c.groups[c.ngroups++] = (size_t)g;
-                p = *end == ',' ? end + 1 : end;
+        case O_GROUPS:
+            if (!parse_groups(optarg, c.groups, MAX_GROUPS, &c.ngroups)) {
+                fputs(usage, stderr);
+                return 2;
             }
             break;
-        }
         case 'h':
             fputs(usage, stdout);
             return 0;

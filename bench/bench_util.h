@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,20 @@ static inline double median(const double *v, int n)
     double m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
     free(s);
     return m;
+}
+
+/* Parses a comma-separated list of group sizes ("1,10,100") into groups[0..max). */
+static inline bool parse_groups(const char *arg, size_t *groups, size_t max, size_t *n)
+{
+    *n = 0;
+    for (const char *p = arg; *p && *n < max;) {
+        char *end;
+        unsigned long long g = strtoull(p, &end, 10);
+        if (end == p || g == 0) return false;
+        groups[(*n)++] = (size_t)g;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return *n > 0;
 }
 
 /* fdatasyncs per second of a 4 KiB overwrite: the disk's ceiling, as in LIMITS.md. */
