@@ -151,7 +151,7 @@ async def hostile(srv):
         check(r["type"] == "ack", f"the writer still runs functions: {r}")
         while watcher.results["w"].get("progressPercentage") != 33:
             await watcher.pump(10)
-        check(True, "watcher updated")
+        check(watcher.results["w"]["jobId"] == "job-0003", "the watcher's job updated live")
 
 
 async def reloads(srv, app):
@@ -224,13 +224,14 @@ async def auth(srv, alice_iss, other_iss):
         r = await c.request({"type": "auth", "token": bob})
         while c.results["me"]["subject"] != "user-bob":
             await c.pump(10)
-        check(True, "re-authentication re-ran the subscription as the new user")
+        check(r["type"] == "ack" and c.results["me"]["tokenIdentifier"].endswith("|user-bob"),
+              f"re-authentication re-ran the subscription as the new user: {r}")
         expired = alice_iss.token("user-alice", ttl=-3600)
         r = await c.request({"type": "auth", "token": expired})
         check(r["type"] == "error" and r["code"] == "Unauthorized", f"expired token: {r}")
         while c.results["me"] is not None:
             await c.pump(10)
-        check(True, "a refused token signs the connection out")
+        check(c.results["me"] is None, "a refused token signs the connection out")
         wrong_aud = Issuer(alice_iss.issuer, "someone-else")
         wrong_aud.key, wrong_aud.kid = alice_iss.key, alice_iss.kid
         r = await c.request({"type": "auth", "token": wrong_aud.token("user-alice")})
