@@ -179,6 +179,8 @@ class WsConn:
             raise Unreachable(f"no answer in {TIMEOUT} s to {msg}") from e
         finally:
             self.futures.pop(rid, None)
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # the reader may have failed it after a failed send
 
     async def mutate(self, body):
         m = await self.request(dict(body, type="mutate"))
@@ -817,6 +819,7 @@ class Run:
         print(f"crash_scale: {n} kills, seed {self.args.seed}, {len(self.lanes)} lanes "
               f"({self.args.ws} WebSocket connections, {self.args.http} HTTP clients), "
               f"work folder {self.work}", flush=True)
+        print(f"machine: {machine(self.work)}", flush=True)
         for number in range(1, n + 1):
             rnd = Round(self, number, self.pick_category(number))
             self.kinds[rnd.category] += 1
@@ -856,6 +859,22 @@ class Run:
         return time.monotonic() - started, docs, version
 
 
+def machine(folder):
+    """CPUs, CPU model, kernel, the data folder's file system, date, load."""
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    fs = subprocess.run(["df", "--output=fstype", folder], capture_output=True,
+                        text=True).stdout.split()[-1:]
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{os.cpu_count()} CPUs, {model}, {os.uname().sysname} {os.uname().release}, "
+            f"data on {''.join(fs) or '?'}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+            f"load average {load}")
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -891,8 +910,10 @@ def main():
     s = run.stats
     kinds = ", ".join(f"{v} {k}" for k, v in run.kinds.items())
     print(f"ok: {s['kills']} kills ({kinds}) in {seconds:.0f} s, seed {args.seed}")
-    print(f"  acknowledged mutations: {s['acked']} ({s['acked_ws']} WebSocket, "
-          f"{s['acked_http']} HTTP), all found; final version {version} = committed mutations")
+    print(f"machine: {machine(run.work)}")
+    print(f"  committed mutations: {version} = the final version: {s['acked']} acknowledged "
+          f"at once ({s['acked_ws']} WebSocket, {s['acked_http']} HTTP), "
+          f"{s['replayed']} on their retry, from the idempotency record")
     print(f"  startup kills: {s['startup_early']} before the server listened, "
           f"{s['startup_listening']} after")
     print(f"  in flight at a kill: {s['inflight_committed'] + s['inflight_lost']} "
