@@ -27,20 +27,12 @@
  * HERALD_FUZZ_FN_VERBOSE=1 prints the load error or every call's outcome,
  * to check what a seed reaches.
  */
-#include <dirent.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "fn.h"
+#include "fuzz_common.h"
 #include "herald/query.h"
-#include "herald/schema.h"
-#include "herald/store.h"
-#include "herald/value.h"
-#include "store_priv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -133,54 +125,6 @@ static char event_ids[sizeof events / sizeof *events][HERALD_ID_CHARS + 1];
 static herald_value args[NARGS], identity, not_object;
 static bool verbose;
 
-static void die(const char *what, const herald_error *err)
-{
-    fprintf(stderr, "fuzz_fn: %s: %s\n", what, err ? err->message : "");
-    abort();
-}
-
-static void remove_dir_files(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char path[512];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-}
-
-/*
- * Inserts `docs` with fixed ids and creation times (herald_insert_raw):
- * document i of table number T has id bytes T (big-endian), then sixteen
- * bytes of value i + 1, and _creationTime 1.7e12 + 1000 T + i.
- */
-static void insert_all(herald_txn *m, const char *table, const char *const *docs, size_t n,
-                       char (*ids)[HERALD_ID_CHARS + 1])
-{
-    herald_error err = {0};
-    uint32_t number;
-    if (herald_table_number(m, table, &number)) die(table, NULL);
-    for (size_t i = 0; i < n; i++) {
-        uint8_t id[HERALD_ID_BYTES];
-        hd__put_be32(id, number);
-        memset(id + 4, (int)i + 1, HERALD_ID_BYTES - 4);
-        hd__id_format(id, ids[i]);
-        herald_value v, field;
-        if (herald_value_from_json(docs[i], strlen(docs[i]), &v, &err)) die(docs[i], &err);
-        if (herald_string(&field, ids[i], HERALD_ID_CHARS) ||
-            herald_object_set(&v, "_id", 3, field) ||
-            herald_object_set(&v, "_creationTime", 13,
-                              herald_float64(1.7e12 + 1000.0 * number + (double)i)))
-            abort();
-        if (herald_insert_raw(m, table, &v, &err)) die(docs[i], &err);
-        herald_value_free(&v);
-    }
-}
-
 static void close_store(void)
 {
     herald_store_close(store);
@@ -189,39 +133,24 @@ static void close_store(void)
 
 static void open_store(void)
 {
-    herald_error err = {0};
     snprintf(store_dir, sizeof store_dir, "/tmp/herald-fuzz-fn-XXXXXX");
-    if (!mkdtemp(store_dir)) {
-        perror("fuzz_fn: mkdtemp");
-        abort();
-    }
     herald_store_options opts = {
         .no_sync = true, .initial_map_size = MAP_BYTES, .max_map_size = MAX_MAP};
-    if (herald_store_open(store_dir, &opts, &store, &err)) die("open", &err);
-    herald_schema *schema = NULL;
-    if (herald_schema_from_json(schema_json, strlen(schema_json), "fuzz.json", &schema, &err))
-        die("schema", &err);
-    if (herald_store_set_schema(store, schema, &err)) die("set schema", &err);
-
-    herald_group *g;
-    herald_txn *m;
-    if (herald_group_begin(store, &g, &err)) die("group", &err);
-    if (herald_mutation_begin(g, &m, &err)) die("mutation", &err);
-    insert_all(m, "tasks", tasks, sizeof tasks / sizeof *tasks, task_ids);
-    insert_all(m, "users", users, sizeof users / sizeof *users, user_ids);
-    insert_all(m, "events", events, sizeof events / sizeof *events, event_ids);
-    if (herald_mutation_commit(m, NULL, &err)) die("commit", &err);
-    if (herald_group_commit(g, &err)) die("group commit", &err);
-    herald_group_free(g);
+    const fz_table tables[] = {
+        {"tasks", tasks, sizeof tasks / sizeof *tasks, task_ids, 0},
+        {"users", users, sizeof users / sizeof *users, user_ids, 0},
+        {"events", events, sizeof events / sizeof *events, event_ids, 0},
+    };
+    store = fz_store_new(store_dir, &opts, fz_schema(schema_json), tables,
+                         sizeof tables / sizeof *tables);
     /* The store keeps its files open; the folder can go now. */
-    remove_dir_files(store_dir);
-    rmdir(store_dir);
+    fz_remove_dir(store_dir);
 }
 
 static void parse_into(herald_value *v, const char *json)
 {
     herald_error err = {0};
-    if (herald_value_from_json(json, strlen(json), v, &err)) die(json, &err);
+    if (herald_value_from_json(json, strlen(json), v, &err)) fz_die(json, &err);
 }
 
 /*
@@ -238,8 +167,7 @@ static void make_args(void)
              task_ids[0]);
     parse_into(&args[1], buf);
     snprintf(buf, sizeof buf,
-             "{\"id\":\"%s\",\"owner\":\"\",\"text\":\"PROGRAMMING wri\",\"n\":-1.5}",
-             user_ids[1]);
+             "{\"id\":\"%s\",\"owner\":\"\",\"text\":\"PROGRAMMING wri\",\"n\":-1.5}", user_ids[1]);
     parse_into(&args[2], buf);
     snprintf(buf, sizeof buf,
              "{\"id\":\"%s\",\"userId\":\"%s\",\"eventId\":\"%s\",\"owner\":\"bob\","
@@ -250,10 +178,11 @@ static void make_args(void)
              "\"cursor\":\"not a cursor\"}",
              task_ids[2], user_ids[0], event_ids[1]);
     parse_into(&args[3], buf);
-    parse_into(&identity,
-               "{\"subject\":\"user|ada\",\"issuer\":\"https://auth.example\","
-               "\"tokenIdentifier\":\"https://auth.example|user|ada\",\"email\":\"ada@example.com\","
-               "\"emailVerified\":true,\"name\":\"Ada\",\"groups\":[\"admins\",\"staff\"]}");
+    parse_into(
+        &identity,
+        "{\"subject\":\"user|ada\",\"issuer\":\"https://auth.example\","
+        "\"tokenIdentifier\":\"https://auth.example|user|ada\",\"email\":\"ada@example.com\","
+        "\"emailVerified\":true,\"name\":\"Ada\",\"groups\":[\"admins\",\"staff\"]}");
     parse_into(&not_object, "[{}]");
 }
 
@@ -315,8 +244,8 @@ static void check_outcome(const char *path, int rc, const herald_error *err,
         return;
     }
     if (rc > 0 || rc < HERALD_EFUNCTION || err->code != rc || result->type != HERALD_UNDEFINED) {
-        fprintf(stderr, "fuzz_fn: %s failed with %d (err.code %d, `%s`) and result type %d\n",
-                path, rc, err->code, err->message, (int)result->type);
+        fprintf(stderr, "fuzz_fn: %s failed with %d (err.code %d, `%s`) and result type %d\n", path,
+                rc, err->code, err->message, (int)result->type);
         abort();
     }
 }
@@ -336,8 +265,8 @@ static int call(hd_fnrt *rt, const char *path, hd_fn_kind kind, hd_fn_kind txn_k
     if (txn_kind == HD_FN_MUTATION) {
         herald_group *g;
         herald_txn *m;
-        if (herald_group_begin(store, &g, &err)) die("group", &err);
-        if (herald_mutation_begin(g, &m, &err)) die("mutation", &err);
+        if (herald_group_begin(store, &g, &err)) fz_die("group", &err);
+        if (herald_mutation_begin(g, &m, &err)) fz_die("mutation", &err);
         c.txn = m;
         rc = hd__fn_call(rt, &c, &result, &error_data, &err);
         herald_error cerr = {0};
@@ -351,7 +280,7 @@ static int call(hd_fnrt *rt, const char *path, hd_fn_kind kind, hd_fn_kind txn_k
     } else {
         herald_txn *t;
         herald_read_set rs;
-        if (herald_read_begin(store, &t, &err)) die("read", &err);
+        if (herald_read_begin(store, &t, &err)) fz_die("read", &err);
         herald_read_set_init(&rs);
         c.txn = t;
         c.rs = &rs;
@@ -366,10 +295,14 @@ static int call(hd_fnrt *rt, const char *path, hd_fn_kind kind, hd_fn_kind txn_k
     if (verbose)
         fprintf(stderr, "fuzz_fn: %s %s(args %d, %s, %s): %d %.300s%s%.200s\n", path,
                 kind == HD_FN_QUERY ? "query" : "mutation",
-                a == &not_object ? -2 : a ? (int)(a - args) : -1,
+                a == &not_object ? -2
+                : a              ? (int)(a - args)
+                                 : -1,
                 who ? "identity" : "anonymous", admin ? "admin" : "public", rc,
-                rc ? err.message : json ? json : "?", data_json ? " data " : "",
-                data_json ? data_json : "");
+                rc     ? err.message
+                : json ? json
+                       : "?",
+                data_json ? " data " : "", data_json ? data_json : "");
     free(json);
     free(data_json);
     herald_value_free(&result);
@@ -402,8 +335,8 @@ static void call_all(hd_fnrt *rt)
             int rc = call(rt, path, kind, kind, &args[plans[p].args],
                           plans[p].identity ? &identity : NULL, plans[p].admin);
             if (internal && !plans[p].admin && rc != HERALD_ENOTFOUND) {
-                fprintf(stderr, "fuzz_fn: internal %s reached without the admin key (%d)\n",
-                        path, rc);
+                fprintf(stderr, "fuzz_fn: internal %s reached without the admin key (%d)\n", path,
+                        rc);
                 abort();
             }
         }
@@ -435,15 +368,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hd_fnbundle *bundle = NULL;
     int rc = hd__fnbundle_read(app_dir, &bundle, &err);
     remove_module();
-    if (rc) die("reading the module", &err);
-    if (hd__fnbundle_count(bundle) != 1) die("the bundle lost the module", NULL);
+    if (rc) fz_die("reading the module", &err);
+    if (hd__fnbundle_count(bundle) != 1) fz_die("the bundle lost the module", NULL);
     hd_fnrt *rt = NULL;
     if (hd__fnrt_new(bundle, herald_store_schema(store), &limits, &rt, &err) == 0) {
-        if (hd__fnrt_bundle(rt) != bundle) die("the runtime lost its bundle", NULL);
+        if (hd__fnrt_bundle(rt) != bundle) fz_die("the runtime lost its bundle", NULL);
         call_all(rt);
         hd__fnrt_free(rt);
     } else if (rt) {
-        die("a failed load left a runtime behind", NULL);
+        fz_die("a failed load left a runtime behind", NULL);
     } else if (verbose) {
         fprintf(stderr, "fuzz_fn: load failed (%d): %s\n", err.code, err.message);
     }

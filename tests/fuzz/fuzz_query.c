@@ -14,18 +14,10 @@
  * creation times, so runs are deterministic and `get` or `_id` ranges in
  * the corpus can hit real documents.
  */
-#include <dirent.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
+#include "fuzz_common.h"
 #include "herald/query.h"
-#include "herald/schema.h"
-#include "herald/store.h"
-#include "herald/value.h"
-#include "store_priv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -70,93 +62,28 @@ static const char *const users[] = {
 static herald_store *store;
 static char store_dir[] = "/tmp/herald-fuzz-query-XXXXXX";
 
-static void die(const char *what, const herald_error *err)
-{
-    fprintf(stderr, "fuzz_query: %s: %s\n", what, err->message);
-    abort();
-}
-
-/*
- * The store keeps its files open, so the folder can go as soon as the
- * store is set up: nothing is left behind however the process ends
- * (libFuzzer leaves through _Exit on crashes and timeouts).
- */
-static void remove_store_dir(void)
-{
-    DIR *d = opendir(store_dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char path[sizeof store_dir + 256];
-            snprintf(path, sizeof path, "%s/%s", store_dir, e->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(store_dir);
-}
-
 static void close_store(void)
 {
     herald_store_close(store);
     store = NULL;
 }
 
-/*
- * Inserts `docs` with fixed ids and creation times (herald_insert_raw), so
- * every process builds the same store and corpus inputs can name real
- * ids: document i of table number T has id bytes T (big-endian), then
- * sixteen bytes of value i + 1, and _creationTime 1.7e12 + 1000 T + i.
- */
-static void insert_all(herald_txn *m, const char *table, const char *const *docs, size_t n)
-{
-    herald_error err = {0};
-    uint32_t number;
-    if (herald_table_number(m, table, &number)) die(table, &err);
-    for (size_t i = 0; i < n; i++) {
-        uint8_t id[HERALD_ID_BYTES];
-        char id_text[HERALD_ID_CHARS + 1];
-        hd__put_be32(id, number);
-        memset(id + 4, (int)i + 1, HERALD_ID_BYTES - 4);
-        hd__id_format(id, id_text);
-        herald_value v, field;
-        if (herald_value_from_json(docs[i], strlen(docs[i]), &v, &err)) die(docs[i], &err);
-        if (herald_string(&field, id_text, HERALD_ID_CHARS) ||
-            herald_object_set(&v, "_id", 3, field) ||
-            herald_object_set(&v, "_creationTime", 13,
-                              herald_float64(1.7e12 + 1000.0 * number + (double)i)))
-            abort();
-        if (herald_insert_raw(m, table, &v, &err)) die(docs[i], &err);
-        herald_value_free(&v);
-    }
-}
-
 static void open_store(void)
 {
-    herald_error err = {0};
-    if (!mkdtemp(store_dir)) {
-        perror("fuzz_query: mkdtemp");
-        abort();
-    }
     herald_store_options opts = {.no_sync = true, .initial_map_size = 4 << 20};
-    if (herald_store_open(store_dir, &opts, &store, &err)) die("open", &err);
+    const fz_table tables[] = {
+        {"reels", reels, sizeof reels / sizeof *reels, NULL, 0},
+        {"users", users, sizeof users / sizeof *users, NULL, 0},
+    };
+    store = fz_store_new(store_dir, &opts, fz_schema(schema_json), tables,
+                         sizeof tables / sizeof *tables);
     atexit(close_store);
-    herald_schema *schema = NULL;
-    if (herald_schema_from_json(schema_json, strlen(schema_json), "fuzz.json", &schema, &err))
-        die("schema", &err);
-    if (herald_store_set_schema(store, schema, &err)) die("set schema", &err);
-
-    herald_group *g;
-    herald_txn *m;
-    if (herald_group_begin(store, &g, &err)) die("group", &err);
-    if (herald_mutation_begin(g, &m, &err)) die("mutation", &err);
-    insert_all(m, "reels", reels, sizeof reels / sizeof *reels);
-    insert_all(m, "users", users, sizeof users / sizeof *users);
-    if (herald_mutation_commit(m, NULL, &err)) die("commit", &err);
-    if (herald_group_commit(g, &err)) die("group commit", &err);
-    herald_group_free(g);
-    remove_store_dir();
+    /*
+     * The store keeps its files open, so the folder can go as soon as the
+     * store is set up: nothing is left behind however the process ends
+     * (libFuzzer leaves through _Exit on crashes and timeouts).
+     */
+    fz_remove_dir(store_dir);
 }
 
 /* Runs `q`; returns the continueCursor of a page that is not the last one. */
@@ -164,7 +91,7 @@ static char *run(const herald_query *q, const herald_query_limits *limits)
 {
     herald_error err = {0};
     herald_txn *t = NULL;
-    if (herald_read_begin(store, &t, &err)) die("read", &err);
+    if (herald_read_begin(store, &t, &err)) fz_die("read", &err);
     herald_value result = herald_undefined();
     herald_read_set rs;
     herald_read_set_init(&rs);
