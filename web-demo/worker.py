@@ -25,7 +25,7 @@ It does two jobs, one small step per tick:
   --reels-per-feed reels, marks it `ready` (feeds:updateStatus). The feed
   page shows each reel arrive live.
 
-    /usr/bin/python3 web-demo/worker.py --url http://localhost:3210 --key-file herald-data/worker.key
+    /usr/bin/python3 web-demo/worker.py --url http://localhost:3210 --key-file herald-data/admin.key
 
 The admin key comes from --key, --key-file, or $HERALD_ADMIN_KEY. The worker
 survives the server going away (it retries with backoff) and stops cleanly

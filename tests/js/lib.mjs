@@ -4,7 +4,8 @@
  * checks, a free port, and starting and stopping `herald ... serve`.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 
 /* The browser the Playwright tests drive (Debian's chromium). */
@@ -64,13 +65,23 @@ export function freePort() {
 }
 
 /*
- * Runs `herald ...args` (args end in `serve ...`) and resolves once it
- * prints "listening on", with { proc, key, output }: key is the admin key
- * it printed ("admin key ...: hk_..."), or null; output() is everything
+ * Runs `herald ...args` (args hold `--data DIR` and end in `serve ...`) and
+ * resolves once it prints "listening on", with { proc, key, output }: key
+ * is the admin key, read from DIR/admin.key where the server's first start
+ * wrote it (it never prints the key), or null; output() is everything
  * it has written to stdout and stderr so far. onOutput(chunk) sees every
  * chunk of both, for as long as the server runs. Rejects, with the output,
  * if the server exits first or has not started in 30 s.
  */
+/* The admin key of data folder `data`, from the file (mode 0600) Herald wrote it to; or null. */
+export function adminKey(data) {
+  try {
+    return readFileSync(join(data, 'admin.key'), 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
 export function startHerald(herald, args, { onOutput } = {}) {
   const proc = spawn(herald, args);
   let all = '';
@@ -88,11 +99,10 @@ export function startHerald(herald, args, { onOutput } = {}) {
       note(d);
       if (started) return;
       stdout += d;
-      const m = /admin key[^:]*: (\S+)/.exec(stdout);
-      if (m) key = m[1];
       if (stdout.includes('listening on')) {
         started = true;
         clearTimeout(timer);
+        key = adminKey(args[args.indexOf('--data') + 1]);
         resolve({ proc, key, output });
       }
     });

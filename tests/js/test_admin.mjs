@@ -59,8 +59,9 @@ async function main() {
   const data = join(dir, 'data');
   const port = await freePort();
   await run(['--data', data, '--app', app, 'import', '--table', 'videos', seed]);
-  let { proc, key } = await startServer(data, port);
-  check(typeof key === 'string' && key.startsWith('hk_'), `the server printed an admin key (${key})`);
+  let { proc, key, output } = await startServer(data, port);
+  check(typeof key === 'string' && key.startsWith('hk_'), 'the server wrote an admin key to its file');
+  check(!output().includes(key), 'the server never prints the admin key');
   const base = `http://127.0.0.1:${port}`;
 
   /* The other client: Node, with the JavaScript client. */
@@ -92,6 +93,10 @@ async function main() {
     /* Sign in: a wrong key first. */
     const resp = await page.goto(`${base}/admin`);
     check(resp && resp.status() === 200, `GET /admin answers 200 (${resp && resp.status()})`);
+    const headers = resp ? resp.headers() : {};
+    check(headers['x-content-type-options'] === 'nosniff' &&
+          headers['content-security-policy'] === "frame-ancestors 'self'",
+          `the page may be framed only by its own site, and no type is sniffed (${JSON.stringify(headers)})`);
     check(await until(page, () => !document.getElementById('signin').hidden), 'the sign-in form shows');
     await page.fill('#key', 'hk_thisisnotthekey000000000000000000000000000');
     await page.click('#signin-button');

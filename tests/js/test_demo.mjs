@@ -349,9 +349,10 @@ async function main() {
   if (!check(imp.status === 0, `seed import: ${imp.stdout}${imp.stderr}`)) return;
   const started = await startServer();
   server = started.proc;
-  check(Boolean(started.key), 'the server printed an admin key');
-  const keyFile = join(dir, 'admin.key');
-  writeFileSync(keyFile, `${started.key}\n`, { mode: 0o600 });
+  check(Boolean(started.key), 'the server wrote an admin key to its file');
+  check(!serverOut.includes(started.key), 'the server never prints the admin key');
+  // The worker reads the key where the server wrote it (mode 0600), as scripts/run does.
+  const keyFile = join(data, 'admin.key');
   mkdirSync(SHOTS, { recursive: true });
 
   const home = await fetch(`${base}/`);
