@@ -27,6 +27,8 @@ static const struct {
     {HERALD_ESTORE, "StorageError", "storage engine error"},
     {HERALD_EACCESS, "Unauthorized", "not allowed"},
     {HERALD_EFUNCTION, "FunctionError", "the server function raised an error"},
+    {HERALD_ECONFLICT, "IdempotencyConflict",
+     "the idempotency key was already used for another request"},
 };
 
 static int find(int code)

@@ -24,7 +24,9 @@ static const char usage[] =
     "\n"
     "  --data DIR     data folder (default ./" DEFAULT_DATA ")\n"
     "  --app DIR      app folder with schema.ts or schema.json; its schema is\n"
-    "                 applied to the data folder before the command runs\n"
+    "                 applied to the data folder before a command that writes\n"
+    "                 (schema apply, import, serve); get, query, export, check and\n"
+    "                 schema show read the folder as it is, also beside a server\n"
     "  --no-sync      do not fsync commits (faster, not durable; for tests)\n"
     "\n"
     "commands:\n"
@@ -40,6 +42,7 @@ static const char usage[] =
     "  serve [--port N] [--dev] [--static DIR] [--max-outbound BYTES]\n"
     "        [--max-behind SECONDS] [--max-message BYTES]\n"
     "        [--fn-instructions N] [--fn-memory MIB]\n"
+    "        [--idempotency-retention SECONDS]  (a key answers retries for 24 h)\n"
     "                        run the live server: port 3210; static files from DIR,\n"
     "                        else the app's public/, else ./web-demo; 64 KiB queued\n"
     "                        per client before its updates merge; closed after 30 s\n"
@@ -50,7 +53,7 @@ static const char usage[] =
     "                        the admin console in a terminal, on a running server\n"
     "                        (default ws://localhost:3210; docs/console.md)\n"
     "  admin-key             make a new admin key for the data folder (the old one stops\n"
-    "                        working; a running server reads it at its next start)\n"
+    "                        working; a running server takes it on SIGHUP)\n"
     "  version               print the version\n";
 
 static int fail(const herald_error *err, int rc)
@@ -105,11 +108,15 @@ typedef struct options {
     const char *data;
     const char *app;
     bool no_sync;
+    const char *command; /* named in the data folder's lock while it writes */
 } options;
 
+/* Commands that write hold the data folder's writer lock: one at a time. */
 static int open_store(const options *o, herald_store **s, herald_error *err)
 {
-    herald_store_options so = {.no_sync = o->no_sync};
+    char owner[64];
+    snprintf(owner, sizeof owner, "herald %s", o->command);
+    herald_store_options so = {.no_sync = o->no_sync, .owner = owner};
     int rc = herald_store_open(o->data, &so, s, err);
     if (rc || !o->app) return rc;
     herald_schema *schema;
@@ -119,6 +126,13 @@ static int open_store(const options *o, herald_store **s, herald_error *err)
         *s = NULL;
     }
     return rc;
+}
+
+/* Read-only commands never create, change or lock the folder: they run beside a server. */
+static int open_reader(const options *o, herald_store **s, herald_error *err)
+{
+    herald_store_options so = {.read_only = true};
+    return herald_store_open(o->data, &so, s, err);
 }
 
 static int cmd_schema(const options *o, int argc, char **argv, herald_error *err)
@@ -148,7 +162,8 @@ static int cmd_schema(const options *o, int argc, char **argv, herald_error *err
     if (!strcmp(sub, "show") || !strcmp(sub, "apply")) {
         if (!strcmp(sub, "apply") && !o->app) return usage_error("schema apply needs --app DIR");
         herald_store *s;
-        if ((rc = open_store(o, &s, err))) return fail(err, rc);
+        rc = !strcmp(sub, "apply") ? open_store(o, &s, err) : open_reader(o, &s, err);
+        if (rc) return fail(err, rc);
         const herald_schema *cur = herald_store_schema(s);
         if (!strcmp(sub, "show")) {
             char *json = cur ? herald_schema_to_json(cur) : NULL;
@@ -166,7 +181,7 @@ static int cmd_schema(const options *o, int argc, char **argv, herald_error *err
 static int cmd_query(const options *o, const char *text, herald_error *err)
 {
     herald_store *s;
-    int rc = open_store(o, &s, err);
+    int rc = open_reader(o, &s, err);
     if (rc) return fail(err, rc);
     herald_query *q = NULL;
     herald_txn *t = NULL;
@@ -185,7 +200,7 @@ static int cmd_query(const options *o, const char *text, herald_error *err)
 static int cmd_get(const options *o, const char *id, herald_error *err)
 {
     herald_store *s;
-    int rc = open_store(o, &s, err);
+    int rc = open_reader(o, &s, err);
     if (rc) return fail(err, rc);
     herald_txn *t = NULL;
     herald_value doc = herald_undefined();
@@ -222,7 +237,7 @@ static int cmd_import(const options *o, int argc, char **argv, herald_error *err
 static int cmd_export(const options *o, const char *dir, herald_error *err)
 {
     herald_store *s;
-    int rc = open_store(o, &s, err);
+    int rc = open_reader(o, &s, err);
     if (rc) return fail(err, rc);
     rc = hd__export(s, dir, err);
     if (!rc) printf("exported to %s\n", dir);
@@ -233,10 +248,15 @@ static int cmd_export(const options *o, const char *dir, herald_error *err)
 static int cmd_check(const options *o, herald_error *err)
 {
     herald_store *s;
-    int rc = open_store(o, &s, err);
+    int rc = open_reader(o, &s, err);
     if (rc) return fail(err, rc);
     rc = herald_store_check(s, print_line, NULL, err);
     if (!rc) printf("ok: version %llu\n", (unsigned long long)herald_store_version(s));
+    herald_txn *t = NULL;
+    uint64_t records = 0;
+    if (!rc && !(rc = herald_read_begin(s, &t, err)) && !(rc = herald_idem_count(t, &records, err)))
+        printf("idempotency records: %llu\n", (unsigned long long)records);
+    herald_txn_end(t);
     herald_store_close(s);
     return rc ? fail(err, rc) : 0;
 }
@@ -265,6 +285,23 @@ static int cmd_functions(const options *o, herald_error *err)
     return rc ? fail(err, rc) : 0;
 }
 
+/*
+ * A new admin key only replaces one file, which a server reads at its start
+ * and on SIGHUP, never the database: it may be made while the server runs
+ * (that is how a key is changed without a restart), and the server is named.
+ */
+static void writer_note(const char *data)
+{
+    long pid;
+    char owner[128];
+    if (herald_store_writer(data, &pid, owner, sizeof owner, NULL) != 1) return;
+    if (strcmp(owner, "herald serve") == 0)
+        fprintf(stderr,
+                "herald: herald serve (pid %ld) runs on %s: it takes the new key on SIGHUP "
+                "(kill -HUP %ld); until then the old key works\n",
+                pid, data, pid);
+}
+
 static int cmd_admin_key(const options *o, herald_error *err)
 {
     char key[128];
@@ -278,6 +315,7 @@ static int cmd_admin_key(const options *o, herald_error *err)
     if (rc) return fail(err, rc);
     printf("%s\n", key);
     OPENSSL_cleanse(key, sizeof key);
+    writer_note(o->data);
     return 0;
 }
 
@@ -297,6 +335,13 @@ static int cmd_serve(const options *o, int argc, char **argv, herald_error *err)
             cfg.max_message = strtoul(argv[++i], NULL, 10);
         } else if (!strcmp(argv[i], "--max-behind") && i + 1 < argc) {
             cfg.max_behind_seconds = strtod(argv[++i], NULL);
+        } else if (!strcmp(argv[i], "--idempotency-retention") && i + 1 < argc) {
+            char *end;
+            const char *text = argv[++i];
+            unsigned long long secs = strtoull(text, &end, 10);
+            if (*end || !*text || *text == '-' || secs < 1 || secs > 3660ull * 86400)
+                return usage_error("serve: bad --idempotency-retention (1 s to 10 years)");
+            cfg.idempotency_retention = (double)secs;
         } else if (!strcmp(argv[i], "--dev")) {
             cfg.dev = true;
         } else if (!strcmp(argv[i], "--static") && i + 1 < argc) {
@@ -354,6 +399,7 @@ int main(int argc, char **argv)
     }
     if (i >= argc) return usage_error("no command");
     const char *cmd = argv[i++];
+    o.command = cmd;
     int rest = argc - i;
     char **args = argv + i;
     herald_error err = {0};

@@ -197,10 +197,11 @@ static int submit(hd_server *s, hd_conn *c, const char *id, const herald_value *
     hd_wreq *r = calloc(1, sizeof *r);
     if (!r) return herald_fail(err, HERALD_ENOMEM, "out of memory");
     r->admin = c->admin;
-    bool failed = path ? !(r->fn_path = strdup(path)) ||
-                             (args && herald_value_copy(&r->fn_args, args)) ||
-                             herald_value_copy(&r->identity, &c->identity)
-                       : herald_value_copy(&r->ops, ops) != 0;
+    /* The identity also scopes an idempotency key, raw ops included. */
+    bool failed =
+        herald_value_copy(&r->identity, &c->identity) != 0 ||
+        (path ? !(r->fn_path = strdup(path)) || (args && herald_value_copy(&r->fn_args, args))
+              : herald_value_copy(&r->ops, ops) != 0);
     if (failed || (id && !(r->request_id = strdup(id))) ||
         (idem && !(r->idempotency_key = strdup(idem->u.s.ptr)))) {
         hd__wreq_free(r);

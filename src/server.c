@@ -516,7 +516,9 @@ int hd__server_run(const hd_server_config *cfg)
     if (!s->cfg.max_outbound) s->cfg.max_outbound = DEFAULT_MAX_OUTBOUND;
     if (s->cfg.max_behind_seconds <= 0) s->cfg.max_behind_seconds = 30;
     if (!s->cfg.max_subs_per_conn) s->cfg.max_subs_per_conn = 1000;
-    herald_store_options so = {.no_sync = cfg->no_sync};
+    herald_store_options so = {.no_sync = cfg->no_sync,
+                               .owner = "herald serve",
+                               .idem_retention = cfg->idempotency_retention};
     if ((rc = herald_store_open(cfg->data_dir, &so, &s->store, &err))) goto fail;
     if (!herald_store_schema(s->store)) {
         rc = herald_fail(&err, HERALD_ESCHEMA,

@@ -37,6 +37,7 @@ typedef struct hd_server_config {
     double max_behind_seconds; /* merged for longer than this: disconnected */
     size_t max_subs_per_conn;
     hd_fn_limits fn_limits;
+    double idempotency_retention; /* seconds an idempotency record is kept; 0: 24 h */
 } hd_server_config;
 
 /* One outbound frame. */

@@ -8,15 +8,21 @@
  *         "i:<table>/<index>" -> u32 index id + field list, "next_index" -> u32
  *   docs  20-byte id -> encoded document (keycodec), without `_id`
  *   idx   index id, encoded values + creation time, id -> (empty)
+ *   idem, idem_time   idempotency records (txn.c)
  * This module must never leave the registry and the data out of step: every
- * change to both happens in one LMDB transaction.
+ * change to both happens in one LMDB transaction. It also keeps a data
+ * folder to one writer (`herald.lock`), and must never create anything for
+ * a store opened read-only.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "keycodec.h"
 #include "schema_priv.h"
@@ -42,6 +48,12 @@ int hd__mdb_fail(herald_error *err, int rc, const char *what)
     default:
         return herald_fail(err, HERALD_ESTORE, "%s: %s", what, mdb_strerror(rc));
     }
+}
+
+int hd__store_writable(const herald_store *s, const char *what, herald_error *err)
+{
+    if (!s->read_only) return 0;
+    return herald_fail(err, HERALD_EBUSY, "%s: the store is open read-only", what);
 }
 
 const hd_table *hd__table_by_name(const herald_store *s, const char *name)
@@ -226,12 +238,126 @@ static void set_error_from_mdb(herald_error *err, int rc, const char *what)
     hd__mdb_fail(err, rc, what);
 }
 
+/*
+ * Deletes every key of `dbi` that starts with `prefix`. Each round seeks
+ * afresh: a cursor whose delete emptied the database has no current item
+ * (LMDB answers EINVAL, not MDB_NOTFOUND).
+ */
+static int delete_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t n)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc) return rc;
+    for (;;) {
+        MDB_val k = {n, (void *)prefix}, v;
+        if ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE))) break;
+        if (k.mv_size < n || memcmp(k.mv_data, prefix, n) != 0) break;
+        if ((rc = mdb_cursor_del(cur, 0))) break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* ---- the writer lock ---- */
+
+#define LOCK_FILE "herald.lock"
+
+/*
+ * Reads "<pid> <owner>" from a lock file. The holder writes it just after
+ * taking the lock, so an empty file is given a moment to fill.
+ */
+static void read_holder(int fd, long *pid, char *owner, size_t size)
+{
+    char buf[256];
+    ssize_t n = 0;
+    for (int i = 0; i < 50 && (n = pread(fd, buf, sizeof buf - 1, 0)) <= 0; i++)
+        usleep(1000);
+    buf[n > 0 ? n : 0] = 0;
+    char *end;
+    *pid = strtol(buf, &end, 10);
+    if (end == buf || *pid < 0) *pid = 0;
+    while (*end == ' ')
+        end++;
+    end[strcspn(end, "\n")] = 0;
+    if (size) snprintf(owner, size, "%s", end);
+}
+
+static int take_lock(herald_store *s, const char *path, const char *owner, herald_error *err)
+{
+    char lp[4200];
+    snprintf(lp, sizeof lp, "%s/" LOCK_FILE, path);
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return herald_fail(err, HERALD_EIO, "cannot open %s: %s", lp, strerror(errno));
+    /* herald_store_writer() holds the lock shared for a system call: retry briefly. */
+    int rc;
+    for (int i = 0; (rc = flock(fd, LOCK_EX | LOCK_NB)) != 0 && errno == EWOULDBLOCK && i < 20; i++)
+        usleep(1000);
+    if (rc != 0 && errno != EWOULDBLOCK) {
+        rc = herald_fail(err, HERALD_EIO, "cannot lock %s: %s", lp, strerror(errno));
+    } else if (rc != 0) {
+        long pid;
+        char who[128], pidtext[40] = "pid unknown";
+        read_holder(fd, &pid, who, sizeof who);
+        if (pid) snprintf(pidtext, sizeof pidtext, "pid %ld", pid);
+        rc = herald_fail(err, HERALD_EBUSY,
+                         "the data folder %s is in use by %s (%s); one writer at a time: stop it "
+                         "first (get, query, export and check work beside it)",
+                         path, who[0] ? who : "another Herald process", pidtext);
+    } else {
+        char line[200];
+        int n = snprintf(line, sizeof line, "%ld %.150s\n", (long)getpid(),
+                         owner ? owner : "a Herald process");
+        if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)n, 0) != n)
+            rc = herald_fail(err, HERALD_EIO, "cannot write %s: %s", lp, strerror(errno));
+    }
+    if (rc) {
+        close(fd); /* drops the lock if it was taken */
+        return rc;
+    }
+    s->lock_fd = fd;
+    return 0;
+}
+
+int herald_store_writer(const char *path, long *pid, char *owner, size_t size, herald_error *err)
+{
+    *pid = 0;
+    if (size) owner[0] = 0;
+    char lp[4200];
+    snprintf(lp, sizeof lp, "%s/" LOCK_FILE, path);
+    int fd = open(lp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT || errno == ENOTDIR
+                   ? 0
+                   : herald_fail(err, HERALD_EIO, "cannot open %s: %s", lp, strerror(errno));
+    int rc = 0;
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+        flock(fd, LOCK_UN);
+    } else if (errno == EWOULDBLOCK) {
+        read_holder(fd, pid, owner, size);
+        rc = 1;
+    } else {
+        rc = herald_fail(err, HERALD_EIO, "cannot lock %s: %s", lp, strerror(errno));
+    }
+    close(fd);
+    return rc;
+}
+
+/* A read-only open finds no database (or one still being created). */
+static int no_database(herald_error *err, const char *path)
+{
+    return herald_fail(err, HERALD_ENOTFOUND, "no Herald database in %s", path);
+}
+
 int herald_store_open(const char *path, const herald_store_options *opts, herald_store **out,
                       herald_error *err)
 {
     herald_store_options o = opts ? *opts : (herald_store_options){0};
     herald_store *s = calloc(1, sizeof *s);
     if (!s) return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    s->lock_fd = -1;
+    s->read_only = o.read_only;
+    s->idem_retention_ms =
+        1000.0 * (o.idem_retention > 0 ? o.idem_retention : HERALD_IDEM_RETENTION_DEFAULT);
     s->max_map_size = o.max_map_size ? o.max_map_size : DEFAULT_MAX_MAP;
     s->map_size = o.initial_map_size ? o.initial_map_size : DEFAULT_MAP_SIZE;
     if (s->map_size > s->max_map_size) s->map_size = s->max_map_size;
@@ -239,20 +365,34 @@ int herald_store_open(const char *path, const herald_store_options *opts, herald
     pthread_rwlock_init(&s->map_lock, NULL);
     int rc;
     MDB_txn *txn = NULL;
-    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-        rc =
-            herald_fail(err, HERALD_EIO, "cannot create data folder %s: %s", path, strerror(errno));
-        goto fail;
+    struct stat st;
+    char file[4200];
+    snprintf(file, sizeof file, "%s/data.mdb", path);
+    if (s->read_only) {
+        if (stat(file, &st) != 0 || st.st_size == 0) {
+            rc = no_database(err, path);
+            goto fail;
+        }
+    } else {
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            rc = herald_fail(err, HERALD_EIO, "cannot create data folder %s: %s", path,
+                             strerror(errno));
+            goto fail;
+        }
+        if ((rc = take_lock(s, path, o.owner, err))) goto fail;
     }
     if ((rc = mdb_env_create(&s->env))) goto mdb_fail;
-    mdb_env_set_maxdbs(s->env, 4);
+    mdb_env_set_maxdbs(s->env, 8);
     mdb_env_set_maxreaders(s->env, o.max_readers ? o.max_readers : 126);
-    if ((rc = mdb_env_set_mapsize(s->env, s->map_size))) goto mdb_fail;
-    unsigned flags = MDB_NOTLS | (s->no_sync ? MDB_NOSYNC : 0);
+    /* A reader maps the size the writer recorded in the file. */
+    if (!s->read_only && (rc = mdb_env_set_mapsize(s->env, s->map_size))) goto mdb_fail;
+    unsigned flags = MDB_NOTLS | (s->no_sync ? MDB_NOSYNC : 0) | (s->read_only ? MDB_RDONLY : 0);
     if ((rc = mdb_env_open(s->env, path, flags, 0600))) {
         if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
             rc = herald_fail(err, HERALD_ECORRUPT, "%s does not hold a Herald database: %s", path,
                              mdb_strerror(rc));
+        else if (s->read_only && rc == ENOENT)
+            rc = no_database(err, path);
         else
             rc = herald_fail(err, HERALD_EIO, "cannot open the database in %s: %s", path,
                              mdb_strerror(rc));
@@ -266,11 +406,26 @@ int herald_store_open(const char *path, const herald_store_options *opts, herald
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
     s->map_size = info.me_mapsize;
-    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn))) goto mdb_fail;
-    if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) ||
-        (rc = mdb_dbi_open(txn, "docs", MDB_CREATE, &s->docs)) ||
-        (rc = mdb_dbi_open(txn, "idx", MDB_CREATE, &s->idx)))
+    if ((rc = mdb_txn_begin(s->env, NULL, s->read_only ? MDB_RDONLY : 0, &txn))) goto mdb_fail;
+    unsigned create = s->read_only ? 0 : MDB_CREATE;
+    if ((rc = mdb_dbi_open(txn, "meta", create, &s->meta)) ||
+        (rc = mdb_dbi_open(txn, "docs", create, &s->docs)) ||
+        (rc = mdb_dbi_open(txn, "idx", create, &s->idx))) {
+        /* A writer killed before its first commit leaves an empty file. */
+        if (rc == MDB_NOTFOUND && s->read_only) {
+            rc = no_database(err, path);
+            goto fail;
+        }
         goto mdb_fail;
+    }
+    rc = mdb_dbi_open(txn, "idem", create, &s->idem);
+    if (!rc) rc = mdb_dbi_open(txn, "idem_time", create, &s->idem_time);
+    s->has_idem = rc == 0;
+    /* A store written before idempotency records had scopes has none to read. */
+    if (rc && !(rc == MDB_NOTFOUND && s->read_only)) goto mdb_fail;
+    /* Those records ("k:<key>" in meta) answered any caller: they cannot be
+     * given a scope, so they go. */
+    if (!s->read_only && (rc = delete_prefix(txn, s->meta, "k:", 2))) goto mdb_fail;
     MDB_val k = {7, "version"}, v;
     rc = mdb_get(txn, s->meta, &k, &v);
     if (rc == 0 && v.mv_size == 8) {
@@ -314,6 +469,8 @@ void herald_store_close(herald_store *s)
 {
     if (!s) return;
     if (s->env) mdb_env_close(s->env);
+    /* Only now may the next writer start. */
+    if (s->lock_fd >= 0) close(s->lock_fd);
     free_tables(s->tables, s->ntables);
     herald_schema_free(s->schema);
     pthread_rwlock_destroy(&s->map_lock);
@@ -349,6 +506,15 @@ int herald_read_begin(herald_store *s, herald_txn **out, herald_error *err)
     if (!t) return herald_fail(err, HERALD_ENOMEM, "out of memory");
     pthread_rwlock_rdlock(&s->map_lock);
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->txn);
+    if (rc == MDB_MAP_RESIZED && s->read_only) {
+        /* The writer, in another process, grew the map: adopt its size. */
+        pthread_rwlock_unlock(&s->map_lock);
+        pthread_rwlock_wrlock(&s->map_lock);
+        rc = mdb_env_set_mapsize(s->env, 0);
+        pthread_rwlock_unlock(&s->map_lock);
+        pthread_rwlock_rdlock(&s->map_lock);
+        if (!rc) rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->txn);
+    }
     if (rc) {
         pthread_rwlock_unlock(&s->map_lock);
         free(t);
@@ -442,10 +608,12 @@ int herald_store_reserve_table(herald_store *s, const char *table, uint32_t numb
                                herald_error *err)
 {
     if (s->open_group) return herald_fail(err, HERALD_EBUSY, "a write group is open");
+    int rc = hd__store_writable(s, "reserving a table number", err);
+    if (rc) return rc;
     char key[300];
     snprintf(key, sizeof key, "t:%s", table);
     MDB_txn *txn;
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc) return hd__mdb_fail(err, rc, "reserving a table number");
     uint32_t have, next = 1;
     bool found, nfound;
@@ -486,19 +654,9 @@ mdb_fail:
 
 static int delete_index_entries(herald_store *s, MDB_txn *txn, uint32_t iid)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, s->idx, &cur);
-    if (rc) return rc;
     uint8_t prefix[4];
     hd__put_be32(prefix, iid);
-    MDB_val k = {4, prefix}, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT)) {
-        if (k.mv_size < 4 || memcmp(k.mv_data, prefix, 4) != 0) break;
-        if ((rc = mdb_cursor_del(cur, 0))) break;
-    }
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    return delete_prefix(txn, s->idx, prefix, 4);
 }
 
 /* Removes registry entries (and index data) of indexes not in `keep`. */
@@ -596,6 +754,10 @@ int herald_store_set_schema(herald_store *s, herald_schema *schema, herald_error
     if (s->open_group) {
         herald_schema_free(schema);
         return herald_fail(err, HERALD_EBUSY, "cannot change the schema while a group is open");
+    }
+    if (hd__store_writable(s, "changing the schema", err)) {
+        herald_schema_free(schema);
+        return HERALD_EBUSY;
     }
     registry_ctx r = {.s = s, .create = true};
     hd_table *tables = NULL;
@@ -755,6 +917,11 @@ static int check_doc(void *ctx, const herald_value *doc)
     return 0;
 }
 
+static void idem_problem(void *ctx, const char *line)
+{
+    problem(ctx, "%s", line);
+}
+
 int herald_store_check(herald_store *s, herald_report_fn report, void *ctx, herald_error *err)
 {
     herald_txn *t;
@@ -801,6 +968,8 @@ int herald_store_check(herald_store *s, herald_report_fn report, void *ctx, hera
     }
     if (cur) mdb_cursor_close(cur);
     if (!rc && mrc != MDB_NOTFOUND) rc = hd__mdb_fail(err, mrc, "check");
+    uint64_t records;
+    if (!rc) rc = hd__idem_check(t, idem_problem, &c, &records, err);
     if (!rc && seen != c.entries)
         problem(&c, "the index holds %llu entries but the documents call for %llu",
                 (unsigned long long)seen, (unsigned long long)c.entries);

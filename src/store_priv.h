@@ -43,6 +43,12 @@ typedef struct hd_table {
 struct herald_store {
     MDB_env *env;
     MDB_dbi meta, docs, idx;
+    /* Idempotency records by digest, and the same digests by time (txn.c). */
+    MDB_dbi idem, idem_time;
+    bool has_idem;  /* false in a read-only store written before they existed */
+    bool read_only; /* herald_store_options.read_only */
+    int lock_fd;    /* holds the folder's writer lock; -1 when read-only */
+    double idem_retention_ms;
     herald_schema *schema;
     hd_table *tables; /* parallel to schema->tables */
     size_t ntables;
@@ -89,6 +95,8 @@ const hd_table *hd__table_by_number(const herald_store *s, uint32_t number);
 const hd_index *hd__index_by_name(const hd_table *t, const char *name);
 /* Maps an LMDB return code to a Herald code with a message. */
 int hd__mdb_fail(herald_error *err, int rc, const char *what);
+/* HERALD_EBUSY when `s` was opened read-only: `what` is the refused write. */
+int hd__store_writable(const herald_store *s, const char *what, herald_error *err);
 
 /* ---- txn.c ---- */
 /* Id text form <-> binary. Returns false on a malformed id. */
@@ -99,6 +107,13 @@ const char *hd__resolve_id(void *store, const char *id, size_t len);
 /* Decodes a stored document and adds `_id`. */
 int hd__doc_decode(const uint8_t id[HERALD_ID_BYTES], const MDB_val *data, herald_value *out,
                    herald_error *err);
+/*
+ * Checks that every idempotency record has its entry in the time index and
+ * the reverse; each problem goes to `problem` (a line), and *records gets
+ * the number of records. Returns 0 or an LMDB failure as a Herald code.
+ */
+int hd__idem_check(herald_txn *t, void (*problem)(void *ctx, const char *line), void *ctx,
+                   uint64_t *records, herald_error *err);
 
 /* ---- index.c ---- */
 /*

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -94,9 +95,11 @@ static double now_ms(void)
 int herald_group_begin(herald_store *s, herald_group **out, herald_error *err)
 {
     if (s->open_group) return herald_fail(err, HERALD_EBUSY, "a write group is already open");
+    int rc = hd__store_writable(s, "writing", err);
+    if (rc) return rc;
     herald_group *g = calloc(1, sizeof *g);
     if (!g) return herald_fail(err, HERALD_ENOMEM, "out of memory");
-    int rc = mdb_txn_begin(s->env, NULL, 0, &g->txn);
+    rc = mdb_txn_begin(s->env, NULL, 0, &g->txn);
     if (rc) {
         free(g);
         return hd__mdb_fail(err, rc, "beginning a write");
@@ -612,50 +615,252 @@ int herald_delete(herald_txn *m, const char *id_text, herald_error *err)
 
 /* ---- idempotency records ---- */
 
-static int idem_key(const char *key, char out[HERALD_MAX_IDEM_KEY + 3], herald_error *err)
+/*
+ * idem       digest(scope, key) (32 bytes) -> version (8, big-endian), commit
+ *            time in wall-clock ms (8), digest(request) (32), encoded result
+ * idem_time  commit time (8, big-endian) . digest(scope, key) -> (empty)
+ * The time index lets the purge take the oldest records without reading
+ * the others. Every record has exactly its one time entry (herald check).
+ */
+#define IDEM_DIGEST 32
+#define IDEM_HEAD   (8 + 8 + IDEM_DIGEST)
+
+static void put_be64(uint8_t *p, uint64_t v)
 {
-    size_t n = key ? strlen(key) : 0;
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* SHA-256 over length-prefixed parts, so that no two lists of parts meet. */
+static int digest_parts(uint8_t out[IDEM_DIGEST], const void *const *parts, const size_t *lens,
+                        int n, herald_error *err)
+{
+    hd_buf b = HD_BUF_INIT;
+    for (int i = 0; i < n; i++) {
+        uint8_t len[8];
+        put_be64(len, lens[i]);
+        hd__buf_append(&b, len, 8);
+        hd__buf_append(&b, parts[i], lens[i]);
+    }
+    if (b.failed) return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    SHA256(b.p, b.len, out);
+    hd__buf_free(&b);
+    return 0;
+}
+
+/* The record key of `req`, and the digest of its request. */
+static int idem_digests(const herald_idem *req, uint8_t key[IDEM_DIGEST],
+                        uint8_t request[IDEM_DIGEST], herald_error *err)
+{
+    size_t n = req->key ? strlen(req->key) : 0;
     if (n == 0 || n > HERALD_MAX_IDEM_KEY)
         return herald_fail(err, HERALD_EINVAL, "an idempotency key has 1 to %d bytes",
                            HERALD_MAX_IDEM_KEY);
-    memcpy(out, "k:", 2);
-    memcpy(out + 2, key, n + 1);
-    return 0;
+    const void *kp[] = {req->scope ? req->scope : "", req->key};
+    const size_t kl[] = {req->scope ? req->scope_len : 0, n};
+    const void *rp[] = {req->request ? req->request : ""};
+    const size_t rl[] = {req->request ? req->request_len : 0};
+    int rc = digest_parts(key, kp, kl, 2, err);
+    return rc ? rc : digest_parts(request, rp, rl, 1, err);
 }
 
-int herald_idem_get(herald_txn *t, const char *key, herald_value *result, uint64_t *version,
+static uint64_t wall_ms(void)
+{
+    return (uint64_t)now_ms();
+}
+
+static bool expired(const herald_store *s, uint64_t at, uint64_t now)
+{
+    return (double)at + s->idem_retention_ms <= (double)now;
+}
+
+static int damaged(herald_error *err)
+{
+    return herald_fail(err, HERALD_ECORRUPT, "damaged idempotency record");
+}
+
+int herald_idem_get(herald_txn *t, const herald_idem *req, herald_value *result, uint64_t *version,
                     herald_error *err)
 {
-    char k[HERALD_MAX_IDEM_KEY + 3];
+    uint8_t key[IDEM_DIGEST], request[IDEM_DIGEST];
     *result = herald_undefined();
-    int rc = idem_key(key, k, err);
+    int rc = idem_digests(req, key, request, err);
     if (rc) return rc;
-    MDB_val mk = {strlen(k), k}, v;
-    rc = mdb_get(t->txn, t->s->meta, &mk, &v);
+    if (!t->s->has_idem) return HERALD_ENOTFOUND;
+    MDB_val mk = {IDEM_DIGEST, key}, v;
+    rc = mdb_get(t->txn, t->s->idem, &mk, &v);
     if (rc == MDB_NOTFOUND) return HERALD_ENOTFOUND;
     if (rc) return hd__mdb_fail(err, rc, "reading an idempotency record");
-    if (v.mv_size < 8) return herald_fail(err, HERALD_ECORRUPT, "damaged idempotency record");
-    memcpy(version, v.mv_data, 8);
+    const uint8_t *p = v.mv_data;
+    if (v.mv_size < IDEM_HEAD) return damaged(err);
+    if (expired(t->s, get_be64(p + 8), wall_ms())) return HERALD_ENOTFOUND;
+    if (memcmp(p + 16, request, IDEM_DIGEST) != 0)
+        return herald_fail(err, HERALD_ECONFLICT,
+                           "the idempotency key `%.64s` was already used by this caller for "
+                           "another mutation (another function, other arguments or raw "
+                           "operations); a new mutation needs a new key",
+                           req->key);
     size_t used;
-    rc = hd__key_decode((uint8_t *)v.mv_data + 8, v.mv_size - 8, &used, result);
-    if (rc) return herald_fail(err, HERALD_ECORRUPT, "damaged idempotency record");
+    if (hd__key_decode(p + IDEM_HEAD, v.mv_size - IDEM_HEAD, &used, result)) return damaged(err);
+    *version = get_be64(p);
     return 0;
 }
 
-int herald_idem_put(herald_txn *m, const char *key, const herald_value *result, herald_error *err)
+/* The time index key of the record `key` committed at `at`. */
+static void time_key(uint8_t out[8 + IDEM_DIGEST], uint64_t at, const uint8_t *key)
 {
-    char k[HERALD_MAX_IDEM_KEY + 3];
+    put_be64(out, at);
+    memcpy(out + 8, key, IDEM_DIGEST);
+}
+
+int herald_idem_put(herald_txn *m, const herald_idem *req, const herald_value *result,
+                    herald_error *err)
+{
+    uint8_t key[IDEM_DIGEST], request[IDEM_DIGEST], tk[8 + IDEM_DIGEST];
     int rc = need_mutation(m, err);
-    if (rc || (rc = idem_key(key, k, err))) return rc;
+    if (rc || (rc = idem_digests(req, key, request, err))) return rc;
+    herald_store *s = m->s;
+    MDB_val mk = {IDEM_DIGEST, key}, tv = {sizeof tk, tk}, none = {0, NULL}, old;
+    /* An expired record of the same key gives way, with its time entry. */
+    rc = mdb_get(m->txn, s->idem, &mk, &old);
+    if (rc == 0 && old.mv_size >= IDEM_HEAD) {
+        time_key(tk, get_be64((uint8_t *)old.mv_data + 8), key);
+        rc = mdb_del(m->txn, s->idem_time, &tv, NULL);
+    }
+    if (rc && rc != MDB_NOTFOUND) goto fail;
     /* The version this mutation gets if it commits: the next one of its group. */
-    uint64_t version = m->group->version + 1;
+    uint64_t at = wall_ms();
+    uint8_t head[IDEM_HEAD];
+    put_be64(head, m->group->version + 1);
+    put_be64(head + 8, at);
+    memcpy(head + 16, request, IDEM_DIGEST);
     hd_buf b = HD_BUF_INIT;
-    hd__buf_append(&b, &version, 8);
+    hd__buf_append(&b, head, sizeof head);
     hd__key_encode(&b, result);
     if (b.failed) return herald_fail(err, HERALD_ENOMEM, "out of memory");
-    MDB_val mk = {strlen(k), k}, v = {b.len, b.p};
-    rc = mdb_put(m->txn, m->s->meta, &mk, &v, 0);
+    MDB_val v = {b.len, b.p};
+    time_key(tk, at, key);
+    rc = mdb_put(m->txn, s->idem, &mk, &v, 0);
+    if (!rc) rc = mdb_put(m->txn, s->idem_time, &tv, &none, 0);
     hd__buf_free(&b);
+    if (!rc) return 0;
+fail:
     if (rc == MDB_MAP_FULL) m->group->map_full = true;
-    return rc ? hd__mdb_fail(err, rc, "writing an idempotency record") : 0;
+    return hd__mdb_fail(err, rc, "writing an idempotency record");
+}
+
+int herald_idem_purge(herald_group *g, size_t max, size_t *purged, herald_error *err)
+{
+    herald_store *s = g->s;
+    size_t n = 0;
+    if (purged) *purged = 0;
+    if (g->open_mutation) return herald_fail(err, HERALD_EBUSY, "a mutation is open");
+    /* In a nested transaction, so that a failure leaves the group as it was. */
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    int rc = mdb_txn_begin(s->env, g->txn, 0, &txn);
+    if (rc) return hd__mdb_fail(err, rc, "purging idempotency records");
+    if ((rc = mdb_cursor_open(txn, s->idem_time, &cur))) goto fail;
+    uint64_t now = wall_ms();
+    MDB_val k, v;
+    /* Always the first entry: the oldest (and a cursor past a delete that
+     * emptied the index would have no current item). */
+    while (n < max && (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+        if (k.mv_size != 8 + IDEM_DIGEST) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        uint64_t at = get_be64(k.mv_data);
+        if (!expired(s, at, now)) break;
+        MDB_val rk = {IDEM_DIGEST, (uint8_t *)k.mv_data + 8}, rec;
+        /* The record goes only if this entry is its own (the same time). */
+        rc = mdb_get(txn, s->idem, &rk, &rec);
+        if (rc == 0 && rec.mv_size >= IDEM_HEAD && get_be64((uint8_t *)rec.mv_data + 8) == at)
+            rc = mdb_del(txn, s->idem, &rk, NULL);
+        if (rc && rc != MDB_NOTFOUND) break;
+        if ((rc = mdb_cursor_del(cur, 0))) break;
+        n++;
+    }
+    mdb_cursor_close(cur);
+    cur = NULL;
+    if (rc && rc != MDB_NOTFOUND) goto fail;
+    if ((rc = mdb_txn_commit(txn))) {
+        if (rc == MDB_MAP_FULL) g->map_full = true;
+        return hd__mdb_fail(err, rc, "purging idempotency records");
+    }
+    if (purged) *purged = n;
+    return 0;
+fail:
+    if (cur) mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (rc == MDB_MAP_FULL) g->map_full = true;
+    return hd__mdb_fail(err, rc, "purging idempotency records");
+}
+
+int herald_idem_count(herald_txn *t, uint64_t *count, herald_error *err)
+{
+    *count = 0;
+    if (!t->s->has_idem) return 0;
+    MDB_stat st;
+    int rc = mdb_stat(t->txn, t->s->idem, &st);
+    if (rc) return hd__mdb_fail(err, rc, "counting idempotency records");
+    *count = st.ms_entries;
+    return 0;
+}
+
+int hd__idem_check(herald_txn *t, void (*problem)(void *ctx, const char *line), void *ctx,
+                   uint64_t *records, herald_error *err)
+{
+    herald_store *s = t->s;
+    *records = 0;
+    if (!s->has_idem) return 0;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(t->txn, s->idem, &cur);
+    if (rc) return hd__mdb_fail(err, rc, "checking idempotency records");
+    MDB_val k, v;
+    uint64_t bad = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        (*records)++;
+        uint8_t tk[8 + IDEM_DIGEST];
+        MDB_val tv = {sizeof tk, tk}, none;
+        if (k.mv_size != IDEM_DIGEST || v.mv_size < IDEM_HEAD) {
+            bad++;
+            continue;
+        }
+        time_key(tk, get_be64((uint8_t *)v.mv_data + 8), k.mv_data);
+        int r = mdb_get(t->txn, s->idem_time, &tv, &none);
+        if (r == MDB_NOTFOUND)
+            bad++;
+        else if (r)
+            rc = r;
+        if (rc) break;
+    }
+    mdb_cursor_close(cur);
+    if (rc && rc != MDB_NOTFOUND) return hd__mdb_fail(err, rc, "checking idempotency records");
+    MDB_stat st;
+    if ((rc = mdb_stat(t->txn, s->idem_time, &st)))
+        return hd__mdb_fail(err, rc, "checking idempotency records");
+    char line[200];
+    if (bad) {
+        snprintf(line, sizeof line,
+                 "%llu idempotency records are damaged or missing from the time index",
+                 (unsigned long long)bad);
+        problem(ctx, line);
+    }
+    if (st.ms_entries != *records) {
+        snprintf(line, sizeof line,
+                 "the idempotency time index holds %llu entries for %llu records",
+                 (unsigned long long)st.ms_entries, (unsigned long long)*records);
+        problem(ctx, line);
+    }
+    return 0;
 }

@@ -8,9 +8,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "keycodec.h"
 #include "writer.h"
 
 #define MAX_OPS 1000
+/*
+ * Expired idempotency records purged per group: at least this many, and
+ * twice the group's requests, so the purge outpaces the records a busy
+ * writer adds (at most one per request) while no group grows unbounded.
+ */
+#define MIN_PURGE 128
 
 struct hd_writer {
     herald_store *s;
@@ -140,19 +147,82 @@ void hd__wbatch_free(hd_wbatch *b)
     }
 }
 
+/* Appends a length-prefixed string, so that parts never run together. */
+static void put_part(hd_buf *b, const char *p, size_t n)
+{
+    uint8_t len[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    hd__buf_append(b, len, 4);
+    hd__buf_append(b, p, n);
+}
+
+/*
+ * Who asked, the scope of an idempotency key: the admin key, a signed-in
+ * user (issuer and subject, as tokenIdentifier joins them), or the
+ * anonymous callers, who share one scope.
+ */
+static void idem_scope(const hd_wreq *r, hd_buf *b)
+{
+    const herald_value *iss = herald_object_get(&r->identity, "issuer");
+    const herald_value *sub = herald_object_get(&r->identity, "subject");
+    if (r->admin) {
+        hd__buf_byte(b, 'a');
+    } else if (iss && sub && iss->type == HERALD_STRING && sub->type == HERALD_STRING) {
+        hd__buf_byte(b, 'u');
+        put_part(b, iss->u.s.ptr, iss->u.s.len);
+        put_part(b, sub->u.s.ptr, sub->u.s.len);
+    } else {
+        hd__buf_byte(b, 'n');
+    }
+}
+
+/* What was asked: the function (however its path was spelled) and its arguments, or raw ops. */
+static void idem_request(const hd_wreq *r, hd_buf *b)
+{
+    if (!r->fn_path) {
+        hd__buf_byte(b, 'o');
+        hd__key_encode(b, &r->ops);
+        return;
+    }
+    char norm[300];
+    herald_error ignored;
+    const char *path =
+        hd__fn_path_normalize(r->fn_path, norm, sizeof norm, &ignored) == 0 ? norm : r->fn_path;
+    herald_value none;
+    herald_object_init(&none);
+    hd__buf_byte(b, 'f');
+    put_part(b, path, strlen(path));
+    hd__key_encode(b, r->fn_args.type == HERALD_UNDEFINED ? &none : &r->fn_args);
+    herald_value_free(&none);
+}
+
 /* Runs one request as a mutation of group `g`. */
 static void run_request(hd_writer *w, herald_group *g, hd_wreq *r)
 {
     herald_txn *m;
-    r->rc = herald_mutation_begin(g, &m, &r->err);
-    if (r->rc) return;
+    hd_buf scope = HD_BUF_INIT, request = HD_BUF_INIT;
+    herald_idem idem = {.key = r->idempotency_key};
     if (r->idempotency_key) {
-        /* Already committed under this key: the first result, nothing applied. */
-        r->rc = herald_idem_get(m, r->idempotency_key, &r->result, &r->version, &r->err);
+        idem_scope(r, &scope);
+        idem_request(r, &request);
+        if (scope.failed || request.failed) {
+            r->rc = herald_fail(&r->err, HERALD_ENOMEM, "out of memory");
+            goto done;
+        }
+        idem.scope = scope.p;
+        idem.scope_len = scope.len;
+        idem.request = request.p;
+        idem.request_len = request.len;
+    }
+    r->rc = herald_mutation_begin(g, &m, &r->err);
+    if (r->rc) goto done;
+    if (r->idempotency_key) {
+        /* Already committed under this key: the first result, nothing applied;
+         * or the caller used the key for something else: refused. */
+        r->rc = herald_idem_get(m, &idem, &r->result, &r->version, &r->err);
         if (r->rc != HERALD_ENOTFOUND) {
             r->replayed = r->rc == 0;
             herald_mutation_abort(m);
-            return;
+            goto done;
         }
     }
     if (r->fn_path) {
@@ -167,14 +237,16 @@ static void run_request(hd_writer *w, herald_group *g, hd_wreq *r)
     } else {
         r->rc = hd__apply_ops(m, &r->ops, &r->result, &r->err);
     }
-    if (!r->rc && r->idempotency_key)
-        r->rc = herald_idem_put(m, r->idempotency_key, &r->result, &r->err);
+    if (!r->rc && r->idempotency_key) r->rc = herald_idem_put(m, &idem, &r->result, &r->err);
     if (r->rc) {
         herald_mutation_abort(m);
-        return;
+        goto done;
     }
     r->set_index = herald_group_count(g);
     r->rc = herald_mutation_commit(m, &r->version, &r->err);
+done:
+    hd__buf_free(&scope);
+    hd__buf_free(&request);
 }
 
 /* Builds this thread's runtime from a bundle the loop handed over, if any. */
@@ -244,6 +316,14 @@ static void *writer_main(void *arg)
         herald_error gerr = {0};
         /* Out of memory for the batch: the requests fail without running. */
         int grc = b ? herald_group_begin(w->s, &b->group, &gerr) : HERALD_ENOMEM;
+        if (!grc) {
+            /* A failed purge changes nothing; the next group tries again. */
+            herald_error perr = {0};
+            size_t budget = 2 * n > MIN_PURGE ? 2 * n : MIN_PURGE;
+            if (herald_idem_purge(b->group, budget, NULL, &perr))
+                fprintf(stderr, "herald: expired idempotency records stay for now: %s\n",
+                        perr.message);
+        }
         hd_wreq *keep = NULL, *keep_tail = NULL, *retry_tail = NULL;
         for (hd_wreq *r = take, *next; r; r = next) {
             next = r->next;

@@ -26,7 +26,9 @@ struct hd_wreq {
     herald_value fn_args;  /* its arguments; owned */
     herald_value identity; /* the caller's identity, or undefined; owned */
     bool admin;            /* the caller presented the admin key */
-    char *idempotency_key; /* optional; owned */
+    /* Optional; owned. Scoped to the caller (admin, identity's issuer and
+     * subject, or anonymous) and bound to fn_path and fn_args, or to ops. */
+    char *idempotency_key;
     /* Set by the writer. */
     int rc;
     herald_error err;

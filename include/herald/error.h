@@ -33,6 +33,7 @@ enum herald_code {
     HERALD_ESTORE = -12,     /* any other storage engine failure */
     HERALD_EACCESS = -13,    /* the caller lacks the rights for this */
     HERALD_EFUNCTION = -14,  /* a server function raised an error */
+    HERALD_ECONFLICT = -15,  /* an idempotency key was already used for another request */
 };
 
 /* A message buffer filled by failing calls. `code` repeats the return value. */

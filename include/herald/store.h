@@ -19,6 +19,13 @@
  *   thread concurrently with a group; keep them short and never hold one
  *   across event-loop turns, or LMDB cannot reuse pages.
  * - Do not fork() with a store open.
+ * - One writer per data folder: a store opened for writing holds an
+ *   exclusive lock (flock(2) on `herald.lock` in the folder, which records
+ *   the writer's pid and owner) until herald_store_close(). Another writer,
+ *   in this process or any other, is refused with HERALD_EBUSY naming it;
+ *   stores opened read-only take no lock and may run beside the writer
+ *   (LMDB serves readers across processes). The kernel drops the lock when
+ *   the process ends, also when it is killed with SIGKILL.
  * - The map grows by itself up to `max_map_size`; past it a mutation fails
  *   with HERALD_EMAPFULL and the database stays intact. A full disk fails
  *   the group commit with HERALD_EIO; nothing of that group is kept.
@@ -47,7 +54,21 @@ typedef struct herald_store_options {
     size_t max_map_size;     /* bytes; 0 = 1 TiB */
     bool no_sync;            /* skip fsync (tests and benchmarks only) */
     unsigned max_readers;    /* 0 = 126 */
+    /*
+     * Open an existing store for reading only: nothing is created (neither
+     * the folder nor the database), no lock is taken, and every write
+     * (groups, schema changes) fails with HERALD_EBUSY.
+     */
+    bool read_only;
+    /* Who writes ("herald serve"), recorded in the lock file so that a
+     * refused writer can name it; NULL: "a Herald process". Copied. */
+    const char *owner;
+    /* Seconds an idempotency record answers retries; 0 = 24 hours. */
+    double idem_retention;
 } herald_store_options;
+
+/* How long idempotency records are kept when the options do not say. */
+#define HERALD_IDEM_RETENTION_DEFAULT (24.0 * 3600.0)
 
 /* Binary document id: 4-byte table number (big-endian) and 16 random bytes. */
 #define HERALD_ID_BYTES 20
@@ -55,12 +76,26 @@ typedef struct herald_store_options {
 #define HERALD_ID_CHARS 32
 
 /*
- * Opens (creating if needed) the store in folder `path`. `opts` may be
- * NULL. On success *out must be closed with herald_store_close().
+ * Opens (creating if needed) the store in folder `path`, or with
+ * `read_only` opens an existing one. `opts` may be NULL. On success *out
+ * must be closed with herald_store_close(), which also releases the lock.
+ * Errors: HERALD_EBUSY (another writer holds the folder; the message names
+ * its owner and pid), HERALD_ENOTFOUND (read-only: no Herald database
+ * there), HERALD_ECORRUPT (not a Herald database), HERALD_EIO, HERALD_ENOMEM.
  */
 int herald_store_open(const char *path, const herald_store_options *opts, herald_store **out,
                       herald_error *err);
 void herald_store_close(herald_store *s);
+
+/*
+ * The writer of data folder `path`, if one runs: returns 1 and sets *pid
+ * and `owner` (NUL-terminated, cut to `size` bytes; "" when it did not say)
+ * when a process holds the folder's writer lock, 0 when none does or the
+ * folder has no lock file. Creates nothing and never blocks a writer for
+ * longer than a system call. Returns HERALD_EIO when the lock file cannot
+ * be read.
+ */
+int herald_store_writer(const char *path, long *pid, char *owner, size_t size, herald_error *err);
 
 /*
  * The schema the store runs with: owned by the store, valid until the next
@@ -207,9 +242,10 @@ int herald_table_count(herald_txn *t, const char *table, uint64_t *count, herald
 
 /*
  * Checks that every index entry matches a document and every document has
- * exactly its entries in every index, and that every document passes its
- * validator. Problems are written to `report` (may be NULL) one per line;
- * returns HERALD_ECORRUPT if there was any.
+ * exactly its entries in every index, that every document passes its
+ * validator, and that every idempotency record has its time index entry.
+ * Problems are written to `report` (may be NULL) one per line; returns
+ * HERALD_ECORRUPT if there was any. Works on a read-only store.
  */
 typedef void (*herald_report_fn)(void *ctx, const char *line);
 int herald_store_check(herald_store *s, herald_report_fn report, void *ctx, herald_error *err);
@@ -220,18 +256,60 @@ int herald_table_scan(herald_txn *t, const char *table, herald_doc_fn fn, void *
                       herald_error *err);
 
 /*
- * Idempotency records: a mutation that carries an idempotency key (at most
- * HERALD_MAX_IDEM_KEY bytes) records its result under it, in the same
- * transaction as its writes, so that a retry of an already committed
- * mutation can return the first result instead of applying it twice.
- * herald_idem_get() returns HERALD_ENOTFOUND when there is no record;
- * *result is then HERALD_UNDEFINED. Records are kept until the data folder
- * is deleted.
+ * Idempotency records: a mutation that carries an idempotency key records
+ * its result under it, in the same transaction as its writes, so that a
+ * retry of an already committed mutation can return the first result (and
+ * version) instead of applying it twice.
+ *
+ * A key belongs to a scope, the caller (bytes the caller's code chooses:
+ * Herald's server uses the signed-in user's issuer and subject, the admin
+ * key, or one scope shared by anonymous callers): records of different
+ * scopes never meet. Within a scope, a record also remembers the request
+ * it answered (the function and its arguments, or the raw operations, as
+ * bytes); the same key with another request is a conflict, never a replay.
+ * Only a digest (SHA-256) of scope, key and request is stored.
+ *
+ * A record answers for the store's retention (herald_store_options
+ * `idem_retention`), counted from its commit by the wall clock; after that
+ * it is as if it did not exist, and herald_idem_purge() deletes it.
  */
 #define HERALD_MAX_IDEM_KEY 200
-int herald_idem_get(herald_txn *t, const char *key, herald_value *result, uint64_t *version,
+typedef struct herald_idem {
+    const char *key; /* 1 to HERALD_MAX_IDEM_KEY bytes, NUL-terminated */
+    const void *scope;
+    size_t scope_len;
+    const void *request;
+    size_t request_len;
+} herald_idem;
+
+/*
+ * Looks `req` up. Returns 0 with the first *result (a new tree, freed by
+ * the caller) and *version when a live record of the same request exists;
+ * HERALD_ENOTFOUND when there is none in the scope (or it expired);
+ * HERALD_ECONFLICT when the scope's record of this key answered another
+ * request; HERALD_EINVAL for a key of the wrong size; HERALD_ECORRUPT.
+ * *result is HERALD_UNDEFINED unless 0 is returned.
+ */
+int herald_idem_get(herald_txn *t, const herald_idem *req, herald_value *result, uint64_t *version,
                     herald_error *err);
-int herald_idem_put(herald_txn *m, const char *key, const herald_value *result, herald_error *err);
+
+/*
+ * Records `result` for `req` in mutation `m`, with the version the mutation
+ * gets if it commits; replaces an expired record of the same key and scope.
+ */
+int herald_idem_put(herald_txn *m, const herald_idem *req, const herald_value *result,
+                    herald_error *err);
+
+/*
+ * Deletes up to `max` expired records, oldest first, in group `g` (while no
+ * mutation of it is open). Records are indexed by time, so the cost is that
+ * of the records deleted, never of those kept. *purged (may be NULL) gets
+ * the number deleted. On failure nothing is deleted and the group goes on.
+ */
+int herald_idem_purge(herald_group *g, size_t max, size_t *purged, herald_error *err);
+
+/* Number of idempotency records stored, expired or not. */
+int herald_idem_count(herald_txn *t, uint64_t *count, herald_error *err);
 
 /* Table numbers, for export/import that keeps ids. */
 int herald_table_number(herald_txn *t, const char *table, uint32_t *number);

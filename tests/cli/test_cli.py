@@ -2,14 +2,20 @@
 
 Run as: python3 test_cli.py <path to herald> <source root>
 Covers schema check/show/apply, import and export round trips (ids kept),
-queries, the consistency check, and clear errors for bad input.
+queries, the consistency check, clear errors for bad input, and one writer
+per data folder: while `herald serve` runs, other writers are refused with
+its pid, read-only commands work beside it and never create a folder.
 """
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 
 HERALD, ROOT = sys.argv[1], sys.argv[2]
 failures = []
@@ -141,10 +147,103 @@ def test_functions_and_keys(tmp):
           "the hash file is private")
 
 
+def start_server(data, app):
+    """`herald serve --dev` on a free port; returns the process and the port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = subprocess.Popen([HERALD, "--no-sync", "--data", data, "--app", app, "serve", "--dev",
+                            "--port", str(port)], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        line = srv.stdout.readline()
+        lines.append(line)
+        if not line or "listening on" in line:
+            break
+    if "listening on" not in lines[-1]:
+        srv.kill()
+        raise AssertionError("server did not start: " + "".join(lines))
+    return srv, port
+
+
+def insert_over_http(port, title):
+    body = json.dumps({"ops": [{"op": "insert", "table": "videos", "value": {
+        "twitchId": title, "title": title, "status": "Queued"}}]}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/mutation", data=body,
+                                 method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def checked_version(data):
+    p = run("--data", data, "check")
+    words = p.stdout.split()
+    return int(words[2]) if words[:2] == ["ok:", "version"] else None
+
+
+def test_one_writer(tmp):
+    app = os.path.join(ROOT, "examples", "twitch-jobs")
+    seed = os.path.join(app, "seed", "videos.jsonl")
+    # Read-only commands never create a data folder (nor a database in an empty one).
+    missing = os.path.join(tmp, "nonexistent")
+    empty = os.path.join(tmp, "empty")
+    os.mkdir(empty)
+    for args in (["get", "0" * 32], ["query", '{"table":"videos"}'],
+                 ["export", os.path.join(tmp, "never")], ["check"], ["schema", "show"]):
+        for folder in (missing, empty):
+            p = run("--data", folder, *args, ok=False)
+            check(p.returncode == 1 and "NotFound" in p.stderr and
+                  "no Herald database in " + folder in p.stderr,
+                  f"{args[0]} on {os.path.basename(folder)}: {p.returncode} {p.stderr}")
+        check(not os.path.exists(missing) and os.listdir(empty) == [],
+              f"{args[0]} created nothing: {os.listdir(empty)}")
+    check(not os.path.exists(os.path.join(tmp, "never")), "export wrote no folder")
+
+    data = os.path.join(tmp, "served")
+    run("--no-sync", "--data", data, "--app", app, "import", "--table", "videos", seed)
+    check(checked_version(data) == 8, "eight mutations imported")
+    srv, port = start_server(data, app)
+    try:
+        # Every other writer is refused and names the server.
+        for args in (["import", "--table", "videos", seed], ["--app", app, "schema", "apply"],
+                     ["--app", app, "serve", "--port", "0"], ["serve", "--port", "0"]):
+            p = run("--no-sync", "--data", data, *args, ok=False)
+            check(p.returncode == 1 and "Busy" in p.stderr and "herald serve" in p.stderr and
+                  f"pid {srv.pid}" in p.stderr and "in use" in p.stderr,
+                  f"{' '.join(args[:2])} beside the server refused: {p.returncode} {p.stderr}")
+        # Read-only commands work beside it.
+        check(checked_version(data) == 8, "the refused import wrote nothing")
+        docs = json.loads(run("--data", data, "query", '{"table":"videos"}').stdout)
+        check(len(docs) == 8, f"query beside the server: {len(docs)}")
+        got = json.loads(run("--data", data, "get", docs[0]["_id"]).stdout)
+        check(got == docs[0], "get beside the server")
+        run("--data", data, "export", os.path.join(tmp, "beside"))
+        check(os.path.exists(os.path.join(tmp, "beside", "videos.jsonl")), "export beside it")
+        # The server's versions go on from the store's, and stay there.
+        reply = insert_over_http(port, "after-refusal")
+        check(reply.get("version") == 9, f"the server's next version: {reply}")
+        check(checked_version(data) == 9, "the stored version is the server's")
+        # A new admin key may be made beside the server, which takes it on SIGHUP.
+        p = run("--data", data, "admin-key", ok=False)
+        check(p.returncode == 0 and f"pid {srv.pid}" in p.stderr and "SIGHUP" in p.stderr,
+              f"admin-key beside the server names it: {p.returncode} {p.stderr}")
+    finally:
+        srv.send_signal(signal.SIGKILL)
+        srv.wait(timeout=30)
+        srv.stdout.close()
+    # The kernel released the lock of the killed server: writers work again.
+    p = run("--no-sync", "--data", data, "import", "--table", "videos", seed)
+    check("imported 8 documents" in p.stdout, f"import after the server died: {p.stdout}")
+    check(checked_version(data) == 17, "versions go on after the server")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="herald-cli-")
     try:
-        for t in (test_schema_tools, test_round_trip, test_bad_input, test_functions_and_keys):
+        for t in (test_schema_tools, test_round_trip, test_bad_input, test_functions_and_keys,
+                  test_one_writer):
             try:
                 t(tmp)
             except Exception as e:  # a crash of one test is a failure, not the end

@@ -1,11 +1,14 @@
 /*
  * The store: documents, validation, ids, groups and nested mutations,
- * versions, schema changes, long index keys, map growth and the check.
+ * versions, schema changes, long index keys, map growth and the check;
+ * idempotency records (scopes, conflicts, expiry, the purge) and the
+ * data folder's writer lock.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <lmdb.h>
@@ -514,6 +517,209 @@ static void test_check_detects_damage(void)
     herald_store_close(s);
 }
 
+/* Runs one mutation that records `result_json` under `req`; returns its version. */
+static uint64_t idem_commit(herald_store *s, const herald_idem *req, const char *result_json)
+{
+    herald_error err = {0};
+    herald_group *g;
+    herald_txn *m;
+    uint64_t version = 0;
+    CHECK_OK(herald_group_begin(s, &g, &err));
+    CHECK_OK(herald_mutation_begin(g, &m, &err));
+    herald_value doc = json("{\"userId\":\"idem\",\"status\":\"ready\"}");
+    CHECK_OK(herald_insert(m, "feeds", &doc, NULL, &err));
+    herald_value_free(&doc);
+    herald_value result = json(result_json);
+    CHECK_OK(herald_idem_put(m, req, &result, &err));
+    herald_value_free(&result);
+    CHECK_OK(herald_mutation_commit(m, &version, &err));
+    CHECK_OK(herald_group_commit(g, &err));
+    herald_group_free(g);
+    return version;
+}
+
+/* What herald_idem_get says about `req` now, with the result's JSON in `out`. */
+static int idem_lookup(herald_store *s, const herald_idem *req, char *out, size_t size,
+                       uint64_t *version, herald_error *err)
+{
+    herald_txn *t;
+    herald_value result;
+    CHECK_OK(herald_read_begin(s, &t, err));
+    int rc = herald_idem_get(t, req, &result, version, err);
+    if (rc == 0) {
+        char *j = herald_value_to_json(&result);
+        snprintf(out, size, "%s", j ? j : "");
+        free(j);
+    } else {
+        CHECK(result.type == HERALD_UNDEFINED);
+    }
+    herald_value_free(&result);
+    herald_txn_end(t);
+    return rc;
+}
+
+static uint64_t idem_records(herald_store *s)
+{
+    herald_error err = {0};
+    herald_txn *t;
+    uint64_t n = 0;
+    CHECK_OK(herald_read_begin(s, &t, &err));
+    CHECK_OK(herald_idem_count(t, &n, &err));
+    herald_txn_end(t);
+    return n;
+}
+
+static size_t idem_purge(herald_store *s, size_t max)
+{
+    herald_error err = {0};
+    herald_group *g;
+    size_t n = 0;
+    CHECK_OK(herald_group_begin(s, &g, &err));
+    CHECK_OK(herald_idem_purge(g, max, &n, &err));
+    CHECK_OK(herald_group_commit(g, &err));
+    herald_group_free(g);
+    return n;
+}
+
+/*
+ * Idempotency records belong to a scope and remember their request; they
+ * expire after the store's retention and the purge takes the oldest first.
+ */
+static void test_idempotency(void)
+{
+    char tmpl[] = "/tmp/herald-test-idem-XXXXXX";
+    const char *d = mkdtemp(tmpl);
+    herald_store_options o = {.no_sync = true, .idem_retention = 0.3};
+    herald_store *s;
+    herald_error err = {0};
+    CHECK_OK(herald_store_open(d, &o, &s, &err));
+    CHECK_OK(herald_store_set_schema(s, schema_of(schema_v1), &err));
+    herald_idem alice = {"k-1", "alice", 5, "add(1)", 6};
+    herald_idem bob = {"k-1", "bob", 3, "add(1)", 6};
+    herald_idem alice_other = {"k-1", "alice", 5, "add(2)", 6};
+    herald_idem alice_k2 = {"k-2", "alice", 5, "add(1)", 6};
+    char got[200];
+    uint64_t version = 0;
+    CHECK(idem_lookup(s, &alice, got, sizeof got, &version, &err) == HERALD_ENOTFOUND);
+    uint64_t first = idem_commit(s, &alice, "{\"id\":\"first\"}");
+    /* The same request in the same scope: the first answer. */
+    CHECK_OK(idem_lookup(s, &alice, got, sizeof got, &version, &err));
+    CHECK(strcmp(got, "{\"id\":\"first\"}") == 0 && version == first);
+    /* Another scope never sees it; the same scope with another request is refused. */
+    CHECK(idem_lookup(s, &bob, got, sizeof got, &version, &err) == HERALD_ENOTFOUND);
+    CHECK(idem_lookup(s, &alice_other, got, sizeof got, &version, &err) == HERALD_ECONFLICT);
+    CHECK(strstr(err.message, "k-1") != NULL);
+    CHECK(strcmp(herald_errcode_name(HERALD_ECONFLICT), "IdempotencyConflict") == 0);
+    CHECK(idem_lookup(s, &alice_k2, got, sizeof got, &version, &err) == HERALD_ENOTFOUND);
+    uint64_t bobs = idem_commit(s, &bob, "{\"id\":\"bob\"}");
+    CHECK_OK(idem_lookup(s, &bob, got, sizeof got, &version, &err));
+    CHECK(strcmp(got, "{\"id\":\"bob\"}") == 0 && version == bobs);
+    CHECK_OK(idem_lookup(s, &alice, got, sizeof got, &version, &err));
+    CHECK(strcmp(got, "{\"id\":\"first\"}") == 0 && version == first);
+    /* Keys of 1 to HERALD_MAX_IDEM_KEY bytes. */
+    char longkey[HERALD_MAX_IDEM_KEY + 2];
+    memset(longkey, 'k', sizeof longkey - 1);
+    longkey[sizeof longkey - 1] = 0;
+    herald_idem bad = {longkey, "alice", 5, "x", 1};
+    CHECK(idem_lookup(s, &bad, got, sizeof got, &version, &err) == HERALD_EINVAL);
+    bad.key = "";
+    CHECK(idem_lookup(s, &bad, got, sizeof got, &version, &err) == HERALD_EINVAL);
+    CHECK(idem_records(s) == 2);
+    /* Nothing has expired yet: the purge deletes nothing. */
+    CHECK(idem_purge(s, 100) == 0);
+    check_ok(s);
+
+    /* Past the retention a record answers no more, and a new one replaces it. */
+    usleep(400 * 1000);
+    idem_commit(s, &alice_k2, "1");
+    CHECK(idem_lookup(s, &alice, got, sizeof got, &version, &err) == HERALD_ENOTFOUND);
+    CHECK(idem_lookup(s, &alice_other, got, sizeof got, &version, &err) == HERALD_ENOTFOUND);
+    uint64_t again = idem_commit(s, &alice, "{\"id\":\"again\"}");
+    CHECK(again > first);
+    CHECK_OK(idem_lookup(s, &alice, got, sizeof got, &version, &err));
+    CHECK(strcmp(got, "{\"id\":\"again\"}") == 0 && version == again);
+    CHECK(idem_records(s) == 3);
+    check_ok(s); /* the replaced record's time entry went with it */
+    /* The purge takes expired records only (bob's), in batches of `max`. */
+    CHECK(idem_purge(s, 100) == 1);
+    CHECK(idem_records(s) == 2);
+    usleep(400 * 1000);
+    CHECK(idem_purge(s, 1) == 1);
+    CHECK(idem_records(s) == 1);
+    CHECK(idem_purge(s, 1) == 1);
+    CHECK(idem_records(s) == 0);
+    CHECK(idem_purge(s, 1) == 0);
+    check_ok(s);
+    /* A purge inside a group with an open mutation is refused. */
+    herald_group *g;
+    herald_txn *m;
+    CHECK_OK(herald_group_begin(s, &g, &err));
+    CHECK_OK(herald_mutation_begin(g, &m, &err));
+    CHECK(herald_idem_purge(g, 1, NULL, &err) == HERALD_EBUSY);
+    herald_group_free(g);
+    herald_store_close(s);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    CHECK(system(cmd) == 0);
+}
+
+/*
+ * One writer per data folder, also within one process; read-only stores
+ * run beside it, see its commits and never create anything.
+ */
+static void test_writer_lock(void)
+{
+    char tmpl[] = "/tmp/herald-test-lock-XXXXXX";
+    const char *d = mkdtemp(tmpl);
+    herald_store_options w = {.no_sync = true, .owner = "test writer"};
+    herald_store_options r = {.read_only = true};
+    herald_store *s, *s2 = NULL, *ro;
+    herald_error err = {0};
+    long pid;
+    char owner[64];
+    CHECK(herald_store_writer(d, &pid, owner, sizeof owner, &err) == 0);
+    CHECK_OK(herald_store_open(d, &w, &s, &err));
+    CHECK(herald_store_writer(d, &pid, owner, sizeof owner, &err) == 1);
+    CHECK(pid == (long)getpid() && strcmp(owner, "test writer") == 0);
+    CHECK(herald_store_open(d, &w, &s2, &err) == HERALD_EBUSY && s2 == NULL);
+    char pidtext[40];
+    snprintf(pidtext, sizeof pidtext, "pid %ld", (long)getpid());
+    CHECK(strstr(err.message, "test writer") && strstr(err.message, pidtext) &&
+          strstr(err.message, d));
+    CHECK_OK(herald_store_set_schema(s, schema_of(schema_v1), &err));
+    CHECK_OK(insert1(s, "feeds", "{\"userId\":\"u\",\"status\":\"ready\"}", NULL, &err));
+    /* A reader beside the writer sees its commits and cannot write. */
+    CHECK_OK(herald_store_open(d, &r, &ro, &err));
+    CHECK(count(ro, "feeds") == 1 && herald_store_version(ro) == herald_store_version(s));
+    herald_group *g;
+    CHECK(herald_group_begin(ro, &g, &err) == HERALD_EBUSY);
+    CHECK(strstr(err.message, "read-only") != NULL);
+    CHECK(herald_store_set_schema(ro, schema_of(schema_v1), &err) == HERALD_EBUSY);
+    CHECK(herald_store_reserve_table(ro, "x", 99, &err) == HERALD_EBUSY);
+    check_ok(ro);
+    herald_store_close(ro);
+    /* Closed, the folder takes the next writer. */
+    herald_store_close(s);
+    CHECK(herald_store_writer(d, &pid, owner, sizeof owner, &err) == 0);
+    CHECK_OK(herald_store_open(d, &w, &s, &err));
+    herald_store_close(s);
+    /* A reader never creates a folder or a database. */
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/missing", d);
+    CHECK(herald_store_open(missing, &r, &ro, &err) == HERALD_ENOTFOUND);
+    CHECK(strstr(err.message, "no Herald database") != NULL);
+    struct stat st;
+    CHECK(stat(missing, &st) != 0);
+    CHECK(mkdir(missing, 0700) == 0);
+    CHECK(herald_store_open(missing, &r, &ro, &err) == HERALD_ENOTFOUND);
+    char file[400];
+    snprintf(file, sizeof file, "%s/data.mdb", missing);
+    CHECK(stat(file, &st) != 0);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void)
 {
     dir = mkdtemp(dir_template);
@@ -531,6 +737,8 @@ int main(void)
     herald_store_close(s);
     test_check_detects_damage();
     test_map_full();
+    test_idempotency();
+    test_writer_lock();
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
