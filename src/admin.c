@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admit.h"
 #include "jwt.h"
 #include "server.h"
 
@@ -201,6 +202,15 @@ static int op_stats(hd_server *s, herald_value *out, herald_error *err)
     set_num(&b, out, "commitsPerSecond", (double)recent / 10.0);
     set(&b, out, "commitToPush", latency);
     set(&b, out, "map", map);
+    /* What clients hold of the server's memory, against --max-memory. */
+    herald_value mem;
+    herald_object_init(&mem);
+    set_num(&b, &mem, "readingBytes", (double)s->mem_in);
+    set_num(&b, &mem, "queuedBytes", (double)s->mem_out);
+    set_num(&b, &mem, "limitBytes", (double)s->cfg.max_memory);
+    set(&b, out, "clientMemory", mem);
+    set_num(&b, out, "sockets", s->admit ? (double)hd__admit_count(s->admit) : 0);
+    set_num(&b, out, "refusedConnections", (double)s->refused);
     set_num(&b, out, "functions", s->fnrt ? (double)hd__fnrt_count(s->fnrt) : 0);
     set_num(&b, out, "authProviders", (double)hd__auth_provider_count(s->auth));
     if (b.failed) {

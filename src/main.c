@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "adminkey.h"
 #include "console.h"
 #include "dump.h"
 #include "server.h"
@@ -39,15 +40,23 @@ static const char usage[] =
     "  import --table T FILE import a JSON-lines file into table T\n"
     "  export DIR            write every table as JSON lines into DIR\n"
     "  check                 verify that indexes match documents\n"
-    "  serve [--port N] [--dev] [--static DIR] [--max-outbound BYTES]\n"
-    "        [--max-behind SECONDS] [--max-message BYTES]\n"
+    "  serve [--port N] [--host ADDR] [--dev] [--static DIR] [--allow-origin LIST]\n"
+    "        [--max-outbound BYTES] [--max-behind SECONDS] [--max-message BYTES]\n"
+    "        [--max-queued BYTES] [--max-memory MIB] [--max-connections N]\n"
+    "        [--max-per-address N] [--idle-timeout SECONDS] [--request-timeout SECONDS]\n"
     "        [--fn-instructions N] [--fn-memory MIB]\n"
     "        [--idempotency-retention SECONDS]  (a key answers retries for 24 h)\n"
-    "                        run the live server: port 3210; static files from DIR,\n"
-    "                        else the app's public/, else ./web-demo; 64 KiB queued\n"
-    "                        per client before its updates merge; closed after 30 s\n"
-    "                        behind; messages up to 1 MiB + 64 KiB; functions may run\n"
-    "                        50 million instructions and use 64 MiB per call\n"
+    "                        run the live server (docs/protocol.md, \"Limits\"): port 3210\n"
+    "                        on every address (127.0.0.1 with --dev unless --host); static\n"
+    "                        files from DIR, else the app's public/, else ./web-demo;\n"
+    "                        browsers only from the server's own origin and LIST\n"
+    "                        (comma-separated, * for any); 64 KiB queued per client\n"
+    "                        before its updates merge, 16 MiB at most, closed after 30 s\n"
+    "                        without progress; 1 GiB for all connection buffers;\n"
+    "                        10,000 connections, 1,000 per address; silent WebSockets\n"
+    "                        pinged, closed after 60 s; a request or message must\n"
+    "                        arrive within 30 s; messages up to 1 MiB + 64 KiB;\n"
+    "                        functions may run 50 million instructions and use 64 MiB\n"
     "  functions             load the app's functions/*.lua and list them\n"
     "  console [URL] [--key KEY | --key-file FILE] [--json]\n"
     "                        the admin console in a terminal, on a running server\n"
@@ -304,25 +313,34 @@ static void writer_note(const char *data)
 
 static int cmd_admin_key(const options *o, herald_error *err)
 {
-    char key[128];
+    char path[4200];
     unsigned char hash[32];
     struct stat st;
     if (stat(o->data, &st) != 0 && mkdir(o->data, 0700) != 0) {
         herald_fail(err, HERALD_EIO, "cannot create %s", o->data);
         return fail(err, HERALD_EIO);
     }
-    int rc = hd__admin_key_new(o->data, key, sizeof key, hash, err);
+    int rc = hd__adminkey_new(o->data, path, sizeof path, hash, err);
     if (rc) return fail(err, rc);
-    printf("%s\n", key);
-    OPENSSL_cleanse(key, sizeof key);
+    /* The key stays in its file (mode 0600): scripts read it there, no terminal shows it. */
+    printf("admin key written to %s (mode 0600)\n", path);
     writer_note(o->data);
     return 0;
+}
+
+/* Reads a whole decimal number between lo and hi. */
+static bool positive(const char *text, double lo, double hi, double *out)
+{
+    char *end;
+    *out = strtod(text, &end);
+    return end != text && !*end && *out >= lo && *out <= hi && *out == (double)(long long)*out;
 }
 
 static int cmd_serve(const options *o, int argc, char **argv, herald_error *err)
 {
     hd_server_config cfg = {
         .data_dir = o->data, .app_dir = o->app, .port = 3210, .no_sync = o->no_sync};
+    double n;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--port") && i + 1 < argc) {
             char *end;
@@ -335,6 +353,28 @@ static int cmd_serve(const options *o, int argc, char **argv, herald_error *err)
             cfg.max_message = strtoul(argv[++i], NULL, 10);
         } else if (!strcmp(argv[i], "--max-behind") && i + 1 < argc) {
             cfg.max_behind_seconds = strtod(argv[++i], NULL);
+        } else if ((!strcmp(argv[i], "--host") || !strcmp(argv[i], "--bind")) && i + 1 < argc) {
+            cfg.host = argv[++i];
+        } else if (!strcmp(argv[i], "--allow-origin") && i + 1 < argc) {
+            cfg.allow_origins = argv[++i];
+        } else if (!strcmp(argv[i], "--max-connections") && i + 1 < argc) {
+            if (!positive(argv[++i], 1, 10000000, &n)) return usage_error("serve: bad --max-connections");
+            cfg.max_connections = (size_t)n;
+        } else if (!strcmp(argv[i], "--max-per-address") && i + 1 < argc) {
+            if (!positive(argv[++i], 1, 10000000, &n)) return usage_error("serve: bad --max-per-address");
+            cfg.max_per_address = (size_t)n;
+        } else if (!strcmp(argv[i], "--idle-timeout") && i + 1 < argc) {
+            if (!positive(argv[++i], 2, 86400, &n)) return usage_error("serve: bad --idle-timeout (2 to 86400)");
+            cfg.idle_seconds = n;
+        } else if (!strcmp(argv[i], "--request-timeout") && i + 1 < argc) {
+            if (!positive(argv[++i], 1, 3600, &n)) return usage_error("serve: bad --request-timeout (1 to 3600)");
+            cfg.request_seconds = n;
+        } else if (!strcmp(argv[i], "--max-queued") && i + 1 < argc) {
+            if (!positive(argv[++i], 65536, 1e12, &n)) return usage_error("serve: bad --max-queued (at least 65536)");
+            cfg.max_queued = (size_t)n;
+        } else if (!strcmp(argv[i], "--max-memory") && i + 1 < argc) {
+            if (!positive(argv[++i], 16, 1048576, &n)) return usage_error("serve: bad --max-memory (16 MiB or more)");
+            cfg.max_memory = (size_t)n << 20;
         } else if (!strcmp(argv[i], "--idempotency-retention") && i + 1 < argc) {
             char *end;
             const char *text = argv[++i];
@@ -343,7 +383,7 @@ static int cmd_serve(const options *o, int argc, char **argv, herald_error *err)
                 return usage_error("serve: bad --idempotency-retention (1 s to 10 years)");
             cfg.idempotency_retention = (double)secs;
         } else if (!strcmp(argv[i], "--dev")) {
-            cfg.dev = true;
+            cfg.dev = cfg.fn_limits.dev = true;
         } else if (!strcmp(argv[i], "--static") && i + 1 < argc) {
             cfg.static_dir = argv[++i];
         } else if (!strcmp(argv[i], "--fn-instructions") && i + 1 < argc) {
@@ -370,6 +410,7 @@ static int cmd_serve(const options *o, int argc, char **argv, herald_error *err)
     }
     /* From a checkout, the web demo is the page to show. */
     if (!cfg.static_dir && stat("web-demo/index.html", &st) == 0) cfg.static_dir = "web-demo";
+    if (cfg.dev && !cfg.host) cfg.host = "127.0.0.1";
     if (o->app) {
         /* Apply the app's schema before serving it. */
         herald_store *s;

@@ -363,7 +363,12 @@ static void http_reply(hd_conn *c, int status, hd_buf *body)
     c->http_status = status;
     c->http_reply = (char *)hd__buf_take(body, &c->http_reply_len);
     c->http_waiting = false;
-    if (c->wsi) lws_callback_on_writable(c->wsi);
+    if (c->wsi) {
+        /* Input was paused while the request was at work (a pipelined request waits);
+         * with lws 4.1 a paused HTTP connection is not written to either. */
+        lws_rx_flow_control(c->wsi, 1);
+        lws_callback_on_writable(c->wsi);
+    }
 }
 
 static int http_status_of(int code)

@@ -9,6 +9,7 @@
  * group is durable. A connection's memory is never freed inside its own
  * callback while requests of it are still at the writer.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
@@ -17,18 +18,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "adminkey.h"
+#include "admit.h"
 #include "base64.h"
+#include "files.h"
 #include "jwt.h"
 #include "server.h"
+#include "wsguard.h"
 
-#define DEFAULT_MAX_MESSAGE  ((size_t)1024 * 1024 + 65536)
-#define DEFAULT_MAX_OUTBOUND ((size_t)64 * 1024)
-#define HARD_OUTBOUND_FACTOR 8
+#define DEFAULT_MAX_MESSAGE     ((size_t)1024 * 1024 + 65536)
+#define DEFAULT_MAX_OUTBOUND    ((size_t)64 * 1024)
+#define DEFAULT_MAX_QUEUED      ((size_t)16 * 1024 * 1024)
+#define DEFAULT_MAX_MEMORY      ((size_t)1024 * 1024 * 1024)
+#define DEFAULT_MAX_CONNECTIONS 10000
+#define DEFAULT_MAX_PER_ADDRESS 1000
+/* Descriptors kept for the store, static files and the like, never for clients. */
+#define FD_RESERVE 32
+/* A frame goes out in fragments of at most this size, one per writable callback,
+ * so that progress is seen while a large result drains and lws buffers little. */
+#define FRAGMENT ((size_t)64 * 1024)
+/* A reassembly buffer larger than this is given back once its message is handled. */
+#define KEEP_INPUT ((size_t)64 * 1024)
 
 static hd_server *the_server; /* for the signal handler only */
 
@@ -60,13 +76,37 @@ static hd_conn *conn_new(hd_server *s, struct lws *wsi, bool websocket)
     return c;
 }
 
-static void conn_free(hd_conn *c)
+/* Drops what is queued for a connection, keeping the server's count of held bytes. */
+static void drop_queue(hd_conn *c)
 {
     for (hd_frame *f = c->out, *n; f; f = n) {
         n = f->next;
         free(f);
     }
+    c->out = c->out_tail = NULL;
+    c->srv->mem_out -= c->out_bytes;
+    c->out_bytes = c->out_sent = 0;
+}
+
+/* Gives back a connection's reassembly buffer. */
+static void drop_input(hd_conn *c)
+{
+    c->srv->mem_in -= c->in.cap;
     hd__buf_free(&c->in);
+}
+
+/* Appends to a connection's reassembly buffer, keeping the count of held bytes. */
+static void append_input(hd_conn *c, const void *p, size_t len)
+{
+    size_t cap = c->in.cap;
+    hd__buf_append(&c->in, p, len);
+    c->srv->mem_in += c->in.cap - cap;
+}
+
+static void conn_free(hd_conn *c)
+{
+    drop_queue(c);
+    drop_input(c);
     hd__buf_free(&c->changes);
     herald_value_free(&c->identity);
     free(c->http_reply);
@@ -95,9 +135,16 @@ static void conn_gone(hd_server *s, hd_conn *c)
 
 int hd__conn_send(hd_conn *c, const char *text, size_t len)
 {
+    hd_server *s = c->srv;
     if (c->dead || c->closing || !c->websocket) return 0;
-    if (c->out_bytes > c->srv->cfg.max_outbound * HARD_OUTBOUND_FACTOR) {
-        cull(c, "too far behind: not reading its messages");
+    /* A client that reads gets what it asked for, however large; the bounds are
+     * for one that does not: its own queue, and everyone's memory together. */
+    if (c->out_bytes + len > s->cfg.max_queued) {
+        cull(c, "too far behind: too much queued for it");
+        return HERALD_ELIMIT;
+    }
+    if (c->out && s->mem_in + s->mem_out + len > s->cfg.max_memory) {
+        cull(c, "too far behind: the server's memory for clients is used up");
         return HERALD_ELIMIT;
     }
     hd_frame *f = malloc(sizeof *f + LWS_PRE + len);
@@ -105,12 +152,15 @@ int hd__conn_send(hd_conn *c, const char *text, size_t len)
     f->next = NULL;
     f->len = len;
     memcpy(f->data + LWS_PRE, text, len);
-    if (c->out_tail)
+    if (c->out_tail) {
         c->out_tail->next = f;
-    else
+    } else {
         c->out = f;
+        c->last_progress = hd__now(); /* the clock of a laggard starts now */
+    }
     c->out_tail = f;
     c->out_bytes += len;
+    s->mem_out += len;
     if (c->wsi) lws_callback_on_writable(c->wsi);
     return 0;
 }
@@ -131,12 +181,16 @@ void hd__conn_close(hd_conn *c, const char *reason)
 static void cull(hd_conn *c, const char *reason)
 {
     if (c->closing || c->dead) return;
-    for (hd_frame *f = c->out, *n; f; f = n) {
-        n = f->next;
-        free(f);
+    if (c->out_sent) {
+        /* Half a message is on the wire: the close frame cannot follow it. */
+        fprintf(stderr, "herald: closing connection %llu: %s\n", (unsigned long long)c->serial,
+                reason);
+        drop_queue(c);
+        c->closing = true;
+        if (c->wsi) lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
     }
-    c->out = c->out_tail = NULL;
-    c->out_bytes = 0;
+    drop_queue(c);
     fprintf(stderr, "herald: closing connection %llu: %s\n", (unsigned long long)c->serial, reason);
     hd__conn_close(c, reason);
     if (c->wsi) lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 30);
@@ -149,8 +203,15 @@ static int http_write(struct lws *wsi, pss *p, hd_conn *c)
     if (p->http_phase == 0) {
         unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *pos = start,
                                           *end = buf + sizeof buf;
+        static const char nosniff[] = "nosniff", close[] = "close";
         if (lws_add_http_common_headers(wsi, (unsigned)c->http_status, "application/json",
                                         c->http_reply_len, &pos, end) ||
+            lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
+                                        (const unsigned char *)nosniff, sizeof nosniff - 1, &pos,
+                                        end) ||
+            (c->http_close &&
+             lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)close,
+                                          sizeof close - 1, &pos, end)) ||
             lws_finalize_http_header(wsi, &pos, end))
             return -1;
         if (lws_write(wsi, start, (size_t)(pos - start), LWS_WRITE_HTTP_HEADERS) < 0) return -1;
@@ -166,11 +227,11 @@ static int http_write(struct lws *wsi, pss *p, hd_conn *c)
     free(c->http_reply);
     c->http_reply = NULL;
     p->http_phase = 0;
+    bool close = c->http_close;
     /* One record per request: a keep-alive connection starts the next one afresh. */
     conn_gone(c->srv, c);
     p->conn = NULL;
-    if (n < 0) return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return n < 0 || close || lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
 /* ---- the writer's wake-up and the stop signal ---- */
@@ -253,12 +314,38 @@ static void reload_on_signal(hd_server *s)
         fprintf(stderr, "herald: reload refused, the previous functions stay: %s\n", err.message);
 }
 
+/*
+ * Answers an HTTP request at once with an error and closes the connection
+ * after the answer: the request's body, if any, is never read.
+ */
+static void http_refuse(hd_conn *c, int status, int code, const char *message)
+{
+    c->http_close = true;
+    c->http_busy = true;
+    hd__http_error(c, code, message);
+    c->http_status = status;
+}
+
+/*
+ * Laggards are decided by time without progress, never by the size of one
+ * frame: a connection with something queued whose socket took nothing for
+ * --max-behind seconds, and a message or request whose bytes did not all
+ * arrive within --request-timeout.
+ */
 static void check_laggards(hd_server *s)
 {
     double now = hd__now(), wall = (double)time(NULL);
     for (hd_conn *c = s->conns; c; c = c->next) {
-        if (c->behind_since && now - c->behind_since > s->cfg.max_behind_seconds)
-            cull(c, "too far behind: updates were waiting too long");
+        if (c->out && now - c->last_progress > s->cfg.max_behind_seconds)
+            cull(c, "too far behind: not reading its messages");
+        if (c->in_started && now - c->in_started > s->cfg.request_seconds && !c->closing) {
+            c->in_started = 0;
+            if (c->websocket) {
+                cull(c, "a message did not arrive in time");
+            } else if (!c->http_busy) {
+                http_refuse(c, 408, HERALD_ELIMIT, "the request did not arrive in time");
+            }
+        }
         if (c->identity_expires && wall > c->identity_expires && !c->closing) {
             /* The token ran out: the connection goes on signed out until it sends a new one. */
             herald_value_free(&c->identity);
@@ -267,6 +354,207 @@ static void check_laggards(hd_server *s)
             hd__sub_reauth(s, c);
         }
     }
+}
+
+/*
+ * Pausing and resuming the listener happen outside the callbacks that decide
+ * them (lws is then in the middle of its accept loop or of a close), and
+ * each change of state is logged once.
+ */
+static lws_sorted_usec_list_t listen_sul;
+static bool listen_logged_pause;
+
+static void listen_apply(lws_sorted_usec_list_t *sul)
+{
+    (void)sul;
+    hd_server *s = the_server;
+    if (!s || !s->listener) return;
+    lws_rx_flow_control(s->listener, s->accept_paused ? 0 : 1);
+    if (s->accept_paused && !listen_logged_pause) {
+        listen_logged_pause = true;
+        fprintf(stderr,
+                "herald: out of file descriptors (limit %zu, %zu connections): not accepting new "
+                "connections until some close\n",
+                s->fd_limit, hd__admit_count(s->admit));
+    }
+}
+
+static void listen_switch(hd_server *s)
+{
+    if (!s->accept_paused && listen_logged_pause &&
+        hd__admit_count(s->admit) + 3 * FD_RESERVE / 2 < s->fd_limit) {
+        /* Well clear of the limit again: say so, and a later shortage is news. */
+        listen_logged_pause = false;
+        fprintf(stderr, "herald: accepting connections again\n");
+    }
+    if (s->lws) lws_sul_schedule(s->lws, 0, &listen_sul, listen_apply, 1);
+}
+
+/*
+ * lws's log lines, at most five a second: lws logs some bad requests (headers
+ * that do not fit its header table) once each, and a client must not be able
+ * to fill the server's log.
+ */
+static void lws_log(int level, const char *line)
+{
+    static double window;
+    static int lines, dropped;
+    (void)level;
+    double now = hd__now();
+    if (now - window >= 1.0) {
+        if (dropped) fprintf(stderr, "herald: %d more libwebsockets messages not shown\n", dropped);
+        window = now;
+        lines = dropped = 0;
+    }
+    if (++lines > 5) {
+        dropped++;
+        return;
+    }
+    fprintf(stderr, "libwebsockets: %s", line);
+}
+
+/* The API's error body for a fixed message (no characters that need escaping). */
+static int error_json(char *out, size_t n, int code, const char *message)
+{
+    int len = snprintf(out, n, "{\"status\":\"error\",\"errorMessage\":\"%s\",\"code\":\"%s\"}",
+                       message, herald_errcode_name(code));
+    return len > 0 && (size_t)len < n ? len : -1;
+}
+
+/* Tells a refused client why in a plain HTTP answer, then lws closes the socket. */
+static void refuse_socket(int fd, const char *status, int code, const char *reason)
+{
+    char body[256], msg[512];
+    int bl = error_json(body, sizeof body, code, reason);
+    int ml = snprintf(msg, sizeof msg,
+                      "HTTP/1.1 %s\r\ncontent-type: application/json\r\n"
+                      "content-length: %d\r\nconnection: close\r\nretry-after: 5\r\n\r\n%s",
+                      status, bl, body);
+    if (bl > 0 && ml > 0 && (size_t)ml < sizeof msg) {
+        ssize_t n = send(fd, msg, (size_t)ml, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)n; /* best effort: the socket closes either way */
+    }
+}
+
+/*
+ * A client was accepted (lws_filter_network_conn_args `filt`): admit it,
+ * or refuse it at once with the reason. Near the descriptor limit, accepting
+ * pauses (the listener stops being polled, so accept() never spins on
+ * EMFILE) until a connection closes.
+ */
+static int admit_socket(hd_server *s, struct lws *listener, void *filt_arg, int fd)
+{
+    const struct lws_filter_network_conn_args *filt = filt_arg;
+    s->listener = listener;
+    if (s->fd_limit && fd >= 0 && (size_t)fd + FD_RESERVE >= s->fd_limit) {
+        refuse_socket(fd, "503 Service Unavailable", HERALD_EBUSY,
+                      "the server is out of file descriptors; try again later");
+        s->refused++;
+        if (!s->accept_paused) {
+            s->accept_paused = true;
+            listen_switch(s);
+        }
+        return 1;
+    }
+    const char *why = hd__admit_accept(s->admit, (const struct sockaddr *)&filt->cli_addr,
+                                       filt->clilen);
+    if (why) {
+        refuse_socket(fd, "503 Service Unavailable", HERALD_EBUSY, why);
+        s->refused++;
+        return 1;
+    }
+    return 0;
+}
+
+/* Whether `origin` is one of the comma-separated origins in `list`. */
+static bool origin_listed(const char *list, const char *origin, size_t olen)
+{
+    while (list && *list) {
+        list += strspn(list, " ,");
+        size_t n = strcspn(list, ",");
+        size_t t = n;
+        while (t && (list[t - 1] == ' ' || list[t - 1] == '/'))
+            t--;
+        if (t && t == olen && !strncasecmp(list, origin, olen)) return true;
+        list += n;
+    }
+    return false;
+}
+
+bool hd__origin_allowed(hd_server *s, struct lws *wsi)
+{
+    char origin[512], host[300], own[320];
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (n <= 0) return true; /* not sent by a browser page: a worker, a script, a native app */
+    if (s->cfg.allow_origins && !strcmp(s->cfg.allow_origins, "*")) return true;
+    if (n >= (int)sizeof origin || lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0)
+        return false;
+    size_t olen = strlen(origin);
+    while (olen && origin[olen - 1] == '/')
+        origin[--olen] = 0;
+    /* The server's own pages: the origin names the host the request was sent to. */
+    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) > 0) {
+        snprintf(own, sizeof own, "http://%s", host);
+        if (!strcasecmp(own, origin)) return true;
+    }
+    return origin_listed(s->cfg.allow_origins, origin, olen);
+}
+
+/*
+ * Answers a request at once, from inside its callback, with an error in the
+ * API's shape; the caller then closes the connection (a body that may
+ * follow is never read). For refusals before anything else was written.
+ */
+static void answer_now(struct lws *wsi, int status, int code, const char *message)
+{
+    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *pos = start,
+                                       *end = buf + sizeof buf;
+    char body[400];
+    int bl = error_json(body, sizeof body, code, message);
+    static const char nosniff[] = "nosniff", close[] = "close";
+    if (bl < 0 ||
+        lws_add_http_common_headers(wsi, (unsigned)status, "application/json", (lws_filepos_t)bl,
+                                    &pos, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
+                                    (const unsigned char *)nosniff, sizeof nosniff - 1, &pos, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)close,
+                                     sizeof close - 1, &pos, end) ||
+        lws_finalize_http_header(wsi, &pos, end) || end - pos < bl)
+        return;
+    memcpy(pos, body, (size_t)bl);
+    pos += bl;
+    lws_write(wsi, start, (size_t)(pos - start), LWS_WRITE_HTTP_HEADERS);
+}
+
+/*
+ * Checks a POST before its body is read, and refuses at once what cannot
+ * be served: a browser page from another origin (403), a body without a
+ * Content-Length (chunked or none: 411), a length that is not a number
+ * (400), a body over the limit (413). True when it was refused.
+ */
+static bool post_refused(hd_server *s, struct lws *wsi)
+{
+    char len_text[32] = "", m[160];
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    if (!hd__origin_allowed(s, wsi)) {
+        answer_now(wsi, 403, HERALD_EACCESS,
+                   "requests from this page's origin are not allowed (see --allow-origin)");
+    } else if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        answer_now(wsi, 411, HERALD_EINVAL,
+                   "chunked request bodies are not accepted: send Content-Length");
+    } else if (n <= 0) {
+        answer_now(wsi, 411, HERALD_EINVAL, "a POST needs a Content-Length header");
+    } else if (n >= (int)sizeof len_text ||
+               lws_hdr_copy(wsi, len_text, sizeof len_text, WSI_TOKEN_HTTP_CONTENT_LENGTH) < 0 ||
+               strspn(len_text, "0123456789") != strlen(len_text)) {
+        answer_now(wsi, 400, HERALD_EINVAL, "Content-Length is not a number of bytes");
+    } else if (strtoull(len_text, NULL, 10) > s->cfg.max_message) {
+        snprintf(m, sizeof m, "the body is larger than %zu bytes", s->cfg.max_message);
+        answer_now(wsi, 413, HERALD_ELIMIT, m);
+    } else {
+        return false;
+    }
+    return true;
 }
 
 /* A tick every 250 ms: culls laggards, and bounds every wait while stopping. */
@@ -287,13 +575,30 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                     size_t len)
 {
     hd_server *s = the_server;
+    /* The connection-level notices come before any session data exists. */
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        return s ? admit_socket(s, wsi, user, (int)(intptr_t)in) : 0;
+    case LWS_CALLBACK_WSI_CREATE:
+        if (s && s->admit) hd__admit_bind(s->admit, wsi);
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (s && s->admit && hd__admit_release(s->admit, wsi) &&
+            (s->accept_paused || listen_logged_pause)) {
+            /* A descriptor came free: take the next client (paused again if still short). */
+            s->accept_paused = false;
+            listen_switch(s);
+        }
+        return 0;
+    default:
+        break;
+    }
     pss *p = user;
     hd_conn *c = p ? p->conn : NULL;
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         if (s) reload_on_signal(s);
         if (s && s->writer) drain_batches(s);
-        if (s) check_laggards(s);
         return 0;
 
     case LWS_CALLBACK_ESTABLISHED: {
@@ -309,43 +614,65 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     case LWS_CALLBACK_RECEIVE: {
         if (!c || c->closing) return 0;
-        if (lws_frame_is_binary(wsi)) {
-            hd__proto_error(c, NULL, HERALD_EINVAL,
-                            "binary frames are not supported; send JSON text");
-            c->in.len = 0;
-            return 0;
-        }
-        if (c->in.len + len > s->cfg.max_message) {
-            /* Skip the rest of this message, then report once. */
-            c->in.len = SIZE_MAX / 2;
+        if (!c->in_started) c->in_started = hd__now();
+        if (lws_frame_is_binary(wsi) && !c->in_refused) c->in_refused = HERALD_EINVAL;
+        if (c->in_refused) {
+            /* Skipping the rest of a refused message. */
+        } else if (c->in.len + len > s->cfg.max_message) {
+            c->in_refused = HERALD_ELIMIT;
+        } else if (s->mem_in + s->mem_out + len > s->cfg.max_memory) {
+            c->in_refused = HERALD_EBUSY;
         } else {
-            hd__buf_append(&c->in, in, len);
+            append_input(c, in, len);
         }
         if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return 0;
-        if (c->in.len == SIZE_MAX / 2) {
-            char m[120];
+        char m[120];
+        if (c->in_refused == HERALD_EINVAL) {
+            hd__proto_error(c, NULL, HERALD_EINVAL,
+                            "binary frames are not supported; send JSON text");
+        } else if (c->in_refused == HERALD_ELIMIT) {
             snprintf(m, sizeof m, "message larger than %zu bytes", s->cfg.max_message);
             hd__proto_error(c, NULL, HERALD_ELIMIT, m);
+        } else if (c->in_refused) {
+            hd__proto_error(c, NULL, HERALD_EBUSY,
+                            "the server's memory for clients is used up: message not handled");
         } else if (c->in.failed) {
             hd__proto_error(c, NULL, HERALD_ENOMEM, "out of memory");
         } else {
             hd__proto_message(s, c, (char *)c->in.p, c->in.len);
         }
+        c->in_refused = 0;
+        c->in_started = 0;
         c->in.len = 0;
         c->in.failed = false;
+        /* One large message must not pin its buffer for the life of the connection. */
+        if (c->in.cap > KEEP_INPUT) drop_input(c);
         return 0;
     }
 
     case LWS_CALLBACK_SERVER_WRITEABLE: {
         if (!c) return 0;
         hd_frame *f = c->out;
+        /* Writable again: lws has passed everything written before to the kernel. */
+        c->last_progress = hd__now();
         if (f) {
+            size_t left = f->len - c->out_sent, chunk = left > FRAGMENT ? FRAGMENT : left;
+            /* The bytes before the fragment were sent already: lws may use them as headroom. */
+            int n = lws_write(wsi, f->data + LWS_PRE + c->out_sent, chunk,
+                              (enum lws_write_protocol)lws_write_ws_flags(
+                                  LWS_WRITE_TEXT, c->out_sent == 0, chunk == left));
+            if (n < 0) return -1;
+            if (chunk < left) {
+                c->out_sent += chunk;
+                lws_callback_on_writable(wsi);
+                return 0;
+            }
             c->out = f->next;
             if (!c->out) c->out_tail = NULL;
             c->out_bytes -= f->len;
-            int n = lws_write(wsi, f->data + LWS_PRE, f->len, LWS_WRITE_TEXT);
+            s->mem_out -= f->len;
+            c->out_sent = 0;
             free(f);
-            if (n < 0) return -1;
             if (c->out) {
                 lws_callback_on_writable(wsi);
                 return 0;
@@ -373,7 +700,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         snprintf(c->http_path, sizeof c->http_path, "/api%s", path ? path : "");
         if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0) {
             c->in.len = 0;
-            return 0; /* the body follows */
+            c->in_started = hd__now();
+            return post_refused(s, wsi) ? -1 : 0; /* the body follows */
         }
         /* Not a POST: the API takes only POSTs; anything else is a page that is not there. */
         char uri[64] = "";
@@ -381,20 +709,51 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (!strncmp(uri, "/api/", 5) || !strcmp(uri, "/api")) {
             hd__http_error(c, HERALD_EINVAL, "the API takes POST requests");
             c->http_status = 405;
+        } else if (s->cfg.static_dir) {
+            /* A static file needs no request record. It goes first: completing the
+             * transaction, as files.c may, makes lws replace this session's data. */
+            conn_gone(s, c);
+            p->conn = NULL;
+            return hd__files_serve(wsi, s->cfg.static_dir);
         } else {
             hd__http_error(c, HERALD_ENOTFOUND, "no such page");
         }
         return 0;
     }
 
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* RFC 6455 close codes lws lets through (wsguard.c). */
+        return hd__wsguard_peer_close(wsi, in, len);
+
     case LWS_CALLBACK_HTTP_BODY:
         if (!c) return -1;
-        if (c->in.len + len > s->cfg.max_message) return -1;
-        hd__buf_append(&c->in, in, len);
+        if (c->http_busy) return 0; /* refused: the rest is not read */
+        if (c->in.len + len > s->cfg.max_message) {
+            /* More than its Content-Length said: cannot happen with lws; refuse anyway. */
+            http_refuse(c, 413, HERALD_ELIMIT, "the body is larger than the limit");
+            return 0;
+        }
+        append_input(c, in, len);
         return 0;
 
     case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
         if (!c) return -1;
+        if (c->http_busy) {
+            /*
+             * Bytes follow the body (a pipelined request, a stray CRLF): lws 4.1 signals
+             * completion again for them on every loop pass, and would loop for ever
+             * inside one call on a pipelined request it reads from its own buffer.
+             * So this request is answered, with `Connection: close`, and the
+             * connection ends there (docs/protocol.md); the client sends the next
+             * request again on a new connection. Input stays paused while a request
+             * is at work (proto.c's reply resumes it), so the repeats are few.
+             */
+            c->http_close = true;
+            return ++c->http_repeats > 1000 ? -1 : 0;
+        }
+        c->http_busy = true;
+        c->in_started = 0;
+        lws_rx_flow_control(wsi, 0);
         /* Room for a JWT of any size lws accepted: the header is never cut short. */
         int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
         char *auth = calloc(1, (size_t)(alen > 0 ? alen : 0) + 1);
@@ -404,7 +763,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         hd__http_request(s, c, c->http_path, auth, (char *)c->in.p, c->in.len);
         OPENSSL_cleanse(auth, (size_t)(alen > 0 ? alen : 0) + 1);
         free(auth);
-        c->in.len = 0;
+        drop_input(c);
         return 0;
     }
 
@@ -412,8 +771,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (!c || !c->http_reply) return 0;
         return http_write(wsi, p, c);
 
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        /* A WebSocket from a browser page is the server's own, or allowed. */
+        if (hd__origin_allowed(s, wsi)) return 0;
+        answer_now(wsi, 403, HERALD_EACCESS,
+                   "WebSocket connections from this page's origin are not allowed (see "
+                   "--allow-origin)");
+        return -1;
+
     case LWS_CALLBACK_CLOSED_HTTP:
-        /* lws may close a request it could not parse before any session data exists. */
+        /* lws may close a request it could not parse before any session data exists
+         * (docs/protocol.md, "Limits": headers over 16 KiB). */
         if (c) conn_gone(s, c);
         if (p) p->conn = NULL;
         return 0;
@@ -441,67 +809,28 @@ static void on_signal(int sig)
     }
 }
 
-int hd__admin_key_new(const char *data_dir, char *key, size_t size, unsigned char hash[32],
-                      herald_error *err)
-{
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/admin-key.sha256", data_dir);
-    unsigned char raw[32];
-    if (RAND_bytes(raw, sizeof raw) != 1) return herald_fail(err, HERALD_ESTORE, "no randomness");
-    hd_buf b = HD_BUF_INIT;
-    hd__buf_str(&b, "hk_");
-    hd__base64_encode(&b, raw, sizeof raw, true);
-    OPENSSL_cleanse(raw, sizeof raw);
-    if (b.failed || b.len + 1 > size) {
-        hd__buf_free(&b);
-        return herald_fail(err, HERALD_ENOMEM, "out of memory");
-    }
-    memcpy(key, b.p, b.len);
-    key[b.len] = 0;
-    SHA256(b.p, b.len, hash);
-    OPENSSL_cleanse(b.p, b.len);
-    hd__buf_free(&b);
-    /* Only the hash is kept: written to a temporary name, fsynced, renamed. */
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    bool ok = fd >= 0 && write(fd, hash, 32) == 32 && fsync(fd) == 0;
-    if (fd >= 0) close(fd);
-    if (!ok || rename(tmp, path) != 0) {
-        OPENSSL_cleanse(key, size);
-        return herald_fail(err, HERALD_EIO, "cannot write %s: %s", path, strerror(errno));
-    }
-    return 0;
-}
-
 /* Reads the stored hash of the admin key; HERALD_ENOTFOUND when there is none. */
 static int admin_hash_read(hd_server *s, herald_error *err)
 {
-    char path[4096];
-    unsigned char hash[sizeof s->admin_hash];
-    snprintf(path, sizeof path, "%s/admin-key.sha256", s->cfg.data_dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) return herald_fail(err, HERALD_ENOTFOUND, "%s does not exist", path);
-    size_t n = fread(hash, 1, sizeof hash, f);
-    fclose(f);
-    if (n != sizeof hash)
-        return herald_fail(err, HERALD_ECORRUPT, "%s is damaged; delete it to make a new key",
-                           path);
-    memcpy(s->admin_hash, hash, sizeof hash);
-    s->have_admin = true;
-    return 0;
+    int rc = hd__adminkey_hash_read(s->cfg.data_dir, s->admin_hash, err);
+    if (!rc) s->have_admin = true;
+    return rc;
 }
 
-/* Loads the admin key's hash, or makes a key, prints it once and stores its hash. */
+/*
+ * Loads the admin key's hash, or makes a key: the key goes to a file only
+ * the folder's owner can read, and only that file's path is printed, so
+ * that the key never lands in a terminal's scrollback or a service's log.
+ */
 static int admin_key(hd_server *s, herald_error *err)
 {
     int rc = admin_hash_read(s, err);
     if (rc != HERALD_ENOTFOUND) return rc;
-    char key[128];
-    rc = hd__admin_key_new(s->cfg.data_dir, key, sizeof key, s->admin_hash, err);
+    char path[4200];
+    rc = hd__adminkey_new(s->cfg.data_dir, path, sizeof path, s->admin_hash, err);
     if (rc) return rc;
-    printf("admin key (shown once, only its hash is stored): %s\n", key);
+    printf("admin key written to %s (mode 0600)\n", path);
     fflush(stdout);
-    OPENSSL_cleanse(key, sizeof key);
     s->have_admin = true;
     return 0;
 }
@@ -516,6 +845,26 @@ int hd__server_run(const hd_server_config *cfg)
     if (!s->cfg.max_outbound) s->cfg.max_outbound = DEFAULT_MAX_OUTBOUND;
     if (s->cfg.max_behind_seconds <= 0) s->cfg.max_behind_seconds = 30;
     if (!s->cfg.max_subs_per_conn) s->cfg.max_subs_per_conn = 1000;
+    if (!s->cfg.max_queued) s->cfg.max_queued = DEFAULT_MAX_QUEUED;
+    if (s->cfg.max_queued < s->cfg.max_outbound) s->cfg.max_queued = s->cfg.max_outbound;
+    if (!s->cfg.max_memory) s->cfg.max_memory = DEFAULT_MAX_MEMORY;
+    if (s->cfg.idle_seconds <= 0) s->cfg.idle_seconds = 60;
+    if (s->cfg.request_seconds <= 0) s->cfg.request_seconds = 30;
+    if (!s->cfg.max_per_address) s->cfg.max_per_address = DEFAULT_MAX_PER_ADDRESS;
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY)
+        s->fd_limit = (size_t)nofile.rlim_cur;
+    if (!s->cfg.max_connections) {
+        /* As many as the descriptors allow, keeping some for everything else. */
+        s->cfg.max_connections = DEFAULT_MAX_CONNECTIONS;
+        if (s->fd_limit && s->fd_limit < DEFAULT_MAX_CONNECTIONS + 2 * FD_RESERVE)
+            s->cfg.max_connections = s->fd_limit > 3 * FD_RESERVE ? s->fd_limit - 2 * FD_RESERVE
+                                                                   : FD_RESERVE;
+    }
+    if (hd__admit_new(s->cfg.max_connections, s->cfg.max_per_address, &s->admit)) {
+        rc = herald_fail(&err, HERALD_ENOMEM, "out of memory");
+        goto fail;
+    }
     herald_store_options so = {.no_sync = cfg->no_sync,
                                .owner = "herald serve",
                                .idem_retention = cfg->idempotency_retention};
@@ -532,26 +881,34 @@ int hd__server_run(const hd_server_config *cfg)
         goto fail;
     }
     the_server = s;
-    lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
     struct lws_http_mount api = {
         .mountpoint = "/api",
         .origin = "herald",
         .origin_protocol = LWSMPRO_CALLBACK,
         .mountpoint_len = 4,
     };
-    struct lws_http_mount files = {
-        .mount_next = &api,
-        .mountpoint = "/",
-        .origin = cfg->static_dir,
-        .def = "index.html",
-        .origin_protocol = LWSMPRO_FILE,
-        .mountpoint_len = 1,
+    /* Silent WebSockets are pinged at half the idle time and closed at the whole of it. */
+    lws_retry_bo_t idle = {
+        .secs_since_valid_ping = (uint16_t)(s->cfg.idle_seconds / 2),
+        .secs_since_valid_hangup = (uint16_t)s->cfg.idle_seconds,
     };
     struct lws_context_creation_info info = {0};
     info.port = cfg->port;
+    info.iface = cfg->host;
+    info.retry_and_idle_policy = &idle;
+    /* lws's own waits (headers, a body that stops arriving) end a little after the request
+     * timeout, so that Herald's own check answers 408 first. */
+    info.timeout_secs = (unsigned)s->cfg.request_seconds + 5;
     info.protocols = protocols;
-    info.mounts = cfg->static_dir ? &files : &api;
+    /* Static files are not an lws mount: every path outside /api comes to the callback,
+     * and files.c serves it with checks lws's file mount does not make. */
+    info.mounts = &api;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    /* lws binds an IPv4 address only on an IPv4 socket (on IPv6 it listens everywhere). */
+    struct in_addr v4;
+    if (cfg->host && inet_pton(AF_INET, cfg->host, &v4) == 1)
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.pt_serv_buf_size = 32 * 1024;
     /* Request headers may carry a JWT of several kilobytes. */
     info.max_http_header_data = 16 * 1024;
@@ -569,10 +926,13 @@ int hd__server_run(const hd_server_config *cfg)
     signal(SIGPIPE, SIG_IGN);
     if (cfg->dev)
         printf("\n  *** --dev: ANY client may read and write ANY data without a key ***\n\n");
-    printf("herald listening on http://localhost:%d (WebSocket at ws://localhost:%d/ws)\n",
-           cfg->port, cfg->port);
+    const char *shown = cfg->host && strcmp(cfg->host, "0.0.0.0") ? cfg->host : "localhost";
+    printf("herald listening on http://%s:%d (WebSocket at ws://%s:%d/ws)\n", shown, cfg->port,
+           shown, cfg->port);
     fflush(stdout);
     memset(&tick_sul, 0, sizeof tick_sul);
+    memset(&listen_sul, 0, sizeof listen_sul);
+    listen_logged_pause = false;
     lws_sul_schedule(s->lws, 0, &tick_sul, tick, 250 * LWS_US_PER_MS);
     while (!s->stop && lws_service(s->lws, 0) >= 0) {
     }
@@ -597,6 +957,7 @@ done:
     hd__fnrt_free(s->fnrt);
     hd__auth_free(s->auth);
     hd__rsindex_free(s->rsindex);
+    hd__admit_free(s->admit);
     herald_store_close(s->store);
     the_server = NULL;
     return rc ? 1 : 0;

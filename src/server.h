@@ -30,12 +30,20 @@ typedef struct hd_server_config {
     const char *data_dir;   /* data folder */
     const char *static_dir; /* served at / (the app's public/ or web-demo/) */
     int port;
+    const char *host;          /* address to listen on; NULL: every one (127.0.0.1 with --dev) */
+    const char *allow_origins; /* comma-separated origins allowed besides the server's own; "*": any */
     bool dev;                  /* anyone may run raw queries and mutations */
     bool no_sync;              /* tests only */
     size_t max_message;        /* bytes per inbound message; default 1 MiB + 64 KiB */
     size_t max_outbound;       /* queued bytes per connection before updates are merged */
     double max_behind_seconds; /* merged for longer than this: disconnected */
     size_t max_subs_per_conn;
+    size_t max_connections;  /* open at once; default 10,000, fewer if descriptors are short */
+    size_t max_per_address;  /* open at once from one client address; default 1,000 */
+    double idle_seconds;     /* a silent WebSocket is pinged at half of this, closed at it; 60 */
+    double request_seconds;  /* an HTTP request or a WebSocket message must arrive within; 30 */
+    size_t max_queued;       /* bytes queued to one connection at most; default 16 MiB */
+    size_t max_memory;       /* connection buffers of all clients together; default 1 GiB */
     hd_fn_limits fn_limits;
     double idempotency_retention; /* seconds an idempotency record is kept; 0: 24 h */
 } hd_server_config;
@@ -67,8 +75,12 @@ struct hd_conn {
     bool closing;
     char close_reason[100];
     hd_frame *out, *out_tail;
-    size_t out_bytes;
-    hd_buf in; /* a message being reassembled, or an HTTP body */
+    size_t out_bytes;     /* queued, the frame being sent included */
+    size_t out_sent;      /* bytes of the first frame already written (it goes in fragments) */
+    double last_progress; /* when the socket last took bytes, or the queue last became non-empty */
+    hd_buf in;            /* a message being reassembled, or an HTTP body */
+    int in_refused;       /* the message being read is skipped; this error is reported at its end */
+    double in_started;    /* when the first byte of that message or request arrived; 0: none */
     hd_csub *subs;
     size_t nsubs, capsubs;
     double behind_since; /* when updates started being merged; 0 if not */
@@ -78,6 +90,9 @@ struct hd_conn {
     /* HTTP: the request being answered. */
     char http_path[64];
     bool http_waiting; /* waiting for the writer */
+    bool http_busy;    /* a request is being answered: further input waits (pipelining) */
+    bool http_close;   /* close the connection after this answer (bytes followed, or were not read) */
+    unsigned http_repeats; /* completions lws signalled again for this request */
     int http_status;
     char *http_reply;
     size_t http_reply_len;
@@ -129,6 +144,12 @@ struct hd_server {
     hd_rsindex *rsindex;
     hd_conn *conns;
     uint64_t next_serial;
+    struct hd_admit *admit; /* open sockets, in all and per address */
+    struct lws *listener;   /* the listening socket (known once a client came) */
+    bool accept_paused;     /* short of file descriptors: not accepting until some close */
+    size_t fd_limit;        /* the process's RLIMIT_NOFILE */
+    size_t mem_in, mem_out; /* bytes held for clients: messages being read, frames queued */
+    uint64_t refused;       /* connections refused at the door */
     unsigned char admin_hash[32];
     bool have_admin;
     /* Query instances by key and by id. */
@@ -158,6 +179,11 @@ double hd__now(void);
 int hd__conn_send(hd_conn *c, const char *text, size_t len);
 /* Closes a connection with a reason, after what is queued. */
 void hd__conn_close(hd_conn *c, const char *reason);
+/*
+ * True when the request comes from no browser page (no Origin header),
+ * from the server's own pages, or from an origin of --allow-origin.
+ */
+bool hd__origin_allowed(hd_server *s, struct lws *wsi);
 /* Drops a request's hold on its connection, freeing a dead one. */
 void hd__conn_release(hd_conn *c);
 int hd__server_run(const hd_server_config *cfg);

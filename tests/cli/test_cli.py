@@ -6,6 +6,7 @@ queries, the consistency check, clear errors for bad input, and one writer
 per data folder: while `herald serve` runs, other writers are refused with
 its pid, read-only commands work beside it and never create a folder.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -135,14 +136,33 @@ def test_functions_and_keys(tmp):
     p = run("--app", broken, "functions", ok=False)
     check(p.returncode == 1 and "functions/bad.lua:2:" in p.stderr, f"broken file: {p.stderr}")
     data = os.path.join(tmp, "keys")
-    first = run("--data", data, "admin-key").stdout.strip()
-    second = run("--data", data, "admin-key").stdout.strip()
+    key_file = os.path.join(os.path.realpath(tmp), "keys", "admin.key")
+
+    def admin_key():
+        """`herald admin-key`: the key goes to a file only its owner reads, and only the
+        file's path is printed; returns the key, read from the file as scripts do."""
+        # Even with a umask that would let anyone read new files.
+        p = subprocess.run([HERALD, "--data", data, "admin-key"], capture_output=True,
+                           text=True, timeout=120, preexec_fn=lambda: os.umask(0))
+        check(p.returncode == 0 and
+              p.stdout == f"admin key written to {key_file} (mode 0600)\n",
+              f"admin-key prints the file's path: {p.stdout!r} {p.stderr!r}")
+        check(os.stat(key_file).st_mode & 0o777 == 0o600, "the key file is mode 0600")
+        with open(key_file) as f:
+            key = f.read().strip()
+        check(key not in p.stdout + p.stderr, "admin-key never prints the key")
+        return key
+
+    first = admin_key()
+    second = admin_key()
     check(first.startswith("hk_") and second.startswith("hk_") and first != second,
           "admin-key makes a new key each time")
+    check(not [n for n in os.listdir(data) if n.endswith(".tmp")], "no temporary file is left")
     with open(os.path.join(data, "admin-key.sha256"), "rb") as f:
         stored = f.read()
     check(len(stored) == 32 and first.encode() not in stored and second.encode() not in stored,
-          "only the key's hash is stored")
+          "the hash file holds only the hash")
+    check(stored == hashlib.sha256(second.encode()).digest(), "the hash is the new key's SHA-256")
     check(os.stat(os.path.join(data, "admin-key.sha256")).st_mode & 0o077 == 0,
           "the hash file is private")
 

@@ -26,7 +26,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 failures = []
-_keys = {}  # data folder -> the admin key its first start printed
 
 
 def check(cond, what):
@@ -46,6 +45,17 @@ def finish(name):
     return 0
 
 
+def admin_key(data):
+    """The admin key of data folder `data`, as scripts get it: from the
+    file (mode 0600) its first start or `herald admin-key` wrote; None if
+    there is none. The server never prints the key itself."""
+    try:
+        with open(os.path.join(data, "admin.key")) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return None
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -55,16 +65,17 @@ def free_port():
 class Server:
     """`herald serve` for one app and data folder, stopped with SIGTERM."""
 
-    def __init__(self, herald, app, data, extra=(), expect_start=True, no_sync=True):
+    def __init__(self, herald, app, data, extra=(), expect_start=True, no_sync=True,
+                 preexec_fn=None):
         self.herald, self.app, self.data = herald, app, data
         self.port = free_port()
         self.lines = []
         self.key = None
-        self.key_shown = False  # this start printed a new admin key
+        self.key_shown = False  # this start made a new admin key (and said where it is)
         self.proc = subprocess.Popen(
             [herald, "--data", data, "--app", app, *(["--no-sync"] if no_sync else []),
              "serve", "--port", str(self.port), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=preexec_fn)
         deadline = time.time() + 30
         started = False
         while time.time() < deadline:
@@ -72,8 +83,7 @@ class Server:
             if not line:
                 break
             self.lines.append(line)
-            if line.startswith("admin key"):
-                self.key = line.split(":", 1)[1].strip()
+            if line.startswith("admin key written to "):
                 self.key_shown = True
             if "listening on" in line:
                 started = True
@@ -81,11 +91,7 @@ class Server:
         if started:
             self.reader = threading.Thread(target=self._read, daemon=True)
             self.reader.start()
-            # A restart on the same data folder keeps the key of its first start.
-            if self.key:
-                _keys[os.path.abspath(data)] = self.key
-            else:
-                self.key = _keys.get(os.path.abspath(data))
+            self.key = admin_key(data)
         elif expect_start:
             raise RuntimeError("server did not start: " + "".join(self.lines))
         else:

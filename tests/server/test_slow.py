@@ -137,7 +137,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="herald-slow-")
     server = None
     try:
-        server = Server(os.path.join(tmp, "data"), ["--max-outbound", str(QUEUE_BOUND), "--max-behind", str(MAX_BEHIND)])
+        server = Server(os.path.join(tmp, "data"), ["--max-outbound", str(QUEUE_BOUND), "--max-behind", str(MAX_BEHIND),
+                                                    "--max-per-address", str(SLOW + 100)])
         asyncio.run(scenario(server))
         check(server.stop() == 0, "clean stop")
     except Exception as e:
