@@ -187,13 +187,6 @@ bool hd__origin_allowed(hd_server *s, struct lws *wsi);
 /* Drops a request's hold on its connection, freeing a dead one. */
 void hd__conn_release(hd_conn *c);
 int hd__server_run(const hd_server_config *cfg);
-/*
- * Makes a new admin key for `data_dir`, replacing the old one: writes its
- * SHA-256 (the only thing stored) and gives the key in `key` (NUL-ended;
- * the caller wipes it) and its hash in `hash`.
- */
-int hd__admin_key_new(const char *data_dir, char *key, size_t size, unsigned char hash[32],
-                      herald_error *err);
 
 /* ---- sub.c ---- */
 /* Subscribes connection `c` as `sub_id` to `spec`; sends the first result. */
