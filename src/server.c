@@ -557,6 +557,21 @@ static bool post_refused(hd_server *s, struct lws *wsi)
     return true;
 }
 
+/* The request's path, whatever its method ("" when it does not fit: no such endpoint). */
+static void request_uri(struct lws *wsi, char *out, size_t n)
+{
+    static const enum lws_token_indexes methods[] = {
+        WSI_TOKEN_POST_URI,  WSI_TOKEN_GET_URI,    WSI_TOKEN_HEAD_URI,  WSI_TOKEN_PUT_URI,
+        WSI_TOKEN_PATCH_URI, WSI_TOKEN_DELETE_URI, WSI_TOKEN_OPTIONS_URI};
+    out[0] = 0;
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        int len = lws_hdr_total_length(wsi, methods[i]);
+        if (len <= 0) continue;
+        if ((size_t)len >= n || lws_hdr_copy(wsi, out, (int)n, methods[i]) < 0) out[0] = 0;
+        return;
+    }
+}
+
 /* A tick every 250 ms: culls laggards, and bounds every wait while stopping. */
 static lws_sorted_usec_list_t tick_sul;
 
@@ -696,16 +711,16 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP: {
         if (!c) c = p->conn = conn_new(s, wsi, false);
         if (!c) return -1;
-        const char *path = in;
-        snprintf(c->http_path, sizeof c->http_path, "/api%s", path ? path : "");
+        (void)in; /* relative to a mount: the whole path is read from the request line */
+        char uri[64] = "";
+        request_uri(wsi, uri, sizeof uri);
+        snprintf(c->http_path, sizeof c->http_path, "%s", uri);
         if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0) {
             c->in.len = 0;
             c->in_started = hd__now();
             return post_refused(s, wsi) ? -1 : 0; /* the body follows */
         }
-        /* Not a POST: the API takes only POSTs; anything else is a page that is not there. */
-        char uri[64] = "";
-        lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
+        /* Not a POST: the API takes only POSTs; anything else is a page or nothing. */
         if (!strncmp(uri, "/api/", 5) || !strcmp(uri, "/api")) {
             hd__http_error(c, HERALD_EINVAL, "the API takes POST requests");
             c->http_status = 405;

@@ -209,12 +209,20 @@ async function feedTests(alice, bob, adminKey) {
     'Alice\'s feed list', 15000);
   const prompt = `E2E street food ${Date.now() % 100000}`;
   await page.fill('#feed-prompt', prompt);
-  await page.click('#create-button');
-  await page.waitForURL(/feed\.html\?feed=/, { timeout: 15000 });
+  /* The worker waits (SIGSTOP) until the new feed's page is open, so that every reel
+   * arrives while the page watches, however slowly this machine renders it. */
+  worker.kill('SIGSTOP');
+  let counts = [];
+  try {
+    await page.click('#create-button');
+    await page.waitForURL(/feed\.html\?feed=/, { timeout: 15000 });
+    await page.evaluate(() => { window.__notReloaded = true; });
+    counts = [await page.locator('.reel').count()];
+  } finally {
+    worker.kill('SIGCONT');
+  }
   const feedId = new URL(page.url()).searchParams.get('feed');
   check(Boolean(feedId), 'creating a feed opens it');
-  await page.evaluate(() => { window.__notReloaded = true; });
-  const counts = [];
   await until(async () => {
     const n = await page.locator('.reel').count();
     if (counts[counts.length - 1] !== n) counts.push(n);
