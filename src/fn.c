@@ -4,11 +4,22 @@
  * the store and the query engine, and the limits that end runaway code.
  *
  * It must never let app code reach files, processes, the network, the
- * debug library or bytecode, never let a function outlive its budgets, and
- * never leave C memory behind when Lua unwinds with an error: C functions
- * called from Lua free what they own before raising, and values they hand
- * to Lua are parked in `scratch` while Lua code may raise.
+ * debug library or bytecode, never let a function outlive its budgets,
+ * never let one call change what another call sees, and never leave C
+ * memory behind when Lua unwinds with an error: C functions called from
+ * Lua free what they own before raising, and values they hand to Lua are
+ * parked in `scratch` while Lua code may raise.
+ *
+ * Isolation between calls (docs/functions.md, "The sandbox"): every call
+ * gets a new table of globals whose misses read through to the shared
+ * base; the libraries, `herald`, `v`, ctx's tables and, once every module
+ * has loaded, everything the modules keep (their tables, and the tables
+ * their module-level locals hold) are read-only views; module-level locals
+ * themselves are put back after every call. A view is an empty table whose
+ * metatable reads through to the original (KEY_VIEW) and refuses writes;
+ * the originals are never handed to app code.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <lauxlib.h>
@@ -46,6 +57,17 @@ extern const size_t hd__fn_prelude_len;
 /* Registry keys (their addresses) and the two sentinels Lua code sees. */
 static char KEY_ARRAY_MT, KEY_BYTES_MT, KEY_INT64_MT, KEY_FN_MT, KEY_V_MT, KEY_ERROR_MT, KEY_LOADED,
     KEY_P;
+/*
+ * Isolation: KEY_TAG (in Herald's own metatables: which one it is) and
+ * KEY_VIEW (in a view's metatable: the original) and KEY_VIEW_NAME (a
+ * library's name, for messages) are keys inside metatables, which app code
+ * cannot forge (it has no light userdata of these addresses). In the
+ * registry: KEY_VIEWS maps originals to their views, KEY_ENV is a closure
+ * whose one upvalue is the _ENV of every module (set to each call's
+ * globals), KEY_CALL_MT the metatable of those globals, KEY_RESTORE the
+ * module-level locals to put back after a call (closure, value pairs).
+ */
+static char KEY_TAG, KEY_VIEW, KEY_VIEW_NAME, KEY_VIEWS, KEY_ENV, KEY_CALL_MT, KEY_RESTORE;
 static char SENTINEL_NULL, SENTINEL_UNSET, SENTINEL_LOADING;
 
 /* ------------------------------------------------------------- bundles */
@@ -255,6 +277,9 @@ struct hd_fnrt {
     call_state *cur;
     herald_value *scratch[MAX_SCRATCH];
     size_t nscratch;
+    int *restore_slots; /* upvalue number of each KEY_RESTORE pair */
+    size_t nrestore;
+    bool env_unused; /* the globals of the last call are as new: the next may take them */
 };
 
 static hd_fnrt *rt_of(lua_State *L)
@@ -374,13 +399,49 @@ static int raise_err(lua_State *L, const herald_error *e)
 
 /* ---------------------------------------------- values: herald -> Lua */
 
+/*
+ * Which of Herald's own metatables (its registry key) the value at `idx`
+ * has, looking through a read-only view to its original; NULL for none.
+ */
+static const void *herald_tag(lua_State *L, int idx)
+{
+    int top = lua_gettop(L);
+    const void *tag = NULL;
+    if (lua_getmetatable(L, idx)) {
+        if (lua_rawgetp(L, -1, &KEY_VIEW) == LUA_TNIL)
+            lua_pop(L, 1);
+        else if (!lua_getmetatable(L, -1))
+            goto done;
+        lua_rawgetp(L, -1, &KEY_TAG);
+        tag = lua_touserdata(L, -1);
+    }
+done:
+    lua_settop(L, top);
+    return tag;
+}
+
 static bool has_mt(lua_State *L, int idx, const void *key)
 {
+    return herald_tag(L, idx) == key;
+}
+
+/* If the table at absolute index `idx` is a read-only view, pushes its original. */
+static bool push_original(lua_State *L, int idx)
+{
     if (!lua_getmetatable(L, idx)) return false;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, key);
-    bool same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    return same;
+    if (lua_rawgetp(L, -1, &KEY_VIEW) == LUA_TNIL) {
+        lua_pop(L, 2);
+        return false;
+    }
+    lua_remove(L, -2);
+    return true;
+}
+
+static bool is_view(lua_State *L, int idx)
+{
+    if (!push_original(L, idx)) return false;
+    lua_pop(L, 1);
+    return true;
 }
 
 static void push_value(lua_State *L, const herald_value *v, int depth)
@@ -524,11 +585,12 @@ typedef struct conv {
 static int to_value(lua_State *L, int idx, const herald_validator *hint, herald_value *out,
                     int depth, conv *cv);
 
-static int table_to_value(lua_State *L, int idx, const herald_validator *hint, herald_value *out,
-                          int depth, conv *cv)
+static int plain_table_to_value(lua_State *L, int idx, const herald_validator *hint,
+                                herald_value *out, int depth, conv *cv)
 {
     int rc = 0;
-    if (has_mt(L, idx, &KEY_BYTES_MT)) {
+    const void *tag = herald_tag(L, idx);
+    if (tag == &KEY_BYTES_MT) {
         lua_getfield(L, idx, "data");
         size_t n;
         const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
@@ -537,7 +599,7 @@ static int table_to_value(lua_State *L, int idx, const herald_validator *hint, h
         lua_pop(L, 1);
         return rc;
     }
-    if (has_mt(L, idx, &KEY_INT64_MT)) {
+    if (tag == &KEY_INT64_MT) {
         lua_getfield(L, idx, "value");
         int isint = 0;
         lua_Integer i = lua_tointegerx(L, -1, &isint);
@@ -548,7 +610,7 @@ static int table_to_value(lua_State *L, int idx, const herald_validator *hint, h
         return 0;
     }
     size_t n = lua_rawlen(L, idx);
-    bool marked = has_mt(L, idx, &KEY_ARRAY_MT);
+    bool marked = tag == &KEY_ARRAY_MT;
     bool as_array = marked || n > 0;
     if (!as_array) {
         /* An empty table: an array where the schema wants one, else an object. */
@@ -632,6 +694,16 @@ static int table_to_value(lua_State *L, int idx, const herald_validator *hint, h
         }
     }
     if (rc) herald_value_free(out);
+    return rc;
+}
+
+/* A view is converted as its original (whose tables are views in turn). */
+static int table_to_value(lua_State *L, int idx, const herald_validator *hint, herald_value *out,
+                          int depth, conv *cv)
+{
+    if (!push_original(L, idx)) return plain_table_to_value(L, idx, hint, out, depth, cv);
+    int rc = plain_table_to_value(L, lua_gettop(L), hint, out, depth, cv);
+    lua_pop(L, 1);
     return rc;
 }
 
@@ -894,8 +966,9 @@ static int p_tag(lua_State *L)
         const char *name;
     } tags[] = {{&KEY_ARRAY_MT, "array"}, {&KEY_BYTES_MT, "bytes"}, {&KEY_INT64_MT, "int64"},
                 {&KEY_FN_MT, "function"}, {&KEY_V_MT, "validator"}, {&KEY_ERROR_MT, "error"}};
+    const void *tag = herald_tag(L, 1);
     for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++)
-        if (has_mt(L, 1, tags[i].key)) {
+        if (tag == tags[i].key) {
             lua_pushstring(L, tags[i].name);
             return 1;
         }
@@ -922,13 +995,239 @@ static int l_print(lua_State *L)
     return 0;
 }
 
+/* ---------------------------------------------- isolation: read-only views */
+
+/* Pushes the original behind the view at absolute index `view` (a view for sure). */
+static void view_original(lua_State *L, int view)
+{
+    lua_getmetatable(L, view);
+    lua_rawgetp(L, -1, &KEY_VIEW);
+    lua_remove(L, -2);
+}
+
+/* __newindex of a view: every write is refused, saying why. */
+static int view_newindex(lua_State *L)
+{
+    const char *lib = NULL;
+    if (lua_getmetatable(L, 1) && lua_rawgetp(L, -1, &KEY_VIEW_NAME) == LUA_TSTRING)
+        lib = lua_tostring(L, -1);
+    const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    if (lib)
+        return luaL_error(L, "%s%s%s is read-only: the libraries are shared by every call", lib,
+                          key ? "." : "", key ? key : "");
+    return luaL_error(L,
+                      "module state is read-only while functions run (%s%s%s): keep state in "
+                      "the database",
+                      key ? "field `" : "a field", key ? key : "", key ? "`" : "");
+}
+
+/*
+ * __index of a view whose original has an __index metamethod of its own:
+ * reads the original's fields, then asks its metamethod with the view, so
+ * that the metamethod never holds the writable original.
+ */
+static int view_index(lua_State *L)
+{
+    lua_settop(L, 2);
+    view_original(L, 1);
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, 3) != LUA_TNIL) return 1;
+    if (luaL_getmetafield(L, 3, "__index") == LUA_TNIL) return 0;
+    if (lua_type(L, -1) == LUA_TFUNCTION) {
+        lua_pushvalue(L, 1);
+        lua_pushvalue(L, 2);
+        lua_call(L, 2, 1);
+        return 1;
+    }
+    lua_pushvalue(L, 2);
+    lua_gettable(L, -2);
+    return 1;
+}
+
+/*
+ * For the view at 1: pushes its original (at 2), and if the original's
+ * metatable has `event`, calls it with the view and returns true.
+ */
+static bool view_event(lua_State *L, const char *event, int nresults)
+{
+    lua_settop(L, 1);
+    view_original(L, 1);
+    if (luaL_getmetafield(L, 2, event) == LUA_TNIL) return false;
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, nresults);
+    return true;
+}
+
+static int view_len(lua_State *L)
+{
+    if (view_event(L, "__len", 1)) return 1;
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, 2));
+    return 1;
+}
+
+/* next() that reads a view's original. */
+static int l_next(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (push_original(L, 1)) lua_replace(L, 1);
+    if (lua_next(L, 1)) return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+static int view_pairs(lua_State *L)
+{
+    if (view_event(L, "__pairs", 3)) return 3;
+    lua_pushcfunction(L, l_next);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+/*
+ * Gives the view at `view` its metatable: reads go to the original at
+ * `orig`, writes are refused, and the original's own metamethods (int64
+ * arithmetic, __tostring, __call, ...) apply to the view as well.
+ */
+static void seal_view(lua_State *L, int view, int orig, const char *lib)
+{
+    static const char *const events[] = {
+        "__add",  "__sub", "__mul",  "__div",      "__mod",  "__pow",   "__unm",    "__idiv",
+        "__band", "__bor", "__bxor", "__shl",      "__shr",  "__bnot",  "__concat", "__eq",
+        "__lt",   "__le",  "__call", "__tostring", "__name", "__close", NULL};
+    view = lua_absindex(L, view);
+    orig = lua_absindex(L, orig);
+    lua_createtable(L, 0, 8);
+    int mt = lua_gettop(L);
+    bool own_index = false;
+    if (lua_getmetatable(L, orig)) {
+        for (size_t i = 0; events[i]; i++) {
+            lua_pushstring(L, events[i]);
+            if (lua_rawget(L, -2) != LUA_TNIL)
+                lua_setfield(L, mt, events[i]);
+            else
+                lua_pop(L, 1);
+        }
+        own_index = luaL_getmetafield(L, orig, "__index") != LUA_TNIL;
+        lua_pop(L, own_index ? 2 : 1);
+    }
+    if (own_index)
+        lua_pushcfunction(L, view_index);
+    else
+        lua_pushvalue(L, orig);
+    lua_setfield(L, mt, "__index");
+    lua_pushcfunction(L, view_newindex);
+    lua_setfield(L, mt, "__newindex");
+    lua_pushcfunction(L, view_len);
+    lua_setfield(L, mt, "__len");
+    lua_pushcfunction(L, view_pairs);
+    lua_setfield(L, mt, "__pairs");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, mt, "__metatable");
+    lua_pushvalue(L, orig);
+    lua_rawsetp(L, mt, &KEY_VIEW);
+    if (lib) {
+        lua_pushstring(L, lib);
+        lua_rawsetp(L, mt, &KEY_VIEW_NAME);
+    }
+    lua_setmetatable(L, view);
+}
+
+/* Pushes a new read-only view of the table at `idx`, named `lib` in messages. */
+static void push_view(lua_State *L, int idx, const char *lib)
+{
+    idx = lua_absindex(L, idx);
+    lua_newtable(L);
+    seal_view(L, -1, idx, lib);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_VIEWS);
+    lua_pushvalue(L, idx);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
+/* P.readonly(t, name): the prelude's views of herald, v, os and ctx's tables. */
+static int p_readonly(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    push_view(L, 1, luaL_optstring(L, 2, NULL));
+    return 1;
+}
+
+/* P.rawmeta(x): the metatable itself, for the prelude's own protected ones. */
+static int p_rawmeta(lua_State *L)
+{
+    if (!lua_getmetatable(L, 1)) lua_pushnil(L);
+    return 1;
+}
+
+static int l_rawset(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    luaL_checkany(L, 3);
+    lua_settop(L, 3);
+    if (is_view(L, 1)) return view_newindex(L);
+    lua_rawset(L, 1);
+    return 1;
+}
+
+static int l_rawget(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    lua_settop(L, 2);
+    if (push_original(L, 1)) lua_replace(L, 1);
+    lua_rawget(L, 1);
+    return 1;
+}
+
+static int l_rawlen(lua_State *L)
+{
+    int t = lua_type(L, 1);
+    luaL_argexpected(L, t == LUA_TTABLE || t == LUA_TSTRING, 1, "table or string");
+    lua_settop(L, 1);
+    if (t == LUA_TTABLE && push_original(L, 1)) lua_replace(L, 1);
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, 1));
+    return 1;
+}
+
+/*
+ * getmetatable() that never hands out a writable shared table: a view's
+ * metatable is its original's (as a view), and a metatable kept in module
+ * state comes back as its view.
+ */
+static int l_getmetatable(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    lua_settop(L, 1);
+    if (is_view(L, 1)) {
+        view_original(L, 1);
+        lua_replace(L, 1);
+    }
+    if (!lua_getmetatable(L, 1)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL) return 1;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_VIEWS);
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, -2) != LUA_TNIL) return 1;
+    lua_settop(L, 2);
+    return 1;
+}
+
 /*
  * setmetatable() without __gc: Lua runs finalizers with hooks off, so a
  * finalizer could spin or allocate outside every budget (and at lua_close).
+ * A view given as the metatable stands for its original, whose metamethods
+ * are raw fields as Lua needs them (a class kept in module state).
  */
 static int l_setmetatable(lua_State *L)
 {
     if (lua_type(L, 2) == LUA_TTABLE) {
+        if (push_original(L, 2)) lua_replace(L, 2);
         lua_pushliteral(L, "__gc");
         if (lua_rawget(L, 2) != LUA_TNIL)
             return luaL_error(L, "__gc metamethods are not allowed in server functions");
@@ -940,6 +1239,19 @@ static int l_setmetatable(lua_State *L)
     return lua_gettop(L);
 }
 
+static int l_no_randomseed(lua_State *L)
+{
+    return luaL_error(L, "math.randomseed is not available: the generator is shared by every call");
+}
+
+/* Makes the chunk on top of the stack read its globals from the call's (KEY_ENV). */
+static void share_env(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_ENV);
+    lua_upvaluejoin(L, -2, 1, -1, 1);
+    lua_pop(L, 1);
+}
+
 /* load() of text only: bytecode could break out of the sandbox. */
 static int l_load(lua_State *L)
 {
@@ -947,6 +1259,7 @@ static int l_load(lua_State *L)
     const char *s = luaL_checklstring(L, 1, &len);
     const char *name = luaL_optstring(L, 2, "=(load)");
     int has_env = !lua_isnone(L, 4);
+    if (!strcmp(name, "=prelude")) name = "=(load)"; /* the freeze walk trusts that name */
     if (luaL_loadbufferx(L, s, len, name, "t") != LUA_OK) {
         lua_pushnil(L);
         lua_insert(L, -2);
@@ -955,6 +1268,8 @@ static int l_load(lua_State *L)
     if (has_env) {
         lua_pushvalue(L, 4);
         if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+    } else {
+        share_env(L);
     }
     return 1;
 }
@@ -977,6 +1292,7 @@ static int l_require(lua_State *L)
     char chunk[128];
     snprintf(chunk, sizeof chunk, "@%s", f->name);
     if (luaL_loadbufferx(L, f->text, f->len, chunk, "t") != LUA_OK) return lua_error(L);
+    share_env(L);
     lua_pushlightuserdata(L, &SENTINEL_LOADING);
     lua_setfield(L, loaded, name);
     lua_pushstring(L, name);
@@ -1180,9 +1496,68 @@ static int p_run_mutation(lua_State *L)
     return run_nested(L, HD_FN_MUTATION);
 }
 
+/*
+ * Gives the call new globals: a table whose misses read the shared base
+ * (KEY_CALL_MT) and that every module sees as _ENV, through the one
+ * upvalue they share (KEY_ENV). What the call sets there dies with it.
+ */
+static void new_call_env(lua_State *L)
+{
+    hd_fnrt *rt = rt_of(L);
+    if (rt->env_unused) return;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_ENV);
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "_G");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_CALL_MT);
+    lua_setmetatable(L, -2);
+    lua_setupvalue(L, -2, 1);
+    lua_pop(L, 1);
+}
+
+/*
+ * Whether the globals of the call that just ended are as new_call_env()
+ * made them (no key but _G, itself; their metatable is protected), so that
+ * the next call may take them and the allocation is saved. Allocates
+ * nothing, so it may run outside protected mode.
+ */
+static bool env_unused(lua_State *L)
+{
+    int top = lua_gettop(L);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_ENV);
+    lua_getupvalue(L, -1, 1);
+    int env = lua_gettop(L);
+    bool unused = false;
+    lua_pushnil(L);
+    if (lua_next(L, env) && lua_type(L, -2) == LUA_TSTRING && !strcmp(lua_tostring(L, -2), "_G") &&
+        lua_rawequal(L, -1, env)) {
+        lua_pop(L, 1);
+        unused = !lua_next(L, env);
+    }
+    lua_settop(L, top);
+    return unused;
+}
+
+/* Puts every module-level local back to what it held after loading. */
+static void restore_upvalues(hd_fnrt *rt)
+{
+    lua_State *L = rt->L;
+    if (!rt->nrestore) return;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_RESTORE);
+    int list = lua_gettop(L);
+    for (size_t i = 0; i < rt->nrestore; i++) {
+        lua_rawgeti(L, list, (lua_Integer)(2 * i + 1));
+        lua_rawgeti(L, list, (lua_Integer)(2 * i + 2));
+        lua_setupvalue(L, -2, rt->restore_slots[i]);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
 static int call_entry(lua_State *L)
 {
     entry_args *ea = lua_touserdata(L, 1);
+    new_call_env(L);
     herald_value *result = scratch_new(L);
     invoke(L, ea->def, ea->args, result);
     *ea->result = *result;
@@ -1191,8 +1566,62 @@ static int call_entry(lua_State *L)
     return 0;
 }
 
-/* Turns the error object on top of the stack into a code, message and data. */
-static int classify_error(hd_fnrt *rt, int status, herald_value *data, herald_error *err)
+/*
+ * Length of the place Lua writes in front of a message at `s`
+ * ("functions/videos.lua:12: ", "prelude:40: ", "(load):1: ",
+ * "[string \"...\"]:1: "), or 0.
+ */
+static size_t location_len(const char *s)
+{
+    size_t n = 0;
+    if (!strncmp(s, "functions/", 10)) {
+        n = 10;
+        while (isalnum((unsigned char)s[n]) || s[n] == '_')
+            n++;
+        if (n == 10 || strncmp(s + n, ".lua", 4)) return 0;
+        n += 4;
+    } else if (!strncmp(s, "prelude", 7)) {
+        n = 7;
+    } else if (!strncmp(s, "(load)", 6)) {
+        n = 6;
+    } else if (!strncmp(s, "[string \"", 9)) {
+        const char *end = strstr(s + 9, "\"]");
+        if (!end || memchr(s, '\n', (size_t)(end - s))) return 0;
+        n = (size_t)(end - s) + 2;
+    } else {
+        return 0;
+    }
+    if (s[n++] != ':' || !isdigit((unsigned char)s[n])) return 0;
+    while (isdigit((unsigned char)s[n]))
+        n++;
+    return s[n] == ':' && s[n + 1] == ' ' ? n + 2 : 0;
+}
+
+/* Copies `in` without the places in it (also those of errors caught and raised again). */
+static void strip_locations(const char *in, char *out, size_t size)
+{
+    size_t o = 0;
+    for (size_t i = 0; in[i] && o + 1 < size;) {
+        bool boundary = i == 0 || !(isalnum((unsigned char)in[i - 1]) || in[i - 1] == '_' ||
+                                    in[i - 1] == '/' || in[i - 1] == '.');
+        size_t skip = boundary ? location_len(in + i) : 0;
+        if (skip) {
+            i += skip;
+            continue;
+        }
+        out[o++] = in[i++];
+    }
+    out[o] = 0;
+}
+
+/*
+ * Turns the error object on top of the stack into a code, message and
+ * data. Without `locations` (a caller who is not the admin, no --dev), a
+ * message raised as a string loses the file and line it names inside the
+ * app; herald.error{...} messages are the app's own and stay as written.
+ */
+static int classify_error(hd_fnrt *rt, int status, bool locations, herald_value *data,
+                          herald_error *err)
 {
     lua_State *L = rt->L;
     if (rt->instr_tripped)
@@ -1221,8 +1650,13 @@ static int classify_error(hd_fnrt *rt, int status, herald_value *data, herald_er
         lua_pop(L, 1);
         return c;
     }
-    if (lua_type(L, -1) == LUA_TSTRING)
-        return herald_fail(err, HERALD_EFUNCTION, "%s", lua_tostring(L, -1));
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        const char *m = lua_tostring(L, -1);
+        if (locations) return herald_fail(err, HERALD_EFUNCTION, "%s", m);
+        char bare[sizeof err->message];
+        strip_locations(m, bare, sizeof bare);
+        return herald_fail(err, HERALD_EFUNCTION, "%s", bare[0] ? bare : "function error");
+    }
     return herald_fail(err, HERALD_EFUNCTION, "%s raised a %s",
                        rt->cur && rt->cur->path ? rt->cur->path : "function", luaL_typename(L, -1));
 }
@@ -1276,8 +1710,10 @@ int hd__fn_call(hd_fnrt *rt, const hd_fncall *call, herald_value *result, herald
     }
     if (status != LUA_OK) {
         herald_value_free(result);
-        rc = classify_error(rt, status, error_data, err);
+        rc = classify_error(rt, status, call->admin || rt->limits.dev, error_data, err);
     }
+    restore_upvalues(rt);
+    rt->env_unused = env_unused(L);
     lua_settop(L, 0);
     scratch_clear(rt);
     rt->cur = NULL;
@@ -1299,6 +1735,8 @@ static void new_mt(lua_State *L, const void *key, const char *name)
     lua_setfield(L, -2, "__name");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "__metatable"); /* app code can neither read nor swap it */
+    lua_pushlightuserdata(L, (void *)key);
+    lua_rawsetp(L, -2, &KEY_TAG);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, key);
 }
@@ -1309,7 +1747,13 @@ static int err_tostring(lua_State *L)
     return 1;
 }
 
-/* Opens the safe libraries and the prelude (runs in protected mode). */
+/*
+ * Opens the safe libraries and the prelude (runs in protected mode), and
+ * lays out the globals app code sees: the base table (the registry's
+ * globals) holds the base functions, read-only views of the libraries and
+ * of the prelude's `herald`, `v` and `os`; the prelude runs with a private
+ * copy of it and the writable originals, which app code never reaches.
+ */
 static int setup(lua_State *L)
 {
     luaL_requiref(L, LUA_GNAME, luaopen_base, 1);
@@ -1332,6 +1776,16 @@ static int setup(lua_State *L)
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
     lua_pop(L, 1);
+    lua_getfield(L, g, "math");
+    lua_pushcfunction(L, l_no_randomseed);
+    lua_setfield(L, -2, "randomseed");
+    lua_pop(L, 1);
+    /* The string metatable (its __index is the string library) cannot be read. */
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
     lua_pushcfunction(L, l_load);
     lua_setfield(L, g, "load");
     lua_getfield(L, g, "setmetatable");
@@ -1339,13 +1793,22 @@ static int setup(lua_State *L)
     lua_pushvalue(L, raw_setmetatable);
     lua_pushcclosure(L, l_setmetatable, 1);
     lua_setfield(L, g, "setmetatable");
-    lua_pushcfunction(L, l_require);
-    lua_setfield(L, g, "require");
-    lua_pushcfunction(L, l_print);
-    lua_setfield(L, g, "print");
+    static const luaL_Reg overrides[] = {{"require", l_require},
+                                         {"print", l_print},
+                                         {"rawset", l_rawset},
+                                         {"rawget", l_rawget},
+                                         {"rawlen", l_rawlen},
+                                         {"next", l_next},
+                                         {"getmetatable", l_getmetatable},
+                                         {NULL, NULL}};
+    lua_pushvalue(L, g);
+    luaL_setfuncs(L, overrides, 0);
+    lua_pop(L, 1);
 
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &KEY_LOADED);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &KEY_VIEWS);
 
     /* P: what the prelude builds on. */
     lua_createtable(L, 0, 32);
@@ -1384,6 +1847,8 @@ static int setup(lua_State *L)
     set_fn(L, "token", p_token);
     set_fn(L, "token_equal", p_token_equal);
     set_fn(L, "tag", p_tag);
+    set_fn(L, "readonly", p_readonly);
+    set_fn(L, "rawmeta", p_rawmeta);
     lua_getfield(L, os, "date");
     lua_setfield(L, p, "os_date");
     lua_getfield(L, os, "clock");
@@ -1393,10 +1858,44 @@ static int setup(lua_State *L)
     lua_setfield(L, p, "setmetatable");
     lua_pushvalue(L, p);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &KEY_P);
+
+    /* The prelude's globals: a private copy, so that nothing an app module
+     * sets as a global at load time changes how the prelude works. */
+    lua_newtable(L);
+    int pe = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, g)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, pe);
+    }
     if (luaL_loadbufferx(L, hd__fn_prelude, hd__fn_prelude_len, "=prelude", "t") != LUA_OK)
         return lua_error(L);
+    lua_pushvalue(L, pe);
+    lua_setupvalue(L, -2, 1);
     lua_pushvalue(L, p);
-    lua_call(L, 1, 0);
+    lua_call(L, 1, 3); /* the views of herald, v and os */
+    lua_setfield(L, g, "os");
+    lua_setfield(L, g, "v");
+    lua_setfield(L, g, "herald");
+
+    static const char *const libs[] = {"string", "table", "math", "utf8", "coroutine", NULL};
+    for (size_t i = 0; libs[i]; i++) {
+        lua_getfield(L, g, libs[i]);
+        push_view(L, -1, libs[i]);
+        lua_setfield(L, g, libs[i]);
+        lua_pop(L, 1);
+    }
+
+    /* KEY_ENV: a closure whose _ENV is the base table until a call starts. */
+    if (luaL_loadbufferx(L, "return", 6, "=env", "t") != LUA_OK) return lua_error(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &KEY_ENV);
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, g);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &KEY_CALL_MT);
     return 0;
 }
 
@@ -1414,6 +1913,7 @@ void hd__fnrt_free(hd_fnrt *rt)
     for (size_t i = 0; i < rt->ndefs; i++)
         def_free(&rt->defs[i]);
     free(rt->defs);
+    free(rt->restore_slots);
     hd__fnbundle_unref(rt->bundle);
     free(rt);
 }
@@ -1548,6 +2048,217 @@ static int load_module(lua_State *L)
     return 0;
 }
 
+/* ------------------------------------------------- freezing module state */
+
+/*
+ * Once every module has loaded, what the modules keep becomes read-only:
+ * each table reachable from a module's value, from a global set at load
+ * time or from an upvalue of the app's closures is replaced, wherever it
+ * is referenced, by its view (KEY_VIEWS); module-level locals (upvalues)
+ * are recorded in KEY_RESTORE, to be put back after every call. Herald's
+ * own metatables and the prelude's closures are not walked. The walk uses
+ * a work list, not recursion, so deep module state cannot overflow C.
+ */
+typedef struct freezer {
+    hd_fnrt *rt;
+    int views; /* KEY_VIEWS */
+    int seen;  /* functions and upvalue ids walked already */
+    int work;  /* originals and functions still to walk */
+    lua_Integer nwork;
+    int restore;       /* closure, value pairs */
+    size_t cap;        /* of rt->restore_slots */
+    const void *env;   /* the id of the _ENV upvalue every module shares */
+    const char *where; /* the module being walked, for messages */
+} freezer;
+
+static void freeze_later(lua_State *L, freezer *fz, int idx)
+{
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, fz->work, ++fz->nwork);
+}
+
+/* Pushes what the value at `idx` becomes in frozen module state. */
+static void freeze_value(lua_State *L, freezer *fz, int idx)
+{
+    idx = lua_absindex(L, idx);
+    luaL_checkstack(L, 8, "module state");
+    switch (lua_type(L, idx)) {
+    case LUA_TTABLE:
+        if (is_view(L, idx)) break;
+        lua_pushvalue(L, idx);
+        if (lua_rawget(L, fz->views) != LUA_TNIL) return;
+        lua_pop(L, 1);
+        push_view(L, idx, NULL);
+        freeze_later(L, fz, idx);
+        return;
+    case LUA_TFUNCTION:
+        lua_pushvalue(L, idx);
+        if (lua_rawget(L, fz->seen) == LUA_TNIL) {
+            lua_pushvalue(L, idx);
+            lua_pushboolean(L, 1);
+            lua_rawset(L, fz->seen);
+            freeze_later(L, fz, idx);
+        }
+        lua_pop(L, 1);
+        break;
+    case LUA_TTHREAD:
+        luaL_error(L,
+                   "%s: a coroutine kept in module state would carry one call's state into the "
+                   "next; create it inside the handler",
+                   fz->where);
+        break;
+    default:
+        break;
+    }
+    lua_pushvalue(L, idx);
+}
+
+static void freeze_table(lua_State *L, freezer *fz, int t)
+{
+    lua_newtable(L); /* keys that become views: old, new pairs */
+    int moves = lua_gettop(L);
+    lua_Integer nmoves = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        int k = lua_gettop(L) - 1, v = k + 1;
+        freeze_value(L, fz, v);
+        if (!lua_rawequal(L, -1, v)) {
+            lua_pushvalue(L, k);
+            lua_insert(L, -2);
+            lua_rawset(L, t); /* an existing field: allowed while traversing */
+        } else {
+            lua_pop(L, 1);
+        }
+        if (lua_type(L, k) == LUA_TTABLE || lua_type(L, k) == LUA_TTHREAD ||
+            lua_type(L, k) == LUA_TFUNCTION) {
+            freeze_value(L, fz, k);
+            if (!lua_rawequal(L, -1, k)) {
+                lua_pushvalue(L, k);
+                lua_rawseti(L, moves, ++nmoves);
+                lua_rawseti(L, moves, ++nmoves);
+            } else {
+                lua_pop(L, 1);
+            }
+        }
+        lua_pop(L, 1);
+    }
+    for (lua_Integer i = 1; i < nmoves; i += 2) {
+        lua_rawgeti(L, moves, i + 1); /* the new key */
+        lua_rawgeti(L, moves, i);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, t);
+        lua_pushvalue(L, -2);
+        lua_pushnil(L);
+        lua_rawset(L, t);
+        lua_remove(L, -2);
+        lua_rawset(L, t);
+    }
+    lua_settop(L, moves - 1);
+    /* A metatable kept by the app (a class) is module state too; Herald's are not. */
+    if (lua_getmetatable(L, t)) {
+        if (lua_rawgetp(L, -1, &KEY_TAG) == LUA_TNIL) freeze_value(L, fz, -2);
+        lua_settop(L, moves - 1);
+    }
+}
+
+static void freeze_function(lua_State *L, freezer *fz, int f)
+{
+    hd_fnrt *rt = fz->rt;
+    if (lua_iscfunction(L, f)) {
+        /* Only a library's closures (coroutine.wrap, ...): nothing to view. */
+        for (int n = 1; lua_getupvalue(L, f, n); n++) {
+            if (lua_type(L, -1) == LUA_TTHREAD) freeze_value(L, fz, -1);
+            lua_pop(L, 1);
+        }
+        return;
+    }
+    lua_Debug ar;
+    lua_pushvalue(L, f);
+    lua_getinfo(L, ">S", &ar);
+    if (!strcmp(ar.source, "=prelude")) return;
+    for (int n = 1; lua_getupvalue(L, f, n); n++) {
+        void *id = lua_upvalueid(L, f, n);
+        if (id == fz->env) {
+            lua_pop(L, 1);
+            continue;
+        }
+        freeze_value(L, fz, -1);
+        if (!lua_rawequal(L, -1, -2))
+            lua_setupvalue(L, f, n);
+        else
+            lua_pop(L, 1);
+        lua_pop(L, 1);
+        lua_pushlightuserdata(L, id);
+        if (lua_rawget(L, fz->seen) == LUA_TNIL) {
+            lua_pushlightuserdata(L, id);
+            lua_pushboolean(L, 1);
+            lua_rawset(L, fz->seen);
+            if (rt->nrestore == fz->cap) {
+                size_t cap = fz->cap ? fz->cap * 2 : 32;
+                int *slots = realloc(rt->restore_slots, cap * sizeof *slots);
+                if (!slots) luaL_error(L, "out of memory");
+                rt->restore_slots = slots;
+                fz->cap = cap;
+            }
+            lua_Integer i = (lua_Integer)rt->nrestore;
+            lua_pushvalue(L, f);
+            lua_rawseti(L, fz->restore, 2 * i + 1);
+            lua_getupvalue(L, f, n);
+            lua_rawseti(L, fz->restore, 2 * i + 2);
+            rt->restore_slots[rt->nrestore++] = n;
+        }
+        lua_pop(L, 1);
+    }
+}
+
+static void freeze_drain(lua_State *L, freezer *fz)
+{
+    while (fz->nwork > 0) {
+        lua_rawgeti(L, fz->work, fz->nwork);
+        lua_pushnil(L);
+        lua_rawseti(L, fz->work, fz->nwork--);
+        int x = lua_gettop(L);
+        if (lua_type(L, x) == LUA_TTABLE)
+            freeze_table(L, fz, x);
+        else
+            freeze_function(L, fz, x);
+        lua_settop(L, x - 1);
+    }
+}
+
+/* Freezes the state of every loaded module (runs in protected mode). */
+static int freeze_modules(lua_State *L)
+{
+    hd_fnrt *rt = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    freezer fz = {.rt = rt, .views = 1, .seen = 2, .work = 3, .restore = 4};
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_VIEWS);
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_ENV);
+    fz.env = lua_upvalueid(L, 5, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_LOADED);
+    int loaded = 6;
+    for (size_t i = 0; i < rt->bundle->n; i++) {
+        const fnfile *f = &rt->bundle->files[i];
+        fz.where = f->name;
+        lua_getfield(L, loaded, f->module);
+        freeze_value(L, &fz, -1);
+        lua_setfield(L, loaded, f->module);
+        lua_pop(L, 1);
+        freeze_drain(L, &fz);
+    }
+    fz.where = "a global set by a module";
+    lua_pushglobaltable(L);
+    freeze_value(L, &fz, -1);
+    lua_pop(L, 2);
+    freeze_drain(L, &fz);
+    lua_pushvalue(L, fz.restore);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &KEY_RESTORE);
+    return 0;
+}
+
 int hd__fnrt_new(hd_fnbundle *bundle, const herald_schema *schema, const hd_fn_limits *limits,
                  hd_fnrt **out, herald_error *err)
 {
@@ -1559,6 +2270,7 @@ int hd__fnrt_new(hd_fnbundle *bundle, const herald_schema *schema, const hd_fn_l
     rt->limits.instructions =
         limits && limits->instructions ? limits->instructions : DEFAULT_INSTRUCTIONS;
     rt->limits.memory = limits && limits->memory ? limits->memory : DEFAULT_MEMORY;
+    rt->limits.dev = limits && limits->dev;
     int rc = 0;
     lua_State *L = rt->L = lua_newstate(l_alloc, rt);
     if (!L) {
@@ -1583,7 +2295,7 @@ int hd__fnrt_new(hd_fnbundle *bundle, const herald_schema *schema, const hd_fn_l
         budget_end(rt);
         if (status != LUA_OK) {
             herald_value data = herald_undefined();
-            rc = classify_error(rt, status, &data, err);
+            rc = classify_error(rt, status, true, &data, err);
             herald_value_free(&data);
             if (rc == HERALD_EFUNCTION || rc == HERALD_ELIMIT) {
                 /* Messages from Lua already name file and line; say that loading failed. */
@@ -1598,6 +2310,21 @@ int hd__fnrt_new(hd_fnbundle *bundle, const herald_schema *schema, const hd_fn_l
     }
     lua_settop(L, 0);
     if (rc) goto fail;
+    lua_pushcfunction(L, freeze_modules);
+    lua_pushlightuserdata(L, rt);
+    budget_start(rt);
+    int status = lua_pcall(L, 1, 0, 0);
+    budget_end(rt);
+    if (status != LUA_OK) {
+        herald_value data = herald_undefined();
+        classify_error(rt, status, true, &data, err);
+        herald_value_free(&data);
+        char msg[sizeof err->message];
+        snprintf(msg, sizeof msg, "%s", err->message);
+        rc = herald_fail(err, HERALD_ESCHEMA, "%s", msg);
+        goto fail;
+    }
+    lua_settop(L, 0);
     if (rt->ndefs > 1) qsort(rt->defs, rt->ndefs, sizeof *rt->defs, def_cmp);
     *out = rt;
     return 0;

@@ -14,6 +14,10 @@
  *   threads. Bundles are immutable and reference counted; share them freely.
  * - Every call runs with an instruction and a memory budget; a function that
  *   exceeds one fails with HERALD_ELIMIT and the runtime stays usable.
+ * - One call cannot change what a later call on the same runtime sees: each
+ *   call gets its own globals, the libraries and `herald` are read-only,
+ *   and once every module has loaded the tables the modules keep are
+ *   read-only too; module-level locals are put back after every call.
  * - Values that cross into Lua are copies: results are new herald_value
  *   trees owned by the caller.
  */
@@ -36,6 +40,7 @@ typedef enum hd_fn_kind { HD_FN_QUERY = 0, HD_FN_MUTATION = 1 } hd_fn_kind;
 typedef struct hd_fn_limits {
     uint64_t instructions; /* per top-level call, nested calls included; 0 = 50 million */
     size_t memory;         /* bytes a call may add to its state; 0 = 64 MiB */
+    bool dev;              /* `herald serve --dev`: every caller sees where an error was raised */
 } hd_fn_limits;
 
 /*
@@ -49,10 +54,11 @@ void hd__fnbundle_unref(hd_fnbundle *b);
 size_t hd__fnbundle_count(const hd_fnbundle *b);
 
 /*
- * Builds a runtime from `bundle`: runs every module's top level and
- * registers the functions it returns. `schema` must outlive the runtime.
- * A syntax or load error names the file and line
- * ("functions/videos.lua:12: unexpected symbol near 'end'").
+ * Builds a runtime from `bundle`: runs every module's top level, registers
+ * the functions it returns, then freezes what the modules keep (see the
+ * caveats). `schema` must outlive the runtime. A syntax or load error
+ * names the file and line ("functions/videos.lua:12: unexpected symbol
+ * near 'end'"); a coroutine kept in module state fails with HERALD_ESCHEMA.
  */
 int hd__fnrt_new(hd_fnbundle *bundle, const herald_schema *schema, const hd_fn_limits *limits,
                  hd_fnrt **out, herald_error *err);
@@ -92,8 +98,11 @@ typedef struct hd_fncall {
  * HERALD_ELIMIT, HERALD_EFUNCTION for an error the function raised, or the
  * code of a failing database call) and *error_data holds the data of a
  * herald.error{...} (undefined otherwise; the caller frees it either way).
- * A failed mutation's writes must be rolled back by the caller (abort the
- * mutation); nothing here commits.
+ * An error the function raised as a string names the file and line it was
+ * raised at only for the admin (`call->admin`) or a runtime built with
+ * `limits->dev`; other callers get the message alone ("boom", not
+ * "functions/videos.lua:12: boom"). A failed mutation's writes must be
+ * rolled back by the caller (abort the mutation); nothing here commits.
  */
 int hd__fn_call(hd_fnrt *rt, const hd_fncall *call, herald_value *result, herald_value *error_data,
                 herald_error *err);

@@ -1,12 +1,18 @@
 -- The Lua side of Herald's function runtime, run once in every fresh state
 -- before the app's modules (docs/functions.md). It defines `herald`, `v`,
 -- and the ctx.db query builder on top of the C primitives in P; it must
--- never give app code a way around the sandbox (no io, os, debug, files).
+-- never give app code a way around the sandbox (no io, os, debug, files),
+-- nor a table that one call could change for the next: app code gets
+-- read-only views (P.readonly) of every table defined here, and the
+-- metatables of the builder's objects are protected. The prelude runs with
+-- globals of its own (a copy of the base functions and the writable
+-- libraries); it returns the views of `herald`, `v` and `os`.
 local P = ...
 local ARRAY_MT, BYTES_MT, INT64_MT = P.ARRAY_MT, P.BYTES_MT, P.INT64_MT
 local FN_MT, V_MT, ERROR_MT = P.FN_MT, P.V_MT, P.ERROR_MT
-local setmetatable, getmetatable, type, error, pairs, select = P.setmetatable, getmetatable, type,
-  error, pairs, select
+local setmetatable, type, error, pairs, select = P.setmetatable, type, error, pairs, select
+local getmetatable = P.rawmeta -- the builder's metatables hide behind __metatable
+local readonly = P.readonly
 local tag = P.tag -- getmetatable() cannot see the protected metatables
 
 herald = {null = P.NULL, unset = P.UNSET}
@@ -140,8 +146,12 @@ local function method(obj, f)
   end
 end
 
+-- The builder's objects (ranges, queries, searches) are per call; their
+-- methods live in tables that are not their metatables, so that neither
+-- getmetatable(q) nor q.__index reaches a table shared by every call.
+local function methods_of(m) return {__index = m, __metatable = false} end
 local Range = {}
-Range.__index = Range
+local RANGE_MT = methods_of(Range)
 for _, op in ipairs({"eq", "gt", "gte", "lt", "lte"}) do
   Range[op] = function(self, field, value)
     if type(field) ~= "string" then error("q:" .. op .. " expects a field name", 2) end
@@ -151,8 +161,8 @@ for _, op in ipairs({"eq", "gt", "gte", "lt", "lte"}) do
   end
 end
 
-local Field = {}
-local Expr = {}
+local Field = {__metatable = false}
+local Expr = {__metatable = false}
 local function operand(x)
   if getmetatable(x) == Field then return {field = x.name} end
   if getmetatable(x) == Expr then error("a comparison operand cannot be a condition", 3) end
@@ -183,22 +193,23 @@ F["and"] = F.and_
 F["or"] = F.or_
 function F:not_(x) return setmetatable({e = {["not"] = expr(x)}}, Expr) end
 F["not"] = F.not_
+F = readonly(F, "q")
 
 local Query = {}
-Query.__index = Query
+local QUERY_MT = methods_of(Query)
 function Query:withIndex(name, build)
   if type(name) ~= "string" then error("withIndex expects an index name", 2) end
   self.q.index = name
   if build ~= nil then
-    local r = setmetatable({conds = herald.array({})}, Range)
+    local r = setmetatable({conds = herald.array({})}, RANGE_MT)
     local got = build(r)
-    if got ~= nil and getmetatable(got) ~= Range then error("withIndex's function must return q", 2) end
+    if got ~= nil and getmetatable(got) ~= RANGE_MT then error("withIndex's function must return q", 2) end
     self.q.range = r.conds
   end
   return self
 end
 local Search = {}
-Search.__index = Search
+local SEARCH_MT = methods_of(Search)
 function Search:search(field, text)
   if type(field) ~= "string" or type(text) ~= "string" then
     error("q:search expects a field name and a text", 2)
@@ -215,7 +226,7 @@ function Query:withSearchIndex(name, build)
   if type(name) ~= "string" or type(build) ~= "function" then
     error("withSearchIndex expects an index name and a function", 2)
   end
-  local s = setmetatable({filters = herald.array({})}, Search)
+  local s = setmetatable({filters = herald.array({})}, SEARCH_MT)
   build(s)
   if not s.text then error("withSearchIndex's function must call q:search(field, text)", 2) end
   self.search = {table = self.q.table, index = name, field = s.field, search = s.text,
@@ -265,21 +276,25 @@ function Query:paginate(opts)
   return finish(self, "paginate", {numItems = opts.numItems, cursor = opts.cursor or P.NULL})
 end
 
-local db = {}
-db.get = method(db, function(id) return P.get(id) end)
-db.query = method(db, function(table)
+-- ctx.db and ctx.auth are views shared by every call; their methods know
+-- the view, so that ctx.db:get(id) and ctx.db.get(id) both work.
+local db_methods = {}
+local db = readonly(db_methods, "ctx.db")
+db_methods.get = method(db, function(id) return P.get(id) end)
+db_methods.query = method(db, function(table)
   if type(table) ~= "string" then error("ctx.db:query expects a table name", 2) end
-  return setmetatable({q = {table = table}}, Query)
+  return setmetatable({q = {table = table}}, QUERY_MT)
 end)
-db.insert = method(db, P.insert)
-db.patch = method(db, P.patch)
-db.replace = method(db, P.replace)
-db.delete = method(db, P.delete)
-db.normalizeId = method(db, P.normalize_id)
+db_methods.insert = method(db, P.insert)
+db_methods.patch = method(db, P.patch)
+db_methods.replace = method(db, P.replace)
+db_methods.delete = method(db, P.delete)
+db_methods.normalizeId = method(db, P.normalize_id)
 
-local auth = {}
-auth.getUserIdentity = method(auth, P.identity)
-auth.isAdmin = method(auth, P.is_admin)
+local auth_methods = {}
+local auth = readonly(auth_methods, "ctx.auth")
+auth_methods.getUserIdentity = method(auth, P.identity)
+auth_methods.isAdmin = method(auth, P.is_admin)
 
 -- The context each handler receives; runQuery/runMutation call other
 -- functions of the app inside the same transaction.
@@ -304,3 +319,5 @@ os = {
   clock = real_clock,
   date = function(fmt, t) return real_date(fmt or "%c", t or P.now_seconds()) end,
 }
+
+return readonly(herald, "herald"), readonly(v, "v"), readonly(os, "os")

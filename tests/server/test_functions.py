@@ -2,12 +2,16 @@
 native protocol and HTTP, live subscriptions to query functions, internal
 functions, structured errors, idempotent retries, hostile functions
 against a live server, reloads (SIGHUP and the reload message) that keep
-connections and refuse broken files, and JWT sign-in with re-authentication.
+connections and refuse broken files, JWT sign-in with re-authentication,
+isolation between calls (what one caller's function changes, another's
+never sees) and error messages without file and line for callers who are
+not the admin (unless --dev).
 
 Run as: /usr/bin/python3 test_functions.py <herald> <source root>
 """
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,8 +46,33 @@ M.refuse = herald.mutation{handler = function(ctx)
   ctx.db:insert("videos", {twitchId = "never", title = "never", status = "Queued"})
   herald.error{code = "NOPE", message = "refused on purpose", detail = {n = 1}}
 end}
+local function poison()
+  pcall(function() string.upper = function() return "pwned" end end)
+  pcall(function() getmetatable("").__index = {upper = function() return "pwned" end} end)
+  pcall(function() table.insert = nil end)
+  pcall(function() herald.query = nil end)
+  pcall(function() M.probe = nil end)
+  leakedGlobal = "yes"
+  pcall(rawset, _G, "herald", nil)
+  return "done"
+end
+local function probe()
+  return {upper = string.upper("a"), method = ("b"):upper(), herald = type(herald),
+          query = type(herald and herald.query), insert = type(table.insert),
+          probe = type(M.probe), leaked = leakedGlobal or herald.null}
+end
+M.poison = herald.query{handler = poison}
+M.poisonMutation = herald.mutation{handler = poison}
+M.probe = herald.query{handler = probe}
+M.probeMutation = herald.mutation{handler = probe}
+M.boom = herald.mutation{handler = function() error("boom") end}
+M.boomQuery = herald.query{handler = function() error("boom") end}
 return M
 '''
+
+UNTOUCHED = {"upper": "A", "method": "B", "herald": "table", "query": "function",
+             "insert": "function", "probe": "table", "leaked": None}
+LOCATED_BOOM = re.compile(r"^functions/extra\.lua:\d+: boom$")
 
 
 def seed(data, app):
@@ -152,6 +181,66 @@ async def hostile(srv):
         while watcher.results["w"].get("progressPercentage") != 33:
             await watcher.pump(10)
         check(watcher.results["w"]["jobId"] == "job-0003", "the watcher's job updated live")
+
+
+async def isolation(srv):
+    """One call cannot change what another call sees (SPEC §3), on the
+    event loop's runtime (queries) and on the writer's (mutations)."""
+    async with srv.ws() as ws_a, srv.ws() as ws_b:
+        attacker, other = Client(ws_a), Client(ws_b)
+        r = await attacker.request({"type": "query", "path": "extra:poison", "args": {}})
+        check(r["type"] == "result" and r["value"] == "done", f"poisoning query ran: {r}")
+        r = await other.request({"type": "query", "path": "extra:probe", "args": {}})
+        check(r["type"] == "result" and r["value"] == UNTOUCHED,
+              f"another client's query sees the real libraries and herald: {r}")
+        other.pending_subs.add("p")
+        r = await other.request({"type": "sub", "id": "p", "path": "extra:probe", "args": {}})
+        check(r["type"] == "result" and r["value"] == UNTOUCHED, f"subscription: {r}")
+        r = await attacker.request({"type": "mutate", "path": "extra:poisonMutation", "args": {}})
+        check(r["type"] == "ack", f"poisoning mutation ran: {r}")
+    status, reply = call(srv, "mutation", "extra:probeMutation")
+    check(status == 200 and reply["value"] == UNTOUCHED,
+          f"the writer's next mutation sees the real libraries and herald: {status} {reply}")
+    status, reply = call(srv, "query", "extra:probe")
+    check(status == 200 and reply["value"] == UNTOUCHED, f"HTTP query after both: {reply}")
+
+
+async def error_locations(srv):
+    """A FunctionError reaches callers who are not the admin as its message,
+    without Herald-internal file and line; the admin keeps them."""
+    async with srv.ws() as ws, srv.ws() as ws_admin:
+        anon = Client(ws)
+        r = await anon.request({"type": "mutate", "path": "extra:boom", "args": {}})
+        check(r["type"] == "error" and r["code"] == "FunctionError" and r["message"] == "boom",
+              f"mutation error, anonymous: {r}")
+        r = await anon.request({"type": "query", "path": "extra:boomQuery", "args": {}})
+        check(r["type"] == "error" and r["message"] == "boom", f"query error, anonymous: {r}")
+        r = await anon.request({"type": "sub", "id": "b", "path": "extra:boomQuery", "args": {}})
+        check(r["type"] == "error" and r["message"] == "boom", f"subscription error: {r}")
+        admin = Client(ws_admin)
+        r = await admin.request({"type": "auth", "token": srv.key})
+        check(r["type"] == "ack", "admin sign-in")
+        r = await admin.request({"type": "mutate", "path": "extra:boom", "args": {}})
+        check(r["type"] == "error" and LOCATED_BOOM.match(r["message"]),
+              f"mutation error, admin: {r}")
+        r = await admin.request({"type": "query", "path": "extra:boomQuery", "args": {}})
+        check(r["type"] == "error" and LOCATED_BOOM.match(r["message"]), f"query, admin: {r}")
+    status, reply = call(srv, "mutation", "extra:boom")
+    check(status == 400 and reply.get("errorMessage") == "boom", f"HTTP, anonymous: {reply}")
+    status, reply = call(srv, "mutation", "extra:boom", token=srv.key)
+    check(LOCATED_BOOM.match(reply.get("errorMessage", "")), f"HTTP, admin: {reply}")
+
+
+async def dev_error_locations(srv):
+    """With --dev every caller sees where the error was raised."""
+    async with srv.ws() as ws:
+        anon = Client(ws)
+        r = await anon.request({"type": "mutate", "path": "extra:boom", "args": {}})
+        check(r["type"] == "error" and LOCATED_BOOM.match(r["message"]),
+              f"--dev, mutation, anonymous: {r}")
+        r = await anon.request({"type": "query", "path": "extra:boomQuery", "args": {}})
+        check(r["type"] == "error" and LOCATED_BOOM.match(r["message"]),
+              f"--dev, query, anonymous: {r}")
 
 
 async def reloads(srv, app):
@@ -286,6 +375,8 @@ def main():
     try:
         asyncio.run(live_calls(srv))
         asyncio.run(hostile(srv))
+        asyncio.run(isolation(srv))
+        asyncio.run(error_locations(srv))
         asyncio.run(reloads(srv, app))
         asyncio.run(auth(srv, alice_iss, other_iss))
     finally:
@@ -294,6 +385,11 @@ def main():
         check(rc == 0, f"server exit code {rc}")
         check("AddressSanitizer" not in out and "runtime error:" not in out,
               "sanitizers quiet: " + out[-3000:])
+    dev = Server(HERALD, app, data, extra=["--dev"])
+    try:
+        asyncio.run(dev_error_locations(dev))
+    finally:
+        check(dev.stop() == 0, "--dev server exit code")
     refuses_broken_start(work)
     shutil.rmtree(work, ignore_errors=True)
     return finish("test_functions")

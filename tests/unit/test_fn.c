@@ -1,7 +1,9 @@
 /*
  * The function runtime: loading modules, argument and return validators,
  * ctx.db reads and writes, read sets, nested calls, structured errors,
- * rollback, the sandbox and its limits (hostile functions), reloads.
+ * rollback, the sandbox and its limits (hostile functions), reloads,
+ * isolation between calls (nothing a call changes is seen by the next) and
+ * what error messages tell callers who are not the admin.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +169,16 @@ static hd_fnrt *load(const hd_fn_limits *lim, herald_error *err)
     return rc ? NULL : rt;
 }
 
+/* load(), reporting why it failed. */
+static hd_fnrt *load_ok(const hd_fn_limits *lim)
+{
+    herald_error err = {0};
+    hd_fnrt *rt = load(lim, &err);
+    if (!rt) fprintf(stderr, "load: %s\n", err.message);
+    CHECK(rt != NULL);
+    return rt;
+}
+
 static herald_value json(const char *text)
 {
     herald_value v;
@@ -269,10 +281,7 @@ static uint64_t count_feeds(void)
 
 static void test_basics(void)
 {
-    herald_error err = {0};
-    hd_fnrt *rt = load(NULL, &err);
-    if (!rt) fprintf(stderr, "load: %s\n", err.message);
-    CHECK(rt != NULL);
+    hd_fnrt *rt = load_ok(NULL);
     if (!rt) return;
     CHECK(hd__fnrt_count(rt) > 10);
 
@@ -322,7 +331,7 @@ static void test_basics(void)
     /* A failing mutation keeps none of its writes. */
     uint64_t before = count_feeds();
     expect_fail(rt, HD_FN_MUTATION, "feeds:twoThenFail", "{\"userId\":\"z\"}", HERALD_EFUNCTION,
-                "functions/feeds.lua:");
+                "no, after all");
     CHECK(count_feeds() == before);
 
     /* Structured errors carry their data. */
@@ -377,12 +386,9 @@ static void test_basics(void)
 
 static void test_hostile(void)
 {
-    herald_error err = {0};
     write_file("hostile.lua", hostile_lua);
     hd_fn_limits lim = {.instructions = 2000000, .memory = 16 * 1024 * 1024};
-    hd_fnrt *rt = load(&lim, &err);
-    if (!rt) fprintf(stderr, "load: %s\n", err.message);
-    CHECK(rt != NULL);
+    hd_fnrt *rt = load_ok(&lim);
     if (!rt) return;
     expect_fail(rt, HD_FN_QUERY, "hostile:spin", NULL, HERALD_ELIMIT, "instruction limit");
     expect_fail(rt, HD_FN_QUERY, "hostile:spinCaught", NULL, HERALD_ELIMIT, "instruction limit");
@@ -421,6 +427,255 @@ static void test_hostile(void)
     remove_file("hostile.lua");
 }
 
+/*
+ * Every way a call could leave something behind for the next one: globals,
+ * library tables, the string metatable, herald and v, ctx's tables and the
+ * query builder's, the app's own module tables and module-level locals.
+ * `poison` tries them all (each in a pcall: today each one must fail, or
+ * change only the call that made it); `probe` lists what it finds changed.
+ */
+static const char *leak_lua =
+    "local reg = require('reg')\n"
+    "reg.add('loaded')\n" /* module top levels may still build state */
+    "local M = {}\n"
+    "local counter = 0\n"
+    "local cache = {}\n"
+    "local CONST = {a = 1, nested = {b = 2}}\n"
+    "M.list = {1, 2, 3}\n"
+    "local Cls = {}\n"
+    "Cls.__index = Cls\n"
+    "function Cls.new(x) return setmetatable({x = x}, Cls) end\n"
+    "function Cls:get() return self.x end\n"
+    "local ONE = Cls.new(1)\n"
+    "local Base = {}\n"
+    "Base.__index = Base\n"
+    "function Base:hello() return 'hi' end\n"
+    "local Derived = setmetatable({}, {__index = Base})\n"
+    "Derived.__index = Derived\n"
+    "local D1 = setmetatable({}, Derived)\n"
+    "local BIG = herald.int64(5)\n"
+    "local STATUS = v.union(v.literal('a'), v.literal('b'))\n"
+    "GLOBAL_CONF = {n = 1}\n" /* globals set at load time stay, read-only */
+    "function globalHelper() return 'helped' end\n"
+    "local function poison(ctx)\n"
+    "  local pwned = function() return 'pwned' end\n"
+    "  local tries = {\n"
+    "    function() string.upper = pwned end,\n"
+    "    function() rawset(string, 'upper', pwned) end,\n"
+    "    function() table.insert = pwned end,\n"
+    "    function() math.floor = pwned end,\n"
+    "    function() utf8.char = pwned end,\n"
+    "    function() coroutine.wrap = pwned end,\n"
+    "    function() os.time = pwned end,\n"
+    "    function() herald.query = pwned end,\n"
+    "    function() rawset(herald, 'array', pwned) end,\n"
+    "    function() v.string = pwned end,\n"
+    "    function() getmetatable('').__index = {upper = pwned} end,\n"
+    "    function() getmetatable('').__index.upper = pwned end,\n"
+    "    function() getmetatable('').__add = pwned end,\n"
+    "    function() leaked = 'yes' end,\n"
+    "    function() _G.leakedG = 'yes' end,\n"
+    "    function() rawset(_G, 'leakedRaw', 'yes') end,\n"
+    "    function() rawset(_ENV, 'leakedEnv', 'yes') end,\n"
+    "    function() load('leakedByLoad = true; string = nil')() end,\n"
+    "    function() setmetatable(_G, {__index = function() return 'pwned' end}) end,\n"
+    "    function() require('leak').list[1] = 99 end,\n"
+    "    function() table.insert(require('leak').list, 4) end,\n"
+    "    function() require('leak').extra = true end,\n"
+    "    function() M.probe = nil end,\n"
+    "    function() CONST.a = 99 end,\n"
+    "    function() CONST.nested.b = 99 end,\n"
+    "    function() rawset(CONST, 'a', 99) end,\n"
+    "    function() cache[#cache + 1] = 1 end,\n"
+    "    function() counter = counter + 1 end,\n"
+    "    function() reg.add('call') end,\n"
+    "    function() Cls.get = pwned end,\n"
+    "    function() getmetatable(ONE).get = pwned end,\n"
+    "    function() ONE.x = 99 end,\n"
+    "    function() Base.hello = pwned end,\n"
+    "    function() BIG.value = 6 end,\n"
+    "    function() STATUS.members[1] = v.literal('c') end,\n"
+    "    function() GLOBAL_CONF.n = 99 end,\n"
+    "    function() rawset(GLOBAL_CONF, 'n', 99) end,\n"
+    "    function() globalHelper = pwned end,\n"
+    "    function() _G = 'pwned' end,\n"
+    "    function() ctx.db.get = pwned end,\n"
+    "    function() ctx.auth.isAdmin = pwned end,\n"
+    "    function() getmetatable(ctx.db:query('feeds')).first = pwned end,\n"
+    "    function() ctx.db:query('feeds').__index.first = pwned end,\n"
+    "    function() ctx.db:query('feeds'):withIndex('by_user', function(q) q.__index.eq = pwned "
+    "return q end) end,\n"
+    "    function() ctx.db:query('notes'):withSearchIndex('search_body', function(q) "
+    "q.__index.search = pwned return q:search('body', 'x') end) end,\n"
+    "    function() ctx.db:query('feeds'):filter(function(q) q.eq = pwned return q:eq(1, 1) end) "
+    "end,\n"
+    "    function() rawset(_G, 'herald', nil) end,\n"
+    "    function() herald = nil end,\n"
+    "    function() string = nil end,\n"
+    "  }\n"
+    "  local changed = 0\n"
+    "  for _, f in ipairs(tries) do if pcall(f) then changed = changed + 1 end end\n"
+    "  return changed\n"
+    "end\n"
+    "M.poison = herald.query{handler = poison}\n"
+    "M.poisonMutation = herald.mutation{handler = poison}\n"
+    "M.probe = herald.query{handler = function(ctx)\n"
+    "  local bad = herald.array{}\n"
+    "  local function want(name, ok) if not ok then bad[#bad + 1] = name end end\n"
+    "  want('string.upper', string.upper('a') == 'A')\n"
+    "  want('method', ('a'):upper() == 'A')\n"
+    "  want('string+', not pcall(function() return 'a' + {} end))\n"
+    "  want('table.insert', table.insert ~= nil and select(2, pcall(table.insert)) ~= 'pwned')\n"
+    "  want('math.floor', math.floor(1.5) == 1)\n"
+    "  want('utf8.char', utf8.char(65) == 'A')\n"
+    "  want('coroutine.wrap', type(coroutine.wrap(function() end)) == 'function')\n"
+    "  want('os.time', os.time() == 1700000000)\n"
+    "  want('herald', type(herald) == 'table' and herald.query ~= nil and herald.query({handler "
+    "= print}) ~= 'pwned')\n"
+    "  want('herald.array', herald.array ~= nil and herald.isArray(herald.array{}))\n"
+    "  want('v.string', type(v.string()) == 'table')\n"
+    "  want('leaked', leaked == nil and leakedG == nil and leakedRaw == nil and leakedEnv == nil "
+    "and leakedByLoad == nil and rawget(_G, 'leaked') == nil)\n"
+    "  want('nothingHere', nothingHere == nil)\n"
+    "  want('module table', #require('leak').list == 3 and require('leak').list[1] == 1 and "
+    "require('leak').extra == nil and M.probe ~= nil)\n"
+    "  want('CONST', CONST.a == 1 and CONST.nested.b == 2 and rawget(CONST, 'a') == 1)\n"
+    "  want('cache', #cache == 0 and next(cache) == nil)\n"
+    "  want('counter', counter == 0)\n"
+    "  want('reg', #reg.items == 1 and reg.items[1] == 'loaded')\n"
+    "  want('Cls', ONE:get() == 1 and Cls.new(2):get() == 2 and ONE.x == 1)\n"
+    "  want('Derived', D1:hello() == 'hi' and setmetatable({}, Derived):hello() == 'hi')\n"
+    "  want('BIG', (BIG + 1).value == 6 and BIG == herald.int64(5) and BIG.value == 5)\n"
+    "  want('STATUS', #STATUS.members == 2 and v.optional(STATUS).optional == true)\n"
+    "  want('load-time globals', globalHelper() == 'helped' and GLOBAL_CONF.n == 1)\n"
+    "  want('_G', type(_G) == 'table' and _G.string == string)\n"
+    "  want('ctx.db', select(2, pcall(ctx.db.get, ctx.db, 'x')) ~= 'pwned')\n"
+    "  want('ctx.auth', ctx.auth:isAdmin() == false)\n"
+    "  want('withIndex', ctx.db:query('feeds'):withIndex('by_user', function(q) return "
+    "q:eq('userId', 'nobody') end):first() == nil)\n"
+    "  want('search', #ctx.db:query('notes'):withSearchIndex('search_body', function(q) return "
+    "q:search('body', 'nothing') end):take(1) == 0)\n"
+    "  want('query', ctx.db:query('feeds'):filter(function(q) return q:eq(q:field('userId'), "
+    "'nobody') end):first() == nil)\n"
+    "  return bad\n"
+    "end}\n"
+    /* Reading module state works as before: pairs, ipairs, #, next, table functions. */
+    "M.read = herald.query{handler = function()\n"
+    "  local keys = {}\n"
+    "  for k in pairs(CONST) do keys[#keys + 1] = k end\n"
+    "  table.sort(keys)\n"
+    "  local sum = 0\n"
+    "  for _, x in ipairs(M.list) do sum = sum + x end\n"
+    "  return {keys = table.concat(keys, ','), sum = sum, n = #M.list, unpacked = "
+    "select('#', table.unpack(M.list)), joined = table.concat(M.list, '+'), first = "
+    "next(M.list), const = CONST, one = ONE:get(), list = M.list, big = BIG, status = STATUS}\n"
+    "end}\n"
+    "M.count = herald.query{handler = function() counter = counter + 1 return counter end}\n"
+    "M.writeState = herald.mutation{handler = function() CONST.a = 2 end}\n"
+    "M.seed = herald.query{handler = function() math.randomseed(42) return math.random(1, 100) "
+    "end}\n"
+    "return M\n";
+
+static const char *reg_lua = "local R = {items = {}}\n"
+                             "function R.add(x) R.items[#R.items + 1] = x end\n"
+                             "return R\n";
+
+static void test_isolation(void)
+{
+    write_file("reg.lua", reg_lua);
+    write_file("leak.lua", leak_lua);
+    hd_fnrt *rt = load_ok(NULL);
+    if (!rt) return;
+    expect_ok(rt, HD_FN_QUERY, "leak:probe", NULL, "[]");
+    /* Each attempt fails or changes only the call that made it; some (the
+     * call's own globals, module-level locals) are allowed to succeed. */
+    outcome o = call(rt, HD_FN_QUERY, "leak:poison", "{}", NULL, false, NULL);
+    if (o.rc) fprintf(stderr, "leak:poison: %s\n", o.err.message);
+    CHECK(o.rc == 0);
+    outcome_free(&o);
+    expect_ok(rt, HD_FN_QUERY, "leak:probe", NULL, "[]");
+    /* The same from a mutation, and from the admin. */
+    o = call(rt, HD_FN_MUTATION, "leak:poisonMutation", "{}", NULL, true, NULL);
+    CHECK(o.rc == 0);
+    outcome_free(&o);
+    expect_ok(rt, HD_FN_QUERY, "leak:probe", NULL, "[]");
+    /* A module-level local changed by one call is back for the next. */
+    expect_ok(rt, HD_FN_QUERY, "leak:count", NULL, "1");
+    expect_ok(rt, HD_FN_QUERY, "leak:count", NULL, "1");
+    /* Module state reads as before. */
+    expect_ok(rt, HD_FN_QUERY, "leak:read", NULL,
+              "{\"big\":{\"$integer\":\"BQAAAAAAAAA=\"},\"const\":{\"a\":1,\"nested\":{\"b\":2}},"
+              "\"first\":1,\"joined\":\"1+2+3\","
+              "\"keys\":\"a,nested\",\"list\":[1,2,3],\"n\":3,\"one\":1,\"status\":{\"members\":"
+              "[{\"type\":\"literal\",\"value\":\"a\"},{\"type\":\"literal\",\"value\":\"b\"}],"
+              "\"type\":\"union\"},\"sum\":6,\"unpacked\":3}");
+    /* Writing to it says why it cannot. */
+    expect_fail(rt, HD_FN_MUTATION, "leak:writeState", NULL, HERALD_EFUNCTION, "read-only");
+    /* The random generator is shared: no call may seed it for the others. */
+    expect_fail(rt, HD_FN_QUERY, "leak:seed", NULL, HERALD_EFUNCTION, "randomseed");
+    hd__fnrt_free(rt);
+    remove_file("leak.lua");
+    remove_file("reg.lua");
+}
+
+/*
+ * A FunctionError tells a caller who is not the admin the error's message,
+ * without the file and line inside the app, unless the server runs --dev.
+ */
+static const char *errors_lua =
+    "local M = {}\n"
+    "local function helper() error('from a helper', 2) end\n"
+    "M.boom = herald.mutation{handler = function() error('boom') end}\n"
+    "M.helper = herald.query{handler = function() helper() end}\n"
+    "M.runtime = herald.query{handler = function() local t = nil return t.x end}\n"
+    "M.wrapped = herald.query{handler = function()\n"
+    "  local _, e = pcall(function() error('inner') end)\n"
+    "  error('wrapped: ' .. e)\n"
+    "end}\n"
+    "M.nested = herald.mutation{handler = function(ctx) ctx:runMutation('errors:boom', {}) end}\n"
+    "M.structured = herald.query{handler = function()\n"
+    "  herald.error{code = 'X', message = 'functions/errors.lua:1: kept as written'}\n"
+    "end}\n"
+    "return M\n";
+
+static void expect_message(hd_fnrt *rt, hd_fn_kind kind, const char *path, bool admin,
+                           const char *want)
+{
+    outcome o = call(rt, kind, path, "{}", NULL, admin, NULL);
+    if (o.rc != HERALD_EFUNCTION || strcmp(o.err.message, want)) {
+        fprintf(stderr, "%s (%s): got %d `%s`, expected `%s`\n", path, admin ? "admin" : "public",
+                o.rc, o.err.message, want);
+        CHECK(0);
+    }
+    outcome_free(&o);
+}
+
+static void test_error_locations(void)
+{
+    write_file("errors.lua", errors_lua);
+    hd_fnrt *rt = load_ok(NULL);
+    if (!rt) return;
+    expect_message(rt, HD_FN_MUTATION, "errors:boom", false, "boom");
+    expect_message(rt, HD_FN_MUTATION, "errors:boom", true, "functions/errors.lua:3: boom");
+    expect_message(rt, HD_FN_QUERY, "errors:helper", false, "from a helper");
+    expect_message(rt, HD_FN_QUERY, "errors:helper", true, "functions/errors.lua:4: from a helper");
+    expect_message(rt, HD_FN_QUERY, "errors:runtime", false,
+                   "attempt to index a nil value (local 't')");
+    expect_message(rt, HD_FN_QUERY, "errors:wrapped", false, "wrapped: inner");
+    expect_message(rt, HD_FN_MUTATION, "errors:nested", false, "boom");
+    /* herald.error{...} is the app's own message, sent as written. */
+    expect_message(rt, HD_FN_QUERY, "errors:structured", false,
+                   "functions/errors.lua:1: kept as written");
+    hd__fnrt_free(rt);
+    /* --dev: every caller sees where. */
+    hd_fn_limits dev = {.dev = true};
+    rt = load_ok(&dev);
+    if (rt)
+        expect_message(rt, HD_FN_MUTATION, "errors:boom", false, "functions/errors.lua:3: boom");
+    hd__fnrt_free(rt);
+    remove_file("errors.lua");
+}
+
 static void test_load_errors(void)
 {
     herald_error err = {0};
@@ -449,6 +704,11 @@ static void test_load_errors(void)
                              "end}}\n");
     rt = load(NULL, &err);
     CHECK(rt == NULL && strstr(err.message, "functions/broken.lua:1: args.a must be a validator"));
+    /* A coroutine kept by a module would carry one call's state into the next. */
+    write_file("broken.lua", "local co = coroutine.wrap(function() coroutine.yield(1) end)\n"
+                             "return {x = herald.query{handler = function() return co() end}}\n");
+    rt = load(NULL, &err);
+    CHECK(rt == NULL && strstr(err.message, "functions/broken.lua: a coroutine"));
     write_file("broken.lua", "while true do end\n");
     rt = load(NULL, &err);
     CHECK(rt == NULL && strstr(err.message, "instruction limit"));
@@ -490,6 +750,8 @@ int main(void)
     write_file("feeds.lua", feeds_lua);
     test_basics();
     test_hostile();
+    test_isolation();
+    test_error_locations();
     test_load_errors();
     herald_store_close(store);
     char cmd[400];
