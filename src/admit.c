@@ -137,8 +137,7 @@ const char *hd__admit_accept(hd_admit *a, const struct sockaddr *addr, socklen_t
     addr_entry *e = a->addrs[b];
     while (e && memcmp(e->key, key, sizeof key))
         e = e->next;
-    if (e && e->count >= a->max_per_address)
-        return "too many connections from this address";
+    if (e && e->count >= a->max_per_address) return "too many connections from this address";
     if (!e) {
         if (!(e = calloc(1, sizeof *e))) return "the server is out of memory";
         memcpy(e->key, key, sizeof key);

@@ -358,22 +358,28 @@ static int cmd_serve(const options *o, int argc, char **argv, herald_error *err)
         } else if (!strcmp(argv[i], "--allow-origin") && i + 1 < argc) {
             cfg.allow_origins = argv[++i];
         } else if (!strcmp(argv[i], "--max-connections") && i + 1 < argc) {
-            if (!positive(argv[++i], 1, 10000000, &n)) return usage_error("serve: bad --max-connections");
+            if (!positive(argv[++i], 1, 10000000, &n))
+                return usage_error("serve: bad --max-connections");
             cfg.max_connections = (size_t)n;
         } else if (!strcmp(argv[i], "--max-per-address") && i + 1 < argc) {
-            if (!positive(argv[++i], 1, 10000000, &n)) return usage_error("serve: bad --max-per-address");
+            if (!positive(argv[++i], 1, 10000000, &n))
+                return usage_error("serve: bad --max-per-address");
             cfg.max_per_address = (size_t)n;
         } else if (!strcmp(argv[i], "--idle-timeout") && i + 1 < argc) {
-            if (!positive(argv[++i], 2, 86400, &n)) return usage_error("serve: bad --idle-timeout (2 to 86400)");
+            if (!positive(argv[++i], 2, 86400, &n))
+                return usage_error("serve: bad --idle-timeout (2 to 86400)");
             cfg.idle_seconds = n;
         } else if (!strcmp(argv[i], "--request-timeout") && i + 1 < argc) {
-            if (!positive(argv[++i], 1, 3600, &n)) return usage_error("serve: bad --request-timeout (1 to 3600)");
+            if (!positive(argv[++i], 1, 3600, &n))
+                return usage_error("serve: bad --request-timeout (1 to 3600)");
             cfg.request_seconds = n;
         } else if (!strcmp(argv[i], "--max-queued") && i + 1 < argc) {
-            if (!positive(argv[++i], 65536, 1e12, &n)) return usage_error("serve: bad --max-queued (at least 65536)");
+            if (!positive(argv[++i], 65536, 1e12, &n))
+                return usage_error("serve: bad --max-queued (at least 65536)");
             cfg.max_queued = (size_t)n;
         } else if (!strcmp(argv[i], "--max-memory") && i + 1 < argc) {
-            if (!positive(argv[++i], 16, 1048576, &n)) return usage_error("serve: bad --max-memory (16 MiB or more)");
+            if (!positive(argv[++i], 16, 1048576, &n))
+                return usage_error("serve: bad --max-memory (16 MiB or more)");
             cfg.max_memory = (size_t)n << 20;
         } else if (!strcmp(argv[i], "--idempotency-retention") && i + 1 < argc) {
             char *end;

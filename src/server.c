@@ -456,8 +456,8 @@ static int admit_socket(hd_server *s, struct lws *listener, void *filt_arg, int 
         }
         return 1;
     }
-    const char *why = hd__admit_accept(s->admit, (const struct sockaddr *)&filt->cli_addr,
-                                       filt->clilen);
+    const char *why =
+        hd__admit_accept(s->admit, (const struct sockaddr *)&filt->cli_addr, filt->clilen);
     if (why) {
         refuse_socket(fd, "503 Service Unavailable", HERALD_EBUSY, why);
         s->refused++;
@@ -515,8 +515,9 @@ static void answer_now(struct lws *wsi, int status, int code, const char *messag
     if (bl < 0 ||
         lws_add_http_common_headers(wsi, (unsigned)status, "application/json", (lws_filepos_t)bl,
                                     &pos, end) ||
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
-                                    (const unsigned char *)nosniff, sizeof nosniff - 1, &pos, end) ||
+        lws_add_http_header_by_name(
+            wsi, (const unsigned char *)"x-content-type-options:", (const unsigned char *)nosniff,
+            sizeof nosniff - 1, &pos, end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)close,
                                      sizeof close - 1, &pos, end) ||
         lws_finalize_http_header(wsi, &pos, end) || end - pos < bl)
@@ -561,7 +562,7 @@ static bool post_refused(hd_server *s, struct lws *wsi)
 static void request_uri(struct lws *wsi, char *out, size_t n)
 {
     static const enum lws_token_indexes methods[] = {
-        WSI_TOKEN_POST_URI,  WSI_TOKEN_GET_URI,    WSI_TOKEN_HEAD_URI,  WSI_TOKEN_PUT_URI,
+        WSI_TOKEN_POST_URI,  WSI_TOKEN_GET_URI,    WSI_TOKEN_HEAD_URI,   WSI_TOKEN_PUT_URI,
         WSI_TOKEN_PATCH_URI, WSI_TOKEN_DELETE_URI, WSI_TOKEN_OPTIONS_URI};
     out[0] = 0;
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
@@ -873,8 +874,8 @@ int hd__server_run(const hd_server_config *cfg)
         /* As many as the descriptors allow, keeping some for everything else. */
         s->cfg.max_connections = DEFAULT_MAX_CONNECTIONS;
         if (s->fd_limit && s->fd_limit < DEFAULT_MAX_CONNECTIONS + 2 * FD_RESERVE)
-            s->cfg.max_connections = s->fd_limit > 3 * FD_RESERVE ? s->fd_limit - 2 * FD_RESERVE
-                                                                   : FD_RESERVE;
+            s->cfg.max_connections =
+                s->fd_limit > 3 * FD_RESERVE ? s->fd_limit - 2 * FD_RESERVE : FD_RESERVE;
     }
     if (hd__admit_new(s->cfg.max_connections, s->cfg.max_per_address, &s->admit)) {
         rc = herald_fail(&err, HERALD_ENOMEM, "out of memory");

@@ -30,20 +30,20 @@ typedef struct hd_server_config {
     const char *data_dir;   /* data folder */
     const char *static_dir; /* served at / (the app's public/ or web-demo/) */
     int port;
-    const char *host;          /* address to listen on; NULL: every one (127.0.0.1 with --dev) */
-    const char *allow_origins; /* comma-separated origins allowed besides the server's own; "*": any */
+    const char *host;          /* address to listen on; NULL: all (127.0.0.1 with --dev) */
+    const char *allow_origins; /* other origins allowed (comma-separated; "*": any) */
     bool dev;                  /* anyone may run raw queries and mutations */
     bool no_sync;              /* tests only */
     size_t max_message;        /* bytes per inbound message; default 1 MiB + 64 KiB */
     size_t max_outbound;       /* queued bytes per connection before updates are merged */
     double max_behind_seconds; /* merged for longer than this: disconnected */
     size_t max_subs_per_conn;
-    size_t max_connections;  /* open at once; default 10,000, fewer if descriptors are short */
-    size_t max_per_address;  /* open at once from one client address; default 1,000 */
-    double idle_seconds;     /* a silent WebSocket is pinged at half of this, closed at it; 60 */
-    double request_seconds;  /* an HTTP request or a WebSocket message must arrive within; 30 */
-    size_t max_queued;       /* bytes queued to one connection at most; default 16 MiB */
-    size_t max_memory;       /* connection buffers of all clients together; default 1 GiB */
+    size_t max_connections; /* open at once; default 10,000, fewer if descriptors are short */
+    size_t max_per_address; /* open at once from one client address; default 1,000 */
+    double idle_seconds;    /* a silent WebSocket is pinged at half of this, closed at it; 60 */
+    double request_seconds; /* an HTTP request or a WebSocket message must arrive within; 30 */
+    size_t max_queued;      /* bytes queued to one connection at most; default 16 MiB */
+    size_t max_memory;      /* connection buffers of all clients together; default 1 GiB */
     hd_fn_limits fn_limits;
     double idempotency_retention; /* seconds an idempotency record is kept; 0: 24 h */
 } hd_server_config;
@@ -91,7 +91,7 @@ struct hd_conn {
     char http_path[64];
     bool http_waiting; /* waiting for the writer */
     bool http_busy;    /* a request is being answered: further input waits (pipelining) */
-    bool http_close;   /* close the connection after this answer (bytes followed, or were not read) */
+    bool http_close; /* close the connection after this answer (bytes followed, or were not read) */
     unsigned http_repeats; /* completions lws signalled again for this request */
     int http_status;
     char *http_reply;
