@@ -31,7 +31,7 @@
  * expiry time was read (nbf, iat, aud, sub) still sets *expires, and
  * proto.c keeps that time for a signed-out connection
  * (tests/fuzz/crashes/fuzz_jwt-refused-token-keeps-its-expiry-time). That
- * one check runs only with HERALD_FUZZ_JWT_STRICT=1 until src/jwt.c is
+ * one check runs only with HERALD_FUZZ_STRICT=1 until src/jwt.c is
  * fixed, so that fuzzing can go on past it.
  */
 #include <cjson/cJSON.h>
@@ -124,7 +124,7 @@ static void setup(void)
         }
         free(text);
     }
-    strict_expires = getenv("HERALD_FUZZ_JWT_STRICT") != NULL;
+    strict_expires = getenv("HERALD_FUZZ_STRICT") != NULL;
     atexit(teardown);
 }
 

@@ -46,7 +46,7 @@ read -r -a lws_libs <<< "$(pkg-config --libs libwebsockets)"
 mapfile -t core < <(sed -n '/^core_src = files(/,/^)/p' meson.build | grep -o "'src/[^']*'" |
                     tr -d "'")
 # And the server, as meson.build lists it in server_src (the console reads plain lines here).
-mapfile -t server < <(grep '^server_src = files(' meson.build | grep -o "'src/[^']*'" | tr -d "'")
+mapfile -t server < <(grep -E '^server_src \+?= files\(' meson.build | grep -o "'src/[^']*'" | tr -d "'")
 
 mkdir -p "$build/obj" tests/fuzz/crashes
 # The function runtime's Lua prelude, embedded as meson's custom_target does.
