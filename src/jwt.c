@@ -1197,6 +1197,13 @@ int hd__auth_verify_until(const hd_auth *a, const char *token, double now, heral
     }
 done:
     jws_free(&t);
+    /* A refused token leaves nothing behind: no identity, no expiry time (a signed-out
+     * connection must not later be told that a token it does not hold expired). */
+    if (rc) {
+        herald_value_free(identity);
+        *identity = herald_undefined();
+        *expires = 0;
+    }
     return rc;
 }
 

@@ -294,7 +294,8 @@ static void refused_at(int line, const hd_auth *a, char *token, double now, cons
 {
     herald_value id;
     herald_error err = {0};
-    int rc = hd__auth_verify(a, token, now, &id, &err);
+    double expires = -1;
+    int rc = hd__auth_verify_until(a, token, now, &id, &expires, &err);
     if (rc != HERALD_EACCESS || !strstr(err.message, why)) {
         fprintf(stderr, "line %d: expected refusal \"%s\", got %d \"%s\"\n", line, why, rc,
                 err.message);
@@ -302,6 +303,11 @@ static void refused_at(int line, const hd_auth *a, char *token, double now, cons
     }
     CHECK(err.code == rc);
     CHECK(id.type == HERALD_UNDEFINED);
+    /* A refused token leaves no expiry time behind (found by fuzz_jwt). */
+    if (expires != 0) {
+        fprintf(stderr, "line %d: refused, yet an expiry time %.0f\n", line, expires);
+        check_failures++;
+    }
     CHECK(!message_leaks(err.message));
     herald_value_free(&id);
     free(token);
