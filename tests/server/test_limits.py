@@ -484,6 +484,49 @@ def test_large_results(tmp):
         check(server.stop() == 0, "large-result server stopped cleanly")
 
 
+def test_outbound_budget(tmp):
+    """Clients that never read cannot make the server hold more than --max-memory:
+    past it, a connection that is already behind is closed; one that reads is served."""
+    server = Server(os.path.join(tmp, "outbound"), ["--max-memory", "16"])
+    try:
+        async def fill():
+            ws = await admin_ws(server)
+            title = "t" * (90 * 1024)
+            for i in range(8):
+                await ws.send(json.dumps({"type": "mutate", "id": f"m{i}", "path": "videos:create",
+                                          "args": {"twitchId": f"o{i}", "title": title}}))
+                await next_of(ws, lambda m: m.get("id") == f"m{i}")
+            await ws.close()
+        asyncio.run(fill())
+        silent = []
+        for i in range(30):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            c = RawWs.__new__(RawWs)
+            c.sock, c.buf = sock, b""
+            key = base64.b64encode(os.urandom(16)).decode()
+            sock.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                          f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                          f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+            for sid in ("a", "b", "c"):
+                c.send(0x1, json.dumps({"type": "sub", "id": sid, "path": "videos:list",
+                                        "args": {}}).encode())
+            silent.append(c)
+        time.sleep(2)
+        st = asyncio.run(stats(server))
+        mem = st.get("clientMemory", {})
+        check(mem.get("queuedBytes", 1 << 40) + mem.get("readingBytes", 0) <= 16 << 20,
+              f"queued bytes stay within --max-memory: {mem}")
+        check("memory for clients is used up" in server.output(),
+              "connections behind past the budget are closed with the reason")
+        check(served(server), "a client that reads is served meanwhile")
+        for c in silent:
+            c.sock.close()
+    finally:
+        check(server.stop() == 0, "outbound-budget server stopped cleanly")
+
+
 # ---- origins and addresses ------------------------------------------------------
 
 def test_origins(tmp):
@@ -545,7 +588,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="herald-limits-")
     try:
         for t in (test_http, test_admission, test_descriptors, test_silent_and_stuck,
-                  test_memory, test_large_results, test_origins, test_dev_binds_loopback):
+                  test_memory, test_large_results, test_outbound_budget, test_origins,
+                  test_dev_binds_loopback):
             print("--", t.__name__, flush=True)
             try:
                 t(tmp)
