@@ -359,9 +359,13 @@ done:
 
 static void http_reply(hd_conn *c, int status, hd_buf *body)
 {
+    /* The reply is memory held for a client: it counts against --max-memory until sent. */
+    if (c->http_reply) c->srv->mem_out -= c->http_reply_len;
     free(c->http_reply);
     c->http_status = status;
     c->http_reply = (char *)hd__buf_take(body, &c->http_reply_len);
+    if (c->http_reply) c->srv->mem_out += c->http_reply_len;
+    c->last_progress = hd__now();
     c->http_waiting = false;
     if (c->wsi) {
         /* Input was paused while the request was at work (a pipelined request waits);

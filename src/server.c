@@ -103,13 +103,23 @@ static void append_input(hd_conn *c, const void *p, size_t len)
     c->srv->mem_in += c->in.cap - cap;
 }
 
+/* Gives back an HTTP connection's reply. */
+static void drop_reply(hd_conn *c)
+{
+    if (!c->http_reply) return;
+    c->srv->mem_out -= c->http_reply_len;
+    free(c->http_reply);
+    c->http_reply = NULL;
+    c->out_sent = 0;
+}
+
 static void conn_free(hd_conn *c)
 {
     drop_queue(c);
     drop_input(c);
+    drop_reply(c);
     hd__buf_free(&c->changes);
     herald_value_free(&c->identity);
-    free(c->http_reply);
     free(c);
 }
 
@@ -219,13 +229,20 @@ static int http_write(struct lws *wsi, pss *p, hd_conn *c)
         lws_callback_on_writable(wsi);
         return 0;
     }
-    unsigned char *buf = malloc(LWS_PRE + c->http_reply_len + 1);
-    if (!buf) return -1;
-    memcpy(buf + LWS_PRE, c->http_reply, c->http_reply_len);
-    int n = lws_write(wsi, buf + LWS_PRE, c->http_reply_len, LWS_WRITE_HTTP_FINAL);
-    free(buf);
-    free(c->http_reply);
-    c->http_reply = NULL;
+    /* The body goes out a fragment per writable callback, as WebSocket frames do:
+     * lws holds little, and a client that stops reading is seen stopping. */
+    static unsigned char chunk_buf[LWS_PRE + FRAGMENT];
+    size_t left = c->http_reply_len - c->out_sent, chunk = left > FRAGMENT ? FRAGMENT : left;
+    memcpy(chunk_buf + LWS_PRE, c->http_reply + c->out_sent, chunk);
+    int n = lws_write(wsi, chunk_buf + LWS_PRE, chunk,
+                      chunk == left ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+    c->last_progress = hd__now();
+    if (n >= 0 && chunk < left) {
+        c->out_sent += chunk;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    drop_reply(c);
     p->http_phase = 0;
     bool close = c->http_close;
     /* One record per request: a keep-alive connection starts the next one afresh. */
@@ -338,6 +355,12 @@ static void check_laggards(hd_server *s)
     for (hd_conn *c = s->conns; c; c = c->next) {
         if (c->out && now - c->last_progress > s->cfg.max_behind_seconds)
             cull(c, "too far behind: not reading its messages");
+        if (!c->websocket && c->http_reply && c->wsi && !c->closing &&
+            now - c->last_progress > s->cfg.max_behind_seconds) {
+            /* An HTTP client that stopped reading its answer: the connection ends. */
+            c->closing = true;
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        }
         if (c->in_started && now - c->in_started > s->cfg.request_seconds && !c->closing) {
             c->in_started = 0;
             if (c->websocket) {
@@ -598,6 +621,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_WSI_CREATE:
         if (s && s->admit) hd__admit_bind(s->admit, wsi);
         return 0;
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: {
+        /* A fixed kernel send buffer for every client (WebSocket or HTTP): without it
+         * loopback autotuning lets a client that never reads park megabytes per socket
+         * in the kernel, and the server would never notice it falling behind. */
+        int sndbuf = s ? (int)s->cfg.max_outbound : 0;
+        lws_sockfd_type fd = lws_get_socket_fd(wsi);
+        if (fd >= 0 && sndbuf > 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+        return 0;
+    }
     case LWS_CALLBACK_WSI_DESTROY:
         if (s && s->admit && hd__admit_release(s->admit, wsi) &&
             (s->accept_paused || listen_logged_pause)) {
@@ -617,16 +649,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (s && s->writer) drain_batches(s);
         return 0;
 
-    case LWS_CALLBACK_ESTABLISHED: {
-        /* A fixed kernel send buffer: without it loopback autotuning lets a
-         * client that never reads park megabytes per socket in the kernel,
-         * and the server would never notice it falling behind. */
-        int sndbuf = (int)s->cfg.max_outbound;
-        lws_sockfd_type fd = lws_get_socket_fd(wsi);
-        if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    case LWS_CALLBACK_ESTABLISHED:
         p->conn = conn_new(s, wsi, true);
         return p->conn ? 0 : -1;
-    }
 
     case LWS_CALLBACK_RECEIVE: {
         if (!c || c->closing) return 0;

@@ -340,6 +340,7 @@ static inline void fz_conn_free(hd_conn *c)
     hd__buf_free(&c->in);
     hd__buf_free(&c->changes);
     herald_value_free(&c->identity);
+    if (c->http_reply) c->srv->mem_out -= c->http_reply_len; /* a reply counts until sent */
     free(c->http_reply);
     free(c);
 }

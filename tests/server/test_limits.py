@@ -440,18 +440,24 @@ def test_memory(tmp):
         check(server.stop() == 0, "memory server stopped cleanly")
 
 
+async def fill_big(server, prefix, n=8):
+    """Inserts n videos of ~90 KB each: videos:list then answers ~720 KB."""
+    ws = await admin_ws(server)
+    title = "t" * (90 * 1024)
+    for i in range(n):
+        await ws.send(json.dumps({"type": "mutate", "id": f"m{i}", "path": "videos:create",
+                                  "args": {"twitchId": f"{prefix}{i}", "title": title}}))
+        r = await next_of(ws, lambda m: m.get("id") == f"m{i}")
+        check(r["type"] == "ack", f"insert {prefix}{i}: {str(r)[:200]}")
+    return ws
+
+
 def test_large_results(tmp):
     """A client that reads is never culled for the size of what it asked for."""
     server = Server(os.path.join(tmp, "large"))
     try:
         async def scenario():
-            ws = await admin_ws(server)
-            title = "t" * (90 * 1024)
-            for i in range(8):
-                await ws.send(json.dumps({"type": "mutate", "id": f"m{i}", "path": "videos:create",
-                                          "args": {"twitchId": f"big{i}", "title": title}}))
-                r = await next_of(ws, lambda m: m.get("id") == f"m{i}")
-                check(r["type"] == "ack", f"insert {i}: {str(r)[:200]}")
+            ws = await fill_big(server, "big")
             # Two subscriptions to a ~720 KB result on one connection.
             for sid in ("a", "b"):
                 await ws.send(json.dumps({"type": "sub", "id": sid, "path": "videos:list",
@@ -490,13 +496,7 @@ def test_outbound_budget(tmp):
     server = Server(os.path.join(tmp, "outbound"), ["--max-memory", "16"])
     try:
         async def fill():
-            ws = await admin_ws(server)
-            title = "t" * (90 * 1024)
-            for i in range(8):
-                await ws.send(json.dumps({"type": "mutate", "id": f"m{i}", "path": "videos:create",
-                                          "args": {"twitchId": f"o{i}", "title": title}}))
-                await next_of(ws, lambda m: m.get("id") == f"m{i}")
-            await ws.close()
+            await (await fill_big(server, "o")).close()
         asyncio.run(fill())
         silent = []
         for i in range(30):
@@ -525,6 +525,32 @@ def test_outbound_budget(tmp):
             c.sock.close()
     finally:
         check(server.stop() == 0, "outbound-budget server stopped cleanly")
+
+
+def test_http_reader(tmp):
+    """An HTTP client that stops reading a large answer: its connection ends after
+    --max-behind without progress, and the memory comes back."""
+    server = Server(os.path.join(tmp, "httpread"), ["--max-behind", "2"])
+    try:
+        async def fill():
+            await (await fill_big(server, "h")).close()
+        asyncio.run(fill())
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        sock.sendall(post("/api/query", {"path": "videos:list", "args": {}}))
+        time.sleep(1)
+        held = asyncio.run(stats(server)).get("clientMemory", {}).get("queuedBytes", 0)
+        check(held > 100000, f"the unread answer counts as held memory: {held}")
+        deadline, gone = time.time() + WAIT, False
+        while time.time() < deadline and not gone:
+            time.sleep(0.5)
+            gone = asyncio.run(stats(server)).get("clientMemory", {}).get("queuedBytes", 1) == 0
+        check(gone, "the connection that stopped reading was closed and its answer dropped")
+        sock.close()
+        check(served(server), "another HTTP client is served")
+    finally:
+        check(server.stop() == 0, "http-reader server stopped cleanly")
 
 
 # ---- origins and addresses ------------------------------------------------------
@@ -588,7 +614,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="herald-limits-")
     try:
         for t in (test_http, test_admission, test_descriptors, test_silent_and_stuck,
-                  test_memory, test_large_results, test_outbound_budget, test_origins,
+                  test_memory, test_large_results, test_outbound_budget, test_http_reader,
+                  test_origins,
                   test_dev_binds_loopback):
             print("--", t.__name__, flush=True)
             try:
