@@ -29,8 +29,7 @@
  * Checked after every input: every connection is gone, and with them every
  * query instance, read-set registration and tail (nothing outlives its
  * last subscriber), and the server's count of bytes held for clients is
- * back to 0. HERALD_FUZZ_VERBOSE=1 prints every frame sent;
- * HERALD_FUZZ_STRICT=1 adds the checks of what is known broken.
+ * back to 0. HERALD_FUZZ_VERBOSE=1 prints every frame sent.
  */
 #ifndef HD_FUZZ_SERVER_H
 #define HD_FUZZ_SERVER_H
@@ -70,7 +69,6 @@ static struct {
     hd_server s;
     bool ready;
     bool verbose; /* HERALD_FUZZ_VERBOSE: print every frame sent */
-    bool strict;  /* HERALD_FUZZ_STRICT: also check what is known broken (docs/fuzzing.md) */
     char data_dir[64];
     char app_dir[4096];
     unsigned char *image; /* the store's data file in its first state */
@@ -245,7 +243,6 @@ static inline void fz_setup(void)
     else
         snprintf(fz.app_dir, sizeof fz.app_dir, "%s/tests/fuzz/app", HERALD_SOURCE_ROOT);
     fz.verbose = getenv("HERALD_FUZZ_VERBOSE") != NULL;
-    fz.strict = getenv("HERALD_FUZZ_STRICT") != NULL;
     pthread_mutex_init(&fz.lock, NULL);
     pthread_cond_init(&fz.woken, NULL);
 
@@ -374,16 +371,10 @@ static inline void fz_count_zombie_answers(const hd_wbatch *batches)
             }
 }
 
-/*
- * What a connection's state must say between messages. Known broken, so
- * checked only with HERALD_FUZZ_STRICT=1 until src/jwt.c is fixed: a
- * token refused after its exp was read leaves an expiry time on a
- * connection that is signed out
- * (tests/fuzz/crashes/fuzz_proto-refused-token-leaves-an-expiry-time).
- */
+/* What a connection's state must say between messages: a signed-out one has no expiry time. */
 static inline void fz_check_conn(const hd_conn *c)
 {
-    if (fz.strict && c->identity.type == HERALD_UNDEFINED && c->identity_expires != 0)
+    if (c->identity.type == HERALD_UNDEFINED && c->identity_expires != 0)
         fz_die("a signed-out connection keeps an expiry time", NULL);
 }
 

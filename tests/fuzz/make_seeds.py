@@ -261,11 +261,10 @@ def proto_seeds():
     }
     for name, lines in seeds.items():
         write("fuzz_proto", name, "\n".join(lines) + "\n")
-    # A known bug (docs/fuzzing.md), shown with HERALD_FUZZ_STRICT=1: a refused token leaves an
-    # expiry time on the signed-out connection.
+    # What found a bug (docs/fuzzing.md): a refused token left an expiry time on the connection.
     future = token(demo, "demo|alice", iat=FOREVER - 10)
-    with open(os.path.join(HERE, "crashes", "fuzz_proto-refused-token-leaves-an-expiry-time"), "w") as f:
-        f.write(msg("auth", id="a", token=future) + "\n" + msg("ping", id="p") + "\n")
+    write("fuzz_proto", "found-refused-token-leaves-an-expiry-time",
+          msg("auth", id="a", token=future) + "\n" + msg("ping", id="p") + "\n")
 
     # fuzz_http: endpoint byte, the Authorization header's value, a newline, the body.
     query, mutation, other, api = b"\x00", b"\x01", b"\x02", b"\x03"
