@@ -518,13 +518,15 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
 
 void hd__proto_answer(hd_server *s, hd_wreq *r)
 {
-    (void)s;
     hd_conn *c = r->origin;
     if (!c || c->dead || c->serial != r->origin_serial) {
         if (c) hd__conn_release(c);
         return;
     }
     if (c->websocket) {
+        /* Read your writes also for a client whose updates were merged: the whole
+         * results it is behind on go before the ack (they are at least this commit). */
+        if (!r->rc && c->behind_since) hd__sub_catch_up_now(s, c);
         if (r->rc)
             hd__proto_error_data(c, r->request_id, r->rc, r->err.message, &r->error_data);
         else

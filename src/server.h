@@ -209,6 +209,11 @@ void hd__sub_drop_conn(hd_server *s, hd_conn *c);
 void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot);
 /* A connection drained its queue: sends whole results to its stale subscriptions. */
 void hd__sub_catch_up(hd_server *s, hd_conn *c);
+/*
+ * The same whatever is queued: before a mutation's ack to a connection whose
+ * updates were merged, so that it sees its own write before the ack.
+ */
+void hd__sub_catch_up_now(hd_server *s, hd_conn *c);
 void hd__sub_free_all(hd_server *s);
 
 /* ---- admin.c ---- */

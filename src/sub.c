@@ -538,12 +538,17 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
 
 void hd__sub_catch_up(hd_server *s, hd_conn *c)
 {
+    if (c->out_bytes <= s->cfg.max_outbound) hd__sub_catch_up_now(s, c);
+}
+
+void hd__sub_catch_up_now(hd_server *s, hd_conn *c)
+{
+    (void)s;
     /* Every stale subscription's whole result in ONE frame, so the client
      * never holds some of them at a newer commit than others. */
     hd_buf f = HD_BUF_INIT;
     uint64_t version = 0;
     size_t n = 0;
-    if (c->out_bytes > s->cfg.max_outbound) return;
     for (size_t i = 0; i < c->nsubs; i++) {
         hd_csub *cs = &c->subs[i];
         if (!cs->stale) continue;

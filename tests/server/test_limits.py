@@ -321,7 +321,20 @@ class RawWs:
         if not need(off + n):
             return None
         payload, self.buf = self.buf[off:off + n], self.buf[off + n:]
+        self.fin = bool(b0 & 0x80)
         return b0 & 0x0F, payload
+
+    def read_message(self):
+        """One whole text message (its fragments joined), decoded; None when closed."""
+        data = b""
+        while True:
+            f = self.read_frame()
+            if f is None or f[0] == 0x8:
+                return None
+            if f[0] in (0x1, 0x0):
+                data += f[1]
+                if self.fin:
+                    return json.loads(data)
 
     def until_closed(self):
         """Reads until the server closes; returns the opcodes seen (None if it never closed)."""
@@ -553,6 +566,55 @@ def test_http_reader(tmp):
         check(server.stop() == 0, "http-reader server stopped cleanly")
 
 
+def test_ack_after_merged(tmp):
+    """Read your writes for a client that fell behind: its merged updates (whole
+    results at least as new as its commit) arrive before its mutation's ack."""
+    server = Server(os.path.join(tmp, "ackorder"))
+    try:
+        async def fill():
+            await (await fill_big(server, "r")).close()
+        asyncio.run(fill())
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        c = RawWs.__new__(RawWs)
+        c.sock, c.buf = sock, b""
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                      f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        for msg in ({"type": "auth", "id": "a", "token": server.key},
+                    {"type": "sub", "id": "all", "path": "videos:list", "args": {}},
+                    {"type": "mutate", "id": "m1", "path": "videos:create",
+                     "args": {"twitchId": "mine", "title": "x"}}):
+            c.send(0x1, json.dumps(msg).encode())
+        time.sleep(1.5)  # the first result is stuck, the commit's update merged, the ack queued
+        sock.settimeout(WAIT)
+        seen = None
+        while True:
+            m = c.read_message()
+            if m is None:
+                check(False, "ack order: the connection closed")
+                break
+            if m.get("type") in ("result", "update"):
+                vals = [m.get("value")] if m["type"] == "result" else \
+                    [ch.get("value") for ch in m.get("changes", []) if "value" in ch]
+                if any(isinstance(v, list) and any(x.get("twitchId") == "mine" for x in v)
+                       for v in vals):
+                    seen = m.get("version")
+            if m.get("id") == "m1":
+                check(m["type"] == "ack", f"ack order: the mutation was acknowledged: {m}")
+                check(seen is not None and seen >= m.get("version", 0),
+                      f"ack order: its own write was seen before the ack (seen at {seen})")
+                break
+        sock.close()
+    finally:
+        check(server.stop() == 0, "ack-order server stopped cleanly")
+
+
 # ---- origins and addresses ------------------------------------------------------
 
 def test_origins(tmp):
@@ -615,6 +677,7 @@ def main():
     try:
         for t in (test_http, test_admission, test_descriptors, test_silent_and_stuck,
                   test_memory, test_large_results, test_outbound_budget, test_http_reader,
+                  test_ack_after_merged,
                   test_origins,
                   test_dev_binds_loopback):
             print("--", t.__name__, flush=True)
