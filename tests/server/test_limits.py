@@ -257,8 +257,12 @@ def test_descriptors(tmp):
 class RawWs:
     """A WebSocket client that does exactly what it is told (masks, fragments, silence)."""
 
-    def __init__(self, port, origin=None):
-        self.sock = socket.create_connection(("127.0.0.1", port))
+    def __init__(self, port, origin=None, rcvbuf=None):
+        """`rcvbuf`: a small receive buffer makes a client on a slow link that fills at once."""
+        self.sock = socket.socket()
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
         req = (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
@@ -513,15 +517,7 @@ def test_outbound_budget(tmp):
         asyncio.run(fill())
         silent = []
         for i in range(30):
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            sock.connect(("127.0.0.1", server.port))
-            c = RawWs.__new__(RawWs)
-            c.sock, c.buf = sock, b""
-            key = base64.b64encode(os.urandom(16)).decode()
-            sock.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                          f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                          f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+            c = RawWs(server.port, rcvbuf=4096)
             for sid in ("a", "b", "c"):
                 c.send(0x1, json.dumps({"type": "sub", "id": sid, "path": "videos:list",
                                         "args": {}}).encode())
@@ -574,18 +570,8 @@ def test_ack_after_merged(tmp):
         async def fill():
             await (await fill_big(server, "r")).close()
         asyncio.run(fill())
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.connect(("127.0.0.1", server.port))
-        c = RawWs.__new__(RawWs)
-        c.sock, c.buf = sock, b""
-        key = base64.b64encode(os.urandom(16)).decode()
-        sock.sendall((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                      f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += sock.recv(1)
+        c = RawWs(server.port, rcvbuf=4096)
+        sock = c.sock
         for msg in ({"type": "auth", "id": "a", "token": server.key},
                     {"type": "sub", "id": "all", "path": "videos:list", "args": {}},
                     {"type": "mutate", "id": "m1", "path": "videos:create",
