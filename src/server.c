@@ -23,6 +23,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef HERALD_HAVE_LIBEV
+#include <ev.h>
+#endif
 
 #include "adminkey.h"
 #include "admit.h"
@@ -208,11 +211,19 @@ static void cull(hd_conn *c, const char *reason)
 
 /* ---- HTTP ---- */
 
+/*
+ * Writes an HTTP answer: the headers and the first fragment of the body in
+ * one write (one system call for an answer that fits), then a fragment per
+ * writable callback, as WebSocket frames go, so that lws holds little and
+ * a client that stops reading is seen stopping.
+ */
 static int http_write(struct lws *wsi, pss *p, hd_conn *c)
 {
+    static unsigned char buf[LWS_PRE + 1024 + FRAGMENT];
+    unsigned char *start = buf + LWS_PRE, *pos = start, *end = buf + sizeof buf;
+    size_t left = c->http_reply_len - c->out_sent, chunk = left > FRAGMENT ? FRAGMENT : left;
+    int n;
     if (p->http_phase == 0) {
-        unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *pos = start,
-                                          *end = buf + sizeof buf;
         static const char nosniff[] = "nosniff", close[] = "close";
         if (lws_add_http_common_headers(wsi, (unsigned)c->http_status, "application/json",
                                         c->http_reply_len, &pos, end) ||
@@ -222,20 +233,17 @@ static int http_write(struct lws *wsi, pss *p, hd_conn *c)
             (c->http_close &&
              lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)close,
                                           sizeof close - 1, &pos, end)) ||
-            lws_finalize_http_header(wsi, &pos, end))
+            lws_finalize_http_header(wsi, &pos, end) || (size_t)(end - pos) < chunk)
             return -1;
-        if (lws_write(wsi, start, (size_t)(pos - start), LWS_WRITE_HTTP_HEADERS) < 0) return -1;
+        memcpy(pos, c->http_reply, chunk);
+        pos += chunk;
+        /* HTTP/1.1 only: lws counts no body bytes sent along with the headers. */
+        n = lws_write(wsi, start, (size_t)(pos - start), LWS_WRITE_HTTP_HEADERS);
         p->http_phase = 1;
-        lws_callback_on_writable(wsi);
-        return 0;
+    } else {
+        memcpy(start, c->http_reply + c->out_sent, chunk);
+        n = lws_write(wsi, start, chunk, chunk == left ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
     }
-    /* The body goes out a fragment per writable callback, as WebSocket frames do:
-     * lws holds little, and a client that stops reading is seen stopping. */
-    static unsigned char chunk_buf[LWS_PRE + FRAGMENT];
-    size_t left = c->http_reply_len - c->out_sent, chunk = left > FRAGMENT ? FRAGMENT : left;
-    memcpy(chunk_buf + LWS_PRE, c->http_reply + c->out_sent, chunk);
-    int n = lws_write(wsi, chunk_buf + LWS_PRE, chunk,
-                      chunk == left ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
     c->last_progress = hd__now();
     if (n >= 0 && chunk < left) {
         c->out_sent += chunk;
@@ -249,6 +257,31 @@ static int http_write(struct lws *wsi, pss *p, hd_conn *c)
     conn_gone(c->srv, c);
     p->conn = NULL;
     return n < 0 || close || lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/*
+ * Handles a request whose body arrived (http_ready), from the connection's
+ * first writable callback: by then lws has shown whether more bytes follow
+ * the body in its buffer (http_close), and a request lws read from its own
+ * buffer after another one never gets here (see LWS_CALLBACK_HTTP_BODY_COMPLETION).
+ */
+static int http_handle(struct lws *wsi, hd_server *s, hd_conn *c)
+{
+    c->http_ready = false;
+    c->http_busy = true;
+    /* Room for a JWT of any size lws accepted: the header is never cut short. */
+    int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    char *auth = calloc(1, (size_t)(alen > 0 ? alen : 0) + 1);
+    if (!auth) return -1;
+    if (alen > 0 && lws_hdr_copy(wsi, auth, alen + 1, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+        auth[0] = 0;
+    hd__http_request(s, c, c->http_path, auth, (char *)c->in.p, c->in.len);
+    OPENSSL_cleanse(auth, (size_t)(alen > 0 ? alen : 0) + 1);
+    free(auth);
+    drop_input(c);
+    /* Input pauses while the request is at the writer (proto.c's answer resumes it). */
+    if (c->http_waiting) lws_rx_flow_control(wsi, 0);
+    return 0;
 }
 
 /* ---- the writer's wake-up and the stop signal ---- */
@@ -596,6 +629,86 @@ static void request_uri(struct lws *wsi, char *out, size_t n)
     }
 }
 
+/* ---- the event loop: libev's epoll through lws's plugin, or lws's own poll() ---- */
+
+/*
+ * With libev (lws's `libwebsockets-evlib-ev` plugin) Herald owns the loop:
+ * it is created here and handed to lws as a foreign loop, so that lws
+ * installs no signal watchers of its own and the loop stops when Herald
+ * says. Without the plugin (or without libev at build time) lws's default
+ * poll() loop serves, the same but for its cost per socket.
+ */
+static int loop_create(hd_server *s, struct lws_context_creation_info *info)
+{
+#ifdef HERALD_HAVE_LIBEV
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
+    if (loop) {
+        void *foreign[1] = {loop};
+        info->foreign_loops = foreign;
+        info->options |= LWS_SERVER_OPTION_LIBEV;
+        s->lws = lws_create_context(info);
+        info->foreign_loops = NULL;
+        info->options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+        if (s->lws) {
+            s->evloop = loop;
+            return 0;
+        }
+        ev_loop_destroy(loop);
+    }
+#endif
+    s->lws = lws_create_context(info);
+    if (!s->lws) return -1;
+#ifdef HERALD_HAVE_LIBEV
+    fprintf(stderr, "herald: libwebsockets' libev plugin (libwebsockets-evlib-ev) is missing: "
+                    "serving with poll(), which costs more per connection\n");
+#endif
+    return 0;
+}
+
+/* Runs the loop until loop_break(). */
+static void loop_run(hd_server *s)
+{
+#ifdef HERALD_HAVE_LIBEV
+    if (s->evloop) {
+        ev_run(s->evloop, 0);
+        return;
+    }
+#endif
+    loop_run(s);
+}
+
+/* One pass of the loop: what is ready, or the next timer (the tick bounds the wait). */
+static void loop_once(hd_server *s)
+{
+#ifdef HERALD_HAVE_LIBEV
+    if (s->evloop) {
+        ev_run(s->evloop, EVRUN_ONCE);
+        return;
+    }
+#endif
+    lws_service(s->lws, 0);
+}
+
+/* Makes loop_run() return (the poll() loop sees s->stop itself). */
+static void loop_break(hd_server *s)
+{
+#ifdef HERALD_HAVE_LIBEV
+    if (s->evloop) ev_break(s->evloop, EVBREAK_ALL);
+#else
+    (void)s;
+#endif
+}
+
+static void loop_destroy(hd_server *s)
+{
+    if (s->lws) lws_context_destroy(s->lws);
+    s->lws = NULL;
+#ifdef HERALD_HAVE_LIBEV
+    if (s->evloop) ev_loop_destroy(s->evloop);
+    s->evloop = NULL;
+#endif
+}
+
 /* A tick every 250 ms: culls laggards, and bounds every wait while stopping. */
 static lws_sorted_usec_list_t tick_sul;
 
@@ -645,6 +758,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     hd_conn *c = p ? p->conn : NULL;
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (s && s->stop) loop_break(s);
         if (s) reload_on_signal(s);
         if (s && s->writer) drain_batches(s);
         return 0;
@@ -777,39 +891,31 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         append_input(c, in, len);
         return 0;
 
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (!c) return -1;
-        if (c->http_busy) {
+        if (c->http_ready || c->http_busy) {
             /*
-             * Bytes follow the body (a pipelined request, a stray CRLF): lws 4.1 signals
-             * completion again for them on every loop pass, and would loop for ever
-             * inside one call on a pipelined request it reads from its own buffer.
-             * So this request is answered, with `Connection: close`, and the
-             * connection ends there (docs/protocol.md); the client sends the next
-             * request again on a new connection. Input stays paused while a request
-             * is at work (proto.c's reply resumes it), so the repeats are few.
+             * Bytes follow the body (a pipelined request, a stray CRLF): lws 4.1
+             * signals completion again for them, once per loop pass or, for a
+             * request it reads from its own buffer, over and over inside one
+             * call. So this request is answered with `Connection: close` and the
+             * connection ends there; a request lws took from its buffer is never
+             * handled (it loops here until the cap closes the connection), so
+             * nothing is done without its answer (docs/protocol.md). The client
+             * sends the next request again on a new connection.
              */
             c->http_close = true;
             return ++c->http_repeats > 1000 ? -1 : 0;
         }
-        c->http_busy = true;
+        c->http_ready = true;
         c->in_started = 0;
-        lws_rx_flow_control(wsi, 0);
-        /* Room for a JWT of any size lws accepted: the header is never cut short. */
-        int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
-        char *auth = calloc(1, (size_t)(alen > 0 ? alen : 0) + 1);
-        if (!auth) return -1;
-        if (alen > 0 && lws_hdr_copy(wsi, auth, alen + 1, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
-            auth[0] = 0;
-        hd__http_request(s, c, c->http_path, auth, (char *)c->in.p, c->in.len);
-        OPENSSL_cleanse(auth, (size_t)(alen > 0 ? alen : 0) + 1);
-        free(auth);
-        drop_input(c);
+        lws_callback_on_writable(wsi);
         return 0;
-    }
 
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        if (!c || !c->http_reply) return 0;
+        if (!c) return 0;
+        if (c->http_ready && http_handle(wsi, s, c)) return -1;
+        if (!c->http_reply) return 0;
         return http_write(wsi, p, c);
 
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
@@ -953,8 +1059,7 @@ int hd__server_run(const hd_server_config *cfg)
     info.pt_serv_buf_size = 32 * 1024;
     /* Request headers may carry a JWT of several kilobytes. */
     info.max_http_header_data = 16 * 1024;
-    s->lws = lws_create_context(&info);
-    if (!s->lws) {
+    if (loop_create(s, &info)) {
         rc = herald_fail(&err, HERALD_EBUSY, "cannot listen on port %d (is it in use?)", cfg->port);
         goto fail;
     }
@@ -975,8 +1080,7 @@ int hd__server_run(const hd_server_config *cfg)
     memset(&listen_sul, 0, sizeof listen_sul);
     listen_logged_pause = false;
     lws_sul_schedule(s->lws, 0, &tick_sul, tick, 250 * LWS_US_PER_MS);
-    while (!s->stop && lws_service(s->lws, 0) >= 0) {
-    }
+    loop_run(s);
     /* Stop: finish and fsync the current group, answer it, close clients with a reason. */
     hd__writer_stop(s->writer);
     drain_batches(s);
@@ -984,15 +1088,14 @@ int hd__server_run(const hd_server_config *cfg)
         if (c->websocket) hd__conn_close(c, "server shutting down");
     double deadline = hd__now() + 2.0;
     while (s->conns && hd__now() < deadline)
-        lws_service(s->lws, 0);
-    lws_context_destroy(s->lws);
-    s->lws = NULL;
+        loop_once(s);
+    loop_destroy(s);
     printf("herald stopped at version %llu\n", (unsigned long long)herald_store_version(s->store));
     goto done;
 fail:
     fprintf(stderr, "herald: %s: %s\n", herald_errcode_name(rc), err.message);
 done:
-    if (s->lws) lws_context_destroy(s->lws);
+    loop_destroy(s);
     hd__writer_free(s->writer);
     hd__sub_free_all(s);
     hd__fnrt_free(s->fnrt);

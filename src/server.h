@@ -89,6 +89,7 @@ struct hd_conn {
     size_t nchanges;
     /* HTTP: the request being answered. */
     char http_path[64];
+    bool http_ready;   /* the body arrived: handled at the next writable callback */
     bool http_waiting; /* waiting for the writer */
     bool http_busy;    /* a request is being answered: further input waits (pipelining) */
     bool http_close; /* close the connection after this answer (bytes followed, or were not read) */
@@ -141,6 +142,7 @@ struct hd_server {
     herald_store *store;
     hd_writer *writer;
     struct lws_context *lws;
+    void *evloop; /* the libev loop lws runs on, or NULL: lws's own poll() loop */
     hd_rsindex *rsindex;
     hd_conn *conns;
     uint64_t next_serial;
