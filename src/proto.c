@@ -230,14 +230,18 @@ static int authenticate(hd_server *s, hd_conn *c, const char *token, herald_erro
     herald_value_free(&c->identity);
     c->admin = false;
     c->identity_expires = 0;
+    hd__conn_expiry_changed(c);
     if (!token || !token[0]) return 0;
     if (hd__admin_ok(s, token)) {
         c->admin = true;
         return 0;
     }
-    if (strchr(token, '.') && s->auth)
-        return hd__auth_verify_until(s->auth, token, (double)time(NULL), &c->identity,
-                                     &c->identity_expires, err);
+    if (strchr(token, '.') && s->auth) {
+        int rc = hd__auth_verify_until(s->auth, token, (double)time(NULL), &c->identity,
+                                       &c->identity_expires, err);
+        hd__conn_expiry_changed(c);
+        return rc;
+    }
     return herald_fail(err, HERALD_EACCESS, "the token is not valid");
 }
 
@@ -366,6 +370,7 @@ static void http_reply(hd_conn *c, int status, hd_buf *body)
     c->http_reply = (char *)hd__buf_take(body, &c->http_reply_len);
     if (c->http_reply) c->srv->mem_out += c->http_reply_len;
     c->last_progress = hd__now();
+    hd__conn_watch(c);
     c->http_waiting = false;
     if (c->wsi) {
         /* Input was paused while the request was at work (a pipelined request waits);

@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,74 @@ typedef struct pss {
     int http_phase; /* 0 headers pending, 1 body pending */
 } pss;
 
-static hd_conn *conn_new(hd_server *s, struct lws *wsi, bool websocket)
+/* ---- bookkeeping: lists and timers of the connections concerned ---- */
+
+void hd__conn_watch(hd_conn *c)
+{
+    hd_server *s = c->srv;
+    if (c->watched || c->dead) return;
+    c->watched = true;
+    c->watch_prev = NULL;
+    c->watch_next = s->watch;
+    if (s->watch) s->watch->watch_prev = c;
+    s->watch = c;
+}
+
+static void unwatch(hd_conn *c)
+{
+    hd_server *s = c->srv;
+    if (!c->watched) return;
+    c->watched = false;
+    if (c->watch_prev)
+        c->watch_prev->watch_next = c->watch_next;
+    else
+        s->watch = c->watch_next;
+    if (c->watch_next) c->watch_next->watch_prev = c->watch_prev;
+    c->watch_prev = c->watch_next = NULL;
+}
+
+static void idle_unlink(hd_conn *c)
+{
+    hd_server *s = c->srv;
+    if (c->idle_prev)
+        c->idle_prev->idle_next = c->idle_next;
+    else if (s->idle_head == c)
+        s->idle_head = c->idle_next;
+    else
+        return; /* not on the list */
+    if (c->idle_next)
+        c->idle_next->idle_prev = c->idle_prev;
+    else
+        s->idle_tail = c->idle_prev;
+    c->idle_prev = c->idle_next = NULL;
+}
+
+/* The WebSocket was heard from (or was just pinged): it goes to the end of the list. */
+static void idle_touch(hd_conn *c, double now, bool pinged)
+{
+    hd_server *s = c->srv;
+    c->silent_since = now;
+    c->pinged = pinged;
+    if (s->idle_tail == c) return;
+    idle_unlink(c);
+    c->idle_prev = s->idle_tail;
+    if (s->idle_tail)
+        s->idle_tail->idle_next = c;
+    else
+        s->idle_head = c;
+    s->idle_tail = c;
+}
+
+void hd__conn_expiry_changed(hd_conn *c)
+{
+    if (hd__deadline_set(&c->srv->expiries, &c->expiry, c->dead ? 0 : c->identity_expires)) {
+        /* No memory for the heap: the token cannot be timed, so it is not kept. */
+        herald_value_free(&c->identity);
+        c->identity_expires = 0;
+    }
+}
+
+hd_conn *hd__conn_new(hd_server *s, struct lws *wsi, bool websocket)
 {
     hd_conn *c = calloc(1, sizeof *c);
     if (!c) return NULL;
@@ -76,6 +144,7 @@ static hd_conn *conn_new(hd_server *s, struct lws *wsi, bool websocket)
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
+    if (websocket) idle_touch(c, hd__now(), false);
     return c;
 }
 
@@ -131,8 +200,7 @@ void hd__conn_release(hd_conn *c)
     if (--c->pending_requests <= 0 && c->dead) conn_free(c);
 }
 
-/* The socket is gone: unlink, drop subscriptions, free unless requests are out. */
-static void conn_gone(hd_server *s, hd_conn *c)
+void hd__conn_gone(hd_server *s, hd_conn *c)
 {
     if (c->prev)
         c->prev->next = c->next;
@@ -141,8 +209,11 @@ static void conn_gone(hd_server *s, hd_conn *c)
     if (c->next) c->next->prev = c->prev;
     hd__sub_drop_conn(s, c);
     hd__admin_untail(s, c);
+    unwatch(c);
+    idle_unlink(c);
     c->wsi = NULL;
     c->dead = true;
+    hd__conn_expiry_changed(c);
     if (c->pending_requests <= 0) conn_free(c);
 }
 
@@ -170,6 +241,7 @@ int hd__conn_send(hd_conn *c, const char *text, size_t len)
     } else {
         c->out = f;
         c->last_progress = hd__now(); /* the clock of a laggard starts now */
+        hd__conn_watch(c);
     }
     c->out_tail = f;
     c->out_bytes += len;
@@ -254,7 +326,7 @@ static int http_write(struct lws *wsi, pss *p, hd_conn *c)
     p->http_phase = 0;
     bool close = c->http_close;
     /* One record per request: a keep-alive connection starts the next one afresh. */
-    conn_gone(c->srv, c);
+    hd__conn_gone(c->srv, c);
     p->conn = NULL;
     return n < 0 || close || lws_http_transaction_completed(wsi) ? -1 : 0;
 }
@@ -380,12 +452,13 @@ static void http_refuse(hd_conn *c, int status, int code, const char *message)
  * Laggards are decided by time without progress, never by the size of one
  * frame: a connection with something queued whose socket took nothing for
  * --max-behind seconds, and a message or request whose bytes did not all
- * arrive within --request-timeout.
+ * arrive within --request-timeout. Only the connections with something
+ * pending are looked at; one with nothing pending leaves the list.
  */
-static void check_laggards(hd_server *s)
+static void check_laggards(hd_server *s, double now)
 {
-    double now = hd__now(), wall = (double)time(NULL);
-    for (hd_conn *c = s->conns; c; c = c->next) {
+    for (hd_conn *c = s->watch, *next; c; c = next) {
+        next = c->watch_next;
         if (c->out && now - c->last_progress > s->cfg.max_behind_seconds)
             cull(c, "too far behind: not reading its messages");
         if (!c->websocket && c->http_reply && c->wsi && !c->closing &&
@@ -402,13 +475,45 @@ static void check_laggards(hd_server *s)
                 http_refuse(c, 408, HERALD_ELIMIT, "the request did not arrive in time");
             }
         }
-        if (c->identity_expires && wall > c->identity_expires && !c->closing) {
-            /* The token ran out: the connection goes on signed out until it sends a new one. */
-            herald_value_free(&c->identity);
-            c->identity_expires = 0;
-            hd__proto_error(c, NULL, HERALD_EACCESS, "the token expired: authenticate again");
-            hd__sub_reauth(s, c);
+        if (!c->out && !c->http_reply && !c->in_started) unwatch(c);
+    }
+}
+
+/* Tokens that ran out, earliest first, from the heap of expiries. */
+static void check_expiries(hd_server *s)
+{
+    double wall = (double)time(NULL);
+    hd_deadline *d;
+    while ((d = hd__deadline_due(&s->expiries, wall))) {
+        hd_conn *c = (hd_conn *)((char *)d - offsetof(hd_conn, expiry));
+        hd__deadline_set(&s->expiries, d, 0);
+        c->identity_expires = 0;
+        if (c->closing) continue;
+        /* The token ran out: the connection goes on signed out until it sends a new one. */
+        herald_value_free(&c->identity);
+        hd__proto_error(c, NULL, HERALD_EACCESS, "the token expired: authenticate again");
+        hd__sub_reauth(s, c);
+    }
+}
+
+/*
+ * Silent WebSockets, the longest silent first: pinged at half the idle
+ * time, closed when still silent at the whole of it. Anything the client
+ * sends, a pong included, puts it back at the end of the list.
+ */
+static void check_idle(hd_server *s, double now)
+{
+    double half = s->cfg.idle_seconds / 2;
+    hd_conn *c;
+    while ((c = s->idle_head) && now - c->silent_since >= half) {
+        if (c->pinged || c->closing || !c->wsi) {
+            idle_unlink(c);
+            if (c->wsi) lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+            continue;
         }
+        c->ping_due = true;
+        lws_callback_on_writable(c->wsi);
+        idle_touch(c, now, true);
     }
 }
 
@@ -719,7 +824,10 @@ static void tick(lws_sorted_usec_list_t *sul)
     reload_on_signal(s);
     /* Batches a busy moment left behind (no snapshot could be had then). */
     if (s->writer) drain_batches(s);
-    check_laggards(s);
+    double now = hd__now();
+    check_laggards(s, now);
+    check_expiries(s);
+    check_idle(s, now);
     lws_sul_schedule(s->lws, 0, sul, tick, 250 * LWS_US_PER_MS);
 }
 
@@ -764,12 +872,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
 
     case LWS_CALLBACK_ESTABLISHED:
-        p->conn = conn_new(s, wsi, true);
+        p->conn = hd__conn_new(s, wsi, true);
         return p->conn ? 0 : -1;
 
     case LWS_CALLBACK_RECEIVE: {
         if (!c || c->closing) return 0;
-        if (!c->in_started) c->in_started = hd__now();
+        double now = hd__now();
+        idle_touch(c, now, false);
+        if (!c->in_started) c->in_started = now;
         if (lws_frame_is_binary(wsi) && !c->in_refused) c->in_refused = HERALD_EINVAL;
         if (c->in_refused) {
             /* Skipping the rest of a refused message. */
@@ -780,7 +890,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         } else {
             append_input(c, in, len);
         }
-        if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) return 0;
+        if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi)) {
+            hd__conn_watch(c); /* the rest must come within --request-timeout */
+            return 0;
+        }
         char m[120];
         if (c->in_refused == HERALD_EINVAL) {
             hd__proto_error(c, NULL, HERALD_EINVAL,
@@ -805,12 +918,24 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     }
 
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c) idle_touch(c, hd__now(), false);
+        return 0;
+
     case LWS_CALLBACK_SERVER_WRITEABLE: {
         if (!c) return 0;
-        hd_frame *f = c->out;
         /* Writable again: lws has passed everything written before to the kernel. */
         c->last_progress = hd__now();
-        if (f) {
+        if (c->ping_due && !c->out_sent && !c->closing) {
+            /* With a payload: lws 4.1 reports no empty pong. */
+            unsigned char ping[LWS_PRE + 4] = {[LWS_PRE] = 'h', 'd', 'p', 'g'};
+            c->ping_due = false;
+            if (lws_write(wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0) return -1;
+        }
+        /* Queued frames go out while the socket takes them (a large frame in fragments). */
+        bool sent = c->out != NULL;
+        hd_frame *f;
+        while ((f = c->out)) {
             size_t left = f->len - c->out_sent, chunk = left > FRAGMENT ? FRAGMENT : left;
             /* The bytes before the fragment were sent already: lws may use them as headroom. */
             int n = lws_write(wsi, f->data + LWS_PRE + c->out_sent, chunk,
@@ -819,19 +944,21 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             if (n < 0) return -1;
             if (chunk < left) {
                 c->out_sent += chunk;
-                lws_callback_on_writable(wsi);
-                return 0;
+            } else {
+                c->out = f->next;
+                if (!c->out) c->out_tail = NULL;
+                c->out_bytes -= f->len;
+                s->mem_out -= f->len;
+                c->out_sent = 0;
+                free(f);
             }
-            c->out = f->next;
-            if (!c->out) c->out_tail = NULL;
-            c->out_bytes -= f->len;
-            s->mem_out -= f->len;
-            c->out_sent = 0;
-            free(f);
-            if (c->out) {
-                lws_callback_on_writable(wsi);
-                return 0;
-            }
+            if (c->out && lws_send_pipe_choked(wsi)) break;
+        }
+        if (c->out) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+        if (sent) {
             hd__sub_catch_up(s, c);
             if (c->out) return 0;
         }
@@ -844,12 +971,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 
     case LWS_CALLBACK_CLOSED:
-        if (c) conn_gone(s, c);
+        if (c) hd__conn_gone(s, c);
         if (p) p->conn = NULL;
         return 0;
 
     case LWS_CALLBACK_HTTP: {
-        if (!c) c = p->conn = conn_new(s, wsi, false);
+        if (!c) c = p->conn = hd__conn_new(s, wsi, false);
         if (!c) return -1;
         (void)in; /* relative to a mount: the whole path is read from the request line */
         char uri[64] = "";
@@ -858,6 +985,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0) {
             c->in.len = 0;
             c->in_started = hd__now();
+            hd__conn_watch(c);
             return post_refused(s, wsi) ? -1 : 0; /* the body follows */
         }
         /* Not a POST: the API takes only POSTs; anything else is a page or nothing. */
@@ -867,7 +995,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         } else if (s->cfg.static_dir) {
             /* A static file needs no request record. It goes first: completing the
              * transaction, as files.c may, makes lws replace this session's data. */
-            conn_gone(s, c);
+            hd__conn_gone(s, c);
             p->conn = NULL;
             return hd__files_serve(wsi, s->cfg.static_dir);
         } else {
@@ -929,7 +1057,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLOSED_HTTP:
         /* lws may close a request it could not parse before any session data exists
          * (docs/protocol.md, "Limits": headers over 16 KiB). */
-        if (c) conn_gone(s, c);
+        if (c) hd__conn_gone(s, c);
         if (p) p->conn = NULL;
         return 0;
 
@@ -1035,15 +1163,11 @@ int hd__server_run(const hd_server_config *cfg)
         .origin_protocol = LWSMPRO_CALLBACK,
         .mountpoint_len = 4,
     };
-    /* Silent WebSockets are pinged at half the idle time and closed at the whole of it. */
-    lws_retry_bo_t idle = {
-        .secs_since_valid_ping = (uint16_t)(s->cfg.idle_seconds / 2),
-        .secs_since_valid_hangup = (uint16_t)s->cfg.idle_seconds,
-    };
     struct lws_context_creation_info info = {0};
     info.port = cfg->port;
     info.iface = cfg->host;
-    info.retry_and_idle_policy = &idle;
+    /* No lws idle policy: its timers are kept in one sorted list, costing a walk over every
+     * connection per ping; Herald's list of silent WebSockets does it (check_idle). */
     /* lws's own waits (headers, a body that stops arriving) end a little after the request
      * timeout, so that Herald's own check answers 408 first. */
     info.timeout_secs = (unsigned)s->cfg.request_seconds + 5;
@@ -1102,6 +1226,7 @@ done:
     hd__auth_free(s->auth);
     hd__rsindex_free(s->rsindex);
     hd__admit_free(s->admit);
+    hd__deadlines_free(&s->expiries);
     herald_store_close(s->store);
     the_server = NULL;
     return rc ? 1 : 0;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "deadline.h"
 #include "fn.h"
 #include "herald/query.h"
 #include "herald/store.h"
@@ -97,6 +98,14 @@ struct hd_conn {
     int http_status;
     char *http_reply;
     size_t http_reply_len;
+    /* Bookkeeping by lists and timers: nothing walks every connection. */
+    hd_conn *watch_prev, *watch_next; /* connections with something time-bound pending */
+    bool watched;
+    hd_conn *idle_prev, *idle_next; /* WebSockets, the longest silent first */
+    double silent_since;            /* last heard from (or pinged) */
+    bool pinged;                    /* pinged since last heard from */
+    bool ping_due;                  /* a ping waits for the socket */
+    hd_deadline expiry;             /* identity_expires, in the server's heap */
     hd_conn *next_pending; /* list of connections with changes in this batch */
     int pending_requests;  /* requests at the writer; the struct outlives its socket */
     bool dead;             /* the socket is gone; freed when pending_requests is 0 */
@@ -145,6 +154,9 @@ struct hd_server {
     void *evloop; /* the libev loop lws runs on, or NULL: lws's own poll() loop */
     hd_rsindex *rsindex;
     hd_conn *conns;
+    hd_conn *watch;                  /* queued output, a message or request arriving */
+    hd_conn *idle_head, *idle_tail;  /* WebSockets by silence */
+    hd_deadlines expiries;           /* token expiries */
     uint64_t next_serial;
     struct hd_admit *admit; /* open sockets, in all and per address */
     struct lws *listener;   /* the listening socket (known once a client came) */
@@ -177,8 +189,19 @@ struct hd_server {
 
 /* ---- server.c ---- */
 double hd__now(void);
+/* A new connection record (wsi may be NULL: the fuzz targets play a loop). */
+hd_conn *hd__conn_new(hd_server *s, struct lws *wsi, bool websocket);
+/* The socket is gone: unlink, drop subscriptions, free unless requests are out. */
+void hd__conn_gone(hd_server *s, hd_conn *c);
 /* Queues a text frame (copied) for a connection and asks for writability. */
 int hd__conn_send(hd_conn *c, const char *text, size_t len);
+/*
+ * Something time-bound is pending on the connection (an answer or frames
+ * queued, a message or request arriving): the tick checks it until done.
+ */
+void hd__conn_watch(hd_conn *c);
+/* The connection's identity_expires changed (0: never). */
+void hd__conn_expiry_changed(hd_conn *c);
 /* Closes a connection with a reason, after what is queued. */
 void hd__conn_close(hd_conn *c, const char *reason);
 /*

@@ -15,10 +15,10 @@
  * as the WRITEABLE callback does once a queue is empty. It returns once
  * no request is left at the writer.
  *
- * Opening, closing and freeing a connection copy the few lines of
- * server.c's static conn_new, conn_gone and conn_free; a connection
- * closed while requests of it are at the writer is freed by the server
- * itself (hd__conn_release), as in the real loop.
+ * Connections are opened and closed with server.c's own hd__conn_new and
+ * hd__conn_gone; a connection closed while requests of it are at the
+ * writer is freed by the server itself (hd__conn_release), as in the real
+ * loop.
  *
  * Every input starts from the same state: after an input that committed
  * anything, the writer is stopped, the store is put back to its first
@@ -289,15 +289,8 @@ static inline void fz_reset(void)
 
 static inline hd_conn *fz_conn_open(bool websocket)
 {
-    hd_server *s = &fz.s;
-    hd_conn *c = calloc(1, sizeof *c);
+    hd_conn *c = hd__conn_new(&fz.s, NULL, websocket);
     if (!c) abort();
-    c->srv = s;
-    c->websocket = websocket;
-    c->serial = ++s->next_serial;
-    c->next = s->conns;
-    if (s->conns) s->conns->prev = c;
-    s->conns = c;
     return c;
 }
 
@@ -329,17 +322,6 @@ static inline void fz_send_queued(hd_conn *c)
     c->out = c->out_tail = NULL;
     c->out_sent = 0;
     if (c->out_bytes != 0) fz_die("the queue's byte count does not match its frames", NULL);
-}
-
-static inline void fz_conn_free(hd_conn *c)
-{
-    fz_send_queued(c);
-    hd__buf_free(&c->in);
-    hd__buf_free(&c->changes);
-    herald_value_free(&c->identity);
-    if (c->http_reply) c->srv->mem_out -= c->http_reply_len; /* a reply counts until sent */
-    free(c->http_reply);
-    free(c);
 }
 
 /* ---- the event loop's part ---- */
@@ -438,23 +420,13 @@ static inline void fz_settle(void)
 /* The socket is gone: as conn_gone, freed now unless requests of it are at the writer. */
 static inline void fz_conn_close(hd_conn *c)
 {
-    hd_server *s = &fz.s;
     if (c->pending_requests > 0 && fz.nzombies == FZ_MAX_ZOMBIES) fz_settle();
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
-    hd__sub_drop_conn(s, c);
-    hd__admin_untail(s, c);
-    c->wsi = NULL;
-    c->dead = true;
-    if (c->pending_requests <= 0) {
-        fz_conn_free(c);
-        return;
-    }
+    int pending = c->pending_requests;
+    fz_send_queued(c); /* what it had queued is checked before it goes */
+    hd__conn_gone(&fz.s, c);
+    if (pending <= 0) return;
     fz.zombies[fz.nzombies] = c;
-    fz.zombie_pending[fz.nzombies++] = c->pending_requests;
+    fz.zombie_pending[fz.nzombies++] = pending;
 }
 
 /* ---- per input ---- */
