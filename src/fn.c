@@ -274,6 +274,8 @@ struct hd_fnrt {
     size_t refused; /* size of a refused allocation not granted since, or 0 */
     uint64_t instructions;
     bool instr_tripped, mem_tripped;
+    double yield_at;     /* CLOCK_MONOTONIC seconds; 0: the call never yields */
+    bool yield_tripped;
     call_state *cur;
     herald_value *scratch[MAX_SCRATCH];
     size_t nscratch;
@@ -322,12 +324,21 @@ static void hook(lua_State *L, lua_Debug *ar)
         luaL_error(L, "instruction limit of %llu exceeded",
                    (unsigned long long)rt->limits.instructions);
     }
+    if (rt->yield_at > 0 && !rt->yield_tripped) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9 >= rt->yield_at) {
+            rt->yield_tripped = true;
+            lua_sethook(L, hook, LUA_MASKCOUNT, 1);
+            luaL_error(L, "the query takes long: it goes to an evaluator thread");
+        }
+    }
 }
 
 static void budget_start(hd_fnrt *rt)
 {
     rt->instructions = 0;
-    rt->instr_tripped = rt->mem_tripped = false;
+    rt->instr_tripped = rt->mem_tripped = rt->yield_tripped = false;
     rt->refused = 0;
     lua_sethook(rt->L, hook, LUA_MASKCOUNT, HOOK_EVERY);
     size_t limit = rt->mem_used + rt->limits.memory;
@@ -1624,6 +1635,9 @@ static int classify_error(hd_fnrt *rt, int status, bool locations, herald_value 
                           herald_error *err)
 {
     lua_State *L = rt->L;
+    if (rt->yield_tripped)
+        return herald_fail(err, HERALD_EBUSY, "%s: takes long; run again on an evaluator thread",
+                           rt->cur && rt->cur->path ? rt->cur->path : "function");
     if (rt->instr_tripped)
         return herald_fail(err, HERALD_ELIMIT, "%s: instruction limit of %llu exceeded",
                            rt->cur && rt->cur->path ? rt->cur->path : "function",
@@ -1699,11 +1713,14 @@ int hd__fn_call(hd_fnrt *rt, const hd_fncall *call, herald_value *result, herald
     lua_settop(L, 0);
     entry_args ea = {d, args, result};
     budget_start(rt);
+    rt->yield_at = d->kind == HD_FN_QUERY ? call->yield_after : 0;
     lua_pushcfunction(L, call_entry);
     lua_pushlightuserdata(L, &ea);
     int status = lua_pcall(L, 1, 0, 0);
     budget_end(rt);
-    if (status == LUA_OK && (rt->mem_tripped || rt->instr_tripped)) {
+    rt->yield_at = 0;
+    if (call->yielded) *call->yielded = rt->yield_tripped;
+    if (status == LUA_OK && (rt->mem_tripped || rt->instr_tripped || rt->yield_tripped)) {
         /* The budget ran out and app code caught the error: the call still fails. */
         lua_pushnil(L);
         status = LUA_ERRRUN;

@@ -89,6 +89,13 @@ typedef struct hd_fncall {
     herald_txn *txn;              /* a snapshot (queries) or an open mutation */
     herald_read_set *rs;          /* queries: every read is appended; may be NULL */
     double now_ms;                /* ctx.now; 0 = the wall clock now */
+    /*
+     * A query that is still running at this CLOCK_MONOTONIC time (seconds;
+     * 0: never) stops and fails with HERALD_EBUSY, *yielded set: the caller
+     * runs it again where it may take long (the evaluator threads).
+     */
+    double yield_after;
+    bool *yielded;
 } hd_fncall;
 
 /*

@@ -116,6 +116,12 @@ void hd__proto_send(hd_conn *c, const char *type, const char *id, uint64_t versi
         free(j);
     }
     hd__buf_byte(&b, '}');
+    if (!strcmp(type, "ack") && c->npending) {
+        /* After the updates the connection waits for (sub.c). */
+        if (!b.failed) hd__sub_send_ack(c, (char *)b.p, b.len);
+        hd__buf_free(&b);
+        return;
+    }
     send_buf(c, &b);
 }
 
@@ -141,26 +147,55 @@ static int run_query(hd_server *s, const herald_value *query, herald_value *resu
     return rc;
 }
 
-/* Runs a query function once, as connection `c`, in a fresh snapshot. */
+/*
+ * Runs a query function once, as connection `c`, in a fresh snapshot, on
+ * the loop: at once if it is cheap. One of a function known to be slow, one
+ * that runs over the inline budget, and any while the connection has calls
+ * at the evaluator threads (its answers keep their order) go there instead:
+ * then *handed is set and hd__proto_query_done() answers request `id` later.
+ */
 static int run_query_fn(hd_server *s, hd_conn *c, const char *path, const herald_value *args,
-                        herald_value *result, herald_value *data, uint64_t *version,
-                        herald_error *err)
+                        const char *id, bool *handed, herald_value *result, herald_value *data,
+                        uint64_t *version, herald_error *err)
 {
     *result = *data = herald_undefined();
+    *handed = false;
     if (!s->fnrt) return herald_fail(err, HERALD_ENOTFOUND, "this app has no functions");
-    herald_txn *t;
-    int rc = herald_read_begin(s->store, &t, err);
+    char norm[300];
+    int rc = hd__fn_path_normalize(path, norm, sizeof norm, err);
     if (rc) return rc;
-    hd_fncall call = {.path = path,
-                      .args = args,
-                      .identity = &c->identity,
-                      .admin = c->admin,
-                      .kind = HD_FN_QUERY,
-                      .txn = t};
-    rc = hd__fn_call(s->fnrt, &call, result, data, err);
-    *version = herald_txn_version(t);
-    herald_txn_end(t);
-    return rc;
+    bool yielded = false;
+    if (!s->eval || (!hd__eval_is_slow(s->eval, norm) && !hd__eval_lane_jobs(s->eval, c->serial))) {
+        herald_txn *t;
+        if ((rc = herald_read_begin(s->store, &t, err))) return rc;
+        double t0 = hd__now();
+        hd_fncall call = {.path = norm,
+                          .args = args,
+                          .identity = &c->identity,
+                          .admin = c->admin,
+                          .kind = HD_FN_QUERY,
+                          .txn = t,
+                          .yield_after = s->eval ? t0 + HD_EVAL_INLINE_SECONDS : 0,
+                          .yielded = &yielded};
+        rc = hd__fn_call(s->fnrt, &call, result, data, err);
+        *version = herald_txn_version(t);
+        herald_txn_end(t);
+        hd__eval_note(s->eval, norm, yielded ? HD_EVAL_INLINE_SECONDS : hd__now() - t0);
+        if (!yielded) return rc;
+        herald_value_free(result);
+        herald_value_free(data);
+    }
+    hd_job *j = hd__eval_job_new(c->serial, norm, args, &c->identity, c->admin);
+    if (!j || (id && !(j->request_id = strdup(id)))) {
+        hd__eval_job_free(j);
+        return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    }
+    j->origin = c;
+    j->origin_serial = c->serial;
+    c->pending_requests++;
+    hd__eval_submit(s->eval, j);
+    *handed = true;
+    return 0;
 }
 
 /*
@@ -336,11 +371,12 @@ void hd__proto_message(hd_server *s, hd_conn *c, const char *text, size_t len)
         } else {
             herald_value result = herald_undefined(), data = herald_undefined();
             uint64_t version = 0;
-            rc = path ? run_query_fn(s, c, path, args, &result, &data, &version, &err)
+            bool handed = false;
+            rc = path ? run_query_fn(s, c, path, args, id, &handed, &result, &data, &version, &err)
                       : run_query(s, query, &result, &version, &err);
             if (rc)
                 hd__proto_error_data(c, id, rc, err.message, &data);
-            else
+            else if (!handed)
                 hd__proto_send(c, "result", id, version, &result);
             herald_value_free(&result);
             herald_value_free(&data);
@@ -478,8 +514,11 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
     } else if (fn && is_query) {
         herald_value result, data;
         uint64_t version;
-        if ((rc = run_query_fn(s, c, fn, args, &result, &data, &version, &err)))
+        bool handed = false;
+        if ((rc = run_query_fn(s, c, fn, args, NULL, &handed, &result, &data, &version, &err)))
             http_error_data(c, rc, err.message, &data);
+        else if (handed)
+            c->http_waiting = true;
         else
             http_success(c, &result, 0);
         herald_value_free(&result);
@@ -519,6 +558,27 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
         }
     }
     herald_value_free(&msg);
+}
+
+void hd__proto_query_done(hd_server *s, hd_job *j)
+{
+    hd_conn *c = j->origin;
+    hd__eval_note(s->eval, j->fn_path, j->seconds);
+    if (c->dead || c->serial != j->origin_serial) {
+        hd__conn_release(c);
+        return;
+    }
+    if (c->websocket) {
+        if (j->rc)
+            hd__proto_error_data(c, j->request_id, j->rc, j->err.message, &j->err_data);
+        else
+            hd__proto_send(c, "result", j->request_id, j->version, &j->result);
+    } else if (j->rc) {
+        http_error_data(c, j->rc, j->err.message, &j->err_data);
+    } else {
+        http_success(c, &j->result, 0);
+    }
+    hd__conn_release(c);
 }
 
 void hd__proto_answer(hd_server *s, hd_wreq *r)

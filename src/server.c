@@ -187,6 +187,10 @@ static void drop_reply(hd_conn *c)
 
 static void conn_free(hd_conn *c)
 {
+    for (hd_frame *f = c->held, *n; f; f = n) {
+        n = f->next;
+        free(f);
+    }
     drop_queue(c);
     drop_input(c);
     drop_reply(c);
@@ -364,6 +368,21 @@ static void wake_loop(void *ctx)
     if (s->lws) lws_cancel_service(s->lws);
 }
 
+/* Evaluations the evaluator threads finished: answered, or published (sub.c). */
+static void drain_evaluations(hd_server *s)
+{
+    for (hd_job *j = hd__eval_take_done(s->eval), *next; j; j = next) {
+        next = j->next;
+        j->next = NULL;
+        if (j->qinst_id) {
+            if (hd__sub_evaluated(s, j)) continue;
+        } else {
+            hd__proto_query_done(s, j);
+        }
+        hd__eval_job_free(j);
+    }
+}
+
 static void drain_batches(hd_server *s)
 {
     hd_wbatch *b;
@@ -371,8 +390,9 @@ static void drain_batches(hd_server *s)
     herald_error err;
     if (hd__writer_take_consistent(s->writer, &b, &snapshot, &err) != 0) return;
     if (b || s->rerun_functions) hd__sub_commit(s, b, snapshot);
+    uint64_t version = herald_txn_version(snapshot);
     herald_txn_end(snapshot);
-    hd__wbatch_free(b);
+    hd__sub_keep_batches(s, b, version);
 }
 
 /*
@@ -416,8 +436,10 @@ int hd__server_reload(hd_server *s, herald_error *err)
     hd__auth_free(s->auth);
     s->auth = auth;
     if (s->writer) hd__writer_set_functions(s->writer, b, &s->cfg.fn_limits);
+    if (s->eval) hd__eval_set_functions(s->eval, b, &s->cfg.fn_limits);
     hd__fnbundle_unref(b);
     s->rerun_functions = true;
+    s->fn_generation++;
     if (s->have_admin && memcmp(old_hash, s->admin_hash, sizeof old_hash)) admin_key_changed(s);
     if (s->lws) lws_cancel_service(s->lws);
     printf("herald: %zu functions loaded, %zu auth providers\n", hd__fnrt_count(rt),
@@ -824,6 +846,7 @@ static void tick(lws_sorted_usec_list_t *sul)
     reload_on_signal(s);
     /* Batches a busy moment left behind (no snapshot could be had then). */
     if (s->writer) drain_batches(s);
+    if (s->eval) drain_evaluations(s);
     double now = hd__now();
     check_laggards(s, now);
     check_expiries(s);
@@ -869,6 +892,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (s && s->stop) loop_break(s);
         if (s) reload_on_signal(s);
         if (s && s->writer) drain_batches(s);
+        if (s && s->eval) drain_evaluations(s);
         return 0;
 
     case LWS_CALLBACK_ESTABLISHED:
@@ -1190,6 +1214,13 @@ int hd__server_run(const hd_server_config *cfg)
     if ((rc = hd__writer_start(s->store, 1000, wake_loop, s, &s->writer, &err))) goto fail;
     hd__writer_set_functions(s->writer, hd__fnrt_bundle(s->fnrt), &s->cfg.fn_limits);
     s->rerun_functions = false;
+    if (!s->cfg.evaluators) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        s->cfg.evaluators = cpus < 1 ? 1 : cpus > 8 ? 8 : (size_t)cpus;
+    }
+    if ((rc = hd__eval_start(s->store, s->cfg.evaluators, hd__fnrt_bundle(s->fnrt),
+                             &s->cfg.fn_limits, wake_loop, s, &s->eval, &err)))
+        goto fail;
     signal(SIGHUP, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -1208,6 +1239,9 @@ int hd__server_run(const hd_server_config *cfg)
     /* Stop: finish and fsync the current group, answer it, close clients with a reason. */
     hd__writer_stop(s->writer);
     drain_batches(s);
+    /* Evaluations still at work are dropped: their clients are told the server stops. */
+    hd__eval_stop(s->eval);
+    drain_evaluations(s);
     for (hd_conn *c = s->conns; c; c = c->next)
         if (c->websocket) hd__conn_close(c, "server shutting down");
     double deadline = hd__now() + 2.0;
@@ -1220,6 +1254,8 @@ fail:
     fprintf(stderr, "herald: %s: %s\n", herald_errcode_name(rc), err.message);
 done:
     loop_destroy(s);
+    hd__eval_free(s->eval);
+    s->eval = NULL;
     hd__writer_free(s->writer);
     hd__sub_free_all(s);
     hd__fnrt_free(s->fnrt);

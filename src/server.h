@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "deadline.h"
+#include "eval.h"
 #include "fn.h"
 #include "herald/query.h"
 #include "herald/store.h"
@@ -46,6 +47,7 @@ typedef struct hd_server_config {
     size_t max_queued;      /* bytes queued to one connection at most; default 16 MiB */
     size_t max_memory;      /* connection buffers of all clients together; default 1 GiB */
     hd_fn_limits fn_limits;
+    size_t evaluators; /* evaluator threads; 0: as many as processors (at most 8) */
     double idempotency_retention; /* seconds an idempotency record is kept; 0: 24 h */
 } hd_server_config;
 
@@ -62,6 +64,7 @@ typedef struct hd_csub {
     hd_qinst *qi;
     uint64_t sent_version; /* version of the result the client has */
     bool stale;            /* updates were merged: send the whole result when possible */
+    bool awaiting;         /* its first result is at an evaluator thread */
 } hd_csub;
 
 struct hd_conn {
@@ -84,6 +87,14 @@ struct hd_conn {
     double in_started;    /* when the first byte of that message or request arrived; 0: none */
     hd_csub *subs;
     size_t nsubs, capsubs;
+    /*
+     * Subscriptions whose instance is at an evaluator thread: until none is,
+     * the connection's updates merge (as when it is behind) and its acks wait
+     * in `held`, so that it never holds a mix of commits and sees its own
+     * writes before their acks.
+     */
+    size_t npending;
+    hd_frame *held, *held_tail;
     double behind_since; /* when updates started being merged; 0 if not */
     /* Changes of the batch being processed, flushed as one frame. */
     hd_buf changes;
@@ -144,12 +155,18 @@ struct hd_qinst {
     hd_qinst *hash_next, *id_next;
     bool dirty;
     hd_qinst *next_dirty;
+    /* At an evaluator thread since the loop had processed `pending_since` (sub.c). */
+    bool pending;
+    uint64_t pending_since;
+    unsigned pending_generation; /* the functions it runs with (reloads count up) */
+    hd_qinst *pending_prev, *pending_next;
 };
 
 struct hd_server {
     hd_server_config cfg;
     herald_store *store;
     hd_writer *writer;
+    hd_eval *eval; /* evaluator threads, or NULL: every query runs on the loop */
     struct lws_context *lws;
     void *evloop; /* the libev loop lws runs on, or NULL: lws's own poll() loop */
     hd_rsindex *rsindex;
@@ -170,6 +187,14 @@ struct hd_server {
     hd_qinst **by_key, **by_id;
     size_t nbuckets, ninst;
     uint64_t next_qinst;
+    /* Evaluations at the evaluator threads (sub.c): the instances, the write sets
+     * committed since the oldest of them started (to check their results by), and
+     * results from a snapshot newer than the loop's, waiting for it. */
+    hd_qinst *pending;
+    struct hd_wslog *wslog, *wslog_tail;
+    hd_job *early;
+    uint64_t seen_version; /* the version of the last commit the loop processed */
+    unsigned fn_generation;
     volatile int stop;
     volatile int reload;  /* SIGHUP: reload functions and auth */
     bool rerun_functions; /* functions changed: re-run every function subscription */
@@ -232,6 +257,19 @@ void hd__sub_drop_conn(hd_server *s, hd_conn *c);
  * one update, then the acks in commit order.
  */
 void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot);
+/*
+ * After hd__sub_commit: keeps the batches (a list, processed at `version`)
+ * while evaluations are at the threads, else frees them.
+ */
+void hd__sub_keep_batches(hd_server *s, hd_wbatch *batches, uint64_t version);
+/*
+ * A subscription's evaluation came back from an evaluator thread. True when
+ * the job was kept (its snapshot is newer than the loop's: checked after a
+ * later commit); otherwise the caller frees it.
+ */
+bool hd__sub_evaluated(hd_server *s, hd_job *j);
+/* Queues an ack for the connection, held while subscriptions of it are pending. */
+int hd__sub_send_ack(hd_conn *c, const char *text, size_t len);
 /* A connection drained its queue: sends whole results to its stale subscriptions. */
 void hd__sub_catch_up(hd_server *s, hd_conn *c);
 /*
@@ -271,6 +309,8 @@ void hd__proto_error_data(hd_conn *c, const char *id, int code, const char *mess
  * previous ones stay and the error is returned (naming file and line).
  */
 int hd__server_reload(hd_server *s, herald_error *err);
+/* A one-shot query came back from an evaluator thread: answer its origin. */
+void hd__proto_query_done(hd_server *s, hd_job *j);
 /* A finished request came back from the writer: answer its origin. */
 void hd__proto_answer(hd_server *s, hd_wreq *r);
 /* Checks a presented admin key in constant time. */

@@ -78,15 +78,145 @@ static void free_qinst(hd_qinst *qi)
     free(qi);
 }
 
-/* Runs the instance's query on `snapshot` (NULL: a fresh one); the previous result goes to *old. */
-static int evaluate(hd_server *s, hd_qinst *qi, herald_txn *snapshot, herald_value *old)
+/* ---- evaluations at the evaluator threads ---- */
+
+/* Write sets the loop processed while evaluations were out (hd__sub_keep_batches). */
+typedef struct hd_wslog {
+    struct hd_wslog *next;
+    hd_wbatch *batches;
+    uint64_t version; /* the loop's version after them */
+} hd_wslog;
+
+static void pending_unlink(hd_server *s, hd_qinst *qi)
 {
+    if (!qi->pending) return;
+    if (qi->pending_prev)
+        qi->pending_prev->pending_next = qi->pending_next;
+    else
+        s->pending = qi->pending_next;
+    if (qi->pending_next) qi->pending_next->pending_prev = qi->pending_prev;
+    qi->pending_prev = qi->pending_next = NULL;
+    qi->pending = false;
+}
+
+/* Frees the logged write sets no evaluation out can need: all of them when none is out. */
+static void wslog_trim(hd_server *s)
+{
+    uint64_t oldest = UINT64_MAX;
+    for (hd_qinst *qi = s->pending; qi; qi = qi->pending_next)
+        if (qi->pending_since < oldest) oldest = qi->pending_since;
+    while (s->wslog && (!s->pending || s->wslog->version <= oldest)) {
+        hd_wslog *l = s->wslog;
+        s->wslog = l->next;
+        hd__wbatch_free(l->batches);
+        free(l);
+    }
+    if (!s->wslog) s->wslog_tail = NULL;
+}
+
+void hd__sub_keep_batches(hd_server *s, hd_wbatch *batches, uint64_t version)
+{
+    hd_wslog *l = s->pending && batches ? malloc(sizeof *l) : NULL;
+    if (!l) {
+        /* Nothing out (or no memory: the evaluations out are then run again, see below). */
+        hd__wbatch_free(batches);
+        if (s->pending && batches)
+            for (hd_qinst *qi = s->pending; qi; qi = qi->pending_next)
+                qi->pending_generation--;
+        return;
+    }
+    *l = (hd_wslog){.batches = batches, .version = version};
+    if (s->wslog_tail)
+        s->wslog_tail->next = l;
+    else
+        s->wslog = l;
+    s->wslog_tail = l;
+}
+
+static void on_hit(void *ctx, uint64_t owner)
+{
+    (void)owner;
+    *(bool *)ctx = true;
+}
+
+/*
+ * Whether a commit the loop processed after snapshot `version` wrote into
+ * read set `rs` (conservatively: a logged list of batches counts whole if
+ * it ends after `version`).
+ */
+static bool written_since(hd_server *s, uint64_t version, const herald_read_set *rs)
+{
+    hd_rsindex *x;
+    bool hit = false;
+    if (!s->wslog) return false;
+    if (hd__rsindex_new(&x)) return true;
+    if (hd__rsindex_add(x, 1, rs)) hit = true;
+    for (hd_wslog *l = s->wslog; l && !hit; l = l->next) {
+        if (l->version <= version) continue;
+        size_t n = 0;
+        for (hd_wbatch *b = l->batches; b; b = b->next)
+            n += herald_group_count(b->group);
+        const herald_write_set **ws = n ? malloc(n * sizeof *ws) : NULL;
+        if (n && !ws) {
+            hit = true;
+            break;
+        }
+        size_t k = 0;
+        for (hd_wbatch *b = l->batches; b; b = b->next)
+            for (size_t i = 0; i < herald_group_count(b->group); i++)
+                ws[k++] = herald_group_write_set(b->group, i);
+        if (n && hd__rsindex_match(x, ws, n, on_hit, &hit)) hit = true;
+        free(ws);
+    }
+    hd__rsindex_free(x);
+    return hit;
+}
+
+/* Sends the instance's query to an evaluator thread (again, if it is out already). */
+static int hand_over(hd_server *s, hd_qinst *qi)
+{
+    hd_job *j = hd__eval_job_new(0, qi->fn_path, &qi->fn_args, &qi->identity, qi->admin);
+    if (!j) return HERALD_ENOMEM;
+    j->want_rs = true;
+    j->qinst_id = qi->id;
+    if (!qi->pending) {
+        qi->pending = true;
+        qi->pending_prev = NULL;
+        qi->pending_next = s->pending;
+        if (s->pending) s->pending->pending_prev = qi;
+        s->pending = qi;
+        for (size_t k = 0; k < qi->nsubscribers; k++)
+            qi->subscribers[k]->npending++;
+    }
+    qi->pending_since = s->seen_version;
+    qi->pending_generation = s->fn_generation;
+    hd__eval_submit(s->eval, j);
+    return 0;
+}
+
+/*
+ * Runs the instance's query on `snapshot` (NULL: a fresh one); the previous
+ * result goes to *old. A query function known to be slow, or one that runs
+ * over the inline budget, goes to an evaluator thread instead: *handed is
+ * then set and the instance is left as it was (*old untouched).
+ */
+static int evaluate(hd_server *s, hd_qinst *qi, herald_txn *snapshot, herald_value *old,
+                    bool *handed)
+{
+    *handed = false;
+    bool may_hand = s->eval && !qi->query && s->fnrt;
+    if (may_hand && hd__eval_is_slow(s->eval, qi->fn_path) && hand_over(s, qi) == 0) {
+        *handed = true;
+        return 0;
+    }
     herald_txn *t = snapshot;
     herald_read_set rs;
     herald_value result;
     herald_error err = {0};
     herald_read_set_init(&rs);
     herald_value err_data = herald_undefined();
+    bool yielded = false;
+    double t0 = hd__now();
     int rc = t ? 0 : herald_read_begin(s->store, &t, &err);
     if (rc == 0) {
         if (qi->query) {
@@ -98,13 +228,22 @@ static int evaluate(hd_server *s, hd_qinst *qi, herald_txn *snapshot, herald_val
                               .admin = qi->admin,
                               .kind = HD_FN_QUERY,
                               .txn = t,
-                              .rs = &rs};
+                              .rs = &rs,
+                              .yield_after = may_hand ? t0 + HD_EVAL_INLINE_SECONDS : 0,
+                              .yielded = &yielded};
             rc = hd__fn_call(s->fnrt, &call, &result, &err_data, &err);
         } else {
             rc = herald_fail(&err, HERALD_ENOTFOUND, "this app has no functions");
         }
-        qi->version = herald_txn_version(t);
+        if (!yielded) qi->version = herald_txn_version(t);
         if (!snapshot) herald_txn_end(t);
+    }
+    if (may_hand) hd__eval_note(s->eval, qi->fn_path, yielded ? HD_EVAL_INLINE_SECONDS : hd__now() - t0);
+    if (yielded && hand_over(s, qi) == 0) {
+        herald_read_set_free(&rs);
+        herald_value_free(&err_data);
+        *handed = true;
+        return 0;
     }
     herald_value_free(&qi->err_data);
     qi->err_data = err_data;
@@ -258,7 +397,8 @@ static int instance_for(hd_server *s, hd_conn *c, const hd_subspec *spec, herald
     qi->id_next = s->by_id[qi->id % s->nbuckets];
     s->by_id[qi->id % s->nbuckets] = qi;
     s->ninst++;
-    evaluate(s, qi, snapshot, NULL);
+    bool handed;
+    evaluate(s, qi, snapshot, NULL, &handed);
     *out = qi;
     return 0;
 }
@@ -268,6 +408,11 @@ static void drop_if_unused(hd_server *s, hd_qinst *qi)
     if (qi->nsubscribers) return;
     hd__rsindex_remove(s->rsindex, qi->id);
     unlink_qinst(s, qi);
+    if (qi->pending) {
+        /* Its evaluation finds no instance when it comes back. */
+        pending_unlink(s, qi);
+        wslog_trim(s);
+    }
     free_qinst(qi);
 }
 
@@ -285,6 +430,7 @@ static int add_subscriber(hd_qinst *qi, hd_conn *c, char *sub_id)
     }
     qi->subscribers[qi->nsubscribers] = c;
     qi->sub_ids[qi->nsubscribers++] = sub_id;
+    if (qi->pending) c->npending++;
     return 0;
 }
 
@@ -292,6 +438,7 @@ static void remove_subscriber(hd_qinst *qi, hd_conn *c, const char *sub_id)
 {
     for (size_t k = 0; k < qi->nsubscribers; k++)
         if (qi->subscribers[k] == c && qi->sub_ids[k] == sub_id) {
+            if (qi->pending) c->npending--;
             qi->subscribers[k] = qi->subscribers[qi->nsubscribers - 1];
             qi->sub_ids[k] = qi->sub_ids[qi->nsubscribers - 1];
             qi->nsubscribers--;
@@ -323,8 +470,10 @@ int hd__sub_add(hd_server *s, hd_conn *c, const char *sub_id, const hd_subspec *
         free(id);
         goto nomem;
     }
-    c->subs[c->nsubs++] = (hd_csub){.id = id, .qi = qi, .sent_version = qi->version};
-    send_result(c, sub_id, qi);
+    c->subs[c->nsubs++] =
+        (hd_csub){.id = id, .qi = qi, .sent_version = qi->version, .awaiting = qi->pending};
+    /* A result at an evaluator thread is sent when it comes back (flush_pending). */
+    if (!qi->pending) send_result(c, sub_id, qi);
     return 0;
 nomem:
     drop_if_unused(s, qi);
@@ -369,6 +518,13 @@ void hd__sub_free_all(hd_server *s)
     free(s->by_key);
     free(s->by_id);
     s->by_key = s->by_id = NULL;
+    s->pending = NULL;
+    wslog_trim(s);
+    for (hd_job *j = s->early, *n; j; j = n) {
+        n = j->next;
+        hd__eval_job_free(j);
+    }
+    s->early = NULL;
 }
 
 typedef struct match_ctx {
@@ -448,6 +604,7 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
     s->commits += n;
     hd_conn *pending = NULL;
     uint64_t version = herald_txn_version(snapshot);
+    s->seen_version = version;
     if ((n || s->rerun_functions) && s->by_id) {
         const herald_write_set **ws = malloc(n * sizeof *ws);
         match_ctx m = {s, NULL};
@@ -473,9 +630,13 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
         for (hd_qinst *qi = m.dirty, *next; qi; qi = next) {
             next = qi->next_dirty;
             qi->dirty = false;
+            /* Out at an evaluator thread: its result is checked against this commit. */
+            if (qi->pending) continue;
             herald_value old;
             int old_rc = qi->rc;
-            evaluate(s, qi, snapshot, &old);
+            bool handed;
+            evaluate(s, qi, snapshot, &old, &handed);
+            if (handed) continue;
             char *text = NULL;
             const char *kind = "diff";
             if (qi->rc) {
@@ -505,10 +666,11 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
                     hd__proto_error_data(c, cs->id, qi->rc, qi->err.message, &qi->err_data);
                     continue;
                 }
-                if (cs->stale || c->out_bytes > s->cfg.max_outbound) {
-                    /* Behind: merge into one whole result sent when it drains. */
+                if (cs->stale || c->npending || c->out_bytes > s->cfg.max_outbound) {
+                    /* Behind, or waiting for an evaluation: merge into one whole result,
+                     * sent when it drains or the evaluation is back. */
                     cs->stale = true;
-                    if (c->behind_since == 0) c->behind_since = hd__now();
+                    if (c->behind_since == 0 && !c->npending) c->behind_since = hd__now();
                     continue;
                 }
                 char *change = change_text(cs->id, kind, text);
@@ -534,6 +696,14 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
     for (hd_wbatch *b = batches; b; b = b->next)
         for (hd_wreq *r = b->reqs; r; r = r->next)
             hd__proto_answer(s, r);
+    /* Evaluations that ran on a snapshot this commit has now reached. */
+    hd_job *early = s->early;
+    s->early = NULL;
+    for (hd_job *j = early, *next; j; j = next) {
+        next = j->next;
+        j->next = NULL;
+        if (!hd__sub_evaluated(s, j)) hd__eval_job_free(j);
+    }
 }
 
 void hd__sub_catch_up(hd_server *s, hd_conn *c)
@@ -544,6 +714,8 @@ void hd__sub_catch_up(hd_server *s, hd_conn *c)
 void hd__sub_catch_up_now(hd_server *s, hd_conn *c)
 {
     (void)s;
+    /* Not while a subscription is at an evaluator thread: flush_pending() does it then. */
+    if (c->npending) return;
     /* Every stale subscription's whole result in ONE frame, so the client
      * never holds some of them at a newer commit than others. */
     hd_buf f = HD_BUF_INIT;
@@ -604,6 +776,12 @@ void hd__sub_reauth(hd_server *s, hd_conn *c)
             drop_if_unused(s, old);
             cs->qi = qi;
         }
+        if (qi->pending) {
+            /* Its value goes with the evaluation when it is back. */
+            if (!cs->awaiting) cs->stale = true;
+            i++;
+            continue;
+        }
         cs->stale = false;
         cs->sent_version = qi->version;
         if (qi->rc)
@@ -615,4 +793,111 @@ void hd__sub_reauth(hd_server *s, hd_conn *c)
     if (n) send_update(c, herald_txn_version(snapshot), &f);
     hd__buf_free(&f);
     herald_txn_end(snapshot);
+}
+
+int hd__sub_send_ack(hd_conn *c, const char *text, size_t len)
+{
+    hd_server *s = c->srv;
+    if (c->dead || c->closing) return 0;
+    size_t held = 0;
+    for (hd_frame *f = c->held; f; f = f->next)
+        held += f->len;
+    if (held + len > s->cfg.max_queued) {
+        hd__conn_close(c, "too far behind: too many answers wait for its subscriptions");
+        return HERALD_ELIMIT;
+    }
+    hd_frame *f = malloc(sizeof *f + len);
+    if (!f) return HERALD_ENOMEM;
+    f->next = NULL;
+    f->len = len;
+    memcpy(f->data, text, len);
+    if (c->held_tail)
+        c->held_tail->next = f;
+    else
+        c->held = f;
+    c->held_tail = f;
+    return 0;
+}
+
+/*
+ * The connection's last pending subscription is back: first the merged
+ * updates of the others with it (one frame), then the first results that
+ * waited, then the acks that waited, in order.
+ */
+static void flush_pending(hd_server *s, hd_conn *c)
+{
+    hd__sub_catch_up_now(s, c);
+    for (size_t i = 0; i < c->nsubs; i++) {
+        hd_csub *cs = &c->subs[i];
+        if (!cs->awaiting) continue;
+        cs->awaiting = false;
+        cs->stale = false;
+        cs->sent_version = cs->qi->version;
+        send_result(c, cs->id, cs->qi);
+    }
+    hd_frame *f = c->held;
+    c->held = c->held_tail = NULL;
+    for (hd_frame *n; f; f = n) {
+        n = f->next;
+        hd__conn_send(c, (const char *)f->data, f->len);
+        free(f);
+    }
+}
+
+bool hd__sub_evaluated(hd_server *s, hd_job *j)
+{
+    hd_qinst *qi = find_by_id(s, j->qinst_id);
+    if (!qi || !qi->pending) return false; /* nobody watches it any more */
+    if (j->version > s->seen_version) {
+        /* From a snapshot the loop has not processed yet: checked once it has. */
+        j->next = s->early;
+        s->early = j;
+        return true;
+    }
+    if (qi->pending_generation != s->fn_generation || written_since(s, j->version, &j->rs)) {
+        /* Changed meanwhile (or the functions were reloaded): once more, on a newer snapshot. */
+        if (hand_over(s, qi) == 0) return false;
+    }
+    /* Valid from its snapshot to now: the instance's result at the loop's version. */
+    herald_value old = qi->result;
+    int old_rc = qi->rc;
+    qi->rc = j->rc;
+    qi->err = j->err;
+    qi->result = j->rc ? herald_undefined() : j->result;
+    j->result = herald_undefined();
+    herald_value_free(&qi->err_data);
+    qi->err_data = j->err_data;
+    j->err_data = herald_undefined();
+    herald_read_set_free(&qi->rs);
+    qi->rs = j->rs;
+    herald_read_set_init(&j->rs);
+    qi->version = s->seen_version;
+    if (hd__rsindex_add(s->rsindex, qi->id, &qi->rs)) {
+        herald_value_free(&qi->result);
+        qi->result = herald_undefined();
+        qi->rc = herald_fail(&qi->err, HERALD_ENOMEM, "out of memory: subscription stopped");
+    }
+    bool same = false;
+    if (!old_rc && !qi->rc) {
+        herald_value d;
+        herald_error derr;
+        if (hd__diff(&old, &qi->result, &d, &derr) == 0) {
+            same = d.type == HERALD_UNDEFINED;
+            herald_value_free(&d);
+        }
+    }
+    herald_value_free(&old);
+    pending_unlink(s, qi);
+    wslog_trim(s);
+    for (size_t k = 0; k < qi->nsubscribers; k++) {
+        hd_conn *c = qi->subscribers[k];
+        hd_csub *cs = find_csub(c, qi->sub_ids[k]);
+        c->npending--;
+        if (cs && !cs->awaiting && !same) cs->stale = true;
+    }
+    for (size_t k = 0; k < qi->nsubscribers; k++) {
+        hd_conn *c = qi->subscribers[k];
+        if (!c->npending) flush_pending(s, c);
+    }
+    return false;
 }
