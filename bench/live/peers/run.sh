@@ -8,8 +8,8 @@
 # store, on disk) and the Node load generator pinned to core 1, and prints
 # one markdown table per workload with both servers' figures.
 #
-#   bench/live/peers/run.sh            10 s windows (about 12 minutes)
-#   bench/live/peers/run.sh --quick    short windows (about 6 minutes)
+#   bench/live/peers/run.sh            10 s windows (about 4 minutes)
+#   bench/live/peers/run.sh --quick    3-5 s windows (about 2.5 minutes)
 #   bench/live/peers/run.sh --only point,ramp,fanout,memory
 #
 # Needs Node 20, npm (the npm registry) and the `ws` package for the
@@ -91,7 +91,7 @@ echo "- machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -n
   "data on $(df -T "$build" | awk 'NR == 2 { print $2 }'), Node $(node --version), servers on core 0, generator on core $client_core"
 echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 dirty=$(git status --porcelain -- src include meson.build | wc -l)
-echo "- Herald: commit $(git rev-parse --short HEAD)$([ "$dirty" != 0 ] && echo " with $dirty uncommitted changed files under src/, include/ or meson.build (the build is of the working tree)")," \
+echo "- Herald: commit $(git rev-parse --short HEAD) (server code as of $(git log -1 --format=%h -- src include meson.build))$([ "$dirty" != 0 ] && echo " with $dirty uncommitted changed files under src/, include/ or meson.build (the build is of the working tree)")," \
   "$build/herald; durable: LMDB, fsync before the ack and before any update leaves"
 echo "- Triplit: @triplit/server $(version @triplit/server) (@triplit/db $(version @triplit/db), lmdb-js $(version lmdb)), Node $(node --version)," \
   "bound to 127.0.0.1, storage LMDB on disk through its \`createTriplitStorageProvider('lmdb')\` (lmdb-js defaults: each commit is fsynced, but acknowledged and pushed before its fsync ends), logging at WARN"
