@@ -140,14 +140,19 @@ static void *worker(void *arg)
         pthread_mutex_lock(&e->lock);
         l->running = false;
         l->jobs--;
+        /* Its turn was taken: the lane leaves the ring, for good when empty, else to
+         * its end, behind the lanes that waited meanwhile. */
+        lane **pp = &e->lanes;
+        while (*pp != l)
+            pp = &(*pp)->next;
+        *pp = l->next;
+        l->next = NULL;
         if (!l->jobs) {
-            /* An empty lane leaves the ring. */
-            lane **pp = &e->lanes;
-            while (*pp != l)
-                pp = &(*pp)->next;
-            *pp = l->next;
             free(l);
-        } else if (l->head) {
+        } else {
+            while (*pp)
+                pp = &(*pp)->next;
+            *pp = l;
             pthread_cond_signal(&e->cond);
         }
         if (e->done_tail)

@@ -44,7 +44,7 @@ static const char usage[] =
     "        [--max-outbound BYTES] [--max-behind SECONDS] [--max-message BYTES]\n"
     "        [--max-queued BYTES] [--max-memory MIB] [--max-connections N]\n"
     "        [--max-per-address N] [--idle-timeout SECONDS] [--request-timeout SECONDS]\n"
-    "        [--fn-instructions N] [--fn-memory MIB]\n"
+    "        [--fn-instructions N] [--fn-memory MIB] [--evaluators N]\n"
     "        [--idempotency-retention SECONDS]  (a key answers retries for 24 h)\n"
     "                        run the live server (docs/protocol.md, \"Limits\"): port 3210\n"
     "                        on every address (127.0.0.1 with --dev unless --host); static\n"
@@ -56,7 +56,9 @@ static const char usage[] =
     "                        10,000 connections, 1,000 per address; silent WebSockets\n"
     "                        pinged, closed after 60 s; a request or message must\n"
     "                        arrive within 30 s; messages up to 1 MiB + 64 KiB;\n"
-    "                        functions may run 50 million instructions and use 64 MiB\n"
+    "                        functions may run 50 million instructions and use 64 MiB;\n"
+    "                        a query taking over 2 ms goes to one of N evaluator\n"
+    "                        threads (default: one per processor)\n"
     "  functions             load the app's functions/*.lua and list them\n"
     "  console [URL] [--key KEY | --key-file FILE] [--json]\n"
     "                        the admin console in a terminal, on a running server\n"
@@ -404,6 +406,11 @@ static int cmd_serve(const options *o, int argc, char **argv, herald_error *err)
             if (*end || mib < 1 || mib > 1024)
                 return usage_error("serve: bad --fn-memory (1 to 1024 MiB)");
             cfg.fn_limits.memory = (size_t)mib << 20;
+        } else if (!strcmp(argv[i], "--evaluators") && i + 1 < argc) {
+            char *end;
+            unsigned long n = strtoul(argv[++i], &end, 10);
+            if (*end || n < 1 || n > 64) return usage_error("serve: bad --evaluators (1 to 64)");
+            cfg.evaluators = n;
         } else {
             return usage_error("serve: unknown option");
         }

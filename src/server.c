@@ -1173,6 +1173,8 @@ int hd__server_run(const hd_server_config *cfg)
                          "the data folder has no schema: start with --app DIR");
         goto fail;
     }
+    /* The loop has seen every commit made before it starts. */
+    s->seen_version = herald_store_version(s->store);
     if ((rc = hd__server_reload(s, &err))) goto fail;
     if ((rc = admin_key(s, &err))) goto fail;
     if (hd__rsindex_new(&s->rsindex)) {

@@ -685,7 +685,15 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
     /* One frame per connection for everything this commit changed for it. */
     for (hd_conn *c = pending, *next; c; c = next) {
         next = c->next_pending;
-        send_update(c, version, &c->changes);
+        if (c->npending) {
+            /* A subscription of it went to an evaluator thread after its changes were
+             * made: they merge and go with that one's result (flush_pending). */
+            for (size_t i = 0; i < c->nsubs; i++)
+                if (c->subs[i].sent_version == version && !c->subs[i].awaiting)
+                    c->subs[i].stale = true;
+        } else {
+            send_update(c, version, &c->changes);
+        }
         c->changes.len = 0;
         c->changes.failed = false;
         c->nchanges = 0;
