@@ -134,11 +134,12 @@ export const anonBytes = (pid) => rssBytes(pid, 'RssAnon');
 
 /*
  * Opens a WebSocket, authenticates with the admin key and resolves with it.
- * `onMessage(text)` receives every message after the auth ack.
+ * `onMessage(text)` receives every message after the auth ack. `options`
+ * go to the `ws` client (and on to http.request), e.g. `localAddress`.
  */
-export function openClient(url, key, onMessage) {
+export function openClient(url, key, onMessage, options = {}) {
   return new Promise((resolveWs, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true });
+    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, ...options });
     let authed = false;
     ws.on('error', (e) => {
       if (!authed) reject(e);
@@ -157,13 +158,13 @@ export function openClient(url, key, onMessage) {
   });
 }
 
-/* Opens `n` clients, `wave` at a time; `make(i)` returns [onMessage]. */
-export async function openMany(url, key, n, make, wave = 200) {
+/* Opens `n` clients, `wave` at a time; `make(i)` returns [onMessage]; `options` as openClient's. */
+export async function openMany(url, key, n, make, wave = 200, options = {}) {
   const out = new Array(n);
   for (let i = 0; i < n; i += wave) {
     const batch = [];
     for (let j = i; j < Math.min(n, i + wave); j++)
-      batch.push(openClient(url, key, make(j)).then((ws) => (out[j] = ws)));
+      batch.push(openClient(url, key, make(j), options).then((ws) => (out[j] = ws)));
     await Promise.all(batch);
   }
   return out;

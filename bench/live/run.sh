@@ -7,7 +7,7 @@
 #
 #   bench/live/run.sh            quick: a few minutes
 #   bench/live/run.sh --full     longer windows, more rates and repetitions
-#   bench/live/run.sh --only latency,fanout,invalidation,memory,http,consistency
+#   bench/live/run.sh --only latency,fanout,invalidation,memory,http,consistency,scale
 #
 # Needs Node 20 and the `ws` package (`npm ci` in tests/js, or `npm install`
 # in bench/live). HERALD_BENCH_BUILD picks another build folder;
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.."
 build=${HERALD_BENCH_BUILD:-build-release}
 client_core=${HERALD_BENCH_CLIENT_CORE:-1}
 full=0
-only=latency,http,fanout,invalidation,memory,consistency
+only=latency,http,fanout,invalidation,memory,consistency,scale
 while [ $# -gt 0 ]; do
   case "$1" in
     --full) full=1 ;;
@@ -83,6 +83,7 @@ if [ $full = 1 ]; then
   fan_args=(--repeat 50)
   inv_args=(--commits 3000 --cycles 3)
   mem_args=(--conns 10000)
+  scale_args=(--conns 10000 --big 50000 --writes 20)
   con_args=(--seconds 30)
   con_heavy=(--seconds 30 --heavy 10)
 else
@@ -91,6 +92,7 @@ else
   fan_args=(--repeat 20)
   inv_args=(--commits 1000 --cycles 2)
   mem_args=(--conns 5000)
+  scale_args=(--conns 10000 --big 50000 --writes 5)
   con_args=(--seconds 8)
   con_heavy=(--seconds 8 --heavy 10)
 fi
@@ -122,6 +124,13 @@ if want memory; then
   echo "### 4. Server memory per idle subscriber connection"
   echo
   gen memory.mjs "${mem_args[@]}"
+fi
+if want scale; then
+  echo "### 5. Many idle connections"
+  echo
+  # 50,000 connections need as many descriptors in the server (its RLIMIT_NOFILE is this
+  # shell's, raised above to the hard limit); scale.mjs holds fewer, and says so, if it is short.
+  gen scale.mjs "${scale_args[@]}"
 fi
 if want consistency; then
   echo "### Consistency checks: one connection whose subscriptions every commit changes together"
