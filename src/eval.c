@@ -43,13 +43,6 @@ struct hd_eval {
     size_t nslow;
 };
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static lane *find_lane(hd_eval *e, uint64_t id)
 {
     for (lane *l = e->lanes; l; l = l->next)
@@ -83,7 +76,7 @@ static hd_job *next_job(hd_eval *e, lane **from)
 
 static void run_job(hd_eval *e, hd_fnrt *rt, hd_job *j)
 {
-    double t0 = now_seconds();
+    double t0 = hd__eval_cpu_now();
     herald_txn *t = NULL;
     herald_read_set_init(&j->rs);
     j->result = j->err_data = herald_undefined();
@@ -101,7 +94,7 @@ static void run_job(hd_eval *e, hd_fnrt *rt, hd_job *j)
         j->version = herald_txn_version(t);
         herald_txn_end(t);
     }
-    j->seconds = now_seconds() - t0;
+    j->seconds = hd__eval_cpu_now() - t0;
 }
 
 static void *worker(void *arg)

@@ -24,13 +24,22 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "fn.h"
 #include "herald/query.h"
 #include "herald/store.h"
 
-/* How long the loop lets a query function run before handing it over. */
+/* How much CPU time the loop lets a query function take before handing it over. */
 #define HD_EVAL_INLINE_SECONDS 0.002
+
+/* The calling thread's CPU time in seconds (what the budgets above count). */
+static inline double hd__eval_cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 typedef struct hd_eval hd_eval;
 
@@ -55,7 +64,7 @@ typedef struct hd_job {
     herald_value err_data;
     herald_read_set rs;
     uint64_t version; /* of the snapshot it ran on */
-    double seconds;   /* how long it ran */
+    double seconds;   /* the CPU time it took */
 } hd_job;
 
 /* Starts `threads` evaluators on `store` with the functions of `bundle`. */

@@ -90,9 +90,11 @@ typedef struct hd_fncall {
     herald_read_set *rs;          /* queries: every read is appended; may be NULL */
     double now_ms;                /* ctx.now; 0 = the wall clock now */
     /*
-     * A query that is still running at this CLOCK_MONOTONIC time (seconds;
-     * 0: never) stops and fails with HERALD_EBUSY, *yielded set: the caller
-     * runs it again where it may take long (the evaluator threads).
+     * A query still running when the calling thread's CPU time
+     * (CLOCK_THREAD_CPUTIME_ID, seconds; 0: never) reaches this stops and
+     * fails with HERALD_EBUSY, *yielded set: the caller runs it again where
+     * it may take long (the evaluator threads). CPU time, not the wall
+     * clock: a call the scheduler merely paused is not slow.
      */
     double yield_after;
     bool *yielded;

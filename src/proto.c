@@ -168,7 +168,7 @@ static int run_query_fn(hd_server *s, hd_conn *c, const char *path, const herald
     if (!s->eval || (!hd__eval_is_slow(s->eval, norm) && !hd__eval_lane_jobs(s->eval, c->serial))) {
         herald_txn *t;
         if ((rc = herald_read_begin(s->store, &t, err))) return rc;
-        double t0 = hd__now();
+        double t0 = hd__eval_cpu_now();
         hd_fncall call = {.path = norm,
                           .args = args,
                           .identity = &c->identity,
@@ -180,7 +180,7 @@ static int run_query_fn(hd_server *s, hd_conn *c, const char *path, const herald
         rc = hd__fn_call(s->fnrt, &call, result, data, err);
         *version = herald_txn_version(t);
         herald_txn_end(t);
-        hd__eval_note(s->eval, norm, yielded ? HD_EVAL_INLINE_SECONDS : hd__now() - t0);
+        hd__eval_note(s->eval, norm, yielded ? HD_EVAL_INLINE_SECONDS : hd__eval_cpu_now() - t0);
         if (!yielded) return rc;
         herald_value_free(result);
         herald_value_free(data);

@@ -216,7 +216,7 @@ static int evaluate(hd_server *s, hd_qinst *qi, herald_txn *snapshot, herald_val
     herald_read_set_init(&rs);
     herald_value err_data = herald_undefined();
     bool yielded = false;
-    double t0 = hd__now();
+    double t0 = may_hand ? hd__eval_cpu_now() : 0;
     int rc = t ? 0 : herald_read_begin(s->store, &t, &err);
     if (rc == 0) {
         if (qi->query) {
@@ -238,7 +238,9 @@ static int evaluate(hd_server *s, hd_qinst *qi, herald_txn *snapshot, herald_val
         if (!yielded) qi->version = herald_txn_version(t);
         if (!snapshot) herald_txn_end(t);
     }
-    if (may_hand) hd__eval_note(s->eval, qi->fn_path, yielded ? HD_EVAL_INLINE_SECONDS : hd__now() - t0);
+    if (may_hand)
+        hd__eval_note(s->eval, qi->fn_path,
+                      yielded ? HD_EVAL_INLINE_SECONDS : hd__eval_cpu_now() - t0);
     if (yielded && hand_over(s, qi) == 0) {
         herald_read_set_free(&rs);
         herald_value_free(&err_data);

@@ -1,7 +1,7 @@
 /*
  * Benchmark 1: commit-to-client latency and the highest sustained update
  * rate. 500 jobs (videos), 10 watcher connections per job, each subscribed
- * with `get` to its video; a writer pushes progress patches at increasing
+ * to its video (`videos:getJobById`, or `--query get`); a writer pushes progress patches at increasing
  * target rates (open loop, paced every millisecond), over one WebSocket
  * (mutate messages, pipelined) or over HTTP keep-alive connections.
  *
@@ -30,6 +30,7 @@ const o = benchArgs(process.argv.slice(2), {
   httpConns: 32,
   httpPool: false, // one agent for all connections: a video's patches may commit out of send order
   keepGoing: false, // run every rate even after one fails
+  query: 'fn', // watchers call videos:getJobById (the app's query function); 'get': a raw get
 });
 
 await runBenchmark(o, main, { culls: 'tail' });
@@ -104,7 +105,9 @@ async function main(srv, writer) {
     }
   });
   for (let i = 0; i < nWatch; i++)
-    watchers[i].send(JSON.stringify({ type: 'sub', id: 's1', query: { table: 'videos', get: vids[i % o.jobs] } }));
+    watchers[i].send(JSON.stringify(o.query === 'get'
+      ? { type: 'sub', id: 's1', query: { table: 'videos', get: vids[i % o.jobs] } }
+      : { type: 'sub', id: 's1', path: 'videos:getJobById', args: { jobId: `job-${i % o.jobs}` } }));
   while (subscribed < nWatch) await sleep(10);
   const setupS = (now() - t0) / 1000;
 
@@ -258,7 +261,7 @@ async function main(srv, writer) {
     if (failedInRow >= 2 && !o.keepGoing) break;
   }
 
-  console.log(`Latency: ${nWatch.toLocaleString('en-US')} watcher connections (${o.perJob} per job, \`get\` of one video each), ` +
+  console.log(`Latency: ${nWatch.toLocaleString('en-US')} watcher connections (${o.perJob} per job, ${o.query === 'get' ? '\`get\` of one video each' : '\`videos:getJobById\` of one job each'}), ` +
     `${o.jobs} jobs, writer: ${o.writer === 'ws' ? 'one WebSocket, pipelined mutates' : `HTTP keep-alive, ${o.httpConns} connections`} ` +
     `(at most ${o.maxInflight} in flight), ${o.seconds} s measured per rate after ${o.warmup} s warm-up. ` +
     `Setup (connect, auth, subscribe) took ${setupS.toFixed(1)} s. ` +
