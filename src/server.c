@@ -768,7 +768,10 @@ static void request_uri(struct lws *wsi, char *out, size_t n)
 static int loop_create(hd_server *s, struct lws_context_creation_info *info)
 {
 #ifdef HERALD_HAVE_LIBEV
-    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
+    /* HERALD_LOOP=poll: lws's own loop, for comparison and diagnosis. */
+    const char *want = getenv("HERALD_LOOP");
+    struct ev_loop *loop =
+        want && !strcmp(want, "poll") ? NULL : ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
     if (loop) {
         void *foreign[1] = {loop};
         info->foreign_loops = foreign;
@@ -786,8 +789,9 @@ static int loop_create(hd_server *s, struct lws_context_creation_info *info)
     s->lws = lws_create_context(info);
     if (!s->lws) return -1;
 #ifdef HERALD_HAVE_LIBEV
-    fprintf(stderr, "herald: libwebsockets' libev plugin (libwebsockets-evlib-ev) is missing: "
-                    "serving with poll(), which costs more per connection\n");
+    if (!want || strcmp(want, "poll"))
+        fprintf(stderr, "herald: libwebsockets' libev plugin (libwebsockets-evlib-ev) is missing: "
+                        "serving with poll(), which costs more per connection\n");
 #endif
     return 0;
 }
@@ -801,7 +805,8 @@ static void loop_run(hd_server *s)
         return;
     }
 #endif
-    loop_run(s);
+    while (!s->stop && lws_service(s->lws, 0) >= 0) {
+    }
 }
 
 /* One pass of the loop: what is ready, or the next timer (the tick bounds the wait). */

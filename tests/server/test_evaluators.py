@@ -5,7 +5,8 @@ client's flood of slow calls waits behind its own earlier calls, not ahead
 of other clients'; a slow subscription never shows its connection a mix of
 commits, its writer sees its own write before the ack, and it converges
 while another client writes; a server stopping with evaluations at work
-exits cleanly. Every check is about order and content, never about time.
+exits cleanly; all of it also on lws's poll() loop. Every check is about
+order and content, never about time.
 
 Run as: /usr/bin/python3 test_evaluators.py <herald> <source root>
 """
@@ -222,6 +223,18 @@ def main():
         check(rc == 0, f"server exit code {rc}")
         check("AddressSanitizer" not in out and "runtime error:" not in out,
               "sanitizers quiet: " + out[-3000:])
+    # lws's own poll() loop (HERALD_LOOP=poll; what serves when the libev plugin is
+    # missing) serves and stops the same way.
+    os.environ["HERALD_LOOP"] = "poll"
+    try:
+        poll = Server(HERALD, app, data, extra=flags)
+    finally:
+        del os.environ["HERALD_LOOP"]
+    try:
+        asyncio.run(not_stalled(poll))
+        asyncio.run(http_slow(poll))
+    finally:
+        check(poll.stop() == 0, "the poll() loop stops on SIGTERM")
     one = Server(HERALD, app, data, extra=flags + ["--evaluators", "1"])
     try:
         asyncio.run(fairness(one))
