@@ -7,7 +7,7 @@
 #
 #   bench/live/run.sh            quick: a few minutes
 #   bench/live/run.sh --full     longer windows, more rates and repetitions
-#   bench/live/run.sh --only latency,fanout,invalidation,memory,http,consistency,scale
+#   bench/live/run.sh --only latency,fanout,invalidation,memory,http,consistency,scale,stall,scale
 #
 # Needs Node 20 and the `ws` package (`npm ci` in tests/js, or `npm install`
 # in bench/live). HERALD_BENCH_BUILD picks another build folder;
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.."
 build=${HERALD_BENCH_BUILD:-build-release}
 client_core=${HERALD_BENCH_CLIENT_CORE:-1}
 full=0
-only=latency,http,fanout,invalidation,memory,consistency,scale
+only=latency,http,fanout,invalidation,memory,consistency,scale,stall
 while [ $# -gt 0 ]; do
   case "$1" in
     --full) full=1 ;;
@@ -131,6 +131,11 @@ if want scale; then
   # 50,000 connections need as many descriptors in the server (its RLIMIT_NOFILE is this
   # shell's, raised above to the hard limit); scale.mjs holds fewer, and says so, if it is short.
   gen scale.mjs "${scale_args[@]}"
+fi
+if want stall; then
+  echo "### 6. Slow queries beside a pinger: 4 clients calling a 200 ms query in a loop"
+  echo
+  gen stall.mjs --seconds "$([ $full = 1 ] && echo 10 || echo 5)"
 fi
 if want consistency; then
   echo "### Consistency checks: one connection whose subscriptions every commit changes together"
