@@ -10,9 +10,9 @@
  * then on: its later calls come here at once, until one runs quickly
  * again. A cheap call never pays a thread hop.
  *
- * Fairness: jobs wait in lanes, one per connection (and one for the
- * subscriptions' re-runs); a lane has at most one job running, and the
- * threads take lanes in turn. A client's flood of expensive calls waits
+ * Fairness: jobs wait in lanes, one per connection (and one per
+ * subscribed query instance for its re-runs); a lane has at most one job
+ * running, and the threads take lanes in turn. A client's flood of expensive calls waits
  * behind its own earlier calls, never ahead of other clients'.
  *
  * Finished jobs go back to the loop (hd__eval_take_done), which it learns
@@ -43,9 +43,12 @@ static inline double hd__eval_cpu_now(void)
 
 typedef struct hd_eval hd_eval;
 
+/* Lanes: a connection's serial, or this bit with a query instance's id. */
+#define HD_EVAL_LANE_INSTANCE (1ULL << 63)
+
 typedef struct hd_job {
     struct hd_job *next;
-    uint64_t lane; /* who waits: a connection's serial, or 0 for subscription re-runs */
+    uint64_t lane; /* who waits: a connection's serial, or an instance (HD_EVAL_LANE_INSTANCE) */
     /* What runs: a query function, as someone. */
     char *fn_path;
     herald_value args;

@@ -175,7 +175,10 @@ static bool written_since(hd_server *s, uint64_t version, const herald_read_set 
 /* Sends the instance's query to an evaluator thread (again, if it is out already). */
 static int hand_over(hd_server *s, hd_qinst *qi)
 {
-    hd_job *j = hd__eval_job_new(0, qi->fn_path, &qi->fn_args, &qi->identity, qi->admin);
+    /* Each instance its own lane: re-runs of different instances run side by side,
+     * never two of the same one. */
+    hd_job *j = hd__eval_job_new(HD_EVAL_LANE_INSTANCE | qi->id, qi->fn_path, &qi->fn_args,
+                                 &qi->identity, qi->admin);
     if (!j) return HERALD_ENOMEM;
     j->want_rs = true;
     j->qinst_id = qi->id;
