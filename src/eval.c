@@ -43,6 +43,17 @@ struct hd_eval {
     size_t nslow;
 };
 
+/* Puts a job on the list of finished ones (the lock held). */
+static void push_done(hd_eval *e, hd_job *j)
+{
+    j->next = NULL;
+    if (e->done_tail)
+        e->done_tail->next = j;
+    else
+        e->done = j;
+    e->done_tail = j;
+}
+
 static lane *find_lane(hd_eval *e, uint64_t id)
 {
     for (lane *l = e->lanes; l; l = l->next)
@@ -148,11 +159,7 @@ static void *worker(void *arg)
             *pp = l;
             pthread_cond_signal(&e->cond);
         }
-        if (e->done_tail)
-            e->done_tail->next = j;
-        else
-            e->done = j;
-        e->done_tail = j;
+        push_done(e, j);
         pthread_mutex_unlock(&e->lock);
         e->wake(e->wake_ctx);
         pthread_mutex_lock(&e->lock);
@@ -241,11 +248,7 @@ void hd__eval_submit(hd_eval *e, hd_job *j)
     if (!l) {
         /* No memory for a lane: the job comes back failed. */
         j->rc = herald_fail(&j->err, HERALD_ENOMEM, "out of memory");
-        if (e->done_tail)
-            e->done_tail->next = j;
-        else
-            e->done = j;
-        e->done_tail = j;
+        push_done(e, j);
         pthread_mutex_unlock(&e->lock);
         e->wake(e->wake_ctx);
         return;
@@ -306,13 +309,8 @@ void hd__eval_stop(hd_eval *e)
         n = l->next;
         for (hd_job *j = l->head, *jn; j; j = jn) {
             jn = j->next;
-            j->next = NULL;
             j->rc = herald_fail(&j->err, HERALD_EBUSY, "the server is stopping");
-            if (e->done_tail)
-                e->done_tail->next = j;
-            else
-                e->done = j;
-            e->done_tail = j;
+            push_done(e, j);
         }
         free(l);
     }
