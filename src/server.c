@@ -940,6 +940,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         }
         c->in_refused = 0;
         c->in_started = 0;
+        if (!c->out) unwatch(c);
         c->in.len = 0;
         c->in.failed = false;
         /* One large message must not pin its buffer for the life of the connection. */
@@ -987,6 +988,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             lws_callback_on_writable(wsi);
             return 0;
         }
+        /* Nothing queued: off the tick's list at once (the list stays as short as what
+         * is pending right now, not everyone who had something in the last 250 ms). */
+        if (!c->in_started) unwatch(c);
         if (sent) {
             hd__sub_catch_up(s, c);
             if (c->out) return 0;
@@ -1095,12 +1099,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 }
 
-/* A 1 KiB receive buffer per connection: lws allocates it when a WebSocket opens and
+/* A 4 KiB receive buffer per connection: lws allocates it when a WebSocket opens and
  * the first message touches it, so its size is most of an idle connection's memory
- * (16 KiB: 7.2 KiB per connection, 4 KiB: 5.8, 1 KiB: 2.8; docs/performance.md).
- * Larger messages arrive in pieces and are reassembled. */
+ * (16 KiB: 7.2 KiB per connection, 4 KiB: 5.8, 1 KiB: 2.8; docs/performance.md); lws
+ * also reads at most this much from a socket per pass, which a busy writer feels
+ * below 4 KiB. Larger messages arrive in pieces and are reassembled. */
 static const struct lws_protocols protocols[] = {
-    {"herald", callback, sizeof(pss), 1024, 0, NULL, 0},
+    {"herald", callback, sizeof(pss), 4096, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
