@@ -83,7 +83,7 @@ if [ $full = 1 ]; then
   fan_args=(--repeat 50)
   inv_args=(--commits 3000 --cycles 3)
   mem_args=(--conns 10000)
-  scale_args=(--conns 10000 --big 50000 --writes 20)
+  scale_args=(--conns 10000 --big 50000 --writes 20 --hold 70)
   con_args=(--seconds 30)
   con_heavy=(--seconds 30 --heavy 10)
 else
@@ -92,7 +92,7 @@ else
   fan_args=(--repeat 20)
   inv_args=(--commits 1000 --cycles 2)
   mem_args=(--conns 5000)
-  scale_args=(--conns 10000 --big 50000 --writes 5)
+  scale_args=(--conns 10000 --big 50000 --writes 5 --hold 40)
   con_args=(--seconds 8)
   con_heavy=(--seconds 8 --heavy 10)
 fi

@@ -28,7 +28,13 @@
  *
  * node scale.mjs --herald build-release/herald --data DIR [--port N]
  *   [--conns 10000] [--kinds get,fn] [--big 50000] [--big-kind fn]
- *   [--writes 5] [--per-worker 12500]
+ *   [--writes 5] [--hold SECONDS] [--per-worker 12500]
+ *
+ * --hold keeps the --big connections idle that long after subscribing (before
+ * the writes, which then check that every one is still there) and reports the
+ * server's CPU meanwhile: Herald pings a silent WebSocket at half its idle
+ * timeout (30 s), and lws keeps a validity timer per connection (its
+ * default policy pings at 300 s).
  */
 import { fork } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -53,7 +59,7 @@ const KIND_NAME = { get: 'raw `get`', fn: '`videos:getJobById`' };
 function runWorker() {
   const marker = '"updatedAt":';
   let clients = [];
-  let results = 0, errors = 0, firstError = null;
+  let results = 0, errors = 0, firstError = null, closed = 0;
   let expect = -1, arrivals = new Float64Array(0), got = 0, wrong = 0, onAll = null;
   const onMessage = (data) => {
     const t = now();
@@ -86,6 +92,7 @@ function runWorker() {
       if (m.op === 'open') {
         const t0 = now();
         clients = await openMany(m.url, m.key, m.n, () => onMessage, m.wave, { localAddress: m.localAddress });
+        for (const ws of clients) ws.on('close', () => closed++);
         reply({ op: 'opened', ms: now() - t0 });
       } else if (m.op === 'sub') {
         /* Connection i watches video m.first + i of the list (modulo its length). */
@@ -106,6 +113,8 @@ function runWorker() {
         got = 0;
         onAll = collect;
         reply({ op: 'armed' });
+      } else if (m.op === 'count') {
+        reply({ op: 'count', closed });
       } else if (m.op === 'collect') {
         if (onAll) collect();
       } else if (m.op === 'close') {
@@ -228,14 +237,14 @@ async function scaleRun(o, { kind, conns, distinct, runIndex }) {
     }
     res.conns = conns;
 
-    const snap = (name) => {
+    const snap = (key, name) => {
       const k = kernelBytes();
       res.steps.push({
-        name, rss: rssBytes(srv.pid), anon: anonBytes(srv.pid), data: rssBytes(srv.pid, 'VmData'),
+        key, name, rss: rssBytes(srv.pid), anon: anonBytes(srv.pid), data: rssBytes(srv.pid, 'VmData'),
         tcp: k.tcp, slab: k.slab, gen: workers.reduce((a, w) => a + rssBytes(w.pid), 0),
       });
     };
-    snap('baseline (server, writer and one warm-up connection with a subscription)');
+    snap('base', 'baseline (server, writer and one warm-up connection with a subscription)');
 
     /* Workers, each with its own source address. */
     const per = Math.min(o.perWorker, openFilesLimit().soft - 200, ephemeralPorts() - 2000);
@@ -248,11 +257,13 @@ async function scaleRun(o, { kind, conns, distinct, runIndex }) {
       workers.push(startWorker());
     }
     const t0 = now();
+    const cpu0 = schedMs(srv.pid);
     const opened = await Promise.all(workers.map((w, i) => w.ask({ op: 'open', url: srv.url, key: srv.key, n: shares[i].n, wave: o.wave, localAddress: shares[i].localAddress }, 'opened')));
     res.openS = (now() - t0) / 1000;
+    res.openCpuS = (schedMs(srv.pid) - cpu0) / 1000;
     res.workers = shares.map((s, i) => ({ ...s, openS: opened[i].ms / 1000 }));
     await sleep(1000);
-    snap(`${fmtInt(conns)} idle connections, authenticated`);
+    snap('open', `${fmtInt(conns)} idle connections, authenticated`);
 
     const subscribeAll = async (id, list, listJobs) => {
       const t = now();
@@ -261,9 +272,24 @@ async function scaleRun(o, { kind, conns, distinct, runIndex }) {
     };
     res.subS = await subscribeAll('s1', [vids[0]], [0]);
     await sleep(1000);
-    snap(`+ one subscription each (${KIND_NAME[kind]}, all the same query: one shared evaluation)`);
+    snap('sub', `+ one subscription each (${KIND_NAME[kind]}, all the same query: one shared evaluation)`);
     const stats = async () => (await writer.request({ type: 'admin', op: 'stats' })).value || {};
     res.stats = await stats();
+
+    /* Idle for --hold seconds: what keeping them costs the server (pings, timers), and that they stay. */
+    if (o.hold > 0 && !distinct) {
+      const c0 = schedMs(srv.pid), t = now();
+      let last = c0, busiest = 0;
+      while (now() - t < o.hold * 1000) {
+        await sleep(1000);
+        const c = schedMs(srv.pid);
+        busiest = Math.max(busiest, c - last);
+        last = c;
+      }
+      const counts = await Promise.all(workers.map((w) => w.ask({ op: 'count' }, 'count')));
+      res.hold = { s: (now() - t) / 1000, cpuMs: last - c0, busiest, closed: counts.reduce((a, x) => a + x.closed, 0) };
+      snap('hold', `after ${o.hold} s idle`);
+    }
 
     /* Writes: one patch of the watched video at a time, to every connection. */
     for (let k = 1; k <= o.writes; k++) {
@@ -298,12 +324,12 @@ async function scaleRun(o, { kind, conns, distinct, runIndex }) {
       await sleep(o.gap);
     }
     await sleep(1000);
-    snap(`after ${o.writes} writes that reached every connection`);
+    snap('writes', `after ${o.writes} writes that reached every connection`);
 
     if (distinct) {
       res.sub2S = await subscribeAll('s2', vids, jobs);
       await sleep(1000);
-      snap(`+ a second subscription each (${KIND_NAME[kind]}, ${fmtInt(conns)} distinct videos)`);
+      snap('sub2', `+ a second subscription each (${KIND_NAME[kind]}, ${fmtInt(conns)} distinct videos)`);
       res.stats2 = await stats();
     }
     const tc = now();
@@ -333,6 +359,7 @@ function memoryTable(r) {
   return table(['step', 'VmRSS MiB', 'RssAnon MiB', 'VmData MiB', 'Δ VmRSS B/conn', 'Δ RssAnon B/conn', 'Δ VmData B/conn'], rows);
 }
 
+const step = (r, key) => r.steps.find((x) => x.key === key);
 const med = (arr) => percentile(Float64Array.from(arr).sort(), 50);
 const max = (arr) => Math.max(...arr);
 
@@ -351,6 +378,7 @@ async function runParent() {
     kinds: 'get,fn',
     big: 50000,
     bigKind: 'fn',
+    hold: 0,
     writes: 5,
     perWorker: 12500,
     wave: 200,
@@ -379,22 +407,23 @@ async function runParent() {
 
   const small = runs.filter((r) => !r.big);
   for (const r of small) {
-    console.log(`**${fmtInt(r.conns)} connections, ${KIND_NAME[r.kind]}** (opened in ${r.openS.toFixed(1)} s, subscribed in ${r.subS.toFixed(1)} s; ` +
+    console.log(`**${fmtInt(r.conns)} connections, ${KIND_NAME[r.kind]}** (opened in ${r.openS.toFixed(1)} s with ${r.openCpuS.toFixed(1)} s of server CPU, ` +
+      `subscribed in ${r.subS.toFixed(1)} s; ` +
       `the server counted ${fmtInt(r.stats.connections)} WebSocket connections, ${fmtInt(r.stats.subscriptions)} subscriptions, ` +
       `${fmtInt(r.stats.queryInstances)} query instance(s)${r.stats2 ? `, then ${fmtInt(r.stats2.subscriptions)} and ${fmtInt(r.stats2.queryInstances)}` : ''}):\n`);
     console.log(memoryTable(r));
     console.log();
   }
   if (small.length) {
-    const per = (r, a, b) => (r.steps[b].rss - r.steps[a].rss) / r.conns;
+    const per = (r, a, b, f = 'rss') => (step(r, b)[f] - step(r, a)[f]) / r.conns;
+    const kernel = (r) => (step(r, 'sub').tcp + step(r, 'sub').slab - step(r, 'base').tcp - step(r, 'base').slab) / r.conns;
     const rows = [
-      ['server RSS per idle authenticated connection', ...small.map((r) => `${fmtInt(per(r, 0, 1))} B (${kib(per(r, 0, 1))} KiB)`)],
-      ['**per idle subscribed connection** (goal ≤ 7 KiB)', ...small.map((r) => `**${fmtInt(per(r, 0, 2))} B (${kib(per(r, 0, 2))} KiB)**`)],
-      ['the same after the writes', ...small.map((r) => `${fmtInt(per(r, 0, 3))} B (${kib(per(r, 0, 3))} KiB)`)],
-      ['each further subscription to a document of its own', ...small.map((r) => (r.steps[4] ? `${fmtInt(per(r, 3, 4))} B` : '-'))],
-      ['VmData per subscribed connection (allocated, touched or not)', ...small.map((r) => `${fmtInt((r.steps[2].data - r.steps[0].data) / r.conns)} B`)],
-      ['kernel: TCP buffers + slab per connection (both ends, whole machine)', ...small.map((r) =>
-        `${fmtInt((r.steps[2].tcp + r.steps[2].slab - r.steps[0].tcp - r.steps[0].slab) / r.conns)} B`)],
+      ['server RSS per idle authenticated connection', ...small.map((r) => `${fmtInt(per(r, 'base', 'open'))} B (${kib(per(r, 'base', 'open'))} KiB)`)],
+      ['**per idle subscribed connection** (goal ≤ 7 KiB)', ...small.map((r) => `**${fmtInt(per(r, 'base', 'sub'))} B (${kib(per(r, 'base', 'sub'))} KiB)**`)],
+      ['the same after the writes', ...small.map((r) => `${fmtInt(per(r, 'base', 'writes'))} B (${kib(per(r, 'base', 'writes'))} KiB)`)],
+      ['each further subscription to a document of its own', ...small.map((r) => (step(r, 'sub2') ? `${fmtInt(per(r, 'writes', 'sub2'))} B` : '-'))],
+      ['VmData per subscribed connection (allocated, touched or not)', ...small.map((r) => `${fmtInt(per(r, 'base', 'sub', 'data'))} B`)],
+      ['kernel: TCP buffers + slab per connection (both ends, whole machine)', ...small.map((r) => `${fmtInt(kernel(r))} B`)],
     ];
     console.log(table(['per connection', ...small.map((r) => `${fmtInt(r.conns)}, ${KIND_NAME[r.kind]}`)], rows));
     console.log();
@@ -403,22 +432,23 @@ async function runParent() {
   const big = runs.find((r) => r.big);
   if (big) {
     for (const n of big.notes) console.log(`Note: ${n}.\n`);
-    const s = big.steps;
-    const perConn = (s[2].rss - s[0].rss) / big.conns;
+    const [b0, b1, b2] = ['base', 'sub', 'writes'].map((k) => step(big, k));
+    const perConn = (b1.rss - b0.rss) / big.conns;
     console.log(`**${fmtInt(big.conns)} idle subscribed connections, ${KIND_NAME[big.kind]}** ` +
-      `(${big.workers.length} worker processes, from ${big.workers.map((w) => w.localAddress).join(', ')}):\n`);
+      `(${big.workers.length} worker process(es), from ${big.workers.map((w) => w.localAddress).join(', ')}):\n`);
     console.log(memoryTable(big));
     console.log();
-    const gen = s[2].gen;
+    const gen = b1.gen;
     console.log(table(['', ''], [
-      ['opening and authenticating them (all workers at once)', `${big.openS.toFixed(1)} s (${fmtInt(big.conns / big.openS)}/s)`],
+      ['opening and authenticating them (all workers at once)', `${big.openS.toFixed(1)} s (${fmtInt(big.conns / big.openS)}/s); ` +
+        `server CPU ${big.openCpuS.toFixed(1)} s (${fmtInt((big.openCpuS * 1e6) / big.conns)} µs per connection)`],
       ['subscribing them (one shared query)', `${big.subS.toFixed(1)} s (${fmtInt(big.conns / big.subS)}/s)`],
       ['closing them', `${big.closeS.toFixed(1)} s`],
-      ['server VmRSS with them', `${mib(s[2].rss)} MiB; after the writes ${mib(s[3].rss)} MiB`],
+      ['server VmRSS with them', `${mib(b1.rss)} MiB; after the writes ${mib(b2.rss)} MiB`],
       ['**server RSS per idle subscribed connection**', `**${fmtInt(perConn)} B (${kib(perConn)} KiB)**`],
-      ['server VmData per connection', `${fmtInt((s[2].data - s[0].data) / big.conns)} B`],
-      ['kernel TCP buffers + slab, both ends, whole machine', `${mib(s[2].tcp + s[2].slab - s[0].tcp - s[0].slab)} MiB ` +
-        `(${fmtInt((s[2].tcp + s[2].slab - s[0].tcp - s[0].slab) / big.conns)} B per connection)`],
+      ['server VmData per connection', `${fmtInt((b1.data - b0.data) / big.conns)} B`],
+      ['kernel TCP buffers + slab, both ends, whole machine', `${mib(b1.tcp + b1.slab - b0.tcp - b0.slab)} MiB ` +
+        `(${fmtInt((b1.tcp + b1.slab - b0.tcp - b0.slab) / big.conns)} B per connection)`],
       ['generator RSS (all workers)', `${mib(gen)} MiB`],
       ['the server\'s own count (admin `stats`)', `${fmtInt(big.stats.connections)} WebSocket connections, ` +
         `${fmtInt(big.stats.subscriptions)} subscriptions, ${fmtInt(big.stats.queryInstances)} query instance(s)`],
@@ -426,10 +456,17 @@ async function runParent() {
     console.log();
     if (big.conns < big.asked)
       console.log(`Not measured, estimated at the cost per connection above: ${fmtInt(big.asked)} such connections would take ` +
-        `~${mib(s[0].rss + perConn * big.asked)} MiB of server RSS (VmData ~${mib(s[0].data + ((s[2].data - s[0].data) / big.conns) * big.asked)} MiB) ` +
-        `and ~${mib(((s[2].tcp + s[2].slab - s[0].tcp - s[0].slab) / big.conns) * big.asked)} MiB of kernel memory for both ends.\n`);
+        `~${mib(b0.rss + perConn * big.asked)} MiB of server RSS (VmData ~${mib(b0.data + ((b1.data - b0.data) / big.conns) * big.asked)} MiB) ` +
+        `and ~${mib(((b1.tcp + b1.slab - b0.tcp - b0.slab) / big.conns) * big.asked)} MiB of kernel memory for both ends.\n`);
   }
 
+  const held = runs.filter((r) => r.hold);
+  if (held.length) {
+    console.log(table(['held idle', 'for', 'server CPU', 'of a core', 'busiest second', 'connections closed meanwhile'], held.map((r) => [
+      `${fmtInt(r.conns)}, ${KIND_NAME[r.kind]}`, `${r.hold.s.toFixed(0)} s`, `${(r.hold.cpuMs / 1000).toFixed(2)} s`,
+      `${((100 * r.hold.cpuMs) / (r.hold.s * 1000)).toFixed(1)}%`, `${fmtInt(r.hold.busiest)} ms`, fmtInt(r.hold.closed)])));
+    console.log();
+  }
   const withWrites = runs.filter((r) => r.writes && r.writes.length);
   if (withWrites.length) {
     console.log(`One write reaching every connection (${o.writes} patches of the watched video, one at a time; ` +
