@@ -34,7 +34,7 @@ if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" --buildtype=release >"$log" 2>&1 || {
     cat "$log"; echo "bench/live/run.sh: meson setup failed" >&2; exit 1; }
 fi
-ninja -C "$build" herald >"$log" 2>&1 || {
+ninja -C "$build" herald bench/raw_push >"$log" 2>&1 || {
   cat "$log"; echo "bench/live/run.sh: build failed" >&2; exit 1; }
 command -v node >/dev/null || { echo "bench/live/run.sh: node is missing" >&2; exit 1; }
 
@@ -110,7 +110,7 @@ fi
 if want fanout; then
   echo "### 2. Fan-out: one write, 10,000 watchers of the same query"
   echo
-  gen fanout.mjs "${fan_args[@]}"
+  gen fanout.mjs --raw "${fan_args[@]}"
 fi
 if want invalidation; then
   echo "### 3. Invalidation cost: 100,000 subscriptions against 100"
