@@ -217,11 +217,20 @@ async function scaleRun(o, { kind, conns, distinct, runIndex }) {
   const workers = [];
   const res = { kind, asked: conns, steps: [], writes: [], notes: [] };
   try {
-    const writer = await openWriter(srv.url, srv.key);
+    /* A step that does not finish in time fails the run with the server's last words, instead of waiting forever. */
+    const within = (p, what, s = o.timeout * 5) => {
+      let timer;
+      const late = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: not done after ${s} s; server CPU so far ` +
+          `${fmtInt(schedMs(srv.pid))} ms; its stderr: ${srv.stderr().slice(-500)}`)), s * 1000);
+      });
+      return Promise.race([p, late]).finally(() => clearTimeout(timer));
+    };
+    const writer = await within(openWriter(srv.url, srv.key), 'opening the writer', 30);
     const vids = await insertVideos(writer, distinct ? conns : 1, `scale-${kind}`);
     const jobs = vids.map((_, j) => j);
     /* One warm-up connection with a subscription of the same kind, so that one-time allocations are in the baseline. */
-    const warm = await openClient(srv.url, srv.key, () => {});
+    const warm = await within(openClient(srv.url, srv.key, () => {}), 'opening the warm-up connection', 30);
     warm.send(subMessage(kind, 'w', vids[0], 0));
     await sleep(500);
 
@@ -258,7 +267,7 @@ async function scaleRun(o, { kind, conns, distinct, runIndex }) {
     }
     const t0 = now();
     const cpu0 = schedMs(srv.pid);
-    const opened = await Promise.all(workers.map((w, i) => w.ask({ op: 'open', url: srv.url, key: srv.key, n: shares[i].n, wave: o.wave, localAddress: shares[i].localAddress }, 'opened')));
+    const opened = await within(Promise.all(workers.map((w, i) => w.ask({ op: 'open', url: srv.url, key: srv.key, n: shares[i].n, wave: o.wave, localAddress: shares[i].localAddress }, 'opened'))), 'opening the connections');
     res.openS = (now() - t0) / 1000;
     res.openCpuS = (schedMs(srv.pid) - cpu0) / 1000;
     res.workers = shares.map((s, i) => ({ ...s, openS: opened[i].ms / 1000 }));
@@ -267,7 +276,7 @@ async function scaleRun(o, { kind, conns, distinct, runIndex }) {
 
     const subscribeAll = async (id, list, listJobs) => {
       const t = now();
-      await Promise.all(workers.map((w, i) => w.ask({ op: 'sub', id, kind, vids: list, jobs: listJobs, first: shares[i].first }, 'subbed')));
+      await within(Promise.all(workers.map((w, i) => w.ask({ op: 'sub', id, kind, vids: list, jobs: listJobs, first: shares[i].first }, 'subbed'))), 'subscribing');
       return (now() - t) / 1000;
     };
     res.subS = await subscribeAll('s1', [vids[0]], [0]);
@@ -333,7 +342,7 @@ async function scaleRun(o, { kind, conns, distinct, runIndex }) {
       res.stats2 = await stats();
     }
     const tc = now();
-    await Promise.all(workers.map((w) => w.ask({ op: 'close' }, 'closed')));
+    await within(Promise.all(workers.map((w) => w.ask({ op: 'close' }, 'closed'))), 'closing the connections');
     res.closeS = (now() - tc) / 1000;
     await closeAll([warm, writer.ws]);
   } finally {
@@ -476,7 +485,7 @@ async function runParent() {
     const wrong = withWrites.reduce((a, r) => a + r.writes.reduce((b, x) => b + x.wrong, 0), 0);
     console.log(`\n${wrong} unexpected update frames. The generator's core receives every frame too: ` +
       `"last" includes its time to read them all (its CPU per write above). ` +
-      `No raw libwebsockets pusher runs in the same run to compare with (LIMITS.md measured ~115,000 frames/s on one core).`);
+      `This script runs no raw libwebsockets pusher to compare with (LIMITS.md: ~115,000 100-byte frames/s on one core).`);
     if (wrong) console.log('**CHECK FAILED: unexpected messages**');
   }
   process.exit(failed ? 1 : 0);
