@@ -7,7 +7,7 @@
 #
 #   bench/live/run.sh            quick: a few minutes
 #   bench/live/run.sh --full     longer windows, more rates and repetitions
-#   bench/live/run.sh --only latency,fanout,invalidation,memory,http,consistency,scale,stall,scale
+#   bench/live/run.sh --only latency,fanout,invalidation,memory,http,consistency,stall,scale
 #
 # Needs Node 20 and the `ws` package (`npm ci` in tests/js, or `npm install`
 # in bench/live). HERALD_BENCH_BUILD picks another build folder;

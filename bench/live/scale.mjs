@@ -485,7 +485,7 @@ async function runParent() {
     const wrong = withWrites.reduce((a, r) => a + r.writes.reduce((b, x) => b + x.wrong, 0), 0);
     console.log(`\n${wrong} unexpected update frames. The generator's core receives every frame too: ` +
       `"last" includes its time to read them all (its CPU per write above). ` +
-      `This script runs no raw libwebsockets pusher to compare with (LIMITS.md: ~115,000 100-byte frames/s on one core).`);
+      `For the raw libwebsockets floor of the same push see fanout.mjs --raw (LIMITS.md: ~115,000 100-byte frames/s on one core).`);
     if (wrong) console.log('**CHECK FAILED: unexpected messages**');
   }
   process.exit(failed ? 1 : 0);
