@@ -1204,8 +1204,13 @@ int hd__server_run(const hd_server_config *cfg)
     struct lws_context_creation_info info = {0};
     info.port = cfg->port;
     info.iface = cfg->host;
-    /* No lws idle policy: its timers are kept in one sorted list, costing a walk over every
-     * connection per ping; Herald's list of silent WebSockets does it (check_idle). */
+    /* No lws validity timers at all: lws 4.1 keeps them in one sorted list and inserts by
+     * walking it from the front, so each new connection and each pong walked every
+     * connection's timer (without a policy of its own a context still gets one, ping at
+     * 300 s); with every field 0 lws sets none. Herald's list of silent WebSockets does
+     * the pinging (check_idle). */
+    static const lws_retry_bo_t no_validity_timers;
+    info.retry_and_idle_policy = &no_validity_timers;
     /* lws's own waits (headers, a body that stops arriving) end a little after the request
      * timeout, so that Herald's own check answers 408 first. */
     info.timeout_secs = (unsigned)s->cfg.request_seconds + 5;
