@@ -47,6 +47,8 @@
 /* A frame goes out in fragments of at most this size, one per writable callback,
  * so that progress is seen while a large result drains and lws buffers little. */
 #define FRAGMENT ((size_t)64 * 1024)
+/* Silent WebSockets pinged per 250 ms tick at most (1,024 a second). */
+#define PINGS_PER_TICK 256
 /* A reassembly buffer larger than this is given back once its message is handled. */
 #define KEEP_INPUT ((size_t)64 * 1024)
 
@@ -527,7 +529,10 @@ static void check_idle(hd_server *s, double now)
 {
     double half = s->cfg.idle_seconds / 2;
     hd_conn *c;
-    while ((c = s->idle_head) && now - c->silent_since >= half) {
+    /* At most PINGS_PER_TICK a tick: clients that connected together fall silent
+     * together, and 5,000 pings and pongs at once held the loop for tens of ms. */
+    int pings = 0;
+    while ((c = s->idle_head) && now - c->silent_since >= half && pings < PINGS_PER_TICK) {
         if (c->pinged || c->closing || !c->wsi) {
             idle_unlink(c);
             if (c->wsi) lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -536,6 +541,7 @@ static void check_idle(hd_server *s, double now)
         c->ping_due = true;
         lws_callback_on_writable(c->wsi);
         idle_touch(c, now, true);
+        pings++;
     }
 }
 
