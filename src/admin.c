@@ -162,6 +162,19 @@ static int cmp_float(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* {"samples", "p50Ms", "p99Ms"} of a ring of 1,000 latencies in milliseconds. */
+static void ring_stats(vb *b, const float *ring, size_t n, herald_value *out)
+{
+    float sorted[1000];
+    if (n > sizeof sorted / sizeof sorted[0]) n = sizeof sorted / sizeof sorted[0];
+    memcpy(sorted, ring, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_float);
+    herald_object_init(out);
+    set_num(b, out, "samples", (double)n);
+    set(b, out, "p50Ms", n ? herald_float64(sorted[n / 2]) : herald_null());
+    set(b, out, "p99Ms", n ? herald_float64(sorted[(n * 99) / 100]) : herald_null());
+}
+
 static int op_stats(hd_server *s, herald_value *out, herald_error *err)
 {
     vb b = {false};
@@ -177,16 +190,10 @@ static int op_stats(hd_server *s, herald_value *out, herald_error *err)
     for (size_t i = 0; i < sizeof s->per_second / sizeof s->per_second[0]; i++)
         if (s->per_second[i].second < sec && s->per_second[i].second + 10 >= sec)
             recent += s->per_second[i].commits;
-    herald_value latency, map;
-    herald_object_init(&latency);
+    herald_value latency, durable, map;
+    ring_stats(&b, s->latency_ms, s->nlatency, &latency);
+    ring_stats(&b, s->durable_ms, s->ndurable, &durable);
     herald_object_init(&map);
-    float sorted[sizeof s->latency_ms / sizeof s->latency_ms[0]];
-    size_t n = s->nlatency;
-    memcpy(sorted, s->latency_ms, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, cmp_float);
-    set_num(&b, &latency, "samples", (double)n);
-    set(&b, &latency, "p50Ms", n ? herald_float64(sorted[n / 2]) : herald_null());
-    set(&b, &latency, "p99Ms", n ? herald_float64(sorted[(n * 99) / 100]) : herald_null());
     size_t size = 0, used = 0, max = 0;
     herald_store_map_info(s->store, &size, &used, &max);
     set_num(&b, &map, "sizeBytes", (double)size);
@@ -201,6 +208,7 @@ static int op_stats(hd_server *s, herald_value *out, herald_error *err)
     set_num(&b, out, "commits", (double)s->commits);
     set_num(&b, out, "commitsPerSecond", (double)recent / 10.0);
     set(&b, out, "commitToPush", latency);
+    set(&b, out, "submitToDurable", durable);
     set(&b, out, "map", map);
     /* What clients hold of the server's memory, against --max-memory. */
     herald_value mem;
@@ -324,6 +332,12 @@ void hd__admin_commit(hd_server *s, hd_wbatch *batches)
             s->per_second[slot].commits = 0;
         }
         s->per_second[slot].commits += n;
+        /* A mutation's time at the writer, from its queue to a durable commit. */
+        for (hd_wreq *r = b->reqs; r && b->committed_at > 0; r = r->next) {
+            s->durable_ms[s->durable_next] = (float)((b->committed_at - r->submitted_at) * 1000.0);
+            s->durable_next = (s->durable_next + 1) % (sizeof s->durable_ms / sizeof s->durable_ms[0]);
+            if (s->ndurable < sizeof s->durable_ms / sizeof s->durable_ms[0]) s->ndurable++;
+        }
         /* One latency sample per commit of the group: they were pushed together. */
         float ms = b->committed_at > 0 ? (float)((now - b->committed_at) * 1000.0) : 0;
         for (size_t i = 0; i < n; i++) {

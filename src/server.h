@@ -210,6 +210,8 @@ struct hd_server {
     } per_second[16];
     float latency_ms[1000]; /* commit-to-push latencies, a ring */
     size_t nlatency, latency_next;
+    float durable_ms[1000]; /* submit-to-durable: a mutation queued, run, committed and synced */
+    size_t ndurable, durable_next;
 };
 
 /* ---- server.c ---- */

@@ -414,6 +414,9 @@ int hd__writer_start(herald_store *s, size_t max_group, void (*wake)(void *), vo
 
 void hd__writer_submit(hd_writer *w, hd_wreq *r)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    r->submitted_at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
     r->next = NULL;
     pthread_mutex_lock(&w->lock);
     if (w->queue_tail)

@@ -38,6 +38,7 @@ struct hd_wreq {
     size_t set_index;        /* index of its write set in the group, when rc == 0 */
     int attempts;            /* runs so far (a request short of map room gets two) */
     bool replayed;           /* answered from an idempotency record; nothing written */
+    double submitted_at;     /* CLOCK_MONOTONIC seconds when it reached the writer's queue */
     /* Who asked; opaque to the writer. */
     void *origin;
     uint64_t origin_serial;

@@ -272,6 +272,8 @@ async def scenario_admin(server):
         v = r.get("value", {})
         check(r["type"] == "result" and v["connections"] >= 2 and v["commits"] >= 3 and
               v["commitToPush"]["samples"] >= 3 and v["commitToPush"]["p99Ms"] >= 0 and
+              v["submitToDurable"]["samples"] >= 3 and
+              v["submitToDurable"]["p99Ms"] >= v["submitToDurable"]["p50Ms"] > 0 and
               v["map"]["usedBytes"] > 0 and v["map"]["sizeBytes"] >= v["map"]["usedBytes"] and
               v["version"] >= commit3["version"], f"stats: {r}")
         check(m.get("version", 0) > 0, f"HTTP mutation replies carry the commit version: {m}")
