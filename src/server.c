@@ -385,16 +385,33 @@ static void drain_evaluations(hd_server *s)
     }
 }
 
+static lws_sorted_usec_list_t drain_retry_sul;
+static void drain_retry(lws_sorted_usec_list_t *sul);
+
 static void drain_batches(hd_server *s)
 {
     hd_wbatch *b;
     herald_txn *snapshot;
     herald_error err;
-    if (hd__writer_take_consistent(s->writer, &b, &snapshot, &err) != 0) return;
+    int rc = hd__writer_take_consistent(s->writer, &b, &snapshot, &err);
+    if (rc == HERALD_EBUSY && s->lws) {
+        /* The writer is committing its next group: try again in 200 µs rather than at its
+         * next wake-up, which a busy loop may again handle mid-commit (a writer that
+         * never pauses kept the loop from its batches for up to 30 ms). */
+        lws_sul_schedule(s->lws, 0, &drain_retry_sul, drain_retry, 200);
+        return;
+    }
+    if (rc) return;
     if (b || s->rerun_functions) hd__sub_commit(s, b, snapshot);
     uint64_t version = herald_txn_version(snapshot);
     herald_txn_end(snapshot);
     hd__sub_keep_batches(s, b, version);
+}
+
+static void drain_retry(lws_sorted_usec_list_t *sul)
+{
+    (void)sul;
+    if (the_server && the_server->writer) drain_batches(the_server);
 }
 
 /*
@@ -1261,6 +1278,7 @@ int hd__server_run(const hd_server_config *cfg)
     fflush(stdout);
     memset(&tick_sul, 0, sizeof tick_sul);
     memset(&listen_sul, 0, sizeof listen_sul);
+    memset(&drain_retry_sul, 0, sizeof drain_retry_sul);
     listen_logged_pause = false;
     lws_sul_schedule(s->lws, 0, &tick_sul, tick, 250 * LWS_US_PER_MS);
     loop_run(s);
