@@ -388,16 +388,17 @@ static void drain_evaluations(hd_server *s)
 static lws_sorted_usec_list_t drain_retry_sul;
 static void drain_retry(lws_sorted_usec_list_t *sul);
 
-static void drain_batches(hd_server *s)
+static void take_batches(hd_server *s, bool wait)
 {
     hd_wbatch *b;
     herald_txn *snapshot;
     herald_error err;
-    int rc = hd__writer_take_consistent(s->writer, &b, &snapshot, &err);
+    int rc = wait ? hd__writer_take_consistent_wait(s->writer, &b, &snapshot, &err)
+                  : hd__writer_take_consistent(s->writer, &b, &snapshot, &err);
     if (rc == HERALD_EBUSY && s->lws) {
-        /* The writer is committing its next group: try again in 200 µs rather than at its
-         * next wake-up, which a busy loop may again handle mid-commit (a writer that
-         * never pauses kept the loop from its batches for up to 30 ms). */
+        /* The writer is committing its next group. Its next wake-up may again find it
+         * mid-commit (a writer that never pauses kept the loop from its batches for up
+         * to 30 ms): in 200 µs the loop takes them, waiting for that one commit if need be. */
         lws_sul_schedule(s->lws, 0, &drain_retry_sul, drain_retry, 200);
         return;
     }
@@ -408,10 +409,15 @@ static void drain_batches(hd_server *s)
     hd__sub_keep_batches(s, b, version);
 }
 
+static void drain_batches(hd_server *s)
+{
+    take_batches(s, false);
+}
+
 static void drain_retry(lws_sorted_usec_list_t *sul)
 {
     (void)sul;
-    if (the_server && the_server->writer) drain_batches(the_server);
+    if (the_server && the_server->writer) take_batches(the_server, true);
 }
 
 /*

@@ -437,6 +437,16 @@ hd_wbatch *hd__writer_take_done(hd_writer *w)
     return b;
 }
 
+/* The snapshot and the batches, the publish lock held (it is released). */
+static int take_locked(hd_writer *w, hd_wbatch **batches, herald_txn **snapshot,
+                       herald_error *err)
+{
+    int rc = herald_read_begin(w->s, snapshot, err);
+    if (rc == 0) *batches = hd__writer_take_done(w);
+    pthread_mutex_unlock(&w->publish);
+    return rc;
+}
+
 int hd__writer_take_consistent(hd_writer *w, hd_wbatch **batches, herald_txn **snapshot,
                                herald_error *err)
 {
@@ -444,10 +454,16 @@ int hd__writer_take_consistent(hd_writer *w, hd_wbatch **batches, herald_txn **s
     *snapshot = NULL;
     /* Never wait for a commit in progress: the writer wakes the loop after it. */
     if (pthread_mutex_trylock(&w->publish) != 0) return HERALD_EBUSY;
-    int rc = herald_read_begin(w->s, snapshot, err);
-    if (rc == 0) *batches = hd__writer_take_done(w);
-    pthread_mutex_unlock(&w->publish);
-    return rc;
+    return take_locked(w, batches, snapshot, err);
+}
+
+int hd__writer_take_consistent_wait(hd_writer *w, hd_wbatch **batches, herald_txn **snapshot,
+                                    herald_error *err)
+{
+    *batches = NULL;
+    *snapshot = NULL;
+    pthread_mutex_lock(&w->publish);
+    return take_locked(w, batches, snapshot, err);
 }
 
 void hd__writer_stop(hd_writer *w)

@@ -79,6 +79,12 @@ void hd__wreq_free(hd_wreq *r);
  */
 int hd__writer_take_consistent(hd_writer *w, hd_wbatch **batches, herald_txn **snapshot,
                                herald_error *err);
+/*
+ * The same, waiting for a commit in progress (at most one group's commit):
+ * for a loop whose take failed already, against a writer that never pauses.
+ */
+int hd__writer_take_consistent_wait(hd_writer *w, hd_wbatch **batches, herald_txn **snapshot,
+                                    herald_error *err);
 /* Finishes and commits what is queued, stops the thread; done batches stay takeable. */
 void hd__writer_stop(hd_writer *w);
 void hd__writer_free(hd_writer *w);
