@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   WebSocket, benchArgs, closeAll, fmtInt, fmtMs, insertVideos, now, openMany, percentile, rssBytes, runBenchmark,
-  schedMs, sleep, sortedCopy, table,
+  schedMs, sleep, sortedCopy, stopProcess, table,
 } from './lib.mjs';
 
 const o = benchArgs(process.argv.slice(2), {
@@ -188,15 +188,7 @@ async function startRaw() {
     url: `ws://127.0.0.1:${o.rawPort}/ws`,
     loop: /\((\w+)\)/.exec(out)?.[1] ?? '?',
     exited: () => exited,
-    async stop() {
-      if (exited) return exited;
-      const done = new Promise((r) => proc.on('exit', (code, sig) => r({ code, sig })));
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 10000);
-      const r = await done;
-      clearTimeout(t);
-      return r;
-    },
+    stop: () => stopProcess(proc, exited),
   };
 }
 

@@ -47,6 +47,17 @@ export function parseArgs(argv, defaults) {
 
 /* ---- the server ---- */
 
+/* Stops a child with SIGTERM (SIGKILL after 10 s); resolves with how it exited. */
+export async function stopProcess(proc, exited) {
+  if (exited) return exited;
+  const done = new Promise((r) => proc.on('exit', (code, sig) => r({ code, sig })));
+  proc.kill('SIGTERM');
+  const t = setTimeout(() => proc.kill('SIGKILL'), 10000);
+  const r = await done;
+  clearTimeout(t);
+  return r;
+}
+
 export async function startServer({ herald, dataDir, port, core = '0', extra = [], pre = [] }) {
   rmSync(dataDir, { recursive: true, force: true });
   mkdirSync(dataDir, { recursive: true });
@@ -86,15 +97,7 @@ export async function startServer({ herald, dataDir, port, core = '0', extra = [
     port,
     stderr: () => err,
     exited: () => exited,
-    async stop() {
-      if (exited) return exited;
-      const done = new Promise((r) => proc.on('exit', (code, sig) => r({ code, sig })));
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 10000);
-      const r = await done;
-      clearTimeout(t);
-      return r;
-    },
+    stop: () => stopProcess(proc, exited),
   };
 }
 

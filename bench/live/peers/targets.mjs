@@ -25,7 +25,9 @@ import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { insertVideos, now, openMany, openWriter, sleep, startServer, WebSocket } from '../lib.mjs';
+import {
+  insertVideos, now, openMany, openWriter, sleep, startServer, stopProcess, WebSocket,
+} from '../lib.mjs';
 
 export const here = dirname(fileURLToPath(import.meta.url));
 
@@ -169,15 +171,7 @@ async function triplitTarget(o) {
     pid: proc.pid, // taskset execs node: same pid
     exited: () => exited,
     stderr: () => err,
-    async stop() {
-      if (exited) return exited;
-      const done = new Promise((r) => proc.on('exit', (code, sig) => r({ code, sig })));
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 10000);
-      const r = await done;
-      clearTimeout(t);
-      return r;
-    },
+    stop: () => stopProcess(proc, exited),
     async openWatchers(n, onFrame, wave = 200) {
       return openWaves(n, (i) => {
         let answered = false;
