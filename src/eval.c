@@ -100,7 +100,11 @@ static void run_job(hd_eval *e, hd_fnrt *rt, hd_job *j)
                           .admin = j->admin,
                           .kind = HD_FN_QUERY,
                           .txn = t,
-                          .rs = j->want_rs ? &j->rs : NULL};
+                          .rs = j->want_rs ? &j->rs : NULL,
+                          .journal = j->journal,
+                          .journal_out = j->want_rs ? &j->journal_out : NULL};
+        free(j->journal_out);
+        j->journal_out = NULL;
         j->rc = hd__fn_call(rt, &call, &j->result, &j->err_data, &j->err);
         j->version = herald_txn_version(t);
         herald_txn_end(t);
@@ -287,6 +291,8 @@ void hd__eval_job_free(hd_job *j)
     if (!j) return;
     free(j->fn_path);
     free(j->request_id);
+    free(j->journal);
+    free(j->journal_out);
     herald_value_free(&j->args);
     herald_value_free(&j->identity);
     herald_value_free(&j->result);

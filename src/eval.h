@@ -60,12 +60,14 @@ typedef struct hd_job {
     uint64_t origin_serial;
     char *request_id;
     uint64_t qinst_id;
+    char *journal; /* a live page's end cursor (hd_fncall.journal), or NULL */
     /* The outcome. */
     int rc;
     herald_error err;
     herald_value result;
     herald_value err_data;
     herald_read_set rs;
+    char *journal_out; /* hd_fncall.journal_out (with want_rs) */
     uint64_t version; /* of the snapshot it ran on */
     double seconds;   /* the CPU time it took */
 } hd_job;

@@ -98,6 +98,15 @@ typedef struct hd_fncall {
      */
     double yield_after;
     bool *yielded;
+    /*
+     * Pagination's journal (docs/queries.md, "Live pages"): the end cursor
+     * a subscription's page was fixed at by its first run (NULL: none yet).
+     * paginate() without an endCursor of its own stops there. When
+     * journal_out is not NULL it receives (malloc'd) the end cursor of the
+     * run's first paginate() call, fixed or given, or NULL if it made none.
+     */
+    const char *journal;
+    char **journal_out;
 } hd_fncall;
 
 /*
