@@ -2366,3 +2366,21 @@ const char *hd__fnrt_path(const hd_fnrt *rt, size_t i)
 {
     return i < rt->ndefs ? rt->defs[i].path : NULL;
 }
+
+/* ------------------------------------------- definitions, for `herald codegen` */
+
+/*
+ * Read by src/codegen.c, which writes TypeScript types from what each
+ * function accepts and returns; calls never go through here.
+ */
+int hd__fnrt_def(const hd_fnrt *rt, size_t i, hd_fn_kind *kind, bool *internal,
+                 const herald_validator **args, const herald_validator **returns)
+{
+    if (i >= rt->ndefs) return HERALD_ENOTFOUND;
+    const fndef *d = &rt->defs[i];
+    if (kind) *kind = d->kind;
+    if (internal) *internal = d->internal;
+    if (args) *args = d->args;
+    if (returns) *returns = d->returns;
+    return 0;
+}

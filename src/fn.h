@@ -68,6 +68,15 @@ hd_fnbundle *hd__fnrt_bundle(const hd_fnrt *rt);
 /* Number of registered functions; their paths, sorted ("module:name"). */
 size_t hd__fnrt_count(const hd_fnrt *rt);
 const char *hd__fnrt_path(const hd_fnrt *rt, size_t i);
+/*
+ * What function i (in the order of hd__fnrt_path) is: its kind, whether it
+ * is internal, and its `args` and `returns` validators (NULL where the
+ * definition has none: any object, anything). The validators are owned by
+ * the runtime and valid until hd__fnrt_free(). HERALD_ENOTFOUND if i is out
+ * of range.
+ */
+int hd__fnrt_def(const hd_fnrt *rt, size_t i, hd_fn_kind *kind, bool *internal,
+                 const herald_validator **args, const herald_validator **returns);
 
 /*
  * Normalises a client's function path into `out`: "videos:getJobById",

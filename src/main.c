@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "adminkey.h"
+#include "codegen.h"
 #include "console.h"
 #include "dump.h"
 #include "server.h"
@@ -60,6 +61,9 @@ static const char usage[] =
     "                        a query taking over 2 ms goes to one of N evaluator\n"
     "                        threads (default: one per processor)\n"
     "  functions             load the app's functions/*.lua and list them\n"
+    "  codegen --out DIR     write DIR/api.js, api.d.ts and dataModel.d.ts (Convex's\n"
+    "                        convex/_generated) from the app's schema and the validators\n"
+    "                        of its functions, for a TypeScript frontend (docs/codegen.md)\n"
     "  console [URL] [--key KEY | --key-file FILE] [--json]\n"
     "                        the admin console in a terminal, on a running server\n"
     "                        (default ws://localhost:3210; docs/console.md)\n"
@@ -296,6 +300,36 @@ static int cmd_functions(const options *o, herald_error *err)
     return rc ? fail(err, rc) : 0;
 }
 
+/* Loads the app as `functions` does and writes the frontend's types (docs/codegen.md). */
+static int cmd_codegen(const options *o, int argc, char **argv, herald_error *err)
+{
+    const char *app = o->app, *out = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--out") && i + 1 < argc)
+            out = argv[++i];
+        else if (!strcmp(argv[i], "--app") && i + 1 < argc)
+            app = argv[++i];
+        else
+            return usage_error("codegen: expected --out DIR");
+    }
+    if (!app) return usage_error("codegen: needs --app DIR");
+    if (!out) return usage_error("codegen: needs --out DIR (for example convex/_generated)");
+    herald_schema *schema = NULL;
+    hd_fnbundle *b = NULL;
+    hd_fnrt *rt = NULL;
+    int rc = load_app_schema(app, &schema, err);
+    if (!rc) rc = hd__fnbundle_read(app, &b, err);
+    if (!rc) rc = hd__fnrt_new(b, schema, NULL, &rt, err);
+    if (!rc) rc = hd__codegen_write(schema, rt, out, err);
+    if (!rc)
+        printf("wrote %s/api.js, api.d.ts and dataModel.d.ts (%zu tables, %zu functions)\n", out,
+               schema->ntables, hd__fnrt_count(rt));
+    hd__fnrt_free(rt);
+    hd__fnbundle_unref(b);
+    herald_schema_free(schema);
+    return rc ? fail(err, rc) : 0;
+}
+
 /*
  * A new admin key only replaces one file, which a server reads at its start
  * and on SIGHUP, never the database: it may be made while the server runs
@@ -465,6 +499,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "check") && rest == 0) return cmd_check(&o, &err);
     if (!strcmp(cmd, "serve")) return cmd_serve(&o, rest, args, &err);
     if (!strcmp(cmd, "functions")) return cmd_functions(&o, &err);
+    if (!strcmp(cmd, "codegen")) return cmd_codegen(&o, rest, args, &err);
     if (!strcmp(cmd, "admin-key")) return cmd_admin_key(&o, &err);
     if (!strcmp(cmd, "console")) return hd__console_main(rest, args);
     if (!strcmp(cmd, "version")) {
