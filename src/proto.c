@@ -75,6 +75,10 @@ void hd__proto_error(hd_conn *c, const char *id, int code, const char *message)
 void hd__proto_error_data(hd_conn *c, const char *id, int code, const char *message,
                           const herald_value *data)
 {
+    if (c->sync) {
+        hd__sync_error(c, code, message);
+        return;
+    }
     hd_buf b = HD_BUF_INIT;
     hd__buf_str(&b, "{\"type\":\"error\",\"id\":");
     if (id)
@@ -216,10 +220,8 @@ static int check_mutation(hd_server *s, hd_conn *c, const char *path, herald_err
     return 0;
 }
 
-/* Hands a mutation to the writer: raw `ops`, or function `path` with `args`. */
-static int submit(hd_server *s, hd_conn *c, const char *id, const herald_value *ops,
-                  const char *path, const herald_value *args, const herald_value *idem,
-                  herald_error *err)
+int hd__submit(hd_server *s, hd_conn *c, const char *id, const herald_value *ops, const char *path,
+               const herald_value *args, const herald_value *idem, herald_error *err)
 {
     int rc;
     if (path && (rc = check_mutation(s, c, path, err))) return rc;
@@ -260,7 +262,7 @@ static const char *get_str(const herald_value *msg, const char *name)
  * JWT of one of the app's providers, or nothing (signed out). A token that
  * is neither leaves the connection signed out.
  */
-static int authenticate(hd_server *s, hd_conn *c, const char *token, herald_error *err)
+int hd__authenticate(hd_server *s, hd_conn *c, const char *token, herald_error *err)
 {
     herald_value_free(&c->identity);
     c->admin = false;
@@ -308,7 +310,7 @@ void hd__proto_message(hd_server *s, hd_conn *c, const char *text, size_t len)
             hd__proto_error(c, id, HERALD_EINVAL, "`token` must be a string or null");
             goto done;
         }
-        rc = authenticate(s, c, get_str(&msg, "token"), &err);
+        rc = hd__authenticate(s, c, get_str(&msg, "token"), &err);
         if (rc)
             hd__proto_error(c, id, rc, err.message);
         else
@@ -354,7 +356,7 @@ void hd__proto_message(hd_server *s, hd_conn *c, const char *text, size_t len)
             const herald_value *ops = herald_object_get(&msg, "ops");
             if (!path && !ops) {
                 hd__proto_error(c, id, HERALD_EINVAL, "`mutate` needs `path` (or raw `ops`)");
-            } else if ((rc = submit(s, c, id, ops, path, args,
+            } else if ((rc = hd__submit(s, c, id, ops, path, args,
                                     herald_object_get(&msg, "idempotencyKey"), &err))) {
                 hd__proto_error(c, id, rc, err.message);
             }
@@ -366,7 +368,15 @@ void hd__proto_message(hd_server *s, hd_conn *c, const char *text, size_t len)
             goto done;
         }
         if (!strcmp(type, "sub")) {
-            hd_subspec spec = {.query = path ? NULL : query, .fn_path = path, .fn_args = args};
+            const herald_value *jv = herald_object_get(&msg, "journal");
+            if (jv && jv->type != HERALD_STRING && jv->type != HERALD_NULL) {
+                hd__proto_error(c, id, HERALD_EINVAL, "`journal` must be a string or null");
+                goto done;
+            }
+            hd_subspec spec = {.query = path ? NULL : query,
+                               .fn_path = path,
+                               .fn_args = args,
+                               .journal = get_str(&msg, "journal")};
             if ((rc = hd__sub_add(s, c, id, &spec, &err))) hd__proto_error(c, id, rc, err.message);
         } else {
             herald_value result = herald_undefined(), data = herald_undefined();
@@ -496,7 +506,7 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
         http_error(c, HERALD_EACCESS, "the Authorization header must be `Bearer <token>`");
         return;
     }
-    if ((rc = authenticate(s, c, key, &err))) {
+    if ((rc = hd__authenticate(s, c, key, &err))) {
         http_error(c, rc, err.message);
         return;
     }
@@ -524,7 +534,7 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
         herald_value_free(&result);
         herald_value_free(&data);
     } else if (fn) {
-        if ((rc = submit(s, c, NULL, NULL, fn, args, herald_object_get(&msg, "idempotencyKey"),
+        if ((rc = hd__submit(s, c, NULL, NULL, fn, args, herald_object_get(&msg, "idempotencyKey"),
                          &err)))
             http_error(c, rc, err.message);
         else
@@ -550,7 +560,7 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
         const herald_value *ops = herald_object_get(&msg, "ops");
         if (!ops) {
             http_error(c, HERALD_EINVAL, "expected {\"ops\": [...]}");
-        } else if ((rc = submit(s, c, NULL, ops, NULL, NULL,
+        } else if ((rc = hd__submit(s, c, NULL, ops, NULL, NULL,
                                 herald_object_get(&msg, "idempotencyKey"), &err))) {
             http_error(c, rc, err.message);
         } else {
@@ -588,7 +598,10 @@ void hd__proto_answer(hd_server *s, hd_wreq *r)
         if (c) hd__conn_release(c);
         return;
     }
-    if (c->websocket) {
+    if (c->sync) {
+        if (!r->rc && c->behind_since) hd__sub_catch_up_now(s, c);
+        hd__sync_answer(s, c, r);
+    } else if (c->websocket) {
         /* Read your writes also for a client whose updates were merged: the whole
          * results it is behind on go before the ack (they are at least this commit). */
         if (!r->rc && c->behind_since) hd__sub_catch_up_now(s, c);

@@ -215,6 +215,7 @@ void hd__conn_gone(hd_server *s, hd_conn *c)
     if (c->next) c->next->prev = c->prev;
     hd__sub_drop_conn(s, c);
     hd__admin_untail(s, c);
+    hd__sync_detach(c);
     unwatch(c);
     idle_unlink(c);
     c->wsi = NULL;
@@ -252,6 +253,7 @@ int hd__conn_send(hd_conn *c, const char *text, size_t len)
     c->out_tail = f;
     c->out_bytes += len;
     s->mem_out += len;
+    if (c->sync) hd__sync_sent(c, hd__now());
     if (c->wsi) lws_callback_on_writable(c->wsi);
     return 0;
 }
@@ -434,7 +436,11 @@ static void admin_key_changed(hd_server *s)
         if (!c->admin || c->closing) continue;
         c->admin = false;
         hd__admin_untail(s, c);
-        hd__proto_error(c, NULL, HERALD_EACCESS, "the admin key was changed: authenticate again");
+        if (c->sync)
+            hd__sync_auth_lost(c, "the admin key was changed: authenticate again");
+        else
+            hd__proto_error(c, NULL, HERALD_EACCESS,
+                            "the admin key was changed: authenticate again");
         hd__sub_reauth(s, c);
     }
 }
@@ -538,7 +544,10 @@ static void check_expiries(hd_server *s)
         if (c->closing) continue;
         /* The token ran out: the connection goes on signed out until it sends a new one. */
         herald_value_free(&c->identity);
-        hd__proto_error(c, NULL, HERALD_EACCESS, "the token expired: authenticate again");
+        if (c->sync)
+            hd__sync_auth_lost(c, "the token expired: authenticate again");
+        else
+            hd__proto_error(c, NULL, HERALD_EACCESS, "the token expired: authenticate again");
         hd__sub_reauth(s, c);
     }
 }
@@ -885,6 +894,7 @@ static void tick(lws_sorted_usec_list_t *sul)
     check_laggards(s, now);
     check_expiries(s);
     check_idle(s, now);
+    hd__sync_pings(s, now);
     lws_sul_schedule(s->lws, 0, sul, tick, 250 * LWS_US_PER_MS);
 }
 
@@ -929,9 +939,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (s && s->eval) drain_evaluations(s);
         return 0;
 
-    case LWS_CALLBACK_ESTABLISHED:
+    case LWS_CALLBACK_ESTABLISHED: {
+        char uri[64];
+        request_uri(wsi, uri, sizeof uri);
         p->conn = hd__conn_new(s, wsi, true);
+        if (p->conn && hd__sync_path(uri) && hd__sync_attach(p->conn)) return -1;
         return p->conn ? 0 : -1;
+    }
 
     case LWS_CALLBACK_RECEIVE: {
         if (!c || c->closing) return 0;
@@ -965,7 +979,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         } else if (c->in.failed) {
             hd__proto_error(c, NULL, HERALD_ENOMEM, "out of memory");
         } else {
-            hd__proto_message(s, c, (char *)c->in.p, c->in.len);
+            (c->sync ? hd__sync_message : hd__proto_message)(s, c, (char *)c->in.p, c->in.len);
         }
         c->in_refused = 0;
         c->in_started = 0;
@@ -1108,13 +1122,23 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (!c->http_reply) return 0;
         return http_write(wsi, p, c);
 
-    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
+        /* Two WebSocket endpoints: the native protocol at /ws, Convex's at /api/<v>/sync. */
+        char uri[64];
+        request_uri(wsi, uri, sizeof uri);
+        if (strcmp(uri, "/ws") && !hd__sync_path(uri)) {
+            answer_now(wsi, 404, HERALD_ENOTFOUND,
+                       "no WebSocket endpoint here: the native protocol is at /ws, Convex's "
+                       "sync protocol at /api/<version>/sync");
+            return -1;
+        }
         /* A WebSocket from a browser page is the server's own, or allowed. */
         if (hd__origin_allowed(s, wsi)) return 0;
         answer_now(wsi, 403, HERALD_EACCESS,
                    "WebSocket connections from this page's origin are not allowed (see "
                    "--allow-origin)");
         return -1;
+    }
 
     case LWS_CALLBACK_CLOSED_HTTP:
         /* lws may close a request it could not parse before any session data exists

@@ -72,6 +72,7 @@ struct hd_conn {
     struct lws *wsi;
     uint64_t serial;
     bool websocket;
+    struct hd_sync *sync; /* speaks Convex's sync protocol (sync.c), or NULL: the native one */
     bool admin;
     herald_value identity;   /* verified JWT identity (an object), or undefined */
     double identity_expires; /* Unix time the identity's token stops being valid; 0: none */
@@ -131,6 +132,7 @@ typedef struct hd_subspec {
     const herald_value *query; /* raw query, or NULL */
     const char *fn_path;       /* function path, or NULL */
     const herald_value *fn_args;
+    const char *journal; /* a live page's end cursor from an earlier result, or NULL */
 } hd_subspec;
 
 /* A query evaluated once for every identical subscription. */
@@ -140,6 +142,7 @@ struct hd_qinst {
     herald_query *query;   /* a raw query, or */
     char *fn_path;         /* a query function (normalised path) */
     herald_value fn_args;  /* its arguments */
+    char *journal;         /* its page's end cursor, fixed by its first run (or NULL) */
     herald_value identity; /* run as (undefined: anonymous) */
     bool admin;            /* run with the admin key's rights */
     herald_value spec;     /* the raw query as the client sent it (for re-authentication) */
@@ -161,6 +164,9 @@ struct hd_qinst {
     unsigned pending_generation; /* the functions it runs with (reloads count up) */
     hd_qinst *pending_prev, *pending_next;
 };
+
+/* Convex's sync protocol on a connection (sync.c). */
+typedef struct hd_sync hd_sync;
 
 struct hd_server {
     hd_server_config cfg;
@@ -204,6 +210,8 @@ struct hd_server {
     uint64_t commits, updates_sent;
     double started_at;
     size_t ntails; /* connections following the tail of commits */
+    hd_sync *sync_dirty;              /* sync connections with a Transition to send */
+    hd_sync *sync_quiet, *sync_loud;  /* sync connections, the longest unsent-to first */
     struct {
         uint64_t second; /* monotonic second of the bucket */
         uint64_t commits;
@@ -281,6 +289,38 @@ void hd__sub_catch_up(hd_server *s, hd_conn *c);
 void hd__sub_catch_up_now(hd_server *s, hd_conn *c);
 void hd__sub_free_all(hd_server *s);
 
+/* ---- sync.c: Convex's sync protocol, a second codec over the same subscriptions ---- */
+/* Whether a WebSocket path is Convex's sync endpoint (/api/<version>/sync). */
+bool hd__sync_path(const char *uri);
+/* The connection speaks the sync protocol from now on. */
+int hd__sync_attach(hd_conn *c);
+void hd__sync_detach(hd_conn *c);
+/* Handles one complete text message from a sync client. */
+void hd__sync_message(hd_server *s, hd_conn *c, const char *text, size_t len);
+/*
+ * The JSON of a value a Convex client can read (field names of printable
+ * ASCII, at most 1,024 bytes), or NULL with the reason in *err.
+ */
+char *hd__sync_value_json(const herald_value *v, herald_error *err);
+/*
+ * Subscription `sub_id` has a new result (or qi->rc, an error): a
+ * QueryUpdated (or QueryFailed) in the connection's next Transition.
+ * `json` is the result's hd__sync_value_json() when the caller has it.
+ */
+void hd__sync_query(hd_conn *c, const char *sub_id, const hd_qinst *qi, const char *json);
+/* A failure outside any query: the connection closes with the reason (the client reconnects). */
+void hd__sync_error(hd_conn *c, int code, const char *message);
+/* The token ran out, or the admin key changed: AuthError, the client fetches a new one. */
+void hd__sync_auth_lost(hd_conn *c, const char *message);
+/* A mutation's answer: MutationResponse, and a Transition to its commit follows. */
+void hd__sync_answer(hd_server *s, hd_conn *c, hd_wreq *r);
+/* Sends the Transition of every connection with something to send (and no result pending). */
+void hd__sync_flush_all(hd_server *s);
+/* Something was queued to the connection (resets its Ping clock). */
+void hd__sync_sent(hd_conn *c, double now);
+/* Pings sync connections nothing was sent to for a while (the client's inactivity timer). */
+void hd__sync_pings(hd_server *s, double now);
+
 /* ---- admin.c ---- */
 /* Answers {"type":"admin","op":...} for an admin connection (docs/protocol.md). */
 void hd__admin_message(hd_server *s, hd_conn *c, const char *id, const char *op);
@@ -311,6 +351,14 @@ void hd__proto_error_data(hd_conn *c, const char *id, int code, const char *mess
  * previous ones stay and the error is returned (naming file and line).
  */
 int hd__server_reload(hd_server *s, herald_error *err);
+/* Sets the connection's rights from a token: the admin key, a JWT, or none (NULL, ""). */
+int hd__authenticate(hd_server *s, hd_conn *c, const char *token, herald_error *err);
+/*
+ * Hands a mutation to the writer: raw `ops`, or function `path` with `args`;
+ * answered later through hd__proto_answer() with request id `id`.
+ */
+int hd__submit(hd_server *s, hd_conn *c, const char *id, const herald_value *ops, const char *path,
+               const herald_value *args, const herald_value *idem, herald_error *err);
 /* A one-shot query came back from an evaluator thread: answer its origin. */
 void hd__proto_query_done(hd_server *s, hd_job *j);
 /* A finished request came back from the writer: answer its origin. */

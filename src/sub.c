@@ -67,6 +67,7 @@ static void free_qinst(hd_qinst *qi)
     free(qi->key);
     herald_query_free(qi->query);
     free(qi->fn_path);
+    free(qi->journal);
     herald_value_free(&qi->fn_args);
     herald_value_free(&qi->identity);
     herald_value_free(&qi->spec);
@@ -182,6 +183,10 @@ static int hand_over(hd_server *s, hd_qinst *qi)
     if (!j) return HERALD_ENOMEM;
     j->want_rs = true;
     j->qinst_id = qi->id;
+    if (qi->journal && !(j->journal = strdup(qi->journal))) {
+        hd__eval_job_free(j);
+        return HERALD_ENOMEM;
+    }
     if (!qi->pending) {
         qi->pending = true;
         qi->pending_prev = NULL;
@@ -195,6 +200,35 @@ static int hand_over(hd_server *s, hd_qinst *qi)
     qi->pending_generation = s->fn_generation;
     hd__eval_submit(s->eval, j);
     return 0;
+}
+
+static char *instance_key(const hd_conn *c, const hd_subspec *spec, const char *norm);
+
+/*
+ * The instance's first run fixed its page's end (`journal`, taken): later
+ * runs keep it, and the instance is found under the key with that journal,
+ * so that a new subscription to the same first page gets a page of its own
+ * while a client coming back with the journal shares this one.
+ */
+static void set_journal(hd_server *s, hd_qinst *qi, char *journal)
+{
+    if (qi->journal || !journal) {
+        free(journal);
+        return;
+    }
+    qi->journal = journal;
+    size_t n = strlen(qi->key) + strlen(journal) + 4;
+    char *key = malloc(n);
+    if (!key) return; /* still found by its first key: shared a little longer */
+    snprintf(key, n, "%s|j|%s", qi->key, journal);
+    hd_qinst **p = &s->by_key[hash_text(qi->key) % s->nbuckets];
+    while (*p && *p != qi)
+        p = &(*p)->hash_next;
+    if (*p) *p = qi->hash_next;
+    free(qi->key);
+    qi->key = key;
+    qi->hash_next = s->by_key[hash_text(key) % s->nbuckets];
+    s->by_key[hash_text(key) % s->nbuckets] = qi;
 }
 
 /*
@@ -219,6 +253,7 @@ static int evaluate(hd_server *s, hd_qinst *qi, herald_txn *snapshot, herald_val
     herald_read_set_init(&rs);
     herald_value err_data = herald_undefined();
     bool yielded = false;
+    char *journal = NULL;
     double t0 = may_hand ? hd__eval_cpu_now() : 0;
     int rc = t ? 0 : herald_read_begin(s->store, &t, &err);
     if (rc == 0) {
@@ -233,7 +268,9 @@ static int evaluate(hd_server *s, hd_qinst *qi, herald_txn *snapshot, herald_val
                               .txn = t,
                               .rs = &rs,
                               .yield_after = may_hand ? t0 + HD_EVAL_INLINE_SECONDS : 0,
-                              .yielded = &yielded};
+                              .yielded = &yielded,
+                              .journal = qi->journal,
+                              .journal_out = &journal};
             rc = hd__fn_call(s->fnrt, &call, &result, &err_data, &err);
         } else {
             rc = herald_fail(&err, HERALD_ENOTFOUND, "this app has no functions");
@@ -244,6 +281,10 @@ static int evaluate(hd_server *s, hd_qinst *qi, herald_txn *snapshot, herald_val
     if (may_hand)
         hd__eval_note(s->eval, qi->fn_path,
                       yielded ? HD_EVAL_INLINE_SECONDS : hd__eval_cpu_now() - t0);
+    if (yielded) {
+        free(journal);
+        journal = NULL;
+    }
     if (yielded && hand_over(s, qi) == 0) {
         herald_read_set_free(&rs);
         herald_value_free(&err_data);
@@ -252,6 +293,7 @@ static int evaluate(hd_server *s, hd_qinst *qi, herald_txn *snapshot, herald_val
     }
     herald_value_free(&qi->err_data);
     qi->err_data = err_data;
+    set_journal(s, qi, journal);
     if (old)
         *old = qi->result;
     else
@@ -279,6 +321,10 @@ static int evaluate(hd_server *s, hd_qinst *qi, herald_txn *snapshot, herald_val
 /* {"type":"result","id":...,"version":V,"value":...} or an error frame. */
 static void send_result(hd_conn *c, const char *sub_id, hd_qinst *qi)
 {
+    if (c->sync) {
+        hd__sync_query(c, sub_id, qi, NULL);
+        return;
+    }
     if (qi->rc) {
         hd__proto_error_data(c, sub_id, qi->rc, qi->err.message, &qi->err_data);
         return;
@@ -295,11 +341,32 @@ static void send_result(hd_conn *c, const char *sub_id, hd_qinst *qi)
     if (idj) hd__buf_str(&b, idj);
     hd__buf_str(&b, head);
     if (value) hd__buf_str(&b, value);
+    if (qi->journal) {
+        herald_value j;
+        char *jj = herald_string(&j, qi->journal, strlen(qi->journal)) ? NULL
+                                                                       : herald_value_to_json(&j);
+        herald_value_free(&j);
+        hd__buf_str(&b, ",\"journal\":");
+        if (jj)
+            hd__buf_str(&b, jj);
+        else
+            b.failed = true;
+        free(jj);
+    }
     hd__buf_byte(&b, '}');
     if (!b.failed && value && idj) hd__conn_send(c, (char *)b.p, b.len);
     free(value);
     free(idj);
     hd__buf_free(&b);
+}
+
+/* A subscription's query failed: an error frame, or a QueryFailed. */
+static void send_failure(hd_conn *c, const char *sub_id, const hd_qinst *qi)
+{
+    if (c->sync)
+        hd__sync_query(c, sub_id, qi, NULL);
+    else
+        hd__proto_error_data(c, sub_id, qi->rc, qi->err.message, &qi->err_data);
 }
 
 static hd_csub *find_csub(hd_conn *c, const char *sub_id)
@@ -318,13 +385,15 @@ static char *instance_key(const hd_conn *c, const hd_subspec *spec, const char *
                                   ? herald_object_get(&c->identity, "tokenIdentifier")
                                   : NULL;
     const char *who = tid && tid->type == HERALD_STRING ? tid->u.s.ptr : "";
-    size_t klen = strlen(json) + strlen(who) + (norm ? strlen(norm) : 0) + 32;
+    size_t klen = strlen(json) + strlen(who) + (norm ? strlen(norm) : 0) +
+                  (spec->journal ? strlen(spec->journal) : 0) + 32;
     char *key = malloc(klen);
     if (key) {
         if (spec->query)
             snprintf(key, klen, "q|%s|%s", c->admin ? "admin" : "dev", json);
         else
-            snprintf(key, klen, "f|%s|%s|%s|%s", c->admin ? "admin" : "", who, norm, json);
+            snprintf(key, klen, "f|%s|%s|%s|%s%s%s", c->admin ? "admin" : "", who, norm, json,
+                     spec->journal ? "|j|" : "", spec->journal ? spec->journal : "");
     }
     free(json);
     return key;
@@ -389,7 +458,8 @@ static int instance_for(hd_server *s, hd_conn *c, const hd_subspec *spec, herald
         failed = herald_value_copy(&qi->spec, sp.query) != 0;
     } else {
         failed = !(qi->fn_path = strdup(norm)) || herald_value_copy(&qi->fn_args, sp.fn_args) ||
-                 herald_value_copy(&qi->identity, &c->identity);
+                 herald_value_copy(&qi->identity, &c->identity) ||
+                 (sp.journal && !(qi->journal = strdup(sp.journal)));
     }
     if (failed) {
         free_qinst(qi);
@@ -662,13 +732,16 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
             }
             herald_value_free(&old);
             if (!text && !qi->rc) continue; /* same result: nothing to send */
+            char *whole = NULL; /* the whole result for sync clients, made once */
+            herald_error werr = {0};
+            bool whole_made = false;
             /* The same encoded change for every subscriber of this instance. */
             for (size_t k = 0; k < qi->nsubscribers; k++) {
                 hd_conn *c = qi->subscribers[k];
                 hd_csub *cs = find_csub(c, qi->sub_ids[k]);
                 if (!cs) continue;
                 if (qi->rc) {
-                    hd__proto_error_data(c, cs->id, qi->rc, qi->err.message, &qi->err_data);
+                    send_failure(c, cs->id, qi);
                     continue;
                 }
                 if (cs->stale || c->npending || c->out_bytes > s->cfg.max_outbound) {
@@ -678,11 +751,29 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
                     if (c->behind_since == 0 && !c->npending) c->behind_since = hd__now();
                     continue;
                 }
+                cs->sent_version = qi->version;
+                if (c->sync) {
+                    /* Convex's clients take whole values: one per instance, for all of them. */
+                    if (!whole_made) {
+                        whole_made = true;
+                        whole = hd__sync_value_json(&qi->result, &werr);
+                    }
+                    if (whole) {
+                        hd__sync_query(c, cs->id, qi, whole);
+                    } else {
+                        hd_qinst failed = *qi;
+                        failed.rc = werr.code ? werr.code : HERALD_ENOMEM;
+                        failed.err = werr;
+                        failed.err_data = herald_undefined();
+                        hd__sync_query(c, cs->id, &failed, NULL);
+                    }
+                    continue;
+                }
                 char *change = change_text(cs->id, kind, text);
                 if (change) add_change(c, &pending, change, strlen(change));
                 free(change);
-                cs->sent_version = qi->version;
             }
+            free(whole);
             free(text);
         }
     }
@@ -717,6 +808,8 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
         j->next = NULL;
         if (!hd__sub_evaluated(s, j)) hd__eval_job_free(j);
     }
+    /* Sync clients: their Transitions after the MutationResponses, which must come first. */
+    hd__sync_flush_all(s);
 }
 
 void hd__sub_catch_up(hd_server *s, hd_conn *c)
@@ -741,8 +834,8 @@ void hd__sub_catch_up_now(hd_server *s, hd_conn *c)
         cs->stale = false;
         cs->sent_version = qi->version;
         if (qi->version > version) version = qi->version;
-        if (qi->rc) {
-            hd__proto_error_data(c, cs->id, qi->rc, qi->err.message, &qi->err_data);
+        if (qi->rc || c->sync) {
+            send_result(c, cs->id, qi);
             continue;
         }
         if (!add_value_change(&f, &n, cs->id, qi)) f.failed = true;
@@ -750,6 +843,7 @@ void hd__sub_catch_up_now(hd_server *s, hd_conn *c)
     if (n) send_update(c, version, &f);
     hd__buf_free(&f);
     c->behind_since = 0;
+    if (c->sync) hd__sync_flush_all(c->srv);
 }
 
 void hd__sub_reauth(hd_server *s, hd_conn *c)
@@ -760,7 +854,8 @@ void hd__sub_reauth(hd_server *s, hd_conn *c)
     if (herald_read_begin(s->store, &snapshot, &err)) {
         /* Without a snapshot nothing can be re-run: end them rather than keep old rights. */
         while (c->nsubs) {
-            hd__proto_error(c, c->subs[c->nsubs - 1].id, err.code, err.message);
+            hd_qinst failed = {.rc = err.code, .err = err};
+            send_failure(c, c->subs[c->nsubs - 1].id, &failed);
             detach(s, c, c->nsubs - 1);
         }
         return;
@@ -780,7 +875,8 @@ void hd__sub_reauth(hd_server *s, hd_conn *c)
         }
         if (rc) {
             /* Not allowed (or not possible) any more: the subscription ends here. */
-            hd__proto_error(c, cs->id, rc, err.message);
+            hd_qinst failed = {.rc = rc, .err = err};
+            send_failure(c, cs->id, &failed);
             detach(s, c, i);
             continue;
         }
@@ -797,8 +893,8 @@ void hd__sub_reauth(hd_server *s, hd_conn *c)
         }
         cs->stale = false;
         cs->sent_version = qi->version;
-        if (qi->rc)
-            hd__proto_error_data(c, cs->id, qi->rc, qi->err.message, &qi->err_data);
+        if (qi->rc || c->sync)
+            send_result(c, cs->id, qi);
         else if (!add_value_change(&f, &n, cs->id, qi))
             f.failed = true;
         i++;
@@ -806,6 +902,7 @@ void hd__sub_reauth(hd_server *s, hd_conn *c)
     if (n) send_update(c, herald_txn_version(snapshot), &f);
     hd__buf_free(&f);
     herald_txn_end(snapshot);
+    if (c->sync) hd__sync_flush_all(s);
 }
 
 int hd__sub_send_ack(hd_conn *c, const char *text, size_t len)
@@ -885,6 +982,8 @@ bool hd__sub_evaluated(hd_server *s, hd_job *j)
     qi->rs = j->rs;
     herald_read_set_init(&j->rs);
     qi->version = s->seen_version;
+    set_journal(s, qi, j->journal_out);
+    j->journal_out = NULL;
     if (hd__rsindex_add(s->rsindex, qi->id, &qi->rs)) {
         herald_value_free(&qi->result);
         qi->result = herald_undefined();
@@ -912,5 +1011,6 @@ bool hd__sub_evaluated(hd_server *s, hd_job *j)
         hd_conn *c = qi->subscribers[k];
         if (!c->npending) flush_pending(s, c);
     }
+    hd__sync_flush_all(s);
     return false;
 }
