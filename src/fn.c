@@ -260,6 +260,10 @@ typedef struct call_state {
     bool writable; /* the top-level function is a mutation */
     double now_ms;
     int depth;
+    const char *journal; /* hd_fncall.journal: the first page's fixed end, or NULL */
+    bool paginated;      /* the run's first paginate() has run */
+    char *journal_out;   /* its end cursor (malloc'd), kept when want_journal */
+    bool want_journal;
 } call_state;
 
 struct hd_fnrt {
@@ -834,10 +838,31 @@ static int p_run(lua_State *L)
     int rc = herald_query_from_value(qv, rt->schema, &q, &e);
     scratch_drop(L, qv);
     if (rc) return raise_err(L, &e);
+    /*
+     * The run's first paginate() is the subscription's live page: its end
+     * is the journal when the page gives none, and its end is what the
+     * caller keeps as the journal for the next run (docs/queries.md).
+     */
+    bool first_page = herald_query_paginates(q) && !cs->paginated;
+    if (first_page) {
+        cs->paginated = true;
+        if (herald_query_set_journal(q, cs->journal)) {
+            herald_query_free(q);
+            return raise_code(L, HERALD_ENOMEM, "out of memory");
+        }
+    }
     herald_value result;
     rc = herald_query_run(q, cs->txn, NULL, &result, cs->rs, &e);
     herald_query_free(q);
     if (rc) return raise_err(L, &e);
+    if (first_page && cs->want_journal) {
+        const herald_value *end = herald_object_get(&result, "continueCursor");
+        if (end && end->type == HERALD_STRING && end->u.s.len &&
+            !(cs->journal_out = strdup(end->u.s.ptr))) {
+            herald_value_free(&result);
+            return raise_code(L, HERALD_ENOMEM, "out of memory");
+        }
+    }
     push_owned(L, &result);
     return 1;
 }
@@ -1682,6 +1707,7 @@ int hd__fn_call(hd_fnrt *rt, const hd_fncall *call, herald_value *result, herald
 {
     *result = herald_undefined();
     *error_data = herald_undefined();
+    if (call->journal_out) *call->journal_out = NULL;
     char norm[MAX_PATH_CHARS];
     int rc = hd__fn_path_normalize(call->path, norm, sizeof norm, err);
     if (rc) return rc;
@@ -1709,6 +1735,8 @@ int hd__fn_call(hd_fnrt *rt, const hd_fncall *call, herald_value *result, herald
         .writable = d->kind == HD_FN_MUTATION,
         .now_ms = call->now_ms > 0 ? call->now_ms
                                    : (double)ts.tv_sec * 1000.0 + (double)(ts.tv_nsec / 1000000),
+        .journal = call->journal,
+        .want_journal = call->journal_out != NULL,
     };
     lua_State *L = rt->L;
     rt->cur = &cs;
@@ -1731,6 +1759,10 @@ int hd__fn_call(hd_fnrt *rt, const hd_fncall *call, herald_value *result, herald
         herald_value_free(result);
         rc = classify_error(rt, status, call->admin || rt->limits.dev, error_data, err);
     }
+    if (call->journal_out && !rc)
+        *call->journal_out = cs.journal_out;
+    else
+        free(cs.journal_out);
     restore_upvalues(rt);
     rt->env_unused = env_unused(L);
     lua_settop(L, 0);

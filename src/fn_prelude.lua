@@ -112,6 +112,17 @@ function v.optional(x)
   return V(c)
 end
 function v.nullable(x) return v.union(x, v.null()) end
+-- Convex's paginationOptsValidator: the paginationOpts a paginated query takes.
+function v.paginationOpts()
+  return v.object({
+    numItems = v.number(),
+    cursor = v.union(v.string(), v.null()),
+    endCursor = v.optional(v.union(v.string(), v.null())),
+    id = v.optional(v.number()),
+    maximumRowsRead = v.optional(v.number()),
+    maximumBytesRead = v.optional(v.number()),
+  })
+end
 
 -- ---- function definitions
 local function define(kind, internal)
@@ -271,9 +282,12 @@ function Query:take(n)
 end
 function Query:first() return finish(self, "first", true) end
 function Query:unique() return finish(self, "unique", true) end
+-- Convex's paginationOpts; `id` is the client's and is not needed here.
 function Query:paginate(opts)
   if type(opts) ~= "table" then error("paginate expects {numItems = n, cursor = ...}", 2) end
-  return finish(self, "paginate", {numItems = opts.numItems, cursor = opts.cursor or P.NULL})
+  return finish(self, "paginate", {numItems = opts.numItems, cursor = opts.cursor or P.NULL,
+                                   endCursor = opts.endCursor, maximumRowsRead = opts.maximumRowsRead,
+                                   maximumBytesRead = opts.maximumBytesRead})
 end
 
 -- ctx.db and ctx.auth are views shared by every call; their methods know

@@ -443,6 +443,11 @@ static int http_status_of(int code)
     }
 }
 
+/*
+ * An error answer. A request in Convex's shape that got as far as running
+ * its function is answered 560, the status the official client reads as a
+ * function's error (any other non-2xx it throws as raw text).
+ */
 static void http_error_data(hd_conn *c, int code, const char *message, const herald_value *data)
 {
     hd_buf b = HD_BUF_INIT;
@@ -451,8 +456,8 @@ static void http_error_data(hd_conn *c, int code, const char *message, const her
     hd__buf_str(&b, ",\"code\":");
     json_str(&b, herald_errcode_name(code));
     json_field(&b, "errorData", data);
-    hd__buf_byte(&b, '}');
-    http_reply(c, http_status_of(code), &b);
+    hd__buf_str(&b, ",\"logLines\":[]}");
+    http_reply(c, c->http_convex ? 560 : http_status_of(code), &b);
 }
 
 static void http_error(hd_conn *c, int code, const char *message)
@@ -481,7 +486,7 @@ static void http_success(hd_conn *c, const herald_value *value, uint64_t version
         snprintf(v, sizeof v, ",\"version\":%llu", (unsigned long long)version);
         hd__buf_str(&b, v);
     }
-    hd__buf_byte(&b, '}');
+    hd__buf_str(&b, ",\"logLines\":[]}");
     if (b.failed) {
         hd__buf_free(&b);
         http_error(c, HERALD_ENOMEM, NULL);
@@ -490,20 +495,59 @@ static void http_success(hd_conn *c, const herald_value *value, uint64_t version
     http_reply(c, 200, &b);
 }
 
+/*
+ * Convex's request shape: {"path", "format": "convex_encoded_json", "args":
+ * [{...}]}. Unwraps *args (a one-element array) and sets c->http_convex;
+ * false with the answer sent when the shape is wrong.
+ */
+static bool convex_shape(hd_conn *c, const herald_value *msg, const herald_value **args)
+{
+    const herald_value *format = herald_object_get(msg, "format");
+    if (!format && (!*args || (*args)->type != HERALD_ARRAY)) return true; /* Herald's own shape */
+    c->http_convex = true;
+    if (format && (format->type != HERALD_STRING || (strcmp(format->u.s.ptr, "convex_encoded_json") &&
+                                                     strcmp(format->u.s.ptr, "json")))) {
+        c->http_convex = false; /* the client's own mistake: a 400 it shows as text */
+        http_error(c, HERALD_EINVAL, "`format` must be \"convex_encoded_json\" or \"json\"");
+        return false;
+    }
+    if (*args && (*args)->type == HERALD_ARRAY) {
+        if ((*args)->u.arr.len > 1 ||
+            ((*args)->u.arr.len == 1 && (*args)->u.arr.items[0].type != HERALD_OBJECT)) {
+            c->http_convex = false;
+            http_error(c, HERALD_EINVAL, "`args` must be an array holding one object");
+            return false;
+        }
+        *args = (*args)->u.arr.len ? &(*args)->u.arr.items[0] : NULL;
+    }
+    return true;
+}
+
 void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *auth,
                       const char *body, size_t len)
 {
-    const char *key = auth && !strncmp(auth, "Bearer ", 7) ? auth + 7 : NULL;
+    /* `Bearer <token>`, or `Convex <admin key>` as the official client's setAdminAuth sends. */
+    const char *key = !auth                           ? NULL
+                      : !strncmp(auth, "Bearer ", 7)  ? auth + 7
+                      : !strncmp(auth, "Convex ", 7) ? auth + 7
+                                                      : NULL;
     herald_value msg = herald_undefined();
     herald_error err = {0};
     int rc = 0;
     bool is_query = !strcmp(path, "/api/query"), is_mutation = !strcmp(path, "/api/mutation");
-    if (!is_query && !is_mutation) {
+    bool is_action = !strcmp(path, "/api/action");
+    c->http_convex = false;
+    if (!is_query && !is_mutation && !is_action) {
         http_error(c, HERALD_ENOTFOUND, "no such API endpoint");
         return;
     }
     if (auth && auth[0] && !key) {
-        http_error(c, HERALD_EACCESS, "the Authorization header must be `Bearer <token>`");
+        http_error(c, HERALD_EACCESS,
+                   "the Authorization header must be `Bearer <token>` (or `Convex <admin key>`)");
+        return;
+    }
+    if (key && !strncmp(auth, "Convex ", 7) && !hd__admin_ok(s, key)) {
+        http_error(c, HERALD_EACCESS, "`Authorization: Convex` takes the admin key");
         return;
     }
     if ((rc = hd__authenticate(s, c, key, &err))) {
@@ -519,6 +563,12 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
     const char *fn = get_str(&msg, "path");
     if (msg.type != HERALD_OBJECT) {
         http_error(c, HERALD_EINVAL, "the body must be a JSON object");
+    } else if (!convex_shape(c, &msg, &args)) {
+        /* answered */
+    } else if (is_action) {
+        /* Until Herald runs actions: a function error, which the client can read. */
+        c->http_convex = true;
+        http_error(c, HERALD_ENOTFOUND, "actions are not supported by this Herald server yet");
     } else if (fnv && !fn) {
         http_error(c, HERALD_EINVAL, "`path` must be a string (\"module:name\")");
     } else if (fn && is_query) {

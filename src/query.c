@@ -6,6 +6,7 @@
  * record in the read set every key range it looked at, so that a commit
  * outside these ranges provably cannot change the result.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +18,8 @@
 #define DEFAULT_MAX_BYTES ((size_t)16 << 20)
 #define MAX_TAKE          100000
 #define MAX_FILTER_DEPTH  32
-#define CURSOR_VERSION    1
+#define CURSOR_VERSION    1 /* 1, then a full index key: a position after that key */
+#define CURSOR_END        2 /* 2, then the index id: the end of the query's range */
 
 typedef enum expr_op {
     OP_EQ,
@@ -62,8 +64,11 @@ struct herald_query {
     bool desc;
     expr *filter;
     mode mode;
-    size_t n;     /* take / numItems */
-    char *cursor; /* paginate: NULL = from the start */
+    size_t n;         /* take / numItems */
+    char *cursor;     /* paginate: NULL = from the start */
+    char *end_cursor; /* paginate: the page's fixed end (endCursor or the journal), or NULL */
+    size_t soft_rows; /* paginate: maximumRowsRead, 0 = none */
+    size_t soft_bytes; /* paginate: maximumBytesRead, 0 = none */
     char *get_id; /* MODE_GET */
 };
 
@@ -163,6 +168,7 @@ void herald_query_free(herald_query *q)
     herald_value_free(&q->upper);
     expr_free(q->filter);
     free(q->cursor);
+    free(q->end_cursor);
     free(q->get_id);
     free(q);
 }
@@ -337,6 +343,69 @@ static int take_count(const herald_value *v, const char *what, size_t *out, hera
     return 0;
 }
 
+/* An optional cursor option: absent, null or "" leave *out NULL. */
+static int cursor_option(const herald_value *c, const char *what, char **out, herald_error *err)
+{
+    if (!c || c->type == HERALD_NULL || c->type == HERALD_UNDEFINED) return 0;
+    if (c->type != HERALD_STRING)
+        return herald_fail(err, HERALD_EINVAL, "`%s` must be a string or null", what);
+    if (c->u.s.len && !(*out = strdup(c->u.s.ptr)))
+        return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* maximumRowsRead / maximumBytesRead: a positive number; smaller values read one row. */
+static int soft_limit(const herald_value *v, const char *what, size_t *out, herald_error *err)
+{
+    if (!v || v->type == HERALD_NULL || v->type == HERALD_UNDEFINED) return 0;
+    double d = v->type == HERALD_FLOAT64 ? v->u.f : v->type == HERALD_INT64 ? (double)v->u.i : NAN;
+    if (d != d) return herald_fail(err, HERALD_EINVAL, "`%s` must be a number", what);
+    *out = d < 1 ? 1 : d > 1e15 ? (size_t)1e15 : (size_t)d;
+    return 0;
+}
+
+/*
+ * Convex's paginationOpts: numItems, cursor, endCursor, maximumRowsRead,
+ * maximumBytesRead; `id` (the client's name for the paginated query) and
+ * other keys are ignored.
+ */
+static int parse_paginate(herald_query *q, const herald_value *x, herald_error *err)
+{
+    const herald_value *n = herald_object_get(x, "numItems");
+    if (x->type != HERALD_OBJECT || !n)
+        return herald_fail(err, HERALD_EINVAL,
+                           "`paginate` needs {\"numItems\": n, \"cursor\": null}");
+    int rc = take_count(n, "numItems", &q->n, err);
+    if (!rc && q->n == 0) rc = herald_fail(err, HERALD_EINVAL, "`numItems` must be at least 1");
+    if (!rc) rc = cursor_option(herald_object_get(x, "cursor"), "cursor", &q->cursor, err);
+    if (!rc)
+        rc = cursor_option(herald_object_get(x, "endCursor"), "endCursor", &q->end_cursor, err);
+    if (!rc)
+        rc = soft_limit(herald_object_get(x, "maximumRowsRead"), "maximumRowsRead",
+                        &q->soft_rows, err);
+    if (!rc)
+        rc = soft_limit(herald_object_get(x, "maximumBytesRead"), "maximumBytesRead",
+                        &q->soft_bytes, err);
+    return rc;
+}
+
+bool herald_query_paginates(const herald_query *q)
+{
+    return q && q->mode == MODE_PAGINATE;
+}
+
+const char *herald_query_end_cursor(const herald_query *q)
+{
+    return q && q->mode == MODE_PAGINATE ? q->end_cursor : NULL;
+}
+
+int herald_query_set_journal(herald_query *q, const char *journal)
+{
+    if (!q || q->mode != MODE_PAGINATE || q->end_cursor || !journal || !journal[0]) return 0;
+    if (!(q->end_cursor = strdup(journal))) return HERALD_ENOMEM;
+    return 0;
+}
+
 int herald_query_from_value(const herald_value *v, const herald_schema *schema, herald_query **out,
                             herald_error *err)
 {
@@ -378,19 +447,7 @@ int herald_query_from_value(const herald_value *v, const herald_schema *schema, 
         } else if (!strcmp(k, "paginate")) {
             modes++;
             q->mode = MODE_PAGINATE;
-            const herald_value *n = herald_object_get(x, "numItems");
-            const herald_value *c = herald_object_get(x, "cursor");
-            if (x->type != HERALD_OBJECT || !n)
-                rc = herald_fail(err, HERALD_EINVAL,
-                                 "`paginate` needs {\"numItems\": n, \"cursor\": null}");
-            else if (!(rc = take_count(n, "numItems", &q->n, err)) && q->n == 0)
-                rc = herald_fail(err, HERALD_EINVAL, "`numItems` must be at least 1");
-            else if (!rc && c && c->type != HERALD_NULL) {
-                if (c->type != HERALD_STRING)
-                    rc = herald_fail(err, HERALD_EINVAL, "`cursor` must be a string or null");
-                else if (c->u.s.len && !(q->cursor = strdup(c->u.s.ptr)))
-                    rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
-            }
+            rc = parse_paginate(q, x, err);
         } else if (!strcmp(k, "get")) {
             modes++;
             q->mode = MODE_GET;
@@ -564,28 +621,169 @@ done:
     return rc;
 }
 
-static int cursor_decode(const char *text, uint32_t iid, hd_buf *key, herald_error *err)
+/*
+ * Decodes a cursor of index `iid`: *at_end for the end of the query's
+ * range, else the full key it points after, appended to `key`. Anything
+ * else fails with a message that starts with InvalidCursor, the word the
+ * official React client resets its pages on.
+ */
+static int cursor_decode(const char *text, uint32_t iid, hd_buf *key, bool *at_end,
+                         herald_error *err)
 {
     hd_buf raw = HD_BUF_INIT;
-    bool ok = hd__base64_decode(&raw, text, strlen(text), true);
-    ok = ok && raw.len > 1 + HD_IID_BYTES && raw.p[0] == CURSOR_VERSION &&
-         hd__get_be32(raw.p + 1) == iid;
-    if (ok) hd__buf_append(key, raw.p + 1, raw.len - 1);
+    bool ok = hd__base64_decode(&raw, text, strlen(text), true) && raw.len >= 1 + HD_IID_BYTES &&
+              hd__get_be32(raw.p + 1) == iid;
+    *at_end = ok && raw.p[0] == CURSOR_END && raw.len == 1 + HD_IID_BYTES;
+    ok = ok && (*at_end || (raw.p[0] == CURSOR_VERSION && raw.len > 1 + HD_IID_BYTES));
+    if (ok && !*at_end) hd__buf_append(key, raw.p + 1, raw.len - 1);
     hd__buf_free(&raw);
-    if (!ok) return herald_fail(err, HERALD_EINVAL, "the cursor does not belong to this query");
+    if (!ok)
+        return herald_fail(err, HERALD_EINVAL,
+                           "InvalidCursor: the cursor does not belong to this query");
     return key->failed ? herald_fail(err, HERALD_ENOMEM, "out of memory") : 0;
+}
+
+static int cursor_encode(herald_value *out, const hd_buf *raw)
+{
+    hd_buf b = HD_BUF_INIT;
+    hd__base64_encode(&b, raw->p, raw->len, true);
+    int rc = b.failed || raw->failed ? HERALD_ENOMEM : herald_string(out, (char *)b.p, b.len);
+    hd__buf_free(&b);
+    return rc;
 }
 
 static int cursor_value(herald_value *out, const uint8_t *key, size_t len)
 {
-    hd_buf b = HD_BUF_INIT, raw = HD_BUF_INIT;
+    hd_buf raw = HD_BUF_INIT;
     hd__buf_byte(&raw, CURSOR_VERSION);
     hd__buf_append(&raw, key, len);
-    hd__base64_encode(&b, raw.p, raw.len, true);
-    int rc = b.failed || raw.failed ? HERALD_ENOMEM : herald_string(out, (char *)b.p, b.len);
-    hd__buf_free(&b);
+    int rc = cursor_encode(out, &raw);
     hd__buf_free(&raw);
     return rc;
+}
+
+static int cursor_end_value(herald_value *out, uint32_t iid)
+{
+    hd_buf raw = HD_BUF_INIT;
+    uint8_t be[4];
+    hd__put_be32(be, iid);
+    hd__buf_byte(&raw, CURSOR_END);
+    hd__buf_append(&raw, be, 4);
+    int rc = cursor_encode(out, &raw);
+    hd__buf_free(&raw);
+    return rc;
+}
+
+static void buf_set(hd_buf *dst, const hd_buf *src)
+{
+    dst->len = 0;
+    hd__buf_append(dst, src->p, src->len);
+}
+
+/*
+ * Narrows [lo, hi) to a page: strictly after `cursor` and up to and
+ * including `end_cursor`, in the query's order (descending: [end, cursor)).
+ * Sets *end_at_end when the page's end is the end of the range.
+ */
+static int page_bounds(const herald_query *q, const hd_index *ix, hd_buf *lo, hd_buf *hi,
+                       bool *end_at_end, herald_error *err)
+{
+    hd_buf key = HD_BUF_INIT;
+    bool at_end = false;
+    int rc = 0;
+    *end_at_end = false;
+    if (q->cursor) {
+        if ((rc = cursor_decode(q->cursor, ix->id, &key, &at_end, err))) goto done;
+        if (at_end) {
+            /* After the end: an empty page. */
+            if (!q->desc)
+                buf_set(lo, hi);
+            else
+                buf_set(hi, lo);
+        } else if (!q->desc) {
+            hd__buf_byte(&key, 0);
+            if (cmp_bytes(key.p, key.len, lo->p, lo->len) > 0) buf_set(lo, &key);
+        } else if (cmp_bytes(key.p, key.len, hi->p, hi->len) < 0) {
+            buf_set(hi, &key);
+        }
+    }
+    if (q->end_cursor) {
+        key.len = 0;
+        if ((rc = cursor_decode(q->end_cursor, ix->id, &key, end_at_end, err))) goto done;
+        if (*end_at_end) {
+            /* The range's own end: documents appended later belong to this page. */
+        } else if (!q->desc) {
+            hd__buf_byte(&key, 0);
+            if (cmp_bytes(key.p, key.len, hi->p, hi->len) < 0) buf_set(hi, &key);
+        } else if (cmp_bytes(key.p, key.len, lo->p, lo->len) > 0) {
+            buf_set(lo, &key);
+        }
+    }
+    /* An end before the start: an empty page, and an empty read set. */
+    if (cmp_bytes(lo->p, lo->len, hi->p, hi->len) > 0) buf_set(hi, lo);
+    if (lo->failed || hi->failed || key.failed) rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+done:
+    hd__buf_free(&key);
+    return rc;
+}
+
+/*
+ * The keys a page with a fixed end read, in scan order, to choose a split
+ * cursor from: row i's key is keys.p[off[i] .. off[i + 1]), and item j of
+ * the page came from row item_row[j].
+ */
+typedef struct page_rows {
+    hd_buf keys;
+    size_t *off;
+    size_t nrows, caprows;
+    size_t *item_row;
+    size_t nitems, capitems;
+} page_rows;
+
+static bool grow(size_t **arr, size_t *cap, size_t n)
+{
+    if (n < *cap) return true;
+    size_t c = *cap ? *cap * 2 : 64;
+    size_t *a = realloc(*arr, c * sizeof *a);
+    if (!a) return false;
+    *arr = a;
+    *cap = c;
+    return true;
+}
+
+static bool page_rows_add(page_rows *pr, const uint8_t *key, size_t len)
+{
+    if (!grow(&pr->off, &pr->caprows, pr->nrows + 1)) return false;
+    pr->off[pr->nrows++] = pr->keys.len;
+    pr->off[pr->nrows] = pr->keys.len + len;
+    hd__buf_append(&pr->keys, key, len);
+    return !pr->keys.failed;
+}
+
+static bool page_rows_item(page_rows *pr)
+{
+    if (!grow(&pr->item_row, &pr->capitems, pr->nitems)) return false;
+    pr->item_row[pr->nitems++] = pr->nrows - 1;
+    return true;
+}
+
+static void page_rows_free(page_rows *pr)
+{
+    hd__buf_free(&pr->keys);
+    free(pr->off);
+    free(pr->item_row);
+}
+
+/*
+ * The row to split a page at: after the middle document, so that both
+ * halves hold about half the page; for a page of fewer than two documents,
+ * the middle row read. -1 when there is nothing to split.
+ */
+static ptrdiff_t split_row(const page_rows *pr, bool required)
+{
+    if (pr->nitems >= 2) return (ptrdiff_t)pr->item_row[pr->nitems / 2 - 1];
+    if (pr->nrows >= 2) return (ptrdiff_t)(pr->nrows / 2 - 1);
+    return required && pr->nrows == 1 ? 0 : -1;
 }
 
 static int run_get(const herald_query *q, herald_txn *t, herald_value *result, herald_read_set *rs,
@@ -596,6 +794,44 @@ static int run_get(const herald_query *q, herald_txn *t, herald_value *result, h
         herald_value_free(result);
         *result = herald_null();
         return 0;
+    }
+    return rc;
+}
+
+/* Adds the fields of a page to *result (an object). */
+static int page_result(const herald_query *q, const hd_index *ix, herald_value *result,
+                       herald_value *items, bool exhausted, bool fixed, bool end_at_end,
+                       const hd_buf *last, const page_rows *pr, bool over_soft, bool required)
+{
+    herald_object_init(result);
+    herald_value cursor;
+    int rc;
+    if (fixed) /* the page's end stays where it is */
+        rc = herald_string(&cursor, q->end_cursor, strlen(q->end_cursor));
+    else if (exhausted) /* the last page ends with the range, wherever that moves */
+        rc = cursor_end_value(&cursor, ix->id);
+    else if (last->len)
+        rc = cursor_value(&cursor, last->p, last->len);
+    else if (q->cursor)
+        rc = herald_string(&cursor, q->cursor, strlen(q->cursor));
+    else
+        rc = herald_string(&cursor, "", 0);
+    if (!rc) rc = herald_object_set(result, "continueCursor", 14, cursor);
+    if (!rc) rc = herald_object_set(result, "isDone", 6, herald_bool(fixed ? end_at_end : exhausted));
+    if (!rc) {
+        rc = herald_object_set(result, "page", 4, *items);
+        herald_array_init(items);
+    }
+    if (!rc && fixed && (required || over_soft || pr->nitems > 2 * q->n)) {
+        ptrdiff_t row = split_row(pr, required);
+        if (row >= 0) {
+            size_t r = (size_t)row;
+            const char *status = required ? "SplitRequired" : "SplitRecommended";
+            rc = cursor_value(&cursor, pr->keys.p + pr->off[r], pr->off[r + 1] - pr->off[r]);
+            if (!rc) rc = herald_object_set(result, "splitCursor", 11, cursor);
+            if (!rc) rc = herald_string(&cursor, status, strlen(status));
+            if (!rc) rc = herald_object_set(result, "pageStatus", 10, cursor);
+        }
     }
     return rc;
 }
@@ -613,38 +849,33 @@ int herald_query_run(const herald_query *q, herald_txn *t, const herald_query_li
     if (!ix)
         return herald_fail(err, HERALD_ENOTFOUND, "table `%s` has no index `%.64s`", q->table,
                            q->index);
-    hd_buf lo = HD_BUF_INIT, hi = HD_BUF_INIT, cur = HD_BUF_INIT;
+    hd_buf lo = HD_BUF_INIT, hi = HD_BUF_INIT, last = HD_BUF_INIT; /* last: full key last read */
     bool has_hi = false;
     hd_scan *sc = NULL;
     herald_value items;
     herald_array_init(&items);
+    page_rows pr = {.keys = HD_BUF_INIT};
+    bool paginate = q->mode == MODE_PAGINATE;
+    bool fixed = paginate && q->end_cursor; /* a live page whose end is known */
+    bool end_at_end = false, required = false;
     int rc = compute_bounds(q, tab, ix, &lo, &hi, &has_hi, err);
     if (rc) goto done;
-    if (q->mode == MODE_PAGINATE && q->cursor) {
-        if ((rc = cursor_decode(q->cursor, ix->id, &cur, err))) goto done;
-        /* Continue strictly after (ascending) or before (descending) the cursor's key. */
-        if (!q->desc) {
-            hd__buf_byte(&cur, 0);
-            if (cmp_bytes(cur.p, cur.len, lo.p, lo.len) > 0) {
-                lo.len = 0;
-                hd__buf_append(&lo, cur.p, cur.len);
-            }
-        } else if (cmp_bytes(cur.p, cur.len, hi.p, hi.len) < 0) {
-            hi.len = 0;
-            hd__buf_append(&hi, cur.p, cur.len);
-        }
-    }
+    if (paginate && (rc = page_bounds(q, ix, &lo, &hi, &end_at_end, err))) goto done;
     size_t want = q->mode == MODE_FIRST     ? 1
                   : q->mode == MODE_UNIQUE  ? 2
                   : q->mode == MODE_COLLECT ? SIZE_MAX
+                  : fixed                   ? SIZE_MAX
                                             : q->n;
     if ((rc = hd__scan_open(t, tab, ix, lo.p, lo.len, has_hi ? hi.p : NULL, hi.len, q->desc, &sc,
                             err)))
         goto done;
     size_t docs = 0, bytes = 0;
     bool exhausted = want == 0 ? false : true;
-    hd_buf last = HD_BUF_INIT; /* full key of the last entry read */
     while (items.u.arr.len < want) {
+        /* A page without a fixed end stops at maximumRowsRead / maximumBytesRead. */
+        if (paginate && !fixed && docs &&
+            ((q->soft_rows && docs >= q->soft_rows) || (q->soft_bytes && bytes >= q->soft_bytes)))
+            break;
         hd_scan_entry *e;
         rc = hd__scan_next(sc, &e, &bytes, err);
         if (rc < 0) break;
@@ -655,6 +886,12 @@ int herald_query_run(const herald_query *q, herald_txn *t, const herald_query_li
         rc = 0;
         exhausted = false;
         if (++docs > max_docs || bytes > max_bytes) {
+            if (fixed) {
+                /* A fixed page too large to read: what was read, and where to split it. */
+                required = true;
+                docs--;
+                break;
+            }
             rc = herald_fail(err, HERALD_ELIMIT,
                              "query read more than %zu documents or %zu bytes; narrow it with an "
                              "index range or paginate",
@@ -663,19 +900,24 @@ int herald_query_run(const herald_query *q, herald_txn *t, const herald_query_li
         }
         last.len = 0;
         hd__buf_append(&last, e->key, e->key_len);
+        if (fixed && !page_rows_add(&pr, e->key, e->key_len)) {
+            rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+            break;
+        }
         if (q->filter && !eval(q->filter, &e->doc)) continue;
+        if (fixed && !page_rows_item(&pr)) {
+            rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+            break;
+        }
         herald_value doc = e->doc;
         e->doc = herald_undefined();
         if ((rc = herald_array_push(&items, doc))) break;
     }
     if (!rc && last.failed) rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
-    if (rc) {
-        hd__buf_free(&last);
-        goto done;
-    }
+    if (rc) goto done;
     if (rs) {
         /* What was read: up to the last key read when the scan stopped early,
-         * else the whole range. */
+         * else the whole range (for a page with a fixed end: exactly its range). */
         if (exhausted)
             rc = hd__read_set_add(rs, ix->id, lo.p, lo.len, has_hi ? hi.p : NULL, hi.len);
         else if (last.len == 0) /* take(0) reads nothing */
@@ -686,55 +928,45 @@ int herald_query_run(const herald_query *q, herald_txn *t, const herald_query_li
             last.len--;
         } else
             rc = hd__read_set_add(rs, ix->id, last.p, last.len, has_hi ? hi.p : NULL, hi.len);
-        if (rc || last.failed) rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
-    }
-    if (!rc) {
-        switch (q->mode) {
-        case MODE_FIRST:
-        case MODE_UNIQUE:
-            if (q->mode == MODE_UNIQUE && items.u.arr.len > 1) {
-                rc = herald_fail(err, HERALD_EUNIQUE,
-                                 "unique() found more than one document in `%s`", q->table);
-                break;
-            }
-            if (items.u.arr.len) {
-                *result = items.u.arr.items[0];
-                items.u.arr.len = 0;
-            } else {
-                *result = herald_null();
-            }
-            break;
-        case MODE_PAGINATE: {
-            herald_object_init(result);
-            herald_value cursor;
-            /* The continue cursor points at the last key read (or where this page began). */
-            if (last.len)
-                rc = cursor_value(&cursor, last.p, last.len);
-            else if (q->cursor)
-                rc = herald_string(&cursor, q->cursor, strlen(q->cursor));
-            else
-                rc = herald_string(&cursor, "", 0);
-            if (!rc) rc = herald_object_set(result, "continueCursor", 14, cursor);
-            if (!rc) rc = herald_object_set(result, "isDone", 6, herald_bool(exhausted));
-            if (!rc) {
-                rc = herald_object_set(result, "page", 4, items);
-                herald_array_init(&items);
-            }
-            if (rc) rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
-            break;
-        }
-        default:
-            *result = items;
-            herald_array_init(&items);
+        if (rc || last.failed) {
+            rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+            goto done;
         }
     }
-    hd__buf_free(&last);
+    switch (q->mode) {
+    case MODE_FIRST:
+    case MODE_UNIQUE:
+        if (q->mode == MODE_UNIQUE && items.u.arr.len > 1) {
+            rc = herald_fail(err, HERALD_EUNIQUE, "unique() found more than one document in `%s`",
+                             q->table);
+            break;
+        }
+        if (items.u.arr.len) {
+            *result = items.u.arr.items[0];
+            items.u.arr.len = 0;
+        } else {
+            *result = herald_null();
+        }
+        break;
+    case MODE_PAGINATE: {
+        bool over_soft =
+            (q->soft_rows && docs > q->soft_rows) || (q->soft_bytes && bytes > q->soft_bytes);
+        if (page_result(q, ix, result, &items, exhausted, fixed, end_at_end, &last, &pr,
+                        over_soft, required))
+            rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+        break;
+    }
+    default:
+        *result = items;
+        herald_array_init(&items);
+    }
 done:
     if (rc) herald_value_free(result);
     herald_value_free(&items);
     hd__scan_close(sc);
     hd__buf_free(&lo);
     hd__buf_free(&hi);
-    hd__buf_free(&cur);
+    hd__buf_free(&last);
+    page_rows_free(&pr);
     return rc;
 }

@@ -102,6 +102,7 @@ struct hd_conn {
     size_t nchanges;
     /* HTTP: the request being answered. */
     char http_path[64];
+    bool http_convex;  /* the request is in Convex's shape: answered in its shape (560) */
     bool http_ready;   /* the body arrived: handled at the next writable callback */
     bool http_waiting; /* waiting for the writer */
     bool http_busy;    /* a request is being answered: further input waits (pipelining) */

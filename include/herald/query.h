@@ -75,11 +75,32 @@ int herald_query_from_value(const herald_value *q, const herald_schema *schema, 
                             herald_error *err);
 void herald_query_free(herald_query *q);
 
+/* True for a `paginate` query. */
+bool herald_query_paginates(const herald_query *q);
+
+/*
+ * A live page's journal (docs/queries.md, "Live pages"): fixes the end of
+ * a `paginate` query that has no endCursor of its own at `journal` (the
+ * continueCursor of the page's first run). No effect on other queries, on
+ * a NULL or empty journal, or on a page that names its endCursor. Call it
+ * before the query is shared or run. Returns 0, or HERALD_ENOMEM. A
+ * journal that does not belong to the query fails at run time
+ * (InvalidCursor), as any cursor does.
+ */
+int herald_query_set_journal(herald_query *q, const char *journal);
+
+/* The fixed end of a `paginate` query (endCursor or journal; owned by q), or NULL. */
+const char *herald_query_end_cursor(const herald_query *q);
+
 /*
  * Runs the query in `t` (a snapshot or a mutation). `limits` may be NULL.
  * *result is: an array (collect, take), a document or null (first,
  * unique), or {"page": [...], "isDone": bool, "continueCursor": string}
- * (paginate). `rs` may be NULL; otherwise the ranges read are appended.
+ * (paginate), with "splitCursor" and "pageStatus" ("SplitRecommended" or
+ * "SplitRequired") when a page with a fixed end should be split
+ * (docs/queries.md, "Live pages"). `rs` may be NULL; otherwise the ranges
+ * read are appended. A cursor of another query fails with HERALD_EINVAL
+ * and a message that starts with "InvalidCursor".
  */
 int herald_query_run(const herald_query *q, herald_txn *t, const herald_query_limits *limits,
                      herald_value *result, herald_read_set *rs, herald_error *err);
