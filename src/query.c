@@ -64,12 +64,12 @@ struct herald_query {
     bool desc;
     expr *filter;
     mode mode;
-    size_t n;         /* take / numItems */
-    char *cursor;     /* paginate: NULL = from the start */
-    char *end_cursor; /* paginate: the page's fixed end (endCursor or the journal), or NULL */
-    size_t soft_rows; /* paginate: maximumRowsRead, 0 = none */
+    size_t n;          /* take / numItems */
+    char *cursor;      /* paginate: NULL = from the start */
+    char *end_cursor;  /* paginate: the page's fixed end (endCursor or the journal), or NULL */
+    size_t soft_rows;  /* paginate: maximumRowsRead, 0 = none */
     size_t soft_bytes; /* paginate: maximumBytesRead, 0 = none */
-    char *get_id; /* MODE_GET */
+    char *get_id;      /* MODE_GET */
 };
 
 /* ---- read sets ---- */
@@ -381,8 +381,8 @@ static int parse_paginate(herald_query *q, const herald_value *x, herald_error *
     if (!rc)
         rc = cursor_option(herald_object_get(x, "endCursor"), "endCursor", &q->end_cursor, err);
     if (!rc)
-        rc = soft_limit(herald_object_get(x, "maximumRowsRead"), "maximumRowsRead",
-                        &q->soft_rows, err);
+        rc = soft_limit(herald_object_get(x, "maximumRowsRead"), "maximumRowsRead", &q->soft_rows,
+                        err);
     if (!rc)
         rc = soft_limit(herald_object_get(x, "maximumBytesRead"), "maximumBytesRead",
                         &q->soft_bytes, err);
@@ -721,7 +721,8 @@ static int page_bounds(const herald_query *q, const hd_index *ix, hd_buf *lo, hd
     }
     /* An end before the start: an empty page, and an empty read set. */
     if (cmp_bytes(lo->p, lo->len, hi->p, hi->len) > 0) buf_set(hi, lo);
-    if (lo->failed || hi->failed || key.failed) rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+    if (lo->failed || hi->failed || key.failed)
+        rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
 done:
     hd__buf_free(&key);
     return rc;
@@ -817,7 +818,8 @@ static int page_result(const herald_query *q, const hd_index *ix, herald_value *
     else
         rc = herald_string(&cursor, "", 0);
     if (!rc) rc = herald_object_set(result, "continueCursor", 14, cursor);
-    if (!rc) rc = herald_object_set(result, "isDone", 6, herald_bool(fixed ? end_at_end : exhausted));
+    if (!rc)
+        rc = herald_object_set(result, "isDone", 6, herald_bool(fixed ? end_at_end : exhausted));
     if (!rc) {
         rc = herald_object_set(result, "page", 4, *items);
         herald_array_init(items);
@@ -951,8 +953,8 @@ int herald_query_run(const herald_query *q, herald_txn *t, const herald_query_li
     case MODE_PAGINATE: {
         bool over_soft =
             (q->soft_rows && docs > q->soft_rows) || (q->soft_bytes && bytes > q->soft_bytes);
-        if (page_result(q, ix, result, &items, exhausted, fixed, end_at_end, &last, &pr,
-                        over_soft, required))
+        if (page_result(q, ix, result, &items, exhausted, fixed, end_at_end, &last, &pr, over_soft,
+                        required))
             rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
         break;
     }
