@@ -27,7 +27,8 @@
 #include "base64.h"
 #include "server.h"
 
-/* The official client reconnects after 60 s without a message; the real server pings at 15. */
+/* The official client reconnects after 60 s without a message; the real server pings at 15
+ * (or at a quarter of --idle-timeout when that is shorter). */
 #define PING_SECONDS   15.0
 #define PINGS_PER_TICK 512
 /* A client's ids are JavaScript numbers: integers up to 2^53. */
@@ -136,9 +137,10 @@ void hd__sync_detach(hd_conn *c)
 void hd__sync_pings(hd_server *s, double now)
 {
     static const char ping[] = "{\"type\":\"Ping\"}";
+    double every = s->cfg.idle_seconds / 4 < PING_SECONDS ? s->cfg.idle_seconds / 4 : PING_SECONDS;
     hd_sync *y;
     int n = 0;
-    while ((y = s->sync_quiet) && now - y->last_sent >= PING_SECONDS && n++ < PINGS_PER_TICK) {
+    while ((y = s->sync_quiet) && now - y->last_sent >= every && n++ < PINGS_PER_TICK) {
         hd_conn *c = y->conn;
         if (c->closing || !c->wsi || hd__conn_send(c, ping, sizeof ping - 1))
             hd__sync_sent(c, now); /* to the back either way: the list moves on */
