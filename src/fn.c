@@ -50,6 +50,8 @@
 #define STATE_MEMORY_CAP     ((size_t)1024 * 1024 * 1024)
 #define MAX_SCRATCH          64
 #define MAX_PATH_CHARS       256
+#define MAX_MODULE_DEPTH     8   /* segments of a module path: functions/a/b/.../file.lua */
+#define MAX_MODULE_CHARS     192 /* "folder/file", so that module:name fits MAX_PATH_CHARS */
 
 extern const char hd__fn_prelude[];
 extern const size_t hd__fn_prelude_len;
@@ -167,6 +169,100 @@ static int read_file(const char *path, char **text, size_t *len, herald_error *e
     return 0;
 }
 
+/*
+ * Reads the modules of `dir` (the functions folder, or a folder `depth`
+ * levels below it whose module names start with `prefix`, "folder/").
+ * Hidden entries are skipped; folders are entered only when they are real
+ * folders (lstat), so a symbolic link can never make a cycle or lead out of
+ * the app; a module file may be a link to a regular file, as before folders.
+ */
+static int read_folder(hd_fnbundle *b, size_t *cap, const char *dir, const char *prefix, int depth,
+                       herald_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return herald_fail(err, HERALD_EIO, "cannot read functions/%s: %s", prefix,
+                           strerror(errno));
+    int rc = 0;
+    struct dirent *e;
+    size_t plen = strlen(prefix);
+    while (!rc && (e = readdir(d))) {
+        size_t nl = strlen(e->d_name);
+        if (e->d_name[0] == '.') continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) != 0) continue;
+        if (S_ISDIR(st.st_mode)) {
+            if (!module_name_ok(e->d_name, nl)) {
+                rc = herald_fail(err, HERALD_EINVAL,
+                                 "functions/%s%s: folder names are letters, digits and _ (at most "
+                                 "64)",
+                                 prefix, e->d_name);
+                break;
+            }
+            if (depth + 1 >= MAX_MODULE_DEPTH) {
+                rc = herald_fail(err, HERALD_ELIMIT,
+                                 "functions/%s%s: modules are at most %d folders deep", prefix,
+                                 e->d_name, MAX_MODULE_DEPTH - 1);
+                break;
+            }
+            char sub[MAX_MODULE_CHARS + 258]; /* prefix and a name (at most 255) */
+            if (plen + nl + 1 > MAX_MODULE_CHARS) {
+                rc = herald_fail(err, HERALD_ELIMIT, "functions/%s%s: the path is too long", prefix,
+                                 e->d_name);
+                break;
+            }
+            snprintf(sub, sizeof sub, "%s%s/", prefix, e->d_name);
+            rc = read_folder(b, cap, path, sub, depth + 1, err);
+            continue;
+        }
+        if (nl < 5 || strcmp(e->d_name + nl - 4, ".lua") != 0) continue;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+        if (!module_name_ok(e->d_name, nl - 4)) {
+            rc = herald_fail(err, HERALD_EINVAL,
+                             "functions/%s%s: module names are letters, digits and _ (at most 64)",
+                             prefix, e->d_name);
+            break;
+        }
+        if (plen + nl - 4 > MAX_MODULE_CHARS) {
+            rc = herald_fail(err, HERALD_ELIMIT, "functions/%s%s: the path is too long", prefix,
+                             e->d_name);
+            break;
+        }
+        if (b->n >= MAX_FILES) {
+            rc = herald_fail(err, HERALD_ELIMIT, "more than %d function files", MAX_FILES);
+            break;
+        }
+        if (b->n == *cap) {
+            size_t ncap = *cap ? *cap * 2 : 16;
+            fnfile *nf = realloc(b->files, ncap * sizeof *nf);
+            if (!nf) {
+                rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+                break;
+            }
+            b->files = nf;
+            *cap = ncap;
+        }
+        fnfile *f = &b->files[b->n];
+        memset(f, 0, sizeof *f);
+        size_t mlen = plen + nl - 4;
+        f->module = malloc(mlen + 1);
+        if (f->module) snprintf(f->module, mlen + 1, "%s%.*s", prefix, (int)(nl - 4), e->d_name);
+        size_t namelen = plen + nl + 11;
+        f->name = malloc(namelen);
+        if (f->name) snprintf(f->name, namelen, "functions/%s%s", prefix, e->d_name);
+        b->n++;
+        if (!f->module || !f->name) {
+            rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+            break;
+        }
+        rc = read_file(path, &f->text, &f->len, err);
+    }
+    closedir(d);
+    return rc;
+}
+
 int hd__fnbundle_read(const char *app_dir, hd_fnbundle **out, herald_error *err)
 {
     *out = NULL;
@@ -175,54 +271,13 @@ int hd__fnbundle_read(const char *app_dir, hd_fnbundle **out, herald_error *err)
     atomic_init(&b->refs, 1);
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/functions", app_dir ? app_dir : ".");
-    DIR *d = app_dir ? opendir(dir) : NULL;
-    if (!d) {
+    struct stat st;
+    if (!app_dir || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         *out = b; /* no functions folder: an app of raw queries only */
         return 0;
     }
-    int rc = 0;
     size_t cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t nl = strlen(e->d_name);
-        if (nl < 5 || strcmp(e->d_name + nl - 4, ".lua") != 0 || e->d_name[0] == '.') continue;
-        char path[4400];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;
-        if (!module_name_ok(e->d_name, nl - 4)) {
-            rc = herald_fail(err, HERALD_EINVAL,
-                             "functions/%s: module names are letters, digits and _ (at most 64)",
-                             e->d_name);
-            break;
-        }
-        if (b->n >= MAX_FILES) {
-            rc = herald_fail(err, HERALD_ELIMIT, "more than %d function files", MAX_FILES);
-            break;
-        }
-        if (b->n == cap) {
-            cap = cap ? cap * 2 : 16;
-            fnfile *nf = realloc(b->files, cap * sizeof *nf);
-            if (!nf) {
-                rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
-                break;
-            }
-            b->files = nf;
-        }
-        fnfile *f = &b->files[b->n];
-        memset(f, 0, sizeof *f);
-        f->module = strndup(e->d_name, nl - 4);
-        size_t namelen = nl + 11;
-        f->name = malloc(namelen);
-        if (f->name) snprintf(f->name, namelen, "functions/%s", e->d_name);
-        b->n++;
-        if (!f->module || !f->name) {
-            rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
-            break;
-        }
-        if ((rc = read_file(path, &f->text, &f->len, err))) break;
-    }
-    closedir(d);
+    int rc = read_folder(b, &cap, dir, "", 0, err);
     if (rc) {
         bundle_free(b);
         return rc;
@@ -1316,18 +1371,26 @@ static int l_load(lua_State *L)
 static int l_require(lua_State *L)
 {
     hd_fnrt *rt = rt_of(L);
-    const char *name = luaL_checkstring(L, 1);
+    const char *asked = luaL_checkstring(L, 1);
+    /* require("folder.file") is Lua's spelling of functions/folder/file.lua (module names have no
+     * dots). */
+    char name[MAX_MODULE_CHARS + 1];
+    if (strlen(asked) > MAX_MODULE_CHARS)
+        return luaL_error(L, "require(\"%.64s...\"): no such module in this app", asked);
+    snprintf(name, sizeof name, "%s", asked);
+    for (char *c = name; *c; c++)
+        if (*c == '.') *c = '/';
     lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_LOADED);
     int loaded = lua_gettop(L);
     if (lua_getfield(L, loaded, name) != LUA_TNIL) {
         if (lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == &SENTINEL_LOADING)
-            return luaL_error(L, "require(\"%s\"): modules require each other in a cycle", name);
+            return luaL_error(L, "require(\"%s\"): modules require each other in a cycle", asked);
         return 1;
     }
     lua_pop(L, 1);
     const fnfile *f = bundle_find(rt->bundle, name);
-    if (!f) return luaL_error(L, "require(\"%s\"): no functions/%s.lua in this app", name, name);
-    char chunk[128];
+    if (!f) return luaL_error(L, "require(\"%s\"): no functions/%s.lua in this app", asked, name);
+    char chunk[MAX_MODULE_CHARS + 32];
     snprintf(chunk, sizeof chunk, "@%s", f->name);
     if (luaL_loadbufferx(L, f->text, f->len, chunk, "t") != LUA_OK) return lua_error(L);
     share_env(L);
@@ -1614,7 +1677,7 @@ static size_t location_len(const char *s)
     size_t n = 0;
     if (!strncmp(s, "functions/", 10)) {
         n = 10;
-        while (isalnum((unsigned char)s[n]) || s[n] == '_')
+        while (isalnum((unsigned char)s[n]) || s[n] == '_' || s[n] == '/')
             n++;
         if (n == 10 || strncmp(s + n, ".lua", 4)) return 0;
         n += 4;
@@ -2026,6 +2089,14 @@ static int register_module(hd_fnrt *rt, const fnfile *f, size_t *cap, herald_err
     int mod = lua_gettop(L);
     if (lua_type(L, mod) != LUA_TTABLE) return 0; /* a library module with no functions */
     int rc = 0;
+    /* A module that returns one function definition exports it as `default`
+     * (Convex's `export default query(...)`): a table {default = def}. */
+    if (has_mt(L, mod, &KEY_FN_MT)) {
+        lua_createtable(L, 0, 1);
+        lua_pushvalue(L, mod);
+        lua_setfield(L, -2, "default");
+        lua_replace(L, mod);
+    }
     lua_pushnil(L);
     while (!rc && lua_next(L, mod)) {
         if (lua_type(L, -2) != LUA_TSTRING || !has_mt(L, -1, &KEY_FN_MT)) {

@@ -1,5 +1,5 @@
 /*
- * Server functions: an app's `functions/NAME.lua` modules, loaded into a
+ * Server functions: an app's `functions/[FOLDER/...]NAME.lua` modules, loaded into a
  * sandboxed Lua 5.4 state, and the calls into them (docs/functions.md).
  *
  * A bundle is the text of every function file, read once from the app
@@ -44,9 +44,13 @@ typedef struct hd_fn_limits {
 } hd_fn_limits;
 
 /*
- * Reads `<app_dir>/functions/NAME.lua` (every one) into a new bundle (reference count 1).
- * A missing folder gives an empty bundle. Fails with HERALD_ELIMIT for a
- * file over 4 MiB or more than 1,000 files.
+ * Reads every `<app_dir>/functions/[FOLDER/...]NAME.lua` into a new bundle
+ * (reference count 1): functions/folder/file.lua is module "folder/file".
+ * Each folder and module name is letters, digits and _ (HERALD_EINVAL
+ * otherwise), at most 7 folders deep; hidden entries are skipped and
+ * symbolic links to folders are not followed. A missing folder gives an
+ * empty bundle. Fails with HERALD_ELIMIT for a file over 4 MiB, more than
+ * 1,000 files, or folders nested deeper.
  */
 int hd__fnbundle_read(const char *app_dir, hd_fnbundle **out, herald_error *err);
 hd_fnbundle *hd__fnbundle_ref(hd_fnbundle *b);

@@ -731,6 +731,100 @@ static void test_load_errors(void)
     CHECK(hd__fn_path_normalize("a:b:c", norm, sizeof norm, &err) == HERALD_EINVAL);
 }
 
+static void make_dir(const char *name)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/functions/%s", app_dir, name);
+    CHECK(mkdir(path, 0700) == 0);
+}
+
+static void remove_tree(const char *name)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/functions/%s'", app_dir, name);
+    CHECK(system(cmd) == 0);
+}
+
+/* Modules in folders, called as Convex names them: folder/file:fn, .js, default exports. */
+static void test_nested_modules(void)
+{
+    make_dir("folder");
+    make_dir("folder/deep");
+    write_file("folder/file.lua",
+               "return {get = herald.query{handler = function() return 'nested' end},\n"
+               "        default = herald.query{handler = function() return 'the default' end}}\n");
+    write_file("folder/lib.lua", "return {double = function(x) return 2 * x end}\n");
+    write_file("folder/deep/one.lua",
+               "local a, b = require('folder.lib'), require('folder/lib')\n"
+               "return herald.query{args = {x = v.number()}, handler = function(ctx, args)\n"
+               "  if a ~= b then error('two copies of one module') end\n"
+               "  return a.double(args.x) + ctx:runQuery('folder/file.js:get', {}):len() end}\n");
+    write_file("folder/fails.lua",
+               "return {boom = herald.query{handler = function()\n  error('boom') end}}\n");
+    /* Hidden folders are not read, symbolic links to folders are not followed. */
+    make_dir(".hidden");
+    write_file(".hidden/broken.lua", "this is not lua\n");
+    char target[600], link[600];
+    snprintf(target, sizeof target, "%s/functions/folder", app_dir);
+    snprintf(link, sizeof link, "%s/functions/linked", app_dir);
+    CHECK(symlink(target, link) == 0);
+    hd_fnrt *rt = load_ok(NULL);
+    if (rt) {
+        expect_ok(rt, HD_FN_QUERY, "folder/file:get", NULL, "\"nested\"");
+        expect_ok(rt, HD_FN_QUERY, "folder/file.js:get", NULL, "\"nested\"");
+        expect_ok(rt, HD_FN_QUERY, "folder/file", NULL, "\"the default\"");
+        expect_ok(rt, HD_FN_QUERY, "folder/file:default", NULL, "\"the default\"");
+        expect_ok(rt, HD_FN_QUERY, "folder/deep/one", "{\"x\":20}", "46");
+        expect_ok(rt, HD_FN_QUERY, "folder/deep/one.js:default", "{\"x\":1}", "8");
+        expect_fail(rt, HD_FN_QUERY, "linked/file:get", NULL, HERALD_ENOTFOUND, NULL);
+        expect_fail(rt, HD_FN_QUERY, "folder:get", NULL, HERALD_ENOTFOUND, NULL);
+        /* Callers who are not the admin do not see where, in folders too. */
+        expect_message(rt, HD_FN_QUERY, "folder/fails:boom", false, "boom");
+        expect_message(rt, HD_FN_QUERY, "folder/fails:boom", true,
+                       "functions/folder/fails.lua:2: boom");
+        bool found = false;
+        for (size_t i = 0; i < hd__fnrt_count(rt); i++)
+            found = found || !strcmp(hd__fnrt_path(rt, i), "folder/deep/one:default");
+        CHECK(found);
+    }
+    hd__fnrt_free(rt);
+    unlink(link);
+    remove_tree(".hidden");
+
+    /* Folder names follow module names; depth is bounded. */
+    herald_error err = {0};
+    make_dir("bad-name");
+    write_file("bad-name/x.lua", "return {}\n");
+    rt = load(NULL, &err);
+    CHECK(rt == NULL && strstr(err.message, "functions/bad-name") &&
+          strstr(err.message, "folder names"));
+    remove_tree("bad-name");
+    make_dir("a");
+    make_dir("a/b");
+    make_dir("a/b/c");
+    make_dir("a/b/c/d");
+    make_dir("a/b/c/d/e");
+    make_dir("a/b/c/d/e/f");
+    make_dir("a/b/c/d/e/f/g");
+    write_file("a/b/c/d/e/f/g/x.lua",
+               "return {q = herald.query{handler = function() return 7 end}}\n");
+    rt = load_ok(NULL);
+    if (rt) expect_ok(rt, HD_FN_QUERY, "a/b/c/d/e/f/g/x:q", NULL, "7");
+    hd__fnrt_free(rt);
+    make_dir("a/b/c/d/e/f/g/h");
+    rt = load(NULL, &err);
+    CHECK(rt == NULL && err.code == HERALD_ELIMIT && strstr(err.message, "folders deep"));
+    remove_tree("a");
+    remove_tree("folder");
+    char norm[64];
+    CHECK_OK(hd__fn_path_normalize("folder/file.js:fn", norm, sizeof norm, &err));
+    CHECK(!strcmp(norm, "folder/file:fn"));
+    CHECK_OK(hd__fn_path_normalize("folder/file", norm, sizeof norm, &err));
+    CHECK(!strcmp(norm, "folder/file:default"));
+    CHECK_OK(hd__fn_path_normalize("folder/file.js", norm, sizeof norm, &err));
+    CHECK(!strcmp(norm, "folder/file:default"));
+}
+
 int main(void)
 {
     const char *base = mkdtemp(dir_template);
@@ -753,6 +847,7 @@ int main(void)
     test_isolation();
     test_error_locations();
     test_load_errors();
+    test_nested_modules();
     herald_store_close(store);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", base);
