@@ -227,19 +227,6 @@ static void ts_type(hd_buf *b, const herald_validator *v, const ts_style *st, in
     hd__buf_str(b, "any");
 }
 
-char *hd__codegen_ts_type(const herald_validator *v)
-{
-    hd_buf b = HD_BUF_INIT;
-    ts_style st = {"Id"};
-    ts_type(&b, v, &st, 0);
-    hd__buf_byte(&b, 0);
-    if (hd__buf_failed(&b)) {
-        hd__buf_free(&b);
-        return NULL;
-    }
-    return (char *)hd__buf_take(&b, NULL);
-}
-
 /* ------------------------------------------------------------ headers */
 
 static void header(hd_buf *b, const char *what)

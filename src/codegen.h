@@ -29,11 +29,4 @@
 int hd__codegen_write(const herald_schema *schema, const hd_fnrt *rt, const char *out_dir,
                       herald_error *err);
 
-/*
- * The TypeScript type of a validator as the generated files spell it
- * (`Id<"t">` for ids): newly allocated (free()), NULL on allocation failure.
- * For tests and tools.
- */
-char *hd__codegen_ts_type(const herald_validator *v);
-
 #endif
