@@ -1,6 +1,8 @@
 /*
- * Fuzz target for the native WebSocket protocol (docs/protocol.md) as a
- * connection receives it: hd__proto_message() of src/proto.c on a real
+ * Fuzz target for the WebSocket protocols as a connection receives them:
+ * the native one (docs/protocol.md), hd__proto_message() of src/proto.c,
+ * and Convex's sync protocol (docs/convex-clients.md), hd__sync_message()
+ * of src/sync.c, on a real
  * server (tests/fuzz/fuzz_server.h), reaching authentication (admin key,
  * JWTs, sign-out), subscriptions and their updates after commits,
  * one-shot queries, mutations through the writer thread (raw operations,
@@ -17,6 +19,8 @@
  *                  and the queue can overflow
  *   !close         (also ~!close) the connection goes away, perhaps with
  *                  requests still at the writer; a new one takes its place
+ *   !sync          (also ~!sync) the same, and the new one speaks Convex's
+ *                  sync protocol (as if opened at /api/<version>/sync)
  *
  * After every other line the writer's commits are processed and every
  * queued frame is "sent" (fz_settle). Errors are answers, not bugs; a
@@ -59,14 +63,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         size_t len = (size_t)(line_end - text);
         if (fz.verbose) fprintf(stderr, "%c-> %.*s\n", "AB"[which], (int)len, text);
-        if (len == 6 && !memcmp(text, "!close", 6)) {
+        bool sync = len == 5 && !memcmp(text, "!sync", 5);
+        if (sync || (len == 6 && !memcmp(text, "!close", 6))) {
             fz_conn_close(conns[which]);
             conns[which] = fz_conn_open(true);
+            if (sync && hd__sync_attach(conns[which])) abort();
         } else {
             char *message = malloc(len ? len : 1);
             if (!message) abort();
             memcpy(message, text, len);
-            hd__proto_message(&fz.s, conns[which], message, len);
+            hd_conn *c = conns[which];
+            (c->sync ? hd__sync_message : hd__proto_message)(&fz.s, c, message, len);
             free(message);
         }
         if (wait) fz_settle();
