@@ -474,7 +474,13 @@ void hd__http_error(hd_conn *c, int code, const char *message)
 static void http_success(hd_conn *c, const herald_value *value, uint64_t version)
 {
     hd_buf b = HD_BUF_INIT;
-    char *j = herald_value_to_json(value);
+    herald_error err = {0};
+    /* For Convex's client only what it can read (printable ASCII field names). */
+    char *j = c->http_convex ? hd__sync_value_json(value, &err) : herald_value_to_json(value);
+    if (!j && err.code && err.code != HERALD_ENOMEM) {
+        http_error(c, err.code, err.message);
+        return;
+    }
     hd__buf_str(&b, "{\"status\":\"success\",\"value\":");
     if (j)
         hd__buf_str(&b, j);

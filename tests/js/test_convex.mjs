@@ -75,6 +75,7 @@ M.mine = herald.mutation{args = {}, handler = function(ctx)
   return u.subject
 end}
 M.secret = herald.internalQuery{handler = function() return "for the admin" end}
+M.accents = herald.query{handler = function() return {["café"] = 1} end}
 return M
 `,
 );
@@ -169,6 +170,12 @@ try {
   } catch (e) {
     check(/secret/.test(e.message), `http: internal function without the admin key (${e.message})`);
   }
+  try {
+    await http.query('counters:accents', {});
+    check(false, 'http: a field name the client cannot read is an error');
+  } catch (e) {
+    check(/field name/.test(e.message), `http: a field name the client cannot read (${e.message})`);
+  }
   http.setAdminAuth(key);
   check((await http.query('counters:secret', {})) === 'for the admin', 'http: setAdminAuth sends the admin key');
   http.setAuth(token('ada'));
@@ -225,6 +232,9 @@ try {
   let failed;
   client.onUpdate('counters:nothing', {}, () => {}, (e) => (failed = e));
   check(await until(() => failed), `sync: a failing query reaches onError (${failed?.message})`);
+  let accents;
+  client.onUpdate('counters:accents', {}, () => {}, (e) => (accents = e));
+  check(await until(() => accents), `sync: a value the client cannot read is a QueryFailed (${accents?.message})`);
   try {
     await client.action('counters:get', { name: 'v' });
     check(false, 'sync: actions are refused for now');
