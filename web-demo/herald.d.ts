@@ -3,6 +3,29 @@
 /** A value in Convex's JSON encoding, as the wire carries it. */
 export type JSONValue = null | boolean | number | string | JSONValue[] | { [key: string]: JSONValue };
 
+/** Convex's paginationOpts (docs/queries.md, "Live pages"). */
+export interface PaginationOptions {
+  numItems: number;
+  /** Where the page starts (after this position); null: the start. */
+  cursor?: string | null;
+  /** Where the page ends, inclusive; its continueCursor stays this. */
+  endCursor?: string | null;
+  /** Convex's client sends it; ignored. */
+  id?: number;
+  maximumRowsRead?: number;
+  maximumBytesRead?: number;
+}
+
+/** A page, as `paginate` returns it (raw queries and functions alike). */
+export interface PaginationResult<T = JSONValue> {
+  page: T[];
+  isDone: boolean;
+  continueCursor: string;
+  /** With pageStatus: where to split a page that grew too large. */
+  splitCursor?: string | null;
+  pageStatus?: 'SplitRecommended' | 'SplitRequired' | null;
+}
+
 /** The JSON query form of docs/queries.md. */
 export interface Query {
   table: string;
@@ -14,7 +37,7 @@ export interface Query {
   take?: number;
   first?: true;
   unique?: true;
-  paginate?: { numItems: number; cursor?: string | null };
+  paginate?: PaginationOptions;
   get?: string;
 }
 
@@ -41,7 +64,11 @@ export interface ClientOptions {
 
 export class HeraldClient {
   constructor(url: string, options?: ClientOptions);
-  /** Calls `callback` with the current result now and after every change; returns an unsubscribe function. */
+  /**
+   * Calls `callback` with the current result now and after every change; returns an unsubscribe
+   * function. A paginated subscription keeps the journal (its page's fixed end) of its first
+   * result and sends it back when it re-subscribes after a reconnect.
+   */
   subscribe(path: string, args: Record<string, JSONValue>,
             callback: (value: JSONValue, version: number) => void,
             onError?: (error: HeraldError) => void): () => void;

@@ -19,6 +19,12 @@
  * server sends (herald-diff.js), reconnects by itself with backoff, and
  * re-subscribes after a reconnect, so callbacks see current results again.
  * It never calls a callback with a half-applied result.
+ *
+ * Paginated subscriptions are live pages (docs/queries.md, "Live pages"):
+ * the server fixes a page's end on its first run and sends it as the
+ * result's `journal`; the client keeps it and sends it back when it
+ * re-subscribes after a reconnect, so the page keeps its end and no
+ * document moves into no page (or into two) across the reconnect.
  */
 import { applyDiff } from './herald-diff.js';
 
@@ -49,7 +55,7 @@ export class HeraldClient {
     this.onStatus = options.onStatus ?? (() => {});
     this.nextId = 1;
     this.pending = new Map(); /* request id -> {resolve, reject, message} */
-    this.subs = new Map(); /* subscription id -> {query, callback, onError, value, version} */
+    this.subs = new Map(); /* subscription id -> {request, callback, onError, value, version, journal} */
     this.version = 0;
     this.closed = false;
     this.backoff = 250;
@@ -68,8 +74,8 @@ export class HeraldClient {
     const [callback, onError] = rest;
     const id = `s${this.nextId++}`;
     const request = target(queryOrPath, args);
-    this.subs.set(id, { request, callback, onError, value: undefined, version: 0 });
-    if (this.open) this._send({ type: 'sub', id, ...request });
+    this.subs.set(id, { request, callback, onError, value: undefined, version: 0, journal: null });
+    if (this.open) this._subscribe(id, this.subs.get(id));
     return () => {
       if (!this.subs.delete(id)) return;
       if (this.open) this._request({ type: 'unsub', id }).catch(() => {});
@@ -131,7 +137,7 @@ export class HeraldClient {
       }
       /* Re-send what was waiting and re-subscribe everything: results come back whole. */
       for (const [id, p] of this.pending) if (!p.sent) this._sendPending(id, p);
-      for (const [id, sub] of this.subs) this._send({ type: 'sub', id, ...sub.request });
+      for (const [id, sub] of this.subs) this._subscribe(id, sub);
       this.onStatus('open');
     };
     ws.onmessage = (event) => this._receive(JSON.parse(typeof event.data === 'string' ? event.data : String(event.data)));
@@ -158,6 +164,13 @@ export class HeraldClient {
 
   _send(message) {
     this.ws.send(JSON.stringify(message));
+  }
+
+  /* A page's journal goes back with it, so that it keeps the end its first run fixed. */
+  _subscribe(id, sub) {
+    const message = { type: 'sub', id, ...sub.request };
+    if (sub.journal) message.journal = sub.journal;
+    this._send(message);
   }
 
   _sendPending(id, p) {
@@ -190,6 +203,7 @@ export class HeraldClient {
         if (sub) {
           sub.value = m.value;
           sub.version = m.version;
+          if (typeof m.journal === 'string') sub.journal = m.journal;
           this._deliver(m.id, sub);
           return;
         }
