@@ -317,6 +317,7 @@ static void flush(hd_server *s, hd_sync *y)
     hd__buf_append(&b, y->mods.p, y->mods.len);
     hd__buf_str(&b, "]}");
     if (y->mods.failed) b.failed = true;
+    bool had_mods = y->nmods > 0;
     y->mods.len = 0;
     y->mods.failed = false;
     y->nmods = 0;
@@ -330,6 +331,7 @@ static void flush(hd_server *s, hd_sync *y)
     y->sent_query_set = y->query_set;
     y->sent_identity = y->identity;
     y->sent_ts = ts;
+    if (had_mods) s->updates_sent++;
     send_buf(c, &b);
 }
 
