@@ -94,6 +94,8 @@ export async function startServer({ herald, dataDir, port, core = '0', extra = [
     pid: proc.pid, // taskset execs herald: same pid
     key,
     url: `ws://127.0.0.1:${port}/ws`,
+    /* Convex's sync protocol; any version segment is accepted. */
+    syncUrl: `ws://127.0.0.1:${port}/api/1.48.0/sync`,
     port,
     stderr: () => err,
     exited: () => exited,
@@ -161,13 +163,50 @@ export function openClient(url, key, onMessage, options = {}) {
   });
 }
 
-/* Opens `n` clients, `wave` at a time; `make(i)` returns [onMessage]; `options` as openClient's. */
-export async function openMany(url, key, n, make, wave = 200, options = {}) {
+/*
+ * A minimal client of Convex's sync protocol (docs/convex-clients.md,
+ * src/sync.c): opens a WebSocket at `url` (the server's syncUrl), sends
+ * Connect and, with `key`, Authenticate as the admin (as the native
+ * watchers authenticate), and resolves with it once open. The official
+ * client is not used: 5,000 of them would measure the client, not the
+ * server. `onMessage(data)` receives every frame (Transitions, Pings) as
+ * it came; the caller sends its own ModifyQuerySet.
+ */
+let syncSessions = 0;
+export function openSyncClient(url, key, onMessage, options = {}) {
+  return new Promise((resolveWs, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, ...options });
+    let open = false;
+    ws.on('error', (e) => {
+      if (!open) reject(e);
+    });
+    ws.on('open', () => {
+      open = true;
+      const n = syncSessions++;
+      ws.send(JSON.stringify({
+        type: 'Connect', sessionId: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
+        connectionCount: 0, lastCloseReason: 'InitialConnect', clientTs: Date.now(),
+      }));
+      if (key) ws.send(JSON.stringify({ type: 'Authenticate', tokenType: 'Admin', value: key, baseVersion: 0 }));
+      resolveWs(ws);
+    });
+    ws.on('message', onMessage);
+  });
+}
+
+/* The bytes a server-to-client WebSocket frame of this payload takes on the wire (unmasked header). */
+export function frameBytes(payloadLength) {
+  return payloadLength + (payloadLength < 126 ? 2 : payloadLength < 65536 ? 4 : 10);
+}
+
+/* Opens `n` clients, `wave` at a time; `make(i)` returns [onMessage]; `options` as openClient's;
+ * `open`: openClient (the native protocol) or openSyncClient. */
+export async function openMany(url, key, n, make, wave = 200, options = {}, open = openClient) {
   const out = new Array(n);
   for (let i = 0; i < n; i += wave) {
     const batch = [];
     for (let j = i; j < Math.min(n, i + wave); j++)
-      batch.push(openClient(url, key, make(j), options).then((ws) => (out[j] = ws)));
+      batch.push(open(url, key, make(j), options).then((ws) => (out[j] = ws)));
     await Promise.all(batch);
   }
   return out;

@@ -7,7 +7,11 @@
 #
 #   bench/live/run.sh            quick: a few minutes
 #   bench/live/run.sh --full     longer windows, more rates and repetitions
-#   bench/live/run.sh --only latency,fanout,invalidation,memory,http,consistency,stall,scale
+#   bench/live/run.sh --only latency,fanout,invalidation,memory,http,consistency,stall,scale,sync
+#
+# `sync` runs the latency workload twice, the watchers speaking the native
+# protocol (diffs) and then Convex's sync protocol (whole values), and the
+# same for 20 watchers of one large list; both print bytes per update.
 #
 # Needs Node 20 and the `ws` package (`npm ci` in tests/js, or `npm install`
 # in bench/live). HERALD_BENCH_BUILD picks another build folder;
@@ -21,7 +25,7 @@ cd "$(dirname "$0")/../.."
 build=${HERALD_BENCH_BUILD:-build-release}
 client_core=${HERALD_BENCH_CLIENT_CORE:-1}
 full=0
-only=latency,http,fanout,invalidation,memory,consistency,scale,stall
+only=latency,http,fanout,invalidation,memory,consistency,scale,stall,sync
 while [ $# -gt 0 ]; do
   case "$1" in
     --full) full=1 ;;
@@ -90,6 +94,8 @@ if [ $full = 1 ]; then
   scale_args=(--conns 10000 --big 50000 --writes 20 --hold 70)
   con_args=(--seconds 30)
   con_heavy=(--seconds 30 --heavy 10)
+  sync_args=(--seconds 10 --rates 500,1000,2000,4000,6000,8000 --keep-going)
+  list_args=(--query list --jobs 200 --watchers 20 --seconds 10 --rates 50,100,200,400 --keep-going)
 else
   lat_args=(--seconds 3 --rates 100,250,500,1000,1500,2000,3000,4000,6000,8000)
   http_args=(--seconds 3 --rates 500,1000,2000,3000,4000)
@@ -99,6 +105,8 @@ else
   scale_args=(--conns 10000 --big 50000 --writes 5 --hold 40)
   con_args=(--seconds 8)
   con_heavy=(--seconds 8 --heavy 10)
+  sync_args=(--seconds 3 --rates 500,2000,4000,8000)
+  list_args=(--query list --jobs 200 --watchers 20 --seconds 3 --rates 100,200)
 fi
 
 if want latency; then
@@ -140,6 +148,18 @@ if want stall; then
   echo "### 6. Slow queries beside a pinger: 4 clients calling a 200 ms query in a loop"
   echo
   gen stall.mjs --seconds "$([ $full = 1 ] && echo 10 || echo 5)"
+fi
+if want sync; then
+  echo "### 7. Convex's sync protocol beside the native one: 5,000 watchers of 500 jobs, one writer"
+  echo
+  echo "The writer is the same native WebSocket in both runs; only the watchers' protocol differs."
+  echo
+  gen latency.mjs --protocol native "${sync_args[@]}"
+  gen latency.mjs --protocol sync "${sync_args[@]}"
+  echo "A large value: 20 watchers of \`videos:list\` (the newest 200 videos), each mutation patching one of them:"
+  echo
+  gen latency.mjs --protocol native "${list_args[@]}"
+  gen latency.mjs --protocol sync "${list_args[@]}"
 fi
 if want consistency; then
   echo "### Consistency checks: one connection whose subscriptions every commit changes together"
