@@ -303,9 +303,9 @@ static int api_add(api_node *root, const char *path, long leaf, herald_error *er
         if (!(n = api_child(n, seg, (size_t)(end - seg), err))) return HERALD_ENOMEM;
         if (n->leaf >= 0)
             return herald_fail(err, HERALD_EINVAL,
-                               "%s: its module is also the name of a function, which `api` "
-                               "cannot hold both of",
-                               path);
+                               "%s: its module %.*s is also a function's name, and `api` cannot "
+                               "hold both",
+                               path, (int)(colon - path), path);
         if (end == colon) break;
         seg = end + 1;
     }
@@ -315,8 +315,8 @@ static int api_add(api_node *root, const char *path, long leaf, herald_error *er
     if (!f) return HERALD_ENOMEM;
     if (n->nkids == before)
         return herald_fail(err, HERALD_EINVAL,
-                           "%s: a module of that name exists too, which `api` cannot hold both of",
-                           path);
+                           "%s: the module %.*s/%s exists too, and `api` cannot hold both", path,
+                           (int)(colon - path), path, name);
     f->leaf = leaf;
     return 0;
 }

@@ -4,19 +4,20 @@
  * calls.
  *
  * For examples/twitch-jobs, examples/social (seed 004) and
- * tests/fixtures/codegen (every validator kind, internal functions,
- * `returns`), it writes convex/_generated into a temporary project whose
+ * tests/fixtures/codegen (every validator kind, v.paginationOpts(), internal
+ * functions, `returns`, a module in a folder), it writes convex/_generated into a temporary project whose
  * node_modules is tests/js/node_modules, then runs `tsc --noEmit` over:
  *   - components and scripts that call the functions correctly
  *     (useQuery, useMutation, usePaginatedQuery, ConvexHttpClient, Doc, Id):
  *     tsc must pass;
  *   - one file per mistake (a function that does not exist, a wrong argument
  *     type, a missing argument, a query passed to useMutation, an internal
- *     function through `api`, a value outside a literal union, a number for
- *     an int64): tsc must fail with the expected diagnostic.
+ *     function through `api`, a value outside a literal union, an int64
+ *     result read as a number): tsc must fail with the expected diagnostic.
  * It also checks that the generated api.js names functions as Herald does
  * at run time, the command's errors (no app, no --out, a folder that cannot
- * be written, a broken function keeps the previous files).
+ * be written, a broken function keeps the previous files, a function and a
+ * module folder of the same name).
  *
  * Run as: node test_codegen.mjs <herald> <source root>
  * Needs convex, react's types and typescript (npm ci in tests/js); exits 77
@@ -180,10 +181,12 @@ export function A(post: Id<"posts">) {
   const kindsImports = `import { useQuery, useMutation } from "convex/react";
 import { api, internal } from "../convex/_generated/api";
 `;
-  passes(kinds, 'kinds.tsx', `${kindsImports}import type { FunctionArgs, FunctionReturnType } from "convex/server";
+  passes(kinds, 'kinds.tsx', `${kindsImports}import { usePaginatedQuery } from "convex/react";
+import type { FunctionArgs, FunctionReturnType, PaginationOptions } from "convex/server";
 import type { DataModel, Doc, Id, TableNames } from "../convex/_generated/dataModel";
 
 type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
+type Mutual<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 
 export function useAll(user: Id<"users">) {
   const r = useQuery(api.kinds.echo, {
@@ -197,7 +200,8 @@ export function useAll(user: Id<"users">) {
   const made: Promise<Id<"users">> = add({ name: "n", role: "guest" });
   const n = useQuery(api.kinds.noArgs);
   const d: "x"[] | undefined = useQuery(api.kinds.default, {});
-  return [count, owner, made, n, d];
+  const page = usePaginatedQuery(api.kinds.page, {}, { initialNumItems: 5 });
+  return [count, owner, made, n, d, page.results];
 }
 
 export const checks: true[] = [
@@ -205,6 +209,7 @@ export const checks: true[] = [
   true as Equals<FunctionArgs<typeof internal.kinds.secret>, { key: string }>,
   true as Equals<FunctionReturnType<typeof internal.kinds.touch>, null>,
   true as Equals<FunctionArgs<typeof api.kinds.echo>["maybe"], string | null | undefined>,
+  true as Mutual<Omit<FunctionArgs<typeof api.kinds.page>["paginationOpts"], "id">, PaginationOptions>,
   true as Equals<FunctionArgs<typeof api.kinds.echo>["rec"], Record<Id<"users">, boolean>>,
   true as Equals<TableNames, "blobs" | "events" | "users">,
   true as Equals<Doc<"users">["visits"], bigint>,
@@ -232,18 +237,28 @@ export function A() { const add = useMutation(api.kinds.add); return () => add({
 export function A(r: NonNullable<ReturnType<typeof useQuery<typeof api.kinds.echo>>>) { const n: number = r.count; return n; }
 `, "Type 'bigint' is not assignable to type 'number'");
 
-  /* Nested modules (functions/admin/tools.lua) once the loader reads folders. */
-  const listed = run(herald, ['--app', join(root, 'tests', 'fixtures', 'codegen'), 'functions']).out;
-  if (listed.includes('admin/tools:reset')) {
-    passes(kinds, 'nested.tsx', `${kindsImports}
+  /* A module in a folder: functions/admin/tools.lua is api.admin.tools. */
+  passes(kinds, 'nested.tsx', `${kindsImports}
 export function A() { const reset = useMutation(api.admin.tools.reset); return () => reset({ confirm: true }); }
 `);
-  } else {
-    console.log('note: functions/admin/tools.lua is not loaded (nested modules not supported yet): nested check skipped');
-  }
+  fails(kinds, 'nested_literal.tsx', `${kindsImports}
+export function A() { const reset = useMutation(api.admin.tools.reset); return () => reset({ confirm: false }); }
+`, "Type 'false' is not assignable to type 'true'");
+
+  /* A function and a folder of modules cannot share a name in `api`. */
+  let r;
+  const clash = join(dir, 'clash-app');
+  mkdirSync(join(clash, 'functions', 'a'), { recursive: true });
+  writeFileSync(join(clash, 'schema.json'), '{"tables": {}}');
+  writeFileSync(join(clash, 'functions', 'a.lua'), 'return {b = herald.query{handler = function() end}}\n');
+  writeFileSync(join(clash, 'functions', 'a', 'b.lua'), 'return {c = herald.query{handler = function() end}}\n');
+  r = run(herald, ['codegen', '--app', clash, '--out', join(dir, 'clash-out')]);
+  check(r.code === 1 && r.out.includes('InvalidArgument: a:b: the module a/b exists too'),
+    `a/b:c beside a:b is refused (exit ${r.code}: ${r.out.trim()})`);
+  check(!existsSync(join(dir, 'clash-out')), 'nothing is written for it');
 
   /* ------------------------------------------------------- errors */
-  let r = run(herald, ['codegen', '--out', join(dir, 'x')]);
+  r = run(herald, ['codegen', '--out', join(dir, 'x')]);
   check(r.code === 2 && r.out.includes('codegen: needs --app DIR'), `no app: usage error (exit ${r.code}: ${r.out.split('\n')[0]})`);
   r = run(herald, ['--app', join(root, 'examples', 'twitch-jobs'), 'codegen']);
   check(r.code === 2 && r.out.includes('needs --out DIR'), `no --out: usage error (exit ${r.code})`);
