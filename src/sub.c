@@ -865,9 +865,11 @@ void hd__sub_reauth(hd_server *s, hd_conn *c)
     for (size_t i = 0; i < c->nsubs;) {
         hd_csub *cs = &c->subs[i];
         hd_qinst *old = cs->qi, *qi = NULL;
+        /* A live page keeps its end under the new identity too. */
         hd_subspec spec = {.query = old->query ? &old->spec : NULL,
                            .fn_path = old->fn_path,
-                           .fn_args = &old->fn_args};
+                           .fn_args = &old->fn_args,
+                           .journal = old->journal};
         int rc = instance_for(s, c, &spec, snapshot, &qi, &err);
         if (!rc && qi != old && add_subscriber(qi, c, cs->id)) {
             drop_if_unused(s, qi);
