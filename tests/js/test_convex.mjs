@@ -11,7 +11,8 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { checker, freePort, importOrSkip, startHerald, stopProcess } from './lib.mjs';
 
 const [{ ConvexClient, ConvexHttpClient }, { ConvexError }, { WebSocket }] = await importOrSkip([
@@ -19,7 +20,7 @@ const [{ ConvexClient, ConvexHttpClient }, { ConvexError }, { WebSocket }] = awa
   'convex/values',
   'ws',
 ]);
-const [herald] = process.argv.slice(2);
+const [herald, root] = process.argv.slice(2);
 const { check, failures, passed } = checker();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -329,6 +330,32 @@ try {
     s.send({ type: 'ModifyQuerySet', baseVersion: 7, newVersion: 8, modifications: [] });
     const reason = await Promise.race([closed, sleep(3000).then(() => 'still open')]);
     check(/version/.test(reason), `raw: a wrong baseVersion closes the socket (${reason})`);
+  }
+
+  /* A JWT of an example app's provider: the demo's sign-in (examples/demo, web-demo/demo-auth.js). */
+  {
+    const { mintDemoToken } = await import(pathToFileURL(join(resolve(root), 'web-demo', 'demo-auth.js')).href);
+    const demoPort = await freePort();
+    const demo = await startHerald(herald, ['--data', join(work, 'demo-data'), '--app', join(root, 'examples', 'demo'),
+      'serve', '--port', String(demoPort)]);
+    const dc = new ConvexClient(`http://127.0.0.1:${demoPort}`);
+    try {
+      try {
+        await dc.mutation('videos:create', { twitchId: 'c1', title: 'anonymous' });
+        check(false, 'demo: signed out, creating a job is refused');
+      } catch (e) {
+        check(e.data?.code === 'UNAUTHENTICATED', `demo: signed out, creating a job is refused (${e.message})`);
+      }
+      const ok = [];
+      dc.setAuth(async () => (await mintDemoToken('Ada Lovelace')).token, (v) => ok.push(v));
+      check(await until(() => ok.includes(true)), `demo: the demo provider's token is accepted (${ok})`);
+      const id = await dc.mutation('videos:create', { twitchId: 'c1', title: 'signed in' });
+      check(typeof id === 'string' && id.length > 0, `demo: signed in, the job is created (${id})`);
+    } finally {
+      await dc.close();
+      const code = await stopProcess(demo.proc);
+      check(code === 0, `demo: the server stops cleanly (${code})`);
+    }
   }
 
   /* Only /ws and /api/<version>/sync take WebSockets. */
