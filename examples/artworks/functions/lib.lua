@@ -124,14 +124,7 @@ end
 
 -- Convex's paginationOpts (what usePaginatedQuery sends).
 function M.pagination_opts()
-  return v.object{
-    numItems = v.number(),
-    cursor = v.union(v.string(), v.null()),
-    id = v.optional(v.number()),
-    endCursor = v.optional(v.union(v.string(), v.null())),
-    maximumRowsRead = v.optional(v.number()),
-    maximumBytesRead = v.optional(v.number()),
-  }
+  return v.paginationOpts()
 end
 
 function M.page_of(query, opts)
@@ -142,7 +135,8 @@ function M.page_of(query, opts)
   end
   local cursor = opts.cursor
   if cursor == herald.null then cursor = nil end
-  return query:paginate{numItems = math.floor(n), cursor = cursor}
+  return query:paginate{numItems = math.floor(n), cursor = cursor, endCursor = opts.endCursor,
+                        maximumRowsRead = opts.maximumRowsRead, maximumBytesRead = opts.maximumBytesRead}
 end
 
 function M.limit(n, default, max)

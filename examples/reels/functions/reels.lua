@@ -10,14 +10,7 @@ local sourceType = v.union(v.literal("generated"), v.literal("scraped"))
 local metadata = v.record(v.string(), v.any())
 
 -- Convex's paginationOptsValidator.
-local paginationOpts = v.object{
-  numItems = v.number(),
-  cursor = v.union(v.string(), v.null()),
-  endCursor = v.optional(v.union(v.string(), v.null())),
-  id = v.optional(v.number()),
-  maximumRowsRead = v.optional(v.number()),
-  maximumBytesRead = v.optional(v.number()),
-}
+local paginationOpts = v.paginationOpts()
 
 local MAX_PAGE = 200
 
@@ -115,7 +108,10 @@ M.listForFeed = herald.query{
         if args.fromPosition then q = q:gte("position", args.fromPosition) end
         return q
       end)
-      :paginate{numItems = math.floor(n), cursor = args.paginationOpts.cursor}
+      :paginate{numItems = math.floor(n), cursor = args.paginationOpts.cursor,
+                endCursor = args.paginationOpts.endCursor,
+                maximumRowsRead = args.paginationOpts.maximumRowsRead,
+                maximumBytesRead = args.paginationOpts.maximumBytesRead}
   end,
 }
 

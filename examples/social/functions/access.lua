@@ -45,22 +45,17 @@ function A.memberConversation(ctx, conversationId)
   return conversation, me
 end
 
--- Convex's paginationOptsValidator (the optional fields are what
--- Convex's usePaginatedQuery may add; Herald's pages ignore them).
-A.paginationOpts = v.object{
-  numItems = v.number(),
-  cursor = v.union(v.string(), v.null()),
-  endCursor = v.optional(v.union(v.string(), v.null())),
-  id = v.optional(v.number()),
-  maximumRowsRead = v.optional(v.number()),
-  maximumBytesRead = v.optional(v.number()),
-}
+-- Convex's paginationOptsValidator.
+A.paginationOpts = v.paginationOpts()
 
--- A page of `query` for opts: at least 1, at most `max` items.
+-- A page of `query` for opts: at least 1, at most `max` items unless the
+-- page's end is fixed (endCursor, as usePaginatedQuery sends when it
+-- splits a page, or the subscription's journal): then all of it.
 function A.page(query, opts, max)
   local n = math.floor(opts.numItems)
   if n < 1 then n = 1 elseif n > max then n = max end
-  return query:paginate{numItems = n, cursor = opts.cursor}
+  return query:paginate{numItems = n, cursor = opts.cursor, endCursor = opts.endCursor,
+                        maximumRowsRead = opts.maximumRowsRead, maximumBytesRead = opts.maximumBytesRead}
 end
 
 function A.nonEmpty(text, what, max)
