@@ -1268,6 +1268,15 @@ static int eval_validator_call(struct parser *p, const struct node *d, const cha
     return 0;
 }
 
+/* paginationOptsValidator (convex/server), the same as v.paginationOpts() in Lua. */
+#define PAGINATION_OPTS_JSON                                                                       \
+    "{\"type\":\"object\",\"fields\":{\"numItems\":{\"type\":\"number\"},"                         \
+    "\"cursor\":{\"type\":\"union\",\"members\":[{\"type\":\"string\"},{\"type\":\"null\"}]},"     \
+    "\"endCursor\":{\"type\":\"union\",\"optional\":true,\"members\":[{\"type\":\"string\"},"      \
+    "{\"type\":\"null\"}]},\"id\":{\"type\":\"number\",\"optional\":true},"                        \
+    "\"maximumRowsRead\":{\"type\":\"number\",\"optional\":true},"                                 \
+    "\"maximumBytesRead\":{\"type\":\"number\",\"optional\":true}}}"
+
 static int eval_validator(struct parser *p, const struct node *n, bool field, cJSON **out)
 {
     int rc;
@@ -1275,6 +1284,14 @@ static int eval_validator(struct parser *p, const struct node *n, bool field, cJ
     const char *m = v_call(d);
     cJSON *v;
 
+    if (!m && d->kind == N_IDENT && !d->target && !strcmp(d->text, "paginationOptsValidator")) {
+        /* convex/server's validator of a paginated query's paginationOpts. */
+        if ((rc = spend(p, n)) < 0) return rc;
+        v = cJSON_Parse(PAGINATION_OPTS_JSON);
+        if (!v) return oom(p);
+        *out = v;
+        return 0;
+    }
     if (!m) {
         if (d->kind == N_OBJECT)
             return fail_at(p, d->line, d->col,

@@ -396,6 +396,25 @@ static void test_ts_subset(void)
         herald_schema_free(s);
     }
 
+    /* convex/server's paginationOptsValidator, as a field and inside v.optional(). */
+    s = TS_OK("import { defineSchema, defineTable, paginationOptsValidator } from "
+              "\"convex/server\";\nimport { v } from \"convex/values\";\n"
+              "export default defineSchema({ saved: defineTable({ opts: paginationOptsValidator,"
+              " maybe: v.optional(paginationOptsValidator) }) })\n");
+    if (s) {
+        t = herald_schema_table(s, "saved");
+        f = t ? field(t->document, "opts") : NULL;
+        CHECK(f && !f->optional && f->v->kind == HERALD_V_OBJECT && f->v->nfields == 6);
+        CHECK(f && field(f->v, "numItems") && field(f->v, "numItems")->v->kind == HERALD_V_NUMBER);
+        CHECK(f && field(f->v, "cursor") && !field(f->v, "cursor")->optional &&
+              field(f->v, "cursor")->v->kind == HERALD_V_UNION);
+        CHECK(f && field(f->v, "endCursor") && field(f->v, "endCursor")->optional);
+        f = t ? field(t->document, "maybe") : NULL;
+        CHECK(f && f->optional && f->v->kind == HERALD_V_OBJECT && f->v->nfields == 6);
+        check_round_trip(s, __LINE__);
+        herald_schema_free(s);
+    }
+
     /* Literals of every kind, including bigints, negatives and escapes. */
     s = TS_OK(HDR "export default defineSchema({ t: defineTable({\n"
                   "  a: v.literal(5n), b: v.literal(-9223372036854775808n), c: v.literal(-1.5),\n"
