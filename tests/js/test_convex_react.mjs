@@ -24,6 +24,8 @@
  *      passes a wrong argument type.
  *
  *   node tests/js/test_convex_react.mjs path/to/herald path/to/source
+ * HERALD_TEST_FRAMES=1 prints the page's sync frames; HERALD_TEST_KEEP=1
+ * keeps the temporary folder (app, page project, bundle, data).
  * Needs convex, react, react-dom, esbuild, typescript, playwright-core (npm
  * ci in tests/js) and /usr/bin/chromium; exits 77 (skipped) without them.
  */
@@ -391,7 +393,7 @@ try {
   check((await page.textContent('#feed-status')) === 'Exhausted', `feed: every page loaded (${await page.textContent('#feed-status')})`);
   all = await checkFeed(page, 'all pages');
   const at = (text) => all.find((p) => p.text === text);
-  /* Between pages 2 and 3, and 3 and 4 (pages [new1 p9 p8] [p5 p4 p3]? whatever they are, a post between each pair). */
+  /* A post between every third and the next: where the pages of 3 were cut when they loaded. */
   for (let i = 1; i < all.length; i++) {
     if (i % 3 !== 0) continue;
     const mid = (all[i - 1].createdAt + all[i].createdAt) / 2;
@@ -421,7 +423,7 @@ try {
 } catch (e) {
   check(false, `unexpected: ${e.stack}`);
 } finally {
-  if (failures.length && process.env.HERALD_TEST_FRAMES) console.log(frames.join('\n'));
+  if (process.env.HERALD_TEST_FRAMES) console.log(frames.join('\n'));
   if (failures.length) console.log(`page console:\n${logs.slice(-40).join('\n')}`);
   if (browser) await browser.close();
   const code = await stopProcess(server.proc);
