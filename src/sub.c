@@ -217,6 +217,12 @@ static void set_journal(hd_server *s, hd_qinst *qi, char *journal)
         return;
     }
     qi->journal = journal;
+    /* A raw page reads its end from the query itself (a function's from its call). */
+    if (qi->query && herald_query_set_journal(qi->query, journal)) {
+        qi->journal = NULL;
+        free(journal);
+        return;
+    }
     size_t n = strlen(qi->key) + strlen(journal) + 4;
     char *key = malloc(n);
     if (!key) return; /* still found by its first key: shared a little longer */
@@ -259,6 +265,10 @@ static int evaluate(hd_server *s, hd_qinst *qi, herald_txn *snapshot, herald_val
     if (rc == 0) {
         if (qi->query) {
             rc = herald_query_run(qi->query, t, NULL, &result, &rs, &err);
+            const herald_value *end = rc || qi->journal || !herald_query_paginates(qi->query)
+                                          ? NULL
+                                          : herald_object_get(&result, "continueCursor");
+            if (end && end->type == HERALD_STRING && end->u.s.len) journal = strdup(end->u.s.ptr);
         } else if (s->fnrt) {
             hd_fncall call = {.path = qi->fn_path,
                               .args = &qi->fn_args,
@@ -390,7 +400,8 @@ static char *instance_key(const hd_conn *c, const hd_subspec *spec, const char *
     char *key = malloc(klen);
     if (key) {
         if (spec->query)
-            snprintf(key, klen, "q|%s|%s", c->admin ? "admin" : "dev", json);
+            snprintf(key, klen, "q|%s|%s%s%s", c->admin ? "admin" : "dev", json,
+                     spec->journal ? "|j|" : "", spec->journal ? spec->journal : "");
         else
             snprintf(key, klen, "f|%s|%s|%s|%s%s%s", c->admin ? "admin" : "", who, norm, json,
                      spec->journal ? "|j|" : "", spec->journal ? spec->journal : "");
@@ -455,7 +466,9 @@ static int instance_for(hd_server *s, hd_conn *c, const hd_subspec *spec, herald
     qi->admin = c->admin;
     bool failed = false;
     if (sp.query) {
-        failed = herald_value_copy(&qi->spec, sp.query) != 0;
+        failed = herald_value_copy(&qi->spec, sp.query) != 0 ||
+                 (sp.journal && (!(qi->journal = strdup(sp.journal)) ||
+                                 herald_query_set_journal(qi->query, sp.journal)));
     } else {
         failed = !(qi->fn_path = strdup(norm)) || herald_value_copy(&qi->fn_args, sp.fn_args) ||
                  herald_value_copy(&qi->identity, &c->identity) ||

@@ -65,8 +65,17 @@ async function main() {
   check(journals.every((j) => typeof j === 'string' && j.length > 0), `every page kept its journal: ${JSON.stringify(journals)}`);
   check(journals[0] === pages[0].value.continueCursor, 'the journal is the page\'s end');
 
+  /* A raw query's page (the admin key's) keeps its end the same way. */
+  let raw = null;
+  db.subscribe({ table: 'posts', order: 'desc', paginate: { numItems: 3, cursor: null } }, (value) => { raw = value; },
+    (e) => check(false, `raw page: ${e.code} ${e.message}`));
+  await until('the raw page arrives', () => raw !== null);
+  const rawNumbers = () => raw.page.map((d) => d.n).join(',');
+  check(rawNumbers() === '7,6,5', `raw page: ${rawNumbers()}`);
+
   await db.mutation('posts:add', { n: 8 });
   check(numbers(0) === '8,7,6,5' && numbers(1) === '4,3,2', `a new post grows page 1: ${[0, 1, 2].map(numbers)}`);
+  await until(`a new post grows the raw page too: ${rawNumbers()}`, () => rawNumbers() === '8,7,6,5');
 
   /* Restart: the client re-subscribes with the journals; page 1 keeps post 5. */
   check((await stopProcess(proc)) === 0, 'server stops cleanly');
