@@ -72,58 +72,26 @@ typedef struct pss {
 
 void hd__conn_watch(hd_conn *c)
 {
-    hd_server *s = c->srv;
-    if (c->watched || c->dead) return;
-    c->watched = true;
-    c->watch_prev = NULL;
-    c->watch_next = s->watch;
-    if (s->watch) s->watch->watch_prev = c;
-    s->watch = c;
+    if (c->watch_link.on || c->dead) return;
+    hd__dlist_push_back(&c->srv->watch, &c->watch_link);
 }
 
 static void unwatch(hd_conn *c)
 {
-    hd_server *s = c->srv;
-    if (!c->watched) return;
-    c->watched = false;
-    if (c->watch_prev)
-        c->watch_prev->watch_next = c->watch_next;
-    else
-        s->watch = c->watch_next;
-    if (c->watch_next) c->watch_next->watch_prev = c->watch_prev;
-    c->watch_prev = c->watch_next = NULL;
+    hd__dlist_unlink(&c->srv->watch, &c->watch_link);
 }
 
 static void idle_unlink(hd_conn *c)
 {
-    hd_server *s = c->srv;
-    if (c->idle_prev)
-        c->idle_prev->idle_next = c->idle_next;
-    else if (s->idle_head == c)
-        s->idle_head = c->idle_next;
-    else
-        return; /* not on the list */
-    if (c->idle_next)
-        c->idle_next->idle_prev = c->idle_prev;
-    else
-        s->idle_tail = c->idle_prev;
-    c->idle_prev = c->idle_next = NULL;
+    hd__dlist_unlink(&c->srv->idle, &c->idle_link);
 }
 
 /* The WebSocket was heard from (or was just pinged): it goes to the end of the list. */
 static void idle_touch(hd_conn *c, double now, bool pinged)
 {
-    hd_server *s = c->srv;
     c->silent_since = now;
     c->pinged = pinged;
-    if (s->idle_tail == c) return;
-    idle_unlink(c);
-    c->idle_prev = s->idle_tail;
-    if (s->idle_tail)
-        s->idle_tail->idle_next = c;
-    else
-        s->idle_head = c;
-    s->idle_tail = c;
+    hd__dlist_push_back(&c->srv->idle, &c->idle_link);
 }
 
 void hd__conn_expiry_changed(hd_conn *c)
@@ -510,8 +478,8 @@ static void http_refuse(hd_conn *c, int status, int code, const char *message)
  */
 static void check_laggards(hd_server *s, double now)
 {
-    for (hd_conn *c = s->watch, *next; c; c = next) {
-        next = c->watch_next;
+    for (hd_conn *c = HD_CONTAINER(s->watch.head, hd_conn, watch_link), *next; c; c = next) {
+        next = HD_CONTAINER(c->watch_link.next, hd_conn, watch_link);
         if (c->out && now - c->last_progress > s->cfg.max_behind_seconds)
             cull(c, "too far behind: not reading its messages");
         if (!c->websocket && c->http_reply && c->wsi && !c->closing &&
@@ -564,7 +532,7 @@ static void check_idle(hd_server *s, double now)
     /* At most PINGS_PER_TICK a tick: clients that connected together fall silent
      * together, and 5,000 pings and pongs at once held the loop for tens of ms. */
     int pings = 0;
-    while ((c = s->idle_head) && now - c->silent_since >= half && pings < PINGS_PER_TICK) {
+    while ((c = HD_CONTAINER(s->idle.head, hd_conn, idle_link)) && now - c->silent_since >= half && pings < PINGS_PER_TICK) {
         if (c->pinged || c->closing || !c->wsi) {
             idle_unlink(c);
             if (c->wsi) lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);

@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "deadline.h"
+#include "dlist.h"
 #include "eval.h"
 #include "fn.h"
 #include "herald/query.h"
@@ -112,9 +113,8 @@ struct hd_conn {
     char *http_reply;
     size_t http_reply_len;
     /* Bookkeeping by lists and timers: nothing walks every connection. */
-    hd_conn *watch_prev, *watch_next; /* connections with something time-bound pending */
-    bool watched;
-    hd_conn *idle_prev, *idle_next; /* WebSockets, the longest silent first */
+    hd_link watch_link; /* on the list of connections with something time-bound pending */
+    hd_link idle_link; /* on the list of WebSockets, the longest silent first */
     double silent_since;            /* last heard from (or pinged) */
     bool pinged;                    /* pinged since last heard from */
     bool ping_due;                  /* a ping waits for the socket */
@@ -178,8 +178,8 @@ struct hd_server {
     void *evloop; /* the libev loop lws runs on, or NULL: lws's own poll() loop */
     hd_rsindex *rsindex;
     hd_conn *conns;
-    hd_conn *watch;                  /* queued output, a message or request arriving */
-    hd_conn *idle_head, *idle_tail;  /* WebSockets by silence */
+    hd_dlist watch;                  /* queued output, a message or request arriving */
+    hd_dlist idle;                   /* WebSockets by silence */
     hd_deadlines expiries;           /* token expiries */
     uint64_t next_serial;
     struct hd_admit *admit; /* open sockets, in all and per address */
@@ -211,8 +211,8 @@ struct hd_server {
     uint64_t commits, updates_sent;
     double started_at;
     size_t ntails; /* connections following the tail of commits */
-    hd_sync *sync_dirty;              /* sync connections with a Transition to send */
-    hd_sync *sync_quiet, *sync_loud;  /* sync connections, the longest unsent-to first */
+    hd_dlist sync_dirty; /* sync connections with a Transition to send */
+    hd_dlist sync_quiet; /* sync connections, the longest unsent-to first */
     struct {
         uint64_t second; /* monotonic second of the bucket */
         uint64_t commits;

@@ -44,10 +44,9 @@ struct hd_sync {
     uint64_t newest; /* newest result version among the gathered modifications */
     hd_buf mods;     /* gathered modifications, comma-separated */
     size_t nmods;
-    bool dirty; /* a Transition is due (on the server's list) */
-    hd_sync *dirty_prev, *dirty_next;
+    hd_link dirty;    /* on the server's list: a Transition is due */
     double last_sent; /* when something was last queued to the client */
-    hd_sync *quiet_prev, *quiet_next;
+    hd_link quiet;    /* on the server's list by last_sent */
 };
 
 bool hd__sync_path(const char *uri)
@@ -60,57 +59,15 @@ bool hd__sync_path(const char *uri)
 
 /* ---- the server's lists: connections with a Transition due, and by quiet time ---- */
 
-static void dirty_unlink(hd_server *s, hd_sync *y)
-{
-    if (!y->dirty) return;
-    if (y->dirty_prev)
-        y->dirty_prev->dirty_next = y->dirty_next;
-    else
-        s->sync_dirty = y->dirty_next;
-    if (y->dirty_next) y->dirty_next->dirty_prev = y->dirty_prev;
-    y->dirty_prev = y->dirty_next = NULL;
-    y->dirty = false;
-}
-
 static void mark_dirty(hd_sync *y)
 {
-    hd_server *s = y->conn->srv;
-    if (y->dirty) return;
-    y->dirty = true;
-    y->dirty_prev = NULL;
-    y->dirty_next = s->sync_dirty;
-    if (s->sync_dirty) s->sync_dirty->dirty_prev = y;
-    s->sync_dirty = y;
-}
-
-static void quiet_unlink(hd_server *s, hd_sync *y)
-{
-    if (y->quiet_prev)
-        y->quiet_prev->quiet_next = y->quiet_next;
-    else if (s->sync_quiet == y)
-        s->sync_quiet = y->quiet_next;
-    else
-        return;
-    if (y->quiet_next)
-        y->quiet_next->quiet_prev = y->quiet_prev;
-    else
-        s->sync_loud = y->quiet_prev;
-    y->quiet_prev = y->quiet_next = NULL;
+    if (!y->dirty.on) hd__dlist_push_back(&y->conn->srv->sync_dirty, &y->dirty);
 }
 
 void hd__sync_sent(hd_conn *c, double now)
 {
-    hd_sync *y = c->sync;
-    hd_server *s = c->srv;
-    y->last_sent = now;
-    if (s->sync_loud == y) return;
-    quiet_unlink(s, y);
-    y->quiet_prev = s->sync_loud;
-    if (s->sync_loud)
-        s->sync_loud->quiet_next = y;
-    else
-        s->sync_quiet = y;
-    s->sync_loud = y;
+    c->sync->last_sent = now;
+    hd__dlist_push_back(&c->srv->sync_quiet, &c->sync->quiet);
 }
 
 int hd__sync_attach(hd_conn *c)
@@ -127,8 +84,8 @@ void hd__sync_detach(hd_conn *c)
 {
     hd_sync *y = c->sync;
     if (!y) return;
-    dirty_unlink(c->srv, y);
-    quiet_unlink(c->srv, y);
+    hd__dlist_unlink(&c->srv->sync_dirty, &y->dirty);
+    hd__dlist_unlink(&c->srv->sync_quiet, &y->quiet);
     hd__buf_free(&y->mods);
     free(y);
     c->sync = NULL;
@@ -140,7 +97,7 @@ void hd__sync_pings(hd_server *s, double now)
     double every = s->cfg.idle_seconds / 4 < PING_SECONDS ? s->cfg.idle_seconds / 4 : PING_SECONDS;
     hd_sync *y;
     int n = 0;
-    while ((y = s->sync_quiet) && now - y->last_sent >= every && n++ < PINGS_PER_TICK) {
+    while ((y = HD_CONTAINER(s->sync_quiet.head, hd_sync, quiet)) && now - y->last_sent >= every && n++ < PINGS_PER_TICK) {
         hd_conn *c = y->conn;
         if (c->closing || !c->wsi || hd__conn_send(c, ping, sizeof ping - 1))
             hd__sync_sent(c, now); /* to the back either way: the list moves on */
@@ -337,11 +294,11 @@ static void flush(hd_server *s, hd_sync *y)
 
 void hd__sync_flush_all(hd_server *s)
 {
-    for (hd_sync *y = s->sync_dirty, *next; y; y = next) {
-        next = y->dirty_next;
+    for (hd_sync *y = HD_CONTAINER(s->sync_dirty.head, hd_sync, dirty), *next; y; y = next) {
+        next = HD_CONTAINER(y->dirty.next, hd_sync, dirty);
         /* A result at an evaluator thread: the client waits for all of them together. */
         if (y->conn->npending) continue;
-        dirty_unlink(s, y);
+        hd__dlist_unlink(&s->sync_dirty, &y->dirty);
         flush(s, y);
     }
 }
