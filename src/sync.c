@@ -403,9 +403,16 @@ static int on_connect(hd_server *s, hd_conn *c, const herald_value *msg)
     const herald_value *mo = herald_object_get(msg, "maxObservedTimestamp");
     if (mo && mo->type != HERALD_NULL && !get_ts(mo, &seen)) return -1;
     if (mo && mo->type != HERALD_NULL && seen > herald_store_version(s->store)) {
-        /* It saw a state this server does not have (a data folder restored from a backup?). */
-        hd__conn_close(c, "InternalServerError: the client has seen a newer state than this "
-                          "server holds");
+        /*
+         * It saw a state this server does not have (another server's, or a data folder
+         * restored from a backup): reconnecting would not help, so the client is told to
+         * stop (FatalError) rather than retry forever; a page reload starts it afresh.
+         */
+        static const char fatal[] =
+            "{\"type\":\"FatalError\",\"error\":\"this client has seen a newer state than the "
+            "server holds (another server's, or data restored from a backup): reload the page\"}";
+        hd__conn_send(c, fatal, sizeof fatal - 1);
+        hd__conn_close(c, "the client has seen a newer state than the server holds");
     }
     return 0;
 }

@@ -332,6 +332,18 @@ try {
     check(/version/.test(reason), `raw: a wrong baseVersion closes the socket (${reason})`);
   }
 
+  /* A client that saw a newer state than the server holds is told to stop (FatalError). */
+  {
+    const s = rawSync();
+    await s.opened;
+    const closed = new Promise((resolve) => s.ws.on('close', resolve));
+    s.send({ type: 'Connect', sessionId: 'ahead', connectionCount: 3, lastCloseReason: 'x', clientTs: Date.now(),
+      maxObservedTimestamp: '////////fwA=' });
+    await Promise.race([closed, sleep(3000)]);
+    check(s.frames.some((f) => f.type === 'FatalError' && /newer state/.test(f.error)),
+      `raw: a maxObservedTimestamp ahead of the server gets FatalError (${JSON.stringify(s.frames)})`);
+  }
+
   /* A JWT of an example app's provider: the demo's sign-in (examples/demo, web-demo/demo-auth.js). */
   {
     const { mintDemoToken } = await import(pathToFileURL(join(resolve(root), 'web-demo', 'demo-auth.js')).href);
