@@ -336,19 +336,23 @@ void hd__sync_answer(hd_server *s, hd_conn *c, hd_wreq *r)
     hd_buf b = HD_BUF_INIT;
     hd__buf_str(&b, "{\"type\":\"MutationResponse\",\"requestId\":");
     hd__buf_str(&b, r->request_id ? r->request_id : "0");
-    if (r->rc) {
+    herald_error err = {0};
+    char *json = r->rc ? NULL : hd__sync_value_json(&r->result, &err);
+    if (r->rc || !json) {
+        char m[sizeof err.message + 80];
+        if (!r->rc)
+            snprintf(m, sizeof m, "the mutation was committed, but its result cannot be sent: %s",
+                     err.message);
         hd__buf_str(&b, ",\"success\":false,\"result\":");
-        put_str(&b, r->err.message[0] ? r->err.message : herald_strerror(r->rc));
-        put_error_data(&b, &r->error_data);
+        put_str(&b, r->rc ? (r->err.message[0] ? r->err.message : herald_strerror(r->rc)) : m);
+        if (r->rc) put_error_data(&b, &r->error_data);
     } else {
-        herald_error err = {0};
-        char *json = hd__sync_value_json(&r->result, &err);
         hd__buf_str(&b, ",\"success\":true,\"result\":");
-        hd__buf_str(&b, json ? json : "null");
-        free(json);
+        hd__buf_str(&b, json);
         hd__buf_str(&b, ",\"ts\":");
         put_ts(&b, r->version ? r->version : s->seen_version);
     }
+    free(json);
     hd__buf_str(&b, ",\"logLines\":[]}");
     send_buf(c, &b);
     /* The promise resolves at the next Transition that reaches the commit: it follows. */

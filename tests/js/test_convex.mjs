@@ -77,6 +77,7 @@ M.mine = herald.mutation{args = {}, handler = function(ctx)
 end}
 M.secret = herald.internalQuery{handler = function() return "for the admin" end}
 M.accents = herald.query{handler = function() return {["café"] = 1} end}
+M.accentsMut = herald.mutation{handler = function() return {["café"] = 1} end}
 return M
 `,
 );
@@ -236,6 +237,12 @@ try {
   let accents;
   client.onUpdate('counters:accents', {}, () => {}, (e) => (accents = e));
   check(await until(() => accents), `sync: a value the client cannot read is a QueryFailed (${accents?.message})`);
+  try {
+    await client.mutation('counters:accentsMut', {});
+    check(false, 'sync: a mutation result the client cannot read is an error');
+  } catch (e) {
+    check(/committed.*field name/.test(e.message), `sync: a mutation result the client cannot read (${e.message})`);
+  }
   try {
     await client.action('counters:get', { name: 'v' });
     check(false, 'sync: actions are refused for now');
