@@ -22,7 +22,7 @@ typedef struct hd_dlist {
 
 /* The struct of type `type` whose member `member` is the link `l` (NULL stays NULL). */
 #define HD_CONTAINER(l, type, member)                                                              \
-    ((l) ? (type *)(void *)((char *)(l) - offsetof(type, member)) : (type *)NULL)
+    ((l) ? (type *)(void *)((char *)(l)-offsetof(type, member)) : (type *)NULL)
 
 static inline void hd__dlist_unlink(hd_dlist *d, hd_link *l)
 {

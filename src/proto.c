@@ -357,7 +357,7 @@ void hd__proto_message(hd_server *s, hd_conn *c, const char *text, size_t len)
             if (!path && !ops) {
                 hd__proto_error(c, id, HERALD_EINVAL, "`mutate` needs `path` (or raw `ops`)");
             } else if ((rc = hd__submit(s, c, id, ops, path, args,
-                                    herald_object_get(&msg, "idempotencyKey"), &err))) {
+                                        herald_object_get(&msg, "idempotencyKey"), &err))) {
                 hd__proto_error(c, id, rc, err.message);
             }
             goto done;
@@ -511,8 +511,9 @@ static bool convex_shape(hd_conn *c, const herald_value *msg, const herald_value
     const herald_value *format = herald_object_get(msg, "format");
     if (!format && (!*args || (*args)->type != HERALD_ARRAY)) return true; /* Herald's own shape */
     c->http_convex = true;
-    if (format && (format->type != HERALD_STRING || (strcmp(format->u.s.ptr, "convex_encoded_json") &&
-                                                     strcmp(format->u.s.ptr, "json")))) {
+    if (format &&
+        (format->type != HERALD_STRING ||
+         (strcmp(format->u.s.ptr, "convex_encoded_json") && strcmp(format->u.s.ptr, "json")))) {
         c->http_convex = false; /* the client's own mistake: a 400 it shows as text */
         http_error(c, HERALD_EINVAL, "`format` must be \"convex_encoded_json\" or \"json\"");
         return false;
@@ -533,10 +534,10 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
                       const char *body, size_t len)
 {
     /* `Bearer <token>`, or `Convex <admin key>` as the official client's setAdminAuth sends. */
-    const char *key = !auth                           ? NULL
-                      : !strncmp(auth, "Bearer ", 7)  ? auth + 7
+    const char *key = !auth                          ? NULL
+                      : !strncmp(auth, "Bearer ", 7) ? auth + 7
                       : !strncmp(auth, "Convex ", 7) ? auth + 7
-                                                      : NULL;
+                                                     : NULL;
     herald_value msg = herald_undefined();
     herald_error err = {0};
     int rc = 0;
@@ -591,7 +592,7 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
         herald_value_free(&data);
     } else if (fn) {
         if ((rc = hd__submit(s, c, NULL, NULL, fn, args, herald_object_get(&msg, "idempotencyKey"),
-                         &err)))
+                             &err)))
             http_error(c, rc, err.message);
         else
             c->http_waiting = true;
@@ -617,7 +618,7 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
         if (!ops) {
             http_error(c, HERALD_EINVAL, "expected {\"ops\": [...]}");
         } else if ((rc = hd__submit(s, c, NULL, ops, NULL, NULL,
-                                herald_object_get(&msg, "idempotencyKey"), &err))) {
+                                    herald_object_get(&msg, "idempotencyKey"), &err))) {
             http_error(c, rc, err.message);
         } else {
             c->http_waiting = true;

@@ -532,7 +532,8 @@ static void check_idle(hd_server *s, double now)
     /* At most PINGS_PER_TICK a tick: clients that connected together fall silent
      * together, and 5,000 pings and pongs at once held the loop for tens of ms. */
     int pings = 0;
-    while ((c = HD_CONTAINER(s->idle.head, hd_conn, idle_link)) && now - c->silent_since >= half && pings < PINGS_PER_TICK) {
+    while ((c = HD_CONTAINER(s->idle.head, hd_conn, idle_link)) && now - c->silent_since >= half &&
+           pings < PINGS_PER_TICK) {
         if (c->pinged || c->closing || !c->wsi) {
             idle_unlink(c);
             if (c->wsi) lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);

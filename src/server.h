@@ -48,7 +48,7 @@ typedef struct hd_server_config {
     size_t max_queued;      /* bytes queued to one connection at most; default 16 MiB */
     size_t max_memory;      /* connection buffers of all clients together; default 1 GiB */
     hd_fn_limits fn_limits;
-    size_t evaluators; /* evaluator threads; 0: as many as processors (at most 8) */
+    size_t evaluators;            /* evaluator threads; 0: as many as processors (at most 8) */
     double idempotency_retention; /* seconds an idempotency record is kept; 0: 24 h */
 } hd_server_config;
 
@@ -113,12 +113,12 @@ struct hd_conn {
     char *http_reply;
     size_t http_reply_len;
     /* Bookkeeping by lists and timers: nothing walks every connection. */
-    hd_link watch_link; /* on the list of connections with something time-bound pending */
-    hd_link idle_link; /* on the list of WebSockets, the longest silent first */
-    double silent_since;            /* last heard from (or pinged) */
-    bool pinged;                    /* pinged since last heard from */
-    bool ping_due;                  /* a ping waits for the socket */
-    hd_deadline expiry;             /* identity_expires, in the server's heap */
+    hd_link watch_link;    /* on the list of connections with something time-bound pending */
+    hd_link idle_link;     /* on the list of WebSockets, the longest silent first */
+    double silent_since;   /* last heard from (or pinged) */
+    bool pinged;           /* pinged since last heard from */
+    bool ping_due;         /* a ping waits for the socket */
+    hd_deadline expiry;    /* identity_expires, in the server's heap */
     hd_conn *next_pending; /* list of connections with changes in this batch */
     int pending_requests;  /* requests at the writer; the struct outlives its socket */
     bool dead;             /* the socket is gone; freed when pending_requests is 0 */
@@ -178,9 +178,9 @@ struct hd_server {
     void *evloop; /* the libev loop lws runs on, or NULL: lws's own poll() loop */
     hd_rsindex *rsindex;
     hd_conn *conns;
-    hd_dlist watch;                  /* queued output, a message or request arriving */
-    hd_dlist idle;                   /* WebSockets by silence */
-    hd_deadlines expiries;           /* token expiries */
+    hd_dlist watch;        /* queued output, a message or request arriving */
+    hd_dlist idle;         /* WebSockets by silence */
+    hd_deadlines expiries; /* token expiries */
     uint64_t next_serial;
     struct hd_admit *admit; /* open sockets, in all and per address */
     struct lws *listener;   /* the listening socket (known once a client came) */
@@ -210,7 +210,7 @@ struct hd_server {
     /* stats */
     uint64_t commits, updates_sent;
     double started_at;
-    size_t ntails; /* connections following the tail of commits */
+    size_t ntails;       /* connections following the tail of commits */
     hd_dlist sync_dirty; /* sync connections with a Transition to send */
     hd_dlist sync_quiet; /* sync connections, the longest unsent-to first */
     struct {

@@ -353,8 +353,8 @@ static void send_result(hd_conn *c, const char *sub_id, hd_qinst *qi)
     if (value) hd__buf_str(&b, value);
     if (qi->journal) {
         herald_value j;
-        char *jj = herald_string(&j, qi->journal, strlen(qi->journal)) ? NULL
-                                                                       : herald_value_to_json(&j);
+        char *jj =
+            herald_string(&j, qi->journal, strlen(qi->journal)) ? NULL : herald_value_to_json(&j);
         herald_value_free(&j);
         hd__buf_str(&b, ",\"journal\":");
         if (jj)
@@ -745,7 +745,7 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
             }
             herald_value_free(&old);
             if (!text && !qi->rc) continue; /* same result: nothing to send */
-            char *whole = NULL; /* the whole result for sync clients, made once */
+            char *whole = NULL;             /* the whole result for sync clients, made once */
             herald_error werr = {0};
             bool whole_made = false;
             /* The same encoded change for every subscriber of this instance. */

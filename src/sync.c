@@ -97,7 +97,8 @@ void hd__sync_pings(hd_server *s, double now)
     double every = s->cfg.idle_seconds / 4 < PING_SECONDS ? s->cfg.idle_seconds / 4 : PING_SECONDS;
     hd_sync *y;
     int n = 0;
-    while ((y = HD_CONTAINER(s->sync_quiet.head, hd_sync, quiet)) && now - y->last_sent >= every && n++ < PINGS_PER_TICK) {
+    while ((y = HD_CONTAINER(s->sync_quiet.head, hd_sync, quiet)) && now - y->last_sent >= every &&
+           n++ < PINGS_PER_TICK) {
         hd_conn *c = y->conn;
         if (c->closing || !c->wsi || hd__conn_send(c, ping, sizeof ping - 1))
             hd__sync_sent(c, now); /* to the back either way: the list moves on */
@@ -219,7 +220,8 @@ void hd__sync_query(hd_conn *c, const char *sub_id, const hd_qinst *qi, const ch
     const herald_error *e = qi->rc ? &qi->err : &err;
     begin_mod(y);
     hd_buf *b = &y->mods;
-    hd__buf_str(b, rc ? "{\"type\":\"QueryFailed\",\"queryId\":" : "{\"type\":\"QueryUpdated\",\"queryId\":");
+    hd__buf_str(b, rc ? "{\"type\":\"QueryFailed\",\"queryId\":"
+                      : "{\"type\":\"QueryUpdated\",\"queryId\":");
     hd__buf_str(b, sub_id); /* the client's queryId, a number */
     if (rc) {
         hd__buf_str(b, ",\"errorMessage\":");
@@ -319,7 +321,8 @@ static void auth_error(hd_conn *c, const char *message, uint64_t base, bool atte
     put_str(&b, message);
     hd__buf_str(&b, ",\"baseVersion\":");
     put_u64(&b, base);
-    hd__buf_str(&b, attempted ? ",\"authUpdateAttempted\":true}" : ",\"authUpdateAttempted\":false}");
+    hd__buf_str(&b,
+                attempted ? ",\"authUpdateAttempted\":true}" : ",\"authUpdateAttempted\":false}");
     send_buf(c, &b);
 }
 
@@ -426,10 +429,11 @@ static void on_modify(hd_server *s, hd_conn *c, const herald_value *msg)
     hd_sync *y = c->sync;
     uint64_t base, next;
     const herald_value *mods = herald_object_get(msg, "modifications");
-    if (!get_count(msg, "baseVersion", &base) || !get_count(msg, "newVersion", &next) ||
-        !mods || mods->type != HERALD_ARRAY) {
-        hd__sync_error(c, HERALD_EINVAL, "ModifyQuerySet needs baseVersion, newVersion and "
-                                         "modifications");
+    if (!get_count(msg, "baseVersion", &base) || !get_count(msg, "newVersion", &next) || !mods ||
+        mods->type != HERALD_ARRAY) {
+        hd__sync_error(c, HERALD_EINVAL,
+                       "ModifyQuerySet needs baseVersion, newVersion and "
+                       "modifications");
         return;
     }
     if (base != y->query_set || next <= base) {
@@ -525,7 +529,8 @@ static void on_authenticate(hd_server *s, hd_conn *c, const herald_value *msg)
     const char *type = get_str(msg, "tokenType");
     if (!get_count(msg, "baseVersion", &base) || !type ||
         (strcmp(type, "None") && !get_str(msg, "value"))) {
-        hd__sync_error(c, HERALD_EINVAL, "Authenticate needs a baseVersion, a tokenType and a value");
+        hd__sync_error(c, HERALD_EINVAL,
+                       "Authenticate needs a baseVersion, a tokenType and a value");
         return;
     }
     if (strcmp(type, "None") && strcmp(type, "User") && strcmp(type, "Admin")) {
