@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,7 @@ struct loader {
     herald_error *err;
     const cJSON *tables;         /* the "tables" object, to resolve v.id() names */
     const herald_schema *schema; /* or a loaded schema (function validators) */
+    bool system;                 /* loading Herald's own system tables */
     char where[300];
 };
 
@@ -661,7 +663,7 @@ static int parse_table(struct loader *L, const cJSON *j, herald_table_def *t)
     int rc;
     const char *name = j->string;
 
-    if (name[0] == '_')
+    if (name[0] == '_' && !L->system)
         return load_fail(L, "table name `%.64s` must not start with `_` (system tables)", name);
     if (!is_identifier(name))
         return load_fail(L, "table name `%.64s` is not an identifier (letters, digits, `_`)", name);
@@ -687,6 +689,46 @@ static int parse_table(struct loader *L, const cJSON *j, herald_table_def *t)
     if ((rc = parse_indexes(L, j, t)) < 0) return rc;
     L->where[0] = 0;
     return 0;
+}
+
+/*
+ * The system tables' definitions: `_storage`, one row per stored file
+ * (docs/storage.md, "Files"), as Convex has it. Parsed once, kept for the
+ * life of the process.
+ */
+static const char system_tables_json[] =
+    "{\"_storage\": {\"document\": {\"type\": \"object\", \"fields\": {"
+    "\"sha256\": {\"type\": \"string\"}, \"size\": {\"type\": \"number\"}, "
+    "\"contentType\": {\"type\": \"string\", \"optional\": true}}}}}";
+static herald_schema *system_schema;
+
+static void parse_system_tables(void)
+{
+    cJSON *root = cJSON_Parse(system_tables_json);
+    herald_error err = {0};
+    struct loader L = {.source = "system tables", .err = &err, .system = true};
+    herald_schema *s = root ? calloc(1, sizeof *s) : NULL;
+    size_t n = root ? (size_t)cJSON_GetArraySize(root) : 0;
+    if (s && (s->tables = calloc(n, sizeof *s->tables))) {
+        L.tables = root;
+        for (const cJSON *t = root->child; t; t = t->next, s->ntables++)
+            if (parse_table(&L, t, &s->tables[s->ntables]) < 0) break;
+        for (size_t i = 0; i < s->ntables; i++)
+            s->tables[i].system = true;
+    }
+    if (s && s->ntables == n && n) {
+        system_schema = s;
+    } else if (s) {
+        herald_schema_free(s);
+    }
+    cJSON_Delete(root);
+}
+
+const herald_schema *hd__system_schema(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, parse_system_tables);
+    return system_schema;
 }
 
 static int table_cmp(const void *a, const void *b)
@@ -718,9 +760,8 @@ int hd__schema_from_cjson(const cJSON *root, const char *source, herald_schema *
         rc = load_oom(&L);
         goto fail;
     }
-    s->ntables = n;
     size_t i = 0;
-    for (const cJSON *t = L.tables->child; t; t = t->next, i++)
+    for (const cJSON *t = L.tables->child; t; t = t->next, i++, s->ntables++)
         if ((rc = parse_table(&L, t, &s->tables[i])) < 0) goto fail;
     if (n > 1) qsort(s->tables, n, sizeof *s->tables, table_cmp);
     for (i = 1; i < n; i++) {

@@ -44,6 +44,11 @@ int hd__schema_from_cjson(const cJSON *root, const char *source, herald_schema *
 int hd__validator_from_cjson(const cJSON *j, const herald_schema *schema, const char *source,
                              bool *optional, herald_validator **out, herald_error *err);
 void hd__validator_free(herald_validator *v);
+/*
+ * Herald's system tables (`_storage`, docs/storage.md "Files"), as a schema
+ * of their own that lives as long as the process; NULL when out of memory.
+ */
+const herald_schema *hd__system_schema(void);
 
 /* True when the two validators accept exactly the same documents (same tree). */
 int hd__validator_equal(const herald_validator *a, const herald_validator *b);

@@ -59,6 +59,12 @@ int hd__store_writable(const herald_store *s, const char *what, herald_error *er
 const hd_table *hd__table_by_name(const herald_store *s, const char *name)
 {
     if (!s->schema) return NULL;
+    if (name[0] == '_') {
+        /* The system tables follow the schema's. */
+        for (size_t i = s->schema->ntables; i < s->ntables; i++)
+            if (!strcmp(s->tables[i].def->name, name)) return &s->tables[i];
+        return NULL;
+    }
     const herald_table_def *def = herald_schema_table(s->schema, name);
     if (!def) return NULL;
     return &s->tables[def - s->schema->tables];
@@ -141,6 +147,7 @@ typedef struct registry_ctx {
     herald_store *s;
     MDB_txn *txn;
     bool create; /* assign numbers to what is missing (else: missing is corrupt) */
+    bool create_system; /* the same for the system tables (a writable store) */
     uint32_t *new_ids;
     size_t nnew, capnew;
 } registry_ctx;
@@ -198,14 +205,24 @@ done:
     return rc;
 }
 
-/* Builds the runtime tables of `schema`, registering what is new when r->create. */
-static int build_tables(registry_ctx *r, const herald_schema *schema, hd_table **out)
+/*
+ * Builds the runtime tables of `schema`, then of the system tables (which
+ * every store has: hd__system_schema()), registering what is new when
+ * r->create; *n is how many. A read-only store written before a system
+ * table existed goes without it.
+ */
+static int build_tables(registry_ctx *r, const herald_schema *schema, hd_table **out, size_t *n)
 {
-    hd_table *tables = calloc(schema->ntables ? schema->ntables : 1, sizeof *tables);
+    const herald_schema *sys = hd__system_schema();
+    if (!sys) return ENOMEM;
+    size_t total = schema->ntables + sys->ntables;
+    hd_table *tables = calloc(total, sizeof *tables);
     if (!tables) return ENOMEM;
     int rc = 0;
-    for (size_t i = 0; i < schema->ntables && !rc; i++) {
-        const herald_table_def *def = &schema->tables[i];
+    size_t i;
+    for (i = 0; i < total && !rc; i++) {
+        const herald_table_def *def =
+            i < schema->ntables ? &schema->tables[i] : &sys->tables[i - schema->ntables];
         hd_table *t = &tables[i];
         t->def = def;
         t->nindexes = 2 + def->nindexes;
@@ -221,15 +238,25 @@ static int build_tables(registry_ctx *r, const herald_schema *schema, hd_table *
                                            .name = def->indexes[j].name,
                                            .fields = def->indexes[j].fields,
                                            .nfields = def->indexes[j].nfields};
+        bool create = r->create;
+        if (def->system) r->create = create || r->create_system;
         rc = register_table(r, def, &t->number);
         for (size_t j = 0; j < t->nindexes && !rc; j++)
             rc = register_index(r, def->name, &t->indexes[j]);
+        r->create = create;
+        if (rc == MDB_CORRUPTED && def->system && !r->create_system) {
+            free(t->indexes);
+            t->indexes = NULL;
+            rc = 0;
+            break;
+        }
     }
     if (rc) {
-        free_tables(tables, schema->ntables);
+        free_tables(tables, total);
         return rc;
     }
     *out = tables;
+    *n = i;
     return 0;
 }
 
@@ -440,12 +467,11 @@ int herald_store_open(const char *path, const herald_store_options *opts, herald
     if (rc == 0) {
         if ((rc = herald_schema_from_json(v.mv_data, v.mv_size, "stored schema", &s->schema, err)))
             goto fail;
-        registry_ctx r = {.s = s, .txn = txn, .create = false};
-        if ((rc = build_tables(&r, s->schema, &s->tables))) {
-            free(r.new_ids);
-            goto mdb_fail;
-        }
-        s->ntables = s->schema->ntables;
+        /* A writable store registers system tables it did not have yet (empty). */
+        registry_ctx r = {.s = s, .txn = txn, .create = false, .create_system = !s->read_only};
+        rc = build_tables(&r, s->schema, &s->tables, &s->ntables);
+        free(r.new_ids);
+        if (rc) goto mdb_fail;
     } else if (rc != MDB_NOTFOUND) {
         goto mdb_fail;
     }
@@ -761,6 +787,7 @@ int herald_store_set_schema(herald_store *s, herald_schema *schema, herald_error
     }
     registry_ctx r = {.s = s, .create = true};
     hd_table *tables = NULL;
+    size_t ntables = 0;
     char *json = NULL;
     herald_txn t = {.s = s};
     change_ctx c = {.s = s, .t = &t, .err = err};
@@ -770,10 +797,11 @@ int herald_store_set_schema(herald_store *s, herald_schema *schema, herald_error
         goto done;
     }
     t.txn = r.txn;
-    if ((rc = build_tables(&r, schema, &tables))) goto mdb_fail;
+    if ((rc = build_tables(&r, schema, &tables, &ntables))) goto mdb_fail;
     /* Tables that disappear must be empty. */
     for (size_t i = 0; i < s->ntables; i++) {
-        if (herald_schema_table(schema, s->tables[i].def->name)) continue;
+        if (s->tables[i].def->system || herald_schema_table(schema, s->tables[i].def->name))
+            continue;
         uint64_t n = 0;
         if ((rc = herald_table_count(&t, s->tables[i].def->name, &n, err))) goto done;
         if (n) {
@@ -784,7 +812,7 @@ int herald_store_set_schema(herald_store *s, herald_schema *schema, herald_error
             goto done;
         }
     }
-    if ((rc = drop_unused_indexes(s, r.txn, tables, schema->ntables))) goto mdb_fail;
+    if ((rc = drop_unused_indexes(s, r.txn, tables, ntables))) goto mdb_fail;
     /* Validate changed tables and backfill new indexes, table by table. The
      * scan reads documents through the old runtime tables (same numbers). */
     for (size_t i = 0; i < schema->ntables; i++) {
@@ -832,7 +860,7 @@ int herald_store_set_schema(herald_store *s, herald_schema *schema, herald_error
     herald_schema_free(s->schema);
     s->schema = schema;
     s->tables = tables;
-    s->ntables = schema->ntables;
+    s->ntables = ntables;
     schema = NULL;
     tables = NULL;
     goto done;
@@ -843,7 +871,7 @@ done:
     hd__buf_free(&c.report);
     free(r.new_ids);
     free(json);
-    if (tables) free_tables(tables, schema->ntables);
+    if (tables) free_tables(tables, ntables);
     herald_schema_free(schema);
     return rc;
 }

@@ -72,6 +72,7 @@ struct herald_txn {
     uint64_t version;    /* snapshot version */
     hd_keys removed, added;
     size_t ndocs;
+    bool system; /* may write the system tables (herald_txn_allow_system) */
 };
 
 struct herald_group {

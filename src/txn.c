@@ -411,6 +411,21 @@ static double next_creation_time(herald_group *g)
     return t;
 }
 
+void herald_txn_allow_system(herald_txn *m, bool allow)
+{
+    m->system = allow;
+}
+
+/* A write to a system table without herald_txn_allow_system: refused. */
+static int system_refused(const herald_txn *m, const hd_table *tab, herald_error *err)
+{
+    if (!tab->def->system || m->system) return 0;
+    return herald_fail(err, HERALD_EACCESS,
+                       "table `%s` is written by Herald only (use ctx.storage to store and delete "
+                       "files)",
+                       tab->def->name);
+}
+
 int herald_insert(herald_txn *m, const char *table, const herald_value *doc, char *id_out,
                   herald_error *err)
 {
@@ -418,7 +433,7 @@ int herald_insert(herald_txn *m, const char *table, const herald_value *doc, cha
     if (rc) return rc;
     const hd_table *tab = hd__table_by_name(m->s, table);
     if (!tab) return herald_fail(err, HERALD_ENOTFOUND, "no table `%s` in the schema", table);
-    if ((rc = check_user_doc(m, tab, doc, err))) return rc;
+    if ((rc = system_refused(m, tab, err)) || (rc = check_user_doc(m, tab, doc, err))) return rc;
     uint8_t id[HERALD_ID_BYTES];
     hd__put_be32(id, tab->number);
     if ((rc = random_id_bytes(m->group, id + 4, err))) return rc;
@@ -542,6 +557,10 @@ int herald_patch(herald_txn *m, const char *id_text, const herald_value *fields,
     const hd_table *tab = NULL;
     herald_value old, next = herald_undefined();
     if ((rc = load(m, NULL, id_text, id, &tab, false, &old, err))) return rc;
+    if ((rc = system_refused(m, tab, err))) {
+        herald_value_free(&old);
+        return rc;
+    }
     if ((rc = herald_value_copy(&next, &old))) goto nomem;
     herald_object_remove(&next, "_creationTime");
     for (size_t i = 0; i < fields->u.obj.len; i++) {
@@ -576,6 +595,10 @@ int herald_replace(herald_txn *m, const char *id_text, const herald_value *doc, 
     const hd_table *tab = NULL;
     herald_value old, next = herald_undefined();
     if ((rc = load(m, NULL, id_text, id, &tab, false, &old, err))) return rc;
+    if ((rc = system_refused(m, tab, err))) {
+        herald_value_free(&old);
+        return rc;
+    }
     if (doc->type == HERALD_OBJECT) {
         /* Convex lets a replacement carry the document's own system fields. */
         if ((rc = herald_value_copy(&next, doc))) goto nomem;
@@ -608,6 +631,10 @@ int herald_delete(herald_txn *m, const char *id_text, herald_error *err)
     const hd_table *tab = NULL;
     herald_value old;
     if ((rc = load(m, NULL, id_text, id, &tab, false, &old, err))) return rc;
+    if ((rc = system_refused(m, tab, err))) {
+        herald_value_free(&old);
+        return rc;
+    }
     rc = write_doc(m, tab, id, &old, NULL, err);
     herald_value_free(&old);
     return rc;

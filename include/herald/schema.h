@@ -91,6 +91,9 @@ typedef struct herald_table_def {
     size_t nsearch_indexes;
     herald_vector_index_def *vector_indexes;
     size_t nvector_indexes;
+    /* A system table (`_storage`), which every store has besides its schema's
+     * tables: written only by Herald itself (hd__system_schema()). */
+    bool system;
 } herald_table_def;
 
 typedef struct herald_schema {

@@ -224,6 +224,14 @@ int herald_delete(herald_txn *m, const char *id, herald_error *err);
 int herald_insert_raw(herald_txn *m, const char *table, const herald_value *doc, herald_error *err);
 
 /*
+ * System tables (`_storage`) are written by Herald alone: insert, patch,
+ * replace and delete refuse them (HERALD_EACCESS) unless the mutation was
+ * allowed to with this (file storage does; herald_insert_raw, for import,
+ * always may).
+ */
+void herald_txn_allow_system(herald_txn *m, bool allow);
+
+/*
  * Reads a document by id into *out (a new tree with `_id` and
  * `_creationTime`, freed by the caller). Returns HERALD_ENOTFOUND when it
  * does not exist, and HERALD_EINVAL when `id` is not a well-formed id of
