@@ -141,3 +141,29 @@ int hd__adminkey_hash_read(const char *data_dir, unsigned char hash[32], herald_
     memcpy(hash, buf, 32);
     return 0;
 }
+
+int hd__secret_file(const char *data_dir, const char *name, unsigned char *out, size_t n,
+                    herald_error *err)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/%s", data_dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        size_t got = fread(out, 1, n, f);
+        int extra = fgetc(f);
+        fclose(f);
+        if (got != n || extra != EOF)
+            return herald_fail(err, HERALD_ECORRUPT, "%s is not %zu bytes", path, n);
+        return 0;
+    }
+    if (errno != ENOENT) return herald_fail(err, HERALD_EIO, "%s: %s", path, strerror(errno));
+    if (RAND_bytes(out, (int)n) != 1) return herald_fail(err, HERALD_ESTORE, "no randomness");
+    if (temp_write(tmp, out, n) != 0 || rename(tmp, path) != 0)
+        return herald_fail(err, HERALD_EIO, "cannot write %s: %s", path, strerror(errno));
+    int dfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    bool synced = dfd >= 0 && fsync(dfd) == 0;
+    if (dfd >= 0) close(dfd);
+    if (!synced) return herald_fail(err, HERALD_EIO, "cannot sync %s: %s", data_dir, strerror(errno));
+    return 0;
+}

@@ -45,4 +45,13 @@ int hd__adminkey_new(const char *data_dir, char *path, size_t path_size, unsigne
  */
 int hd__adminkey_hash_read(const char *data_dir, unsigned char hash[32], herald_error *err);
 
+/*
+ * Reads the `n` random bytes of secret file `name` in `data_dir`, making it
+ * first if it does not exist (mode 0600 from the start, fsynced, renamed,
+ * the folder fsynced): the key of the file storage's tokens. Errors:
+ * HERALD_ECORRUPT (the file is not `n` bytes), HERALD_EIO, HERALD_ESTORE.
+ */
+int hd__secret_file(const char *data_dir, const char *name, unsigned char *out, size_t n,
+                    herald_error *err);
+
 #endif

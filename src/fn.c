@@ -39,6 +39,7 @@
 #include "herald/query.h"
 #include "jwt.h"
 #include "schema_priv.h"
+#include "blobs.h"
 #include "search.h"
 
 #define MAX_FILES            1000
@@ -942,6 +943,89 @@ static const herald_validator *table_hint(hd_fnrt *rt, const char *table)
 {
     const herald_table_def *t = table ? herald_schema_table(rt->schema, table) : NULL;
     return t ? t->document : NULL;
+}
+
+/* ---- ctx.storage (docs/functions.md, "Files") ---- */
+
+/* The `_storage` row `id` (with _id), or nil; raises on a malformed id of another table. */
+static int storage_row(lua_State *L, call_state *cs, const char *id, herald_value *doc)
+{
+    herald_error e = {0};
+    int rc = herald_get(cs->txn, "_storage", id, doc, cs->rs, &e);
+    if (rc == HERALD_ENOTFOUND) return 0;
+    if (rc) raise_err(L, &e);
+    return 1;
+}
+
+static const char *storage_url(lua_State *L)
+{
+    const char *url = rt_of(L)->limits.storage_url;
+    if (!url || !rt_of(L)->limits.storage_key)
+        raise_code(L, HERALD_EBUSY, "file storage is served by `herald serve` only");
+    return url;
+}
+
+/* ctx.storage:generateUploadUrl(): a single-use URL to POST one file to. */
+static int p_upload_url(lua_State *L)
+{
+    need_call(L, true, "ctx.storage.generateUploadUrl");
+    hd_fnrt *rt = rt_of(L);
+    const char *base = storage_url(L);
+    char token[HD_UPLOAD_TOKEN_CHARS + 1];
+    if (hd__upload_token(rt->limits.storage_key, (double)time(NULL) + rt->limits.upload_seconds,
+                         token))
+        return raise_code(L, HERALD_ESTORE, "no randomness for an upload token");
+    lua_pushfstring(L, "%s/api/storage/upload/%s", base, token);
+    return 1;
+}
+
+/* ctx.storage:getUrl(id): the URL that serves the file, or nil when there is none. */
+static int p_file_url(lua_State *L)
+{
+    call_state *cs = need_call(L, false, "ctx.storage.getUrl");
+    const char *id = luaL_checkstring(L, 1);
+    const char *base = storage_url(L);
+    herald_value *doc = scratch_new(L);
+    int found = storage_row(L, cs, id, doc);
+    scratch_drop(L, doc);
+    if (!found) {
+        lua_pushnil(L);
+        return 1;
+    }
+    char token[HD_READ_TOKEN_CHARS + 1];
+    hd__read_token(rt_of(L)->limits.storage_key, id, token);
+    lua_pushfstring(L, "%s/api/storage/%s/%s", base, id, token);
+    return 1;
+}
+
+/* ctx.storage:getMetadata(id): the `_storage` row, or nil. */
+static int p_file_meta(lua_State *L)
+{
+    call_state *cs = need_call(L, false, "ctx.storage.getMetadata");
+    const char *id = luaL_checkstring(L, 1);
+    herald_value *doc = scratch_new(L);
+    if (storage_row(L, cs, id, doc))
+        push_value(L, doc, 0);
+    else
+        lua_pushnil(L);
+    scratch_drop(L, doc);
+    return 1;
+}
+
+/* ctx.storage:delete(id): the row now, the bytes once the mutation is durable. */
+static int p_file_delete(lua_State *L)
+{
+    call_state *cs = need_call(L, true, "ctx.storage.delete");
+    const char *id = luaL_checkstring(L, 1);
+    herald_error e = {0};
+    const char *table = herald_id_table(cs->txn, id);
+    if (!table || strcmp(table, "_storage"))
+        return raise_code(L, HERALD_EINVAL, "ctx.storage.delete expects a storage id");
+    herald_txn_allow_system(cs->txn, true);
+    int rc = herald_delete(cs->txn, id, &e);
+    herald_txn_allow_system(cs->txn, false);
+    if (rc && rc != HERALD_ENOTFOUND) return raise_err(L, &e);
+    return 0;
 }
 
 static int p_insert(lua_State *L)
@@ -1948,6 +2032,10 @@ static int setup(lua_State *L)
     set_fn(L, "get", p_get);
     set_fn(L, "run", p_run);
     set_fn(L, "search", p_search);
+    set_fn(L, "storage_upload_url", p_upload_url);
+    set_fn(L, "storage_url", p_file_url);
+    set_fn(L, "storage_meta", p_file_meta);
+    set_fn(L, "storage_delete", p_file_delete);
     set_fn(L, "insert", p_insert);
     set_fn(L, "patch", p_patch);
     set_fn(L, "replace", p_replace);
@@ -2393,6 +2481,11 @@ int hd__fnrt_new(hd_fnbundle *bundle, const herald_schema *schema, const hd_fn_l
         limits && limits->instructions ? limits->instructions : DEFAULT_INSTRUCTIONS;
     rt->limits.memory = limits && limits->memory ? limits->memory : DEFAULT_MEMORY;
     rt->limits.dev = limits && limits->dev;
+    if (limits) {
+        rt->limits.storage_key = limits->storage_key;
+        rt->limits.storage_url = limits->storage_url;
+        rt->limits.upload_seconds = limits->upload_seconds > 0 ? limits->upload_seconds : 3600;
+    }
     int rc = 0;
     lua_State *L = rt->L = lua_newstate(l_alloc, rt);
     if (!L) {

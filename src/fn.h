@@ -41,6 +41,12 @@ typedef struct hd_fn_limits {
     uint64_t instructions; /* per top-level call, nested calls included; 0 = 50 million */
     size_t memory;         /* bytes a call may add to its state; 0 = 64 MiB */
     bool dev;              /* `herald serve --dev`: every caller sees where an error was raised */
+    /* File storage (ctx.storage, docs/functions.md "Files"): the key of the URL tokens
+     * (HD_BLOB_KEY_BYTES, owned by the server) and the public URL they start with
+     * ("http://host:port"); NULL: ctx.storage's URLs fail. */
+    const uint8_t *storage_key;
+    const char *storage_url;
+    double upload_seconds; /* how long an upload URL is valid; 0 = 1 h */
 } hd_fn_limits;
 
 /*

@@ -304,6 +304,25 @@ db_methods.patch = method(db, P.patch)
 db_methods.replace = method(db, P.replace)
 db_methods.delete = method(db, P.delete)
 db_methods.normalizeId = method(db, P.normalize_id)
+-- ctx.db.system reads the system tables (`_storage`), as in Convex.
+local system_methods = {}
+local system = readonly(system_methods, "ctx.db.system")
+system_methods.get = method(system, function(id) return P.get(id) end)
+system_methods.query = method(system, function(table)
+  if type(table) ~= "string" or table:sub(1, 1) ~= "_" then
+    error("ctx.db.system:query expects a system table name (\"_storage\")", 2)
+  end
+  return setmetatable({q = {table = table}}, QUERY_MT)
+end)
+db_methods.system = system
+
+-- ctx.storage: files (docs/functions.md, "Files").
+local storage_methods = {}
+local storage = readonly(storage_methods, "ctx.storage")
+storage_methods.generateUploadUrl = method(storage, P.storage_upload_url)
+storage_methods.getUrl = method(storage, P.storage_url)
+storage_methods.getMetadata = method(storage, P.storage_meta)
+storage_methods.delete = method(storage, P.storage_delete)
 
 local auth_methods = {}
 local auth = readonly(auth_methods, "ctx.auth")
@@ -319,8 +338,10 @@ local function ctx_method(f)
   end
 end
 local run_query, run_mutation = ctx_method(P.run_query), ctx_method(P.run_mutation)
+
 P.make_ctx = function(now)
-  return {db = db, auth = auth, now = now, runQuery = run_query, runMutation = run_mutation}
+  return {db = db, auth = auth, storage = storage, now = now, runQuery = run_query,
+          runMutation = run_mutation}
 end
 
 -- A safe clock: os.time() and os.date() see the call's fixed time.

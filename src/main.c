@@ -47,6 +47,10 @@ static const char usage[] =
     "        [--max-per-address N] [--idle-timeout SECONDS] [--request-timeout SECONDS]\n"
     "        [--fn-instructions N] [--fn-memory MIB] [--evaluators N]\n"
     "        [--idempotency-retention SECONDS]  (a key answers retries for 24 h)\n"
+    "        [--public-url URL] [--max-file-size MIB] [--max-storage MIB] [--max-uploads N]\n"
+    "                        files (ctx.storage): URLs start with URL (default\n"
+    "                        http://localhost:PORT); 100 MiB a file, no total but the\n"
+    "                        disk, 16 uploads at once\n"
     "                        run the live server (docs/protocol.md, \"Limits\"): port 3210\n"
     "                        on every address (127.0.0.1 with --dev unless --host); static\n"
     "                        files from DIR, else the app's public/, else ./web-demo;\n"
@@ -424,6 +428,28 @@ static int cmd_serve(const options *o, int argc, char **argv, herald_error *err)
             if (*end || !*text || *text == '-' || secs < 1 || secs > 3660ull * 86400)
                 return usage_error("serve: bad --idempotency-retention (1 s to 10 years)");
             cfg.idempotency_retention = (double)secs;
+        } else if (!strcmp(argv[i], "--public-url") && i + 1 < argc) {
+            cfg.public_url = argv[++i];
+            if (strncmp(cfg.public_url, "http://", 7) && strncmp(cfg.public_url, "https://", 8))
+                return usage_error("serve: --public-url must start with http:// or https://");
+            if (strlen(cfg.public_url) > 200) return usage_error("serve: --public-url is too long");
+        } else if ((!strcmp(argv[i], "--max-file-size") || !strcmp(argv[i], "--max-storage")) &&
+                   i + 1 < argc) {
+            bool file = !strcmp(argv[i], "--max-file-size");
+            char *end;
+            const char *text = argv[++i];
+            unsigned long long mib = strtoull(text, &end, 10);
+            if (*end || !*text || *text == '-' || mib < 1 || mib > (1ull << 30))
+                return usage_error(file ? "serve: bad --max-file-size (MiB, 1 or more)"
+                                        : "serve: bad --max-storage (MiB, 1 or more)");
+            *(file ? &cfg.max_file_size : &cfg.max_storage) = (uint64_t)mib << 20;
+        } else if (!strcmp(argv[i], "--max-uploads") && i + 1 < argc) {
+            char *end;
+            const char *text = argv[++i];
+            unsigned long long n = strtoull(text, &end, 10);
+            if (*end || !*text || *text == '-' || n < 1 || n > 10000)
+                return usage_error("serve: bad --max-uploads (1 to 10,000)");
+            cfg.max_uploads = (size_t)n;
         } else if (!strcmp(argv[i], "--dev")) {
             cfg.dev = cfg.fn_limits.dev = true;
         } else if (!strcmp(argv[i], "--static") && i + 1 < argc) {

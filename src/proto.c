@@ -244,11 +244,16 @@ int hd__submit(hd_server *s, hd_conn *c, const char *id, const herald_value *ops
         hd__wreq_free(r);
         return herald_fail(err, HERALD_ENOMEM, "out of memory");
     }
+    hd__submit_request(s, c, r);
+    return 0;
+}
+
+void hd__submit_request(hd_server *s, hd_conn *c, hd_wreq *r)
+{
     r->origin = c;
     r->origin_serial = c->serial;
     c->pending_requests++;
     hd__writer_submit(s->writer, r);
-    return 0;
 }
 
 static const char *get_str(const herald_value *msg, const char *name)
@@ -470,6 +475,11 @@ void hd__http_error(hd_conn *c, int code, const char *message)
     http_error(c, code, message);
 }
 
+void hd__http_answer(hd_conn *c, int status, hd_buf *body)
+{
+    http_reply(c, status, body);
+}
+
 /* {"status":"success","value":...}, and for a mutation the commit `version`. */
 static void http_success(hd_conn *c, const herald_value *value, uint64_t version)
 {
@@ -655,7 +665,9 @@ void hd__proto_answer(hd_server *s, hd_wreq *r)
         if (c) hd__conn_release(c);
         return;
     }
-    if (c->sync) {
+    if (c->http_upload) {
+        hd__storage_answer(s, c, r);
+    } else if (c->sync) {
         if (!r->rc && c->behind_since) hd__sub_catch_up_now(s, c);
         hd__sync_answer(s, c, r);
     } else if (c->websocket) {

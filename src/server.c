@@ -111,6 +111,7 @@ hd_conn *hd__conn_new(hd_server *s, struct lws *wsi, bool websocket)
     c->wsi = wsi;
     c->websocket = websocket;
     c->serial = ++s->next_serial;
+    c->file_fd = -1;
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
@@ -164,6 +165,7 @@ static void conn_free(hd_conn *c)
     drop_queue(c);
     drop_input(c);
     drop_reply(c);
+    if (c->file_fd >= 0) close(c->file_fd);
     hd__buf_free(&c->changes);
     herald_value_free(&c->identity);
     free(c);
@@ -184,6 +186,7 @@ void hd__conn_gone(hd_server *s, hd_conn *c)
     hd__sub_drop_conn(s, c);
     hd__admin_untail(s, c);
     hd__sync_detach(c);
+    hd__storage_upload_drop(s, c);
     unwatch(c);
     idle_unlink(c);
     c->wsi = NULL;
@@ -308,6 +311,66 @@ static int http_write(struct lws *wsi, pss *p, hd_conn *c)
 }
 
 /*
+ * Sends a stored file (storage.c set c->file_*): the headers with the first
+ * fragment, then a fragment per writable callback, read with pread() so
+ * that a file of any size costs one fragment of memory.
+ */
+static int http_file_write(struct lws *wsi, pss *p, hd_conn *c)
+{
+    static unsigned char buf[LWS_PRE + 2048 + FRAGMENT];
+    unsigned char *start = buf + LWS_PRE, *pos = start, *end = buf + sizeof buf;
+    size_t chunk = c->file_left > FRAGMENT ? FRAGMENT : (size_t)c->file_left;
+    int n;
+    if (p->http_phase == 0) {
+        static const char nosniff[] = "nosniff";
+        bool ok = !lws_add_http_common_headers(wsi, (unsigned)c->http_status, c->file_type,
+                                               c->file_left, &pos, end) &&
+                  !lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
+                                               (const unsigned char *)nosniff, sizeof nosniff - 1,
+                                               &pos, end);
+        /* storage.c's own headers, one "name: value" per line. */
+        for (char *line = c->file_headers, *next; ok && *line; line = next) {
+            char *eol = strstr(line, "\r\n"), *colon = strchr(line, ':');
+            if (!eol || !colon || colon > eol) break;
+            next = eol + 2;
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", (int)(colon + 1 - line), line);
+            const char *value = colon + 2;
+            ok = !lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                              (const unsigned char *)value, (int)(eol - value),
+                                              &pos, end);
+        }
+        if (!ok || lws_finalize_http_header(wsi, &pos, end)) return -1;
+        n = lws_write(wsi, start, (size_t)(pos - start), LWS_WRITE_HTTP_HEADERS);
+        p->http_phase = 1;
+        if (n < 0) return -1;
+        if (c->file_left) {
+            c->last_progress = hd__now();
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    } else {
+        ssize_t got = pread(c->file_fd, start, chunk, (off_t)c->file_off);
+        if (got <= 0) return -1; /* the file shrank under us: end the connection */
+        c->file_off += (uint64_t)got;
+        c->file_left -= (uint64_t)got;
+        n = lws_write(wsi, start, (size_t)got, c->file_left ? LWS_WRITE_HTTP : LWS_WRITE_HTTP_FINAL);
+        c->last_progress = hd__now();
+        if (n < 0) return -1;
+        if (c->file_left) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    }
+    close(c->file_fd);
+    c->file_fd = -1;
+    p->http_phase = 0;
+    hd__conn_gone(c->srv, c);
+    p->conn = NULL;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/*
  * Handles a request whose body arrived (http_ready), from the connection's
  * first writable callback: by then lws has shown whether more bytes follow
  * the body in its buffer (http_close), and a request lws read from its own
@@ -317,6 +380,11 @@ static int http_handle(struct lws *wsi, hd_server *s, hd_conn *c)
 {
     c->http_ready = false;
     c->http_busy = true;
+    if (c->upload) {
+        hd__storage_upload_done(s, c);
+        if (c->http_waiting) lws_rx_flow_control(wsi, 0);
+        return 0;
+    }
     /* Room for a JWT of any size lws accepted: the header is never cut short. */
     int alen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     char *auth = calloc(1, (size_t)(alen > 0 ? alen : 0) + 1);
@@ -374,6 +442,7 @@ static void take_batches(hd_server *s, bool wait)
     }
     if (rc) return;
     if (b || s->rerun_functions) hd__sub_commit(s, b, snapshot);
+    hd__storage_committed(s, b);
     uint64_t version = herald_txn_version(snapshot);
     herald_txn_end(snapshot);
     hd__sub_keep_batches(s, b, version);
@@ -482,7 +551,7 @@ static void check_laggards(hd_server *s, double now)
         next = HD_CONTAINER(c->watch_link.next, hd_conn, watch_link);
         if (c->out && now - c->last_progress > s->cfg.max_behind_seconds)
             cull(c, "too far behind: not reading its messages");
-        if (!c->websocket && c->http_reply && c->wsi && !c->closing &&
+        if (!c->websocket && (c->http_reply || c->file_fd >= 0) && c->wsi && !c->closing &&
             now - c->last_progress > s->cfg.max_behind_seconds) {
             /* An HTTP client that stopped reading its answer: the connection ends. */
             c->closing = true;
@@ -496,7 +565,7 @@ static void check_laggards(hd_server *s, double now)
                 http_refuse(c, 408, HERALD_ELIMIT, "the request did not arrive in time");
             }
         }
-        if (!c->out && !c->http_reply && !c->in_started) unwatch(c);
+        if (!c->out && !c->http_reply && c->file_fd < 0 && !c->in_started) unwatch(c);
     }
 }
 
@@ -1024,14 +1093,38 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (!c) c = p->conn = hd__conn_new(s, wsi, false);
         if (!c) return -1;
         (void)in; /* relative to a mount: the whole path is read from the request line */
-        char uri[64] = "";
+        char uri[160] = "";
         request_uri(wsi, uri, sizeof uri);
         snprintf(c->http_path, sizeof c->http_path, "%s", uri);
+        bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
         if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0) {
             c->in.len = 0;
             c->in_started = hd__now();
             hd__conn_watch(c);
+            if (!strncmp(uri, "/api/storage/upload/", 20)) {
+                /* A file: streamed to disk as it arrives (storage.c). */
+                char msg[200];
+                int status = hd__origin_allowed(s, wsi)
+                                 ? hd__storage_upload_begin(s, c, wsi, uri + 20, msg, sizeof msg)
+                                 : (snprintf(msg, sizeof msg,
+                                             "requests from this page's origin are not allowed "
+                                             "(see --allow-origin)"),
+                                    403);
+                if (!status) return 0;
+                answer_now(wsi, status,
+                           status == 404   ? HERALD_ENOTFOUND
+                           : status == 403 ? HERALD_EACCESS
+                           : status == 413 || status == 507 ? HERALD_ELIMIT
+                           : status == 503 ? HERALD_EBUSY
+                                           : HERALD_EINVAL,
+                           msg);
+                return -1;
+            }
             return post_refused(s, wsi) ? -1 : 0; /* the body follows */
+        }
+        if (get && !strncmp(uri, "/api/storage/", 13)) {
+            hd__storage_serve(s, c, wsi, uri + 13);
+            return 0;
         }
         /* Not a POST: the API takes only POSTs; anything else is a page or nothing. */
         if (!strncmp(uri, "/api/", 5) || !strcmp(uri, "/api")) {
@@ -1056,6 +1149,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_BODY:
         if (!c) return -1;
         if (c->http_busy) return 0; /* refused: the rest is not read */
+        if (c->upload) {
+            char msg[200];
+            int status = hd__storage_upload_body(c, in, len, msg, sizeof msg);
+            /* A slow upload lives as long as bytes keep coming (--request-timeout between them). */
+            c->in_started = hd__now();
+            if (status) {
+                hd__storage_upload_drop(s, c);
+                http_refuse(c, status, status == 507 ? HERALD_ELIMIT : HERALD_EINVAL, msg);
+            }
+            return 0;
+        }
         if (c->in.len + len > s->cfg.max_message) {
             /* More than its Content-Length said: cannot happen with lws; refuse anyway. */
             http_refuse(c, 413, HERALD_ELIMIT, "the body is larger than the limit");
@@ -1087,6 +1191,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (!c) return 0;
+        if (c->file_fd >= 0 && !c->http_reply) return http_file_write(wsi, p, c);
         if (c->http_ready && http_handle(wsi, s, c)) return -1;
         if (!c->http_reply) return 0;
         return http_write(wsi, p, c);
@@ -1212,6 +1317,8 @@ int hd__server_run(const hd_server_config *cfg)
     }
     /* The loop has seen every commit made before it starts. */
     s->seen_version = herald_store_version(s->store);
+    /* File storage first: the functions' runtimes take its key and URL. */
+    if ((rc = hd__storage_start(s, &err))) goto fail;
     if ((rc = hd__server_reload(s, &err))) goto fail;
     if ((rc = admin_key(s, &err))) goto fail;
     if (hd__rsindex_new(&s->rsindex)) {

@@ -50,6 +50,11 @@ typedef struct hd_server_config {
     hd_fn_limits fn_limits;
     size_t evaluators;            /* evaluator threads; 0: as many as processors (at most 8) */
     double idempotency_retention; /* seconds an idempotency record is kept; 0: 24 h */
+    /* File storage (storage.c): */
+    const char *public_url; /* where clients reach the server, for file URLs; NULL: http://localhost:PORT */
+    uint64_t max_file_size; /* bytes per uploaded file; 0: 100 MiB */
+    uint64_t max_storage;   /* bytes of all stored files together; 0: no limit but the disk */
+    size_t max_uploads;     /* uploads being received at once; 0: 16 */
 } hd_server_config;
 
 /* One outbound frame. */
@@ -102,7 +107,15 @@ struct hd_conn {
     hd_buf changes;
     size_t nchanges;
     /* HTTP: the request being answered. */
-    char http_path[64];
+    char http_path[160];
+    struct hd_blob_writer *upload; /* a file being received (storage.c), or NULL */
+    char upload_nonce[33];         /* its URL's once-only nonce */
+    char upload_type[128];         /* its Content-Type */
+    bool http_upload;              /* the answer is an upload's {"storageId"} */
+    int file_fd;                   /* a stored file being sent, or -1 (0: none yet either) */
+    uint64_t file_off, file_left;
+    char file_headers[400]; /* its headers besides the common ones (CRLF-separated, each "name: value") */
+    char file_type[128];
     bool http_convex;  /* the request is in Convex's shape: answered in its shape (560) */
     bool http_ready;   /* the body arrived: handled at the next writable callback */
     bool http_waiting; /* waiting for the writer */
@@ -212,6 +225,12 @@ struct hd_server {
     double started_at;
     size_t ntails;       /* connections following the tail of commits */
     hd_dlist sync_dirty; /* sync connections with a Transition to send */
+    /* File storage (storage.c). */
+    char files_dir[4200];
+    uint8_t blob_key[32];
+    char public_url[300];
+    size_t uploads;          /* being received */
+    uint64_t stored_bytes;   /* of all stored files */
     hd_dlist sync_quiet; /* sync connections, the longest unsent-to first */
     struct {
         uint64_t second; /* monotonic second of the bucket */
@@ -322,6 +341,32 @@ void hd__sync_sent(hd_conn *c, double now);
 /* Pings sync connections nothing was sent to for a while (the client's inactivity timer). */
 void hd__sync_pings(hd_server *s, double now);
 
+/* ---- storage.c: files (docs/storage.md "Files", docs/protocol.md "Files") ---- */
+/* Before serving: the files folder, its key, what a crash left, the public URL. */
+int hd__storage_start(hd_server *s, herald_error *err);
+/*
+ * A POST to /api/storage/upload/<token>: checks the URL, the size and the
+ * type, and starts receiving into a temporary file. 0, or an HTTP status
+ * with `msg` (the request is refused at once).
+ */
+int hd__storage_upload_begin(hd_server *s, hd_conn *c, struct lws *wsi, const char *token,
+                             char *msg, size_t n);
+/* A piece of the upload's body; 0, or an HTTP status (the request is refused). */
+int hd__storage_upload_body(hd_conn *c, const void *p, size_t n, char *msg, size_t msgn);
+/* The body arrived: the file is closed and its row goes to the writer. */
+void hd__storage_upload_done(hd_server *s, hd_conn *c);
+/* The upload will not complete (refused, or the connection went): its file goes. */
+void hd__storage_upload_drop(hd_server *s, hd_conn *c);
+/* The writer's answer to an upload: {"storageId": ...}. */
+void hd__storage_answer(hd_server *s, hd_conn *c, hd_wreq *r);
+/*
+ * A GET of /api/storage/<id>/<token>: opens the file and sets what
+ * server.c sends (c->file_*, c->http_status), or answers an error.
+ */
+void hd__storage_serve(hd_server *s, hd_conn *c, struct lws *wsi, const char *rest);
+/* After a commit: the files whose rows the batches deleted go. */
+void hd__storage_committed(hd_server *s, hd_wbatch *batches);
+
 /* ---- admin.c ---- */
 /* Answers {"type":"admin","op":...} for an admin connection (docs/protocol.md). */
 void hd__admin_message(hd_server *s, hd_conn *c, const char *id, const char *op);
@@ -342,6 +387,8 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
                       const char *body, size_t len);
 /* Answers the connection's HTTP request with a Convex-shaped error. */
 void hd__http_error(hd_conn *c, int code, const char *message);
+/* Answers the connection's HTTP request with a JSON body (taken). */
+void hd__http_answer(hd_conn *c, int status, hd_buf *body);
 /* Writes an error frame for request `id` (may be NULL). */
 void hd__proto_error(hd_conn *c, const char *id, int code, const char *message);
 /* The same with the data of a structured function error (may be NULL or undefined). */
@@ -360,6 +407,8 @@ int hd__authenticate(hd_server *s, hd_conn *c, const char *token, herald_error *
  */
 int hd__submit(hd_server *s, hd_conn *c, const char *id, const herald_value *ops, const char *path,
                const herald_value *args, const herald_value *idem, herald_error *err);
+/* Hands a prepared request to the writer for connection `c` (answered through hd__proto_answer). */
+void hd__submit_request(hd_server *s, hd_conn *c, hd_wreq *r);
 /* A one-shot query came back from an evaluator thread: answer its origin. */
 void hd__proto_query_done(hd_server *s, hd_job *j);
 /* A finished request came back from the writer: answer its origin. */

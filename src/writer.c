@@ -2,12 +2,15 @@
  * The writer thread and document operations; see writer.h. Nothing here
  * may signal a request as done before its group is durable.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "blobs.h"
 #include "keycodec.h"
 #include "writer.h"
 
@@ -130,7 +133,39 @@ void hd__wreq_free(hd_wreq *r)
     herald_value_free(&r->result);
     free(r->idempotency_key);
     free(r->request_id);
+    if (r->upload_tmp && !r->upload_placed) unlink(r->upload_tmp);
+    free(r->upload_tmp);
     free(r);
+}
+
+/* An upload's file, durable, under its row's id, before the row commits. */
+static int place_upload(hd_wreq *r, herald_error *err)
+{
+    const herald_value *id = r->result.type == HERALD_ARRAY && r->result.u.arr.len
+                                 ? &r->result.u.arr.items[0]
+                                 : NULL;
+    if (!id || id->type != HERALD_STRING)
+        return herald_fail(err, HERALD_EINVAL, "an upload inserts its row first");
+    int fd = open(r->upload_tmp, O_RDONLY | O_CLOEXEC);
+    int rc = fd >= 0 && fsync(fd) == 0 ? 0 : -1;
+    if (fd >= 0) close(fd);
+    if (rc) return herald_fail(err, HERALD_EIO, "cannot sync the uploaded file");
+    if ((rc = hd__blob_place(r->upload_tmp, id->u.s.ptr, err))) return rc;
+    r->upload_placed = true;
+    return 0;
+}
+
+/* The group did not commit: an upload's file renamed into place goes again. */
+static void unplace_upload(hd_wreq *r)
+{
+    if (!r->upload_placed) return;
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", r->upload_tmp);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    hd__blob_remove(dir, r->result.u.arr.items[0].u.s.ptr);
+    r->upload_placed = false;
+    r->upload_tmp[0] = 0; /* renamed away: nothing left under the temporary name */
 }
 
 void hd__wbatch_free(hd_wbatch *b)
@@ -215,6 +250,7 @@ static void run_request(hd_writer *w, herald_group *g, hd_wreq *r)
     }
     r->rc = herald_mutation_begin(g, &m, &r->err);
     if (r->rc) goto done;
+    herald_txn_allow_system(m, r->system);
     if (r->idempotency_key) {
         /* Already committed under this key: the first result, nothing applied;
          * or the caller used the key for something else: refused. */
@@ -238,6 +274,7 @@ static void run_request(hd_writer *w, herald_group *g, hd_wreq *r)
         r->rc = hd__apply_ops(m, &r->ops, &r->result, &r->err);
     }
     if (!r->rc && r->idempotency_key) r->rc = herald_idem_put(m, &idem, &r->result, &r->err);
+    if (!r->rc && r->upload_tmp) r->rc = place_upload(r, &r->err);
     if (r->rc) {
         herald_mutation_abort(m);
         goto done;
@@ -374,6 +411,7 @@ static void *writer_main(void *arg)
                     if (r->rc == 0) {
                         r->rc = b->commit_rc;
                         r->err = gerr;
+                        unplace_upload(r);
                     }
         } else {
             b->commit_rc = grc;

@@ -29,6 +29,12 @@ struct hd_wreq {
     /* Optional; owned. Scoped to the caller (admin, identity's issuer and
      * subject, or anonymous) and bound to fn_path and fn_args, or to ops. */
     char *idempotency_key;
+    bool system; /* may write the system tables (an upload's `_storage` row) */
+    /* An upload: its received file (owned path, in DATA/files), made durable and renamed
+     * to the id of the row `ops` inserts before the mutation commits (blobs.h); removed
+     * when the mutation does not commit. */
+    char *upload_tmp;
+    bool upload_placed;
     /* Set by the writer. */
     int rc;
     herald_error err;
