@@ -128,5 +128,6 @@ export default defineSchema({
     createdAt: v.string(),
   })
     .index("by_user", ["userId"])
-    .index("by_artwork", ["artworkId"]),
+    .index("by_artwork", ["artworkId"])
+    .index("by_storage", ["storageId"]), // not in the seed: one files row per stored file
 });

@@ -53,4 +53,14 @@ export default defineSchema({
         createdAt: v.number(),
     })
         .index("by_createdAt", ["createdAt"]),
+
+    // Not in the seed: the file each document holds, so that a file is
+    // attached to one document only, by the user who uploaded it, and its
+    // bytes go when that document lets it go (functions/files.lua).
+    uploads: defineTable({
+        storageId: v.id("_storage"),
+        ownerId: v.optional(v.string()), // Better Auth user ID; absent for the admin key
+        createdAt: v.number(),
+    })
+        .index("by_storageId", ["storageId"]),
 });

@@ -426,6 +426,146 @@ def server_query(server, query):
     return http(server, "query", {"query": query}, server.key)
 
 
+# ---- files (seed 001's files table), over HTTP on a server of their own ----
+
+def files_scenario(work, clerk):
+    """Uploads real bytes, reads them back (whole and by range), replaces
+    and deletes them, and checks who gets a file's URL; then restarts the
+    server and reads a kept file again."""
+    import hashlib
+    import storage_http as fs
+
+    app = app_with_issuers(APP, [clerk], os.path.join(work, "files-app"))
+    data = os.path.join(work, "files-data")
+    srv = Server(HERALD, app, data)
+    ta, tb = clerk.token("user_alice", email="alice@example.com"), clerk.token("user_bob")
+
+    def ok(kind, path, args, token):
+        st, r = call(srv, kind, path, args, token)
+        good = check(st == 200 and r.get("status") == "success", f"{path} {json.dumps(args)[:200]}: {st} {r}")
+        return r.get("value") if good else None
+
+    def refusal(kind, path, args, token, code, what):
+        st, r = call(srv, kind, path, args, token)
+        check(st != 200 and (r.get("errorData") or {}).get("code") == code, f"{what}: expected {code}, got {st} {r}")
+
+    def upload(token, body, content_type):
+        url = ok("mutation", "files:generateUploadUrl", {}, token)
+        check(isinstance(url, str) and url.startswith(f"http://localhost:{srv.port}/api/storage/upload/"),
+              f"an upload URL on Herald's port: {url}")
+        r, sid = fs.upload(url or "", body, content_type)
+        check(r.status == 200 and sid, f"upload of {len(body)} bytes: {r}")
+        return sid
+
+    def served(url, body, content_type, what):
+        r = fs.get(url or "")
+        check(r.status == 200 and r.body == body and r.header("Content-Type") == content_type
+              and r.header("Content-Length") == str(len(body)) and r.header("ETag"),
+              f"{what}: {r.status}, {len(r.body)} of {len(body)} bytes, equal {r.body == body}, {dict(r.headers)}")
+
+    def gone(url, what):
+        r = fs.get(url or "")
+        check(r.status == 404, f"{what}: expected 404, got {r}")
+
+    try:
+        refusal("mutation", "files:generateUploadUrl", {}, None, "UNAUTHENTICATED", "anonymous upload URL")
+        pub = ok("mutation", "artworks:create", {"prompt": "public loop", "frames": ["a"], "metadata": metadata(),
+                                                  "visibility": "public"}, ta)
+        priv = ok("mutation", "artworks:create", {"prompt": "private loop", "frames": ["b"], "metadata": metadata(),
+                                                   "visibility": "private"}, ta)
+
+        # A preview image of the private artwork: alice's only.
+        preview = fs.png(40, 30, seed=3)
+        s1 = upload(ta, preview, "image/png")
+        refusal("mutation", "files:save", {"storageId": s1, "filename": "a/b.png"}, ta, "INVALID_ARGUMENT",
+                "a filename with a slash")
+        refusal("mutation", "files:save", {"storageId": s1, "filename": "p.png", "artworkId": priv}, tb,
+                "FORBIDDEN", "bob saves a file to alice's artwork")
+        f1 = ok("mutation", "files:save", {"storageId": s1, "filename": "preview.png", "artworkId": priv}, ta)
+        got = ok("query", "files:get", {"id": f1}, ta)
+        check(got and got["storageId"] == s1 and got["mimeType"] == "image/png" and got["size"] == len(preview)
+              and got["filename"] == "preview.png" and got["artworkId"] == priv and got.get("url"),
+              f"the files row takes mimeType and size from the stored file: {got}")
+        url1 = got and got["url"]
+        served(url1, preview, "image/png", "the private preview, for alice")
+        refusal("query", "files:get", {"id": f1}, tb, "FORBIDDEN", "bob asks for the private preview")
+        refusal("query", "files:get", {"id": f1}, None, "FORBIDDEN", "anonymous asks for the private preview")
+        refusal("query", "files:listForArtwork", {"artworkId": priv}, tb, "FORBIDDEN",
+                "bob lists the private artwork's files")
+        refusal("mutation", "files:save", {"storageId": s1, "filename": "mine.png"}, tb, "INVALID_ARGUMENT",
+                "bob saves alice's upload as his")
+        refusal("mutation", "files:save", {"storageId": s1, "filename": "again.png"}, ta, "INVALID_ARGUMENT",
+                "one files row per stored file")
+
+        # A 1 MiB render of the public artwork: anyone.
+        render = os.urandom(1 << 20)
+        s2 = upload(ta, render, "video/webm")
+        f2 = ok("mutation", "files:save", {"storageId": s2, "filename": "loop.webm", "artworkId": pub}, ta)
+        listed = ok("query", "files:listForArtwork", {"artworkId": pub}, tb)
+        check(listed and [f["_id"] for f in listed] == [f2] and listed[0].get("url"),
+              f"bob lists the public artwork's files: {listed}")
+        url2 = listed and listed[0]["url"]
+        anon = ok("query", "files:get", {"id": f2}, None)
+        check(anon and anon.get("url") == url2, "anonymous readers get the same URL")
+        served(url2, render, "video/webm", "the 1 MiB render, byte for byte")
+        r = fs.get(url2, "bytes=524288-525311")
+        check(r.status == 206 and r.body == render[524288:525312]
+              and r.header("Content-Range") == f"bytes 524288-525311/{len(render)}", f"a range: {r}")
+        r = fs.get(url2, "bytes=0-0")
+        check(r.status == 206 and r.body == render[:1] and r.header("Content-Length") == "1",
+              f"a one-byte range: {r}")
+        mine = ok("query", "files:listMine", {}, ta)
+        check(mine and [f["_id"] for f in mine] == [f2, f1], f"alice's files, newest first: {mine}")
+        check(ok("query", "files:listMine", {}, tb) == [], "bob has no files")
+
+        # What bob can make of the URL he was given: nothing else.
+        gone(fs.with_id(url2, s1), "bob's URL with the private file's id")
+        gone(fs.with_token(url2, fs.flip(fs.split(url2)[2])), "a forged token")
+        served(url1, preview, "image/png", "the private preview is still served to its URL")
+        refusal("mutation", "files:replace", {"id": f2, "storageId": s1}, tb, "FORBIDDEN", "bob replaces alice's file")
+        refusal("mutation", "files:remove", {"id": f2}, tb, "FORBIDDEN", "bob removes alice's file")
+        served(url2, render, "video/webm", "bob's refused writes changed nothing")
+
+        # Replace: the same row, new bytes; the old URL is gone.
+        rerender = fs.png(64, 64, seed=4)
+        s3 = upload(ta, rerender, "image/png")
+        ok("mutation", "files:replace", {"id": f2, "storageId": s3, "filename": "loop.png"}, ta)
+        got = ok("query", "files:get", {"id": f2}, tb)
+        check(got and got["storageId"] == s3 and got["size"] == len(rerender) and got["mimeType"] == "image/png"
+              and got["filename"] == "loop.png" and got["artworkId"] == pub,
+              f"the replaced file: {got}")
+        gone(url2, "the old render after the replace")
+        served(got and got["url"], rerender, "image/png", "the new render")
+        url3 = got and got["url"]
+        refusal("mutation", "files:save", {"storageId": s2, "filename": "old.webm"}, ta, "NOT_FOUND",
+                "the replaced upload cannot be saved again")
+        st, r = http(srv, "query", {"query": {"table": "_storage"}}, srv.key)
+        check(st == 200 and sorted(x["_id"] for x in r.get("value", [])) == sorted([s1, s3])
+              and all(x["sha256"] == hashlib.sha256(preview if x["_id"] == s1 else rerender).hexdigest()
+                      for x in r.get("value", [])), f"_storage holds the two kept files: {st} {r}")
+
+        # Remove: the row and the bytes.
+        ok("mutation", "files:remove", {"id": f1}, ta)
+        gone(url1, "the removed preview")
+        check(ok("query", "files:get", {"id": f1}, ta) is None, "the removed file's row is gone")
+
+        # A restart keeps the kept file and its URL.
+        check(srv.stop() == 0, "the files server stops cleanly")
+        srv = Server(HERALD, app, data)
+        _, sid3, token3 = fs.split(url3) or (None, None, None)
+        served(f"http://localhost:{srv.port}/api/storage/{sid3}/{token3}", rerender, "image/png",
+               "after a restart (on another port), the kept file at the same id and token")
+        got = ok("query", "files:get", {"id": f2}, tb)
+        check(got and fs.split(got["url"])[1:] == fs.split(url3)[1:], "after a restart, the same id and token")
+    finally:
+        check(srv.stop() == 0, "the files server stops cleanly")
+        out = srv.output()
+        if "ERROR: AddressSanitizer" in out or "runtime error:" in out or "LeakSanitizer" in out:
+            check(False, "sanitizer report in the files server's output")
+        if failures:
+            print(out[-3000:])
+
+
 def main():
     work = tempfile.mkdtemp(prefix="herald-artworks-")
     servers = []
@@ -447,6 +587,7 @@ def main():
         asyncio.run(asyncio.wait_for(scenario(srv, clerk, rogue), 120))
         code = srv.stop()
         check(code == 0, f"the server stops cleanly (exit {code})")
+        files_scenario(work, clerk)
     except Exception as e:  # noqa: BLE001
         import traceback
         traceback.print_exc()

@@ -3,11 +3,15 @@ server: Better Auth users signed in with JWTs (the user id is the token's
 subject), profiles, posts and the feed's pages, conversations found again
 by their members, and messages that two members watch live while a third
 user can neither read, watch nor post; re-authentication re-runs a
-subscription under the new identity.
+subscription under the new identity; and files: avatars, post images,
+message attachments and product images uploaded as real bytes, read back
+byte for byte (and by range), replaced and deleted, and never readable
+by someone the app did not hand the URL to.
 
 Run as: /usr/bin/python3 test_social.py <herald> <source root>
 """
 import asyncio
+import hashlib
 import json
 import os
 import shutil
@@ -18,6 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from herald_client import Client  # noqa: E402
 from herald_testlib import (Issuer, Server, app_with_issuers, call, check, failures,  # noqa: E402
                             finish, http)
+import storage_http as files  # noqa: E402
 
 HERALD = sys.argv[1]
 ROOT = sys.argv[2]
@@ -87,7 +92,7 @@ def test_shipped_config(work):
     data = tempfile.mkdtemp(prefix="data-", dir=work)
     srv = Server(HERALD, APP, data)
     try:
-        check("16 functions loaded, 1 auth providers" in srv.output(),
+        check("20 functions loaded, 1 auth providers" in srv.output(),
               f"shipped app loads its functions and provider: {srv.output()[-400:]}")
         st, r = call(srv, "query", "posts:feed", {"paginationOpts": {"numItems": 5, "cursor": None}})
         check(st == 200 and r["value"]["page"] == [] and r["value"]["isDone"],
@@ -450,6 +455,235 @@ async def test_live(srv, tA, tB, tC, cid, cid2):
             await cl.ws.close()
 
 
+# ---- files -----------------------------------------------------------------
+
+def upload_url(srv, token):
+    """media:generateUploadUrl as `token`: the URL, checked for its form."""
+    url = ok(call(srv, "mutation", "media:generateUploadUrl", {}, token=token))
+    check(isinstance(url, str) and url.startswith(f"http://localhost:{srv.port}/api/storage/upload/"),
+          f"an upload URL on Herald's own port: {url}")
+    return url
+
+
+def put_file(srv, token, data, content_type):
+    """Uploads data as `token`; the new storage id (None and a failed check otherwise)."""
+    url = upload_url(srv, token)
+    if not url:
+        return None
+    r, sid = files.upload(url, data, content_type)
+    check(r.status == 200 and sid, f"upload of {len(data)} bytes ({content_type}): {r}")
+    return sid
+
+
+def served(url, data, content_type, what):
+    """The URL serves exactly `data` with its content type and caching headers."""
+    r = files.get(url)
+    good = check(r.status == 200 and r.body == data, f"{what}: {r.status}, {len(r.body)} bytes of {len(data)}, "
+                 f"equal: {r.body == data}")
+    check(r.header("Content-Type") == content_type, f"{what}: Content-Type {r.header('Content-Type')}")
+    check(r.header("Content-Length") == str(len(data)), f"{what}: Content-Length {r.header('Content-Length')}")
+    check(bool(r.header("ETag")) and bool(r.header("Cache-Control")),
+          f"{what}: ETag and Cache-Control: {dict(r.headers)}")
+    return good
+
+
+def gone(url, what):
+    r = files.get(url)
+    check(r.status == 404, f"{what}: 404, got {r}")
+
+
+def test_files(srv, tA, tB, tC, cid, cid2):
+    rows = lambda: files.storage_rows(http, srv)  # noqa: E731
+    check(refused(call(srv, "mutation", "media:generateUploadUrl", {}), "UNAUTHENTICATED"),
+          "anonymous callers get no upload URL")
+
+    # -- avatars: upload, show, replace, clear --
+    avatar1 = files.png(32, 24, seed=1)
+    url = upload_url(srv, tA)
+    r, a1 = files.upload(url, avatar1, "image/png")
+    check(r.status == 200 and a1, f"A uploads an avatar: {r}")
+    r2, _ = files.upload(url, files.png(2, 2), "image/png")
+    check(r2.status in (400, 403, 404, 409, 410), f"an upload URL is single-use: {r2}")
+    row = (rows() or {}).get(a1)
+    check(row and row["size"] == len(avatar1) and row["contentType"] == "image/png"
+          and row["sha256"] == hashlib.sha256(avatar1).hexdigest() and row["_creationTime"] > 0,
+          f"the _storage row of the avatar: {row}")
+    check(len(rows() or {}) == 1, f"the refused second upload stored nothing: {rows()}")
+    ok(call(srv, "mutation", "profiles:upsertMine", {"displayName": "Alicia", "avatarId": a1}, token=tA))
+    mine = ok(call(srv, "query", "profiles:getMine", {}, token=tA))
+    avatar_url1 = mine and mine.get("avatarUrl")
+    check(mine and mine.get("avatarId") == a1 and files.split(avatar_url1)
+          and avatar_url1.startswith(f"http://localhost:{srv.port}/api/storage/{a1}/"),
+          f"getMine: avatarId and avatarUrl: {mine}")
+    served(avatar_url1, avatar1, "image/png", "the avatar URL serves the PNG")
+    public = ok(call(srv, "query", "profiles:getByUserId", {"userId": "user_A"}))
+    check(public and public.get("avatarUrl") == avatar_url1, "avatars are public: the same URL for anyone")
+    found = ok(call(srv, "query", "profiles:searchByDisplayName", {"prefix": "Alicia"}))
+    check(found and found[0].get("avatarUrl") == avatar_url1, f"search results carry avatarUrl: {found}")
+
+    # Not an image: refused, the avatar stays.
+    txt = put_file(srv, tA, b"just some text\n", "text/plain")
+    check(refused(call(srv, "mutation", "profiles:upsertMine", {"displayName": "Alicia", "avatarId": txt},
+                       token=tA), "INVALID"), "a text file as avatar is refused")
+    # Another user's file, or a file of no one: refused, nothing deleted.
+    check(refused(call(srv, "mutation", "profiles:upsertMine", {"displayName": "Bob", "avatarId": a1},
+                       token=tB), "INVALID"), "B cannot take A's avatar as his own")
+    check(refused(call(srv, "mutation", "media:discard", {"storageId": a1}, token=tB), "FORBIDDEN"),
+          "B cannot discard A's avatar")
+    served(avatar_url1, avatar1, "image/png", "A's avatar is untouched by B's attempts")
+    ok(call(srv, "mutation", "media:discard", {"storageId": txt}, token=tA))
+    check(txt not in (rows() or {}), "an upload never attached can be discarded")
+    check(refused(call(srv, "mutation", "profiles:upsertMine", {"displayName": "Alicia", "avatarId": txt},
+                       token=tA), "NOT_FOUND"), "a discarded file cannot be attached")
+
+    # Replacing the avatar deletes the old bytes; the old URL is then 404.
+    avatar2 = files.png(48, 48, seed=2)
+    a2 = put_file(srv, tA, avatar2, "image/png")
+    ok(call(srv, "mutation", "profiles:upsertMine", {"displayName": "Alicia", "avatarId": a2}, token=tA))
+    mine = ok(call(srv, "query", "profiles:getMine", {}, token=tA))
+    avatar_url2 = mine and mine.get("avatarUrl")
+    check(mine and mine.get("avatarId") == a2 and avatar_url2 != avatar_url1, f"the new avatar: {mine}")
+    served(avatar_url2, avatar2, "image/png", "the new avatar URL serves the new PNG")
+    gone(avatar_url1, "the replaced avatar's URL")
+    check(a1 not in (rows() or {}) and a2 in (rows() or {}), "the old avatar's _storage row is gone")
+    ok(call(srv, "mutation", "profiles:upsertMine", {"displayName": "Alicia", "avatarId": a2}, token=tA))
+    served(avatar_url2, avatar2, "image/png", "upserting the same avatar again keeps it")
+
+    # -- post images: in order, public, deleted with the post --
+    imgs = [files.png(16, 16, seed=10 + i) for i in range(2)]
+    m = [put_file(srv, tA, data, "image/png") for data in imgs]
+    check(refused(call(srv, "mutation", "posts:create", {"text": "reused", "mediaIds": [a2]}, token=tA),
+                  "INVALID"), "an avatar cannot also be a post image")
+    pid = ok(call(srv, "mutation", "posts:create", {"text": "two pictures", "mediaIds": m}, token=tA))
+    page = ok(call(srv, "query", "posts:feed", {"paginationOpts": {"numItems": 1, "cursor": None}}))
+    post = page and page["page"][0]
+    check(post and post["_id"] == pid and post["mediaIds"] == m and len(post.get("mediaUrls", [])) == 2,
+          f"the feed shows the post with its media URLs: {post}")
+    if post and len(post.get("mediaUrls", [])) == 2:
+        for i in range(2):
+            served(post["mediaUrls"][i], imgs[i], "image/png", f"post image {i}, in mediaIds order")
+    by_author = ok(call(srv, "query", "posts:listByAuthor", {"authorId": "user_A"}, token=tC))
+    check(by_author and by_author[0].get("mediaUrls") == (post or {}).get("mediaUrls"),
+          "listByAuthor hands the same URLs to anyone")
+    check(refused(call(srv, "mutation", "posts:create", {"text": "again", "mediaIds": [m[0]]}, token=tB),
+                  "INVALID"), "B cannot reuse A's post image")
+    ok(call(srv, "mutation", "posts:remove", {"postId": pid}, token=tA))
+    for i in range(2):
+        if post and len(post.get("mediaUrls", [])) == 2:
+            gone(post["mediaUrls"][i], f"post image {i} after the post was deleted")
+    check(not (set(m) & set(rows() or {})), "the post's files are gone with it")
+
+    # -- message attachments: 1 MiB, members only, ranges, forged URLs --
+    blob = os.urandom(1 << 20)
+    att = put_file(srv, tA, blob, "application/octet-stream")
+    mid = ok(call(srv, "mutation", "messages:send", {"conversationId": cid, "text": "the file", "mediaId": att},
+                  token=tA))
+    check(mid is not None, "A sends a 1 MiB attachment to B")
+    msgs = ok(call(srv, "query", "messages:list", {"conversationId": cid, "limit": 1}, token=tB))
+    att_url = msgs and msgs[-1].get("mediaUrl")
+    check(msgs and msgs[-1]["_id"] == mid and msgs[-1]["mediaId"] == att and files.split(att_url),
+          f"B, a member, gets the attachment's URL: {msgs}")
+    served(att_url, blob, "application/octet-stream", "the 1 MiB attachment, byte for byte")
+    r = files.get(att_url, "bytes=1000-1999")
+    check(r.status == 206 and r.body == blob[1000:2000]
+          and r.header("Content-Range") == f"bytes 1000-1999/{len(blob)}"
+          and r.header("Content-Length") == "1000", f"a range request: {r}")
+    r = files.get(att_url, f"bytes={len(blob) - 10}-{len(blob) + 500}")
+    check(r.status == 206 and r.body == blob[-10:]
+          and r.header("Content-Range") == f"bytes {len(blob) - 10}-{len(blob) - 1}/{len(blob)}",
+          f"a range past the end is cut at the end: {r}")
+    page = ok(call(srv, "query", "messages:listPage",
+                   {"conversationId": cid, "paginationOpts": {"numItems": 1, "cursor": None}}, token=tA))
+    check(page and page["page"][0].get("mediaUrl") == att_url, "listPage hands the same URL to members")
+    # C is no member: no URL, and none to be made from what C has.
+    check(refused(call(srv, "query", "messages:list", {"conversationId": cid}, token=tC), "FORBIDDEN"),
+          "C gets no attachment URL")
+    prefix, _, token = files.split(att_url)
+    gone(files.with_token(att_url, files.flip(token)), "the attachment with a forged token")
+    gone(files.with_id(avatar_url2, att), "the attachment's id with the avatar's token")
+    gone(files.with_id(att_url, a2), "the avatar's id with the attachment's token")
+    gone(f"{prefix}{att}/", "the attachment without a token")
+    gone(f"{prefix}{att}", "the attachment's id alone")
+    gone(files.with_token(att_url, "A" * len(token)), "the attachment with a made-up token")
+    served(avatar_url2, avatar2, "image/png", "the avatar is still served after the forgeries")
+    r, _ = files.upload(f"http://127.0.0.1:{srv.port}/api/storage/upload/{files.flip(token)}", b"x", "text/plain")
+    check(r.status in (400, 403, 404), f"an upload to a made-up URL is refused: {r}")
+    # Deleting the message deletes the attachment; only the sender may.
+    check(refused(call(srv, "mutation", "messages:remove", {"messageId": mid}, token=tB), "FORBIDDEN"),
+          "B cannot delete A's message")
+    check(refused(call(srv, "mutation", "messages:remove", {"messageId": mid}, token=tC), "FORBIDDEN"),
+          "C cannot delete a message of a conversation he is not in")
+    served(att_url, blob, "application/octet-stream", "refused deletes kept the attachment")
+    ok(call(srv, "mutation", "messages:remove", {"messageId": mid}, token=tA))
+    gone(att_url, "the deleted message's attachment")
+    check(att not in (rows() or {}), "the attachment's row is gone")
+
+    # -- product images: the admin key's --
+    check(refused(call(srv, "mutation", "products:create", {"name": "Poster", "imageId": a2}, token=srv.key),
+                  "INVALID"), "a user's avatar cannot become a product image")
+    p1 = files.png(20, 10, seed=5)
+    i1 = put_file(srv, srv.key, p1, "image/png")
+    prod = ok(call(srv, "mutation", "products:create", {"name": "Poster", "imageId": i1}, token=srv.key))
+    listed = {p["_id"]: p for p in ok(call(srv, "query", "products:list", {})) or []}
+    img_url1 = listed.get(prod, {}).get("imageUrl")
+    check(img_url1 and files.split(img_url1), f"products:list hands out the image URL: {listed.get(prod)}")
+    served(img_url1, p1, "image/png", "the product image")
+    p2 = files.png(10, 20, seed=6)
+    i2 = put_file(srv, srv.key, p2, "image/png")
+    check(refused(call(srv, "mutation", "products:setImage", {"productId": prod, "imageId": i2}, token=tA),
+                  "FORBIDDEN"), "a user cannot change a product's image")
+    ok(call(srv, "mutation", "products:setImage", {"productId": prod, "imageId": i2}, token=srv.key))
+    listed = {p["_id"]: p for p in ok(call(srv, "query", "products:list", {})) or []}
+    served(listed.get(prod, {}).get("imageUrl"), p2, "image/png", "the replaced product image")
+    gone(img_url1, "the product's old image")
+    ok(call(srv, "mutation", "products:setImage", {"productId": prod}, token=srv.key))
+    listed = {p["_id"]: p for p in ok(call(srv, "query", "products:list", {})) or []}
+    check(prod in listed and "imageId" not in listed[prod] and "imageUrl" not in listed[prod],
+          f"the image removed: {listed.get(prod)}")
+    check(i2 not in (rows() or {}), "the removed product image's row is gone")
+
+    # -- clearing the avatar deletes it --
+    ok(call(srv, "mutation", "profiles:upsertMine", {"displayName": "Alicia", "clearAvatar": True}, token=tA))
+    mine = ok(call(srv, "query", "profiles:getMine", {}, token=tA))
+    check(mine and "avatarId" not in mine and "avatarUrl" not in mine, f"avatar cleared: {mine}")
+    gone(avatar_url2, "the cleared avatar")
+    check(rows() == {}, f"every file deleted is gone from _storage: {rows()}")
+    check(raw_count(srv, "uploads") == 0, "no uploads row outlives its file")
+
+
+async def test_files_live(srv, tA, tB):
+    """A profile watched over WebSocket follows its avatar's replacement."""
+    a = await connect(srv, tA)
+    b = await connect(srv, None)
+    try:
+        first = files.png(8, 8, seed=21)
+        s1 = put_file(srv, tA, first, "image/png")
+        ok(call(srv, "mutation", "profiles:upsertMine", {"displayName": "Alicia", "avatarId": s1}, token=tA))
+        r = await sub(a, "me", "profiles:getMine", {})
+        url1 = r.get("value", {}).get("avatarUrl") if r["type"] == "result" else None
+        check(url1 and files.split(url1), f"A watches her profile with its avatar: {r}")
+        r = await sub(b, "alice", "profiles:getByUserId", {"userId": "user_A"})
+        check(r["type"] == "result" and r["value"].get("avatarUrl") == url1, f"anyone watches it too: {r}")
+        second = files.png(8, 8, seed=22)
+        m = await a.request({"type": "mutate", "path": "media:generateUploadUrl", "args": {}})
+        check(m["type"] == "ack", f"an upload URL over WebSocket: {m}")
+        reply, s2 = files.upload(m.get("value"), second, "image/png")
+        check(reply.status == 200 and s2, f"upload: {reply}")
+        m = await a.request({"type": "mutate", "path": "profiles:upsertMine",
+                             "args": {"displayName": "Alicia", "avatarId": s2}})
+        check(m["type"] == "ack", f"replace over WebSocket: {m}")
+        url2 = (a.results.get("me") or {}).get("avatarUrl")
+        check(url2 and url2 != url1 and (a.results["me"] or {}).get("avatarId") == s2,
+              "the new avatar URL is in A's subscription when the ack arrives")
+        got = await wait_until(b, lambda: (b.results.get("alice") or {}).get("avatarUrl") == url2)
+        check(got, "the other watcher sees the new avatar URL")
+        served(url2, second, "image/png", "the URL from the subscription serves the new avatar")
+        gone(url1, "the replaced avatar, after a live replace")
+    finally:
+        for cl in (a, b):
+            await cl.ws.close()
+
+
 def main():
     work = tempfile.mkdtemp(prefix="herald-social-")
     srv = None
@@ -467,6 +701,8 @@ def main():
         test_products(srv, tA)
         cid, cid2 = test_conversations(srv, tA, tB, tC)
         asyncio.run(test_live(srv, tA, tB, tC, cid, cid2))
+        test_files(srv, tA, tB, tC, cid, cid2)
+        asyncio.run(test_files_live(srv, tA, tB))
     except Exception as e:  # a crash of the test itself is a failure too
         import traceback
         traceback.print_exc()

@@ -1,6 +1,7 @@
 -- Profiles of the social app (seed 004): one per Better Auth user, keyed
 -- by the user id (the JWT subject) through the by_userId index.
 local access = require("access")
+local files = require("files")
 
 local function byUserId(ctx, userId)
   return ctx.db:query("profiles")
@@ -24,11 +25,19 @@ local function prefixEnd(prefix)
   return nil
 end
 
+-- A profile as the app shows it: the document and its avatar's URL.
+local function shown(ctx, profile)
+  if profile and profile.avatarId then profile.avatarUrl = files.url(ctx, profile.avatarId) end
+  return profile
+end
+
 local M = {}
 
 -- Creates the caller's profile, or updates it: calling it twice keeps one
 -- profile. Fields left out of an update keep their value, except that
--- `bio` and `avatarId` can be cleared with clearBio / clearAvatar.
+-- `bio` and `avatarId` can be cleared with clearBio / clearAvatar. The
+-- avatar is an image the caller uploaded (media:generateUploadUrl); a new
+-- one, or clearAvatar, deletes the old one's bytes.
 M.upsertMine = herald.mutation{
   args = {
     displayName = v.string(),
@@ -42,13 +51,17 @@ M.upsertMine = herald.mutation{
     access.nonEmpty(args.displayName, "displayName", 100)
     if args.bio then access.nonEmpty(args.bio, "bio", 2000) end
     local existing = byUserId(ctx, me)
+    local newAvatar = args.avatarId ~= nil and (not existing or args.avatarId ~= existing.avatarId)
+    if newAvatar then files.attach(ctx, args.avatarId, me, {"image/"}, "avatarId") end
     if existing then
       local fields = {displayName = args.displayName, updatedAt = ctx.now}
       if args.bio ~= nil then fields.bio = args.bio elseif args.clearBio then fields.bio = herald.unset end
-      if args.avatarId ~= nil then
+      if newAvatar then
         fields.avatarId = args.avatarId
-      elseif args.clearAvatar then
+        files.release(ctx, existing.avatarId)
+      elseif args.avatarId == nil and args.clearAvatar and existing.avatarId then
         fields.avatarId = herald.unset
+        files.release(ctx, existing.avatarId)
       end
       ctx.db:patch(existing._id, fields)
       return existing._id
@@ -64,20 +77,22 @@ M.upsertMine = herald.mutation{
   end,
 }
 
--- The caller's profile; null when signed out or not created yet.
+-- The caller's profile (with avatarUrl when it has an avatar); null when
+-- signed out or not created yet.
 M.getMine = herald.query{
   args = {},
   handler = function(ctx)
     local me = access.maybeUserId(ctx)
     if not me then return nil end
-    return byUserId(ctx, me)
+    return shown(ctx, byUserId(ctx, me))
   end,
 }
 
+-- Profiles are public, avatars included.
 M.getByUserId = herald.query{
   args = {userId = v.string()},
   handler = function(ctx, args)
-    return byUserId(ctx, args.userId)
+    return shown(ctx, byUserId(ctx, args.userId))
   end,
 }
 
@@ -89,13 +104,15 @@ M.searchByDisplayName = herald.query{
   handler = function(ctx, args)
     local limit = math.max(1, math.min(math.floor(args.limit or 20), 100))
     local upper = prefixEnd(args.prefix)
-    return ctx.db:query("profiles")
+    local found = ctx.db:query("profiles")
       :withIndex("by_displayName", function(q)
         q = q:gte("displayName", args.prefix)
         if upper then q = q:lt("displayName", upper) end
         return q
       end)
       :take(limit)
+    for _, profile in ipairs(found) do shown(ctx, profile) end
+    return found
   end,
 }
 
