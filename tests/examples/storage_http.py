@@ -91,9 +91,11 @@ def flip(s):
     return s[:i] + ("A" if s[i] != "A" else "B") + s[i + 1:]
 
 
-def storage_rows(http, server):
-    """The `_storage` table, read with the admin key: {id: row}."""
-    st, r = http(server, "query", {"query": {"table": "_storage"}}, server.key)
-    if st != 200:
+def storage_rows(call, server, path):
+    """The `_storage` rows as the app's internal query `path` lists them
+    (ctx.db.system), called with the admin key: {id: row}, or None."""
+    st, r = call(server, "query", path, {"limit": 1000}, server.key)
+    if st != 200 or r.get("status") != "success":
+        print("storage_rows:", st, r)
         return None
     return {row["_id"]: row for row in r["value"]}

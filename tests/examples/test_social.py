@@ -92,7 +92,7 @@ def test_shipped_config(work):
     data = tempfile.mkdtemp(prefix="data-", dir=work)
     srv = Server(HERALD, APP, data)
     try:
-        check("20 functions loaded, 1 auth providers" in srv.output(),
+        check("21 functions loaded, 1 auth providers" in srv.output(),
               f"shipped app loads its functions and provider: {srv.output()[-400:]}")
         st, r = call(srv, "query", "posts:feed", {"paginationOpts": {"numItems": 5, "cursor": None}})
         check(st == 200 and r["value"]["page"] == [] and r["value"]["isDone"],
@@ -493,7 +493,10 @@ def gone(url, what):
 
 
 def test_files(srv, tA, tB, tC, cid, cid2):
-    rows = lambda: files.storage_rows(http, srv)  # noqa: E731
+    def rows():
+        got = files.storage_rows(call, srv, "media:storedFiles")
+        check(got is not None, "media:storedFiles lists _storage for the admin key")
+        return got
     check(refused(call(srv, "mutation", "media:generateUploadUrl", {}), "UNAUTHENTICATED"),
           "anonymous callers get no upload URL")
 
@@ -508,8 +511,12 @@ def test_files(srv, tA, tB, tC, cid, cid2):
     check(row and row["size"] == len(avatar1) and row["contentType"] == "image/png"
           and row["sha256"] == hashlib.sha256(avatar1).hexdigest() and row["_creationTime"] > 0,
           f"the _storage row of the avatar: {row}")
-    check(len(rows() or {}) == 1, f"the refused second upload stored nothing: {rows()}")
+    check(list(rows() or {}) == [a1] and (rows() or {})[a1].get("held") is False,
+          f"the refused second upload stored nothing, and no document holds the first yet: {rows()}")
     ok(call(srv, "mutation", "profiles:upsertMine", {"displayName": "Alicia", "avatarId": a1}, token=tA))
+    check((rows() or {}).get(a1, {}).get("held") is True, "the avatar is held by the profile")
+    st, r = call(srv, "query", "media:storedFiles", {}, token=tA)
+    check(st != 200, f"media:storedFiles is internal: {st} {r}")
     mine = ok(call(srv, "query", "profiles:getMine", {}, token=tA))
     avatar_url1 = mine and mine.get("avatarUrl")
     check(mine and mine.get("avatarId") == a1 and files.split(avatar_url1)

@@ -47,6 +47,11 @@ function F.attach(ctx, storageId, ownerId, kinds, what)
   return meta
 end
 
+-- Whether a document holds file `storageId`.
+function F.held(ctx, storageId)
+  return byStorageId(ctx, storageId) ~= nil
+end
+
 -- Lets go of a file a document held: its uploads row, and its bytes.
 function F.release(ctx, storageId)
   if storageId == nil then return end

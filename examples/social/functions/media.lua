@@ -29,4 +29,18 @@ M.discard = herald.mutation{
   end,
 }
 
+-- For the console and a cleanup job (the admin key): the stored files
+-- (ctx.db.system reads `_storage`), newest first, each with `held`:
+-- whether a document holds it. Those not held are uploads nobody
+-- attached, for media:discard.
+M.storedFiles = herald.internalQuery{
+  args = {limit = v.optional(v.number())},
+  handler = function(ctx, args)
+    local limit = math.max(1, math.min(math.floor(args.limit or 100), 1000))
+    local stored = ctx.db.system:query("_storage"):order("desc"):take(limit)
+    for _, file in ipairs(stored) do file.held = files.held(ctx, file._id) end
+    return stored
+  end,
+}
+
 return M
