@@ -12,6 +12,7 @@
 
 #include "base64.h"
 #include "keycodec.h"
+#include "schema_priv.h"
 #include "store_priv.h"
 
 #define DEFAULT_MAX_DOCS  32768
@@ -472,6 +473,8 @@ int herald_query_from_value(const herald_value *v, const herald_schema *schema, 
     const herald_value *filter = herald_object_get(v, "filter");
     if (schema) {
         const herald_table_def *def = herald_schema_table(schema, q->table);
+        /* The system tables (`_storage`) are in every store, in no schema. */
+        if (!def && q->table[0] == '_') def = herald_schema_table(hd__system_schema(), q->table);
         if (!def) {
             rc = herald_fail(err, HERALD_ENOTFOUND, "no table `%.64s`", q->table);
             goto done;
