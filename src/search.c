@@ -1,92 +1,48 @@
 /*
- * Full-text search (search.h): tokenising, matching and ranking on top of
- * an ordinary index scan. It must never read outside the table it names
- * or return more than HD_SEARCH_MAX_RESULTS documents.
+ * Full-text search (search.h): reads the postings of the query's terms
+ * (fts.h), scores them with BM25 and returns the best documents. It must
+ * never read the table, nor return more than HD_SEARCH_MAX_RESULTS
+ * documents, nor leave out of the read set anything its result depends on.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "keycodec.h"
 #include "search.h"
+#include "store_priv.h"
 
-#define MAX_TERMS    16
-#define MAX_TERM_LEN 64
+#define BM25_K1 1.2
+#define BM25_B  0.75
 
-typedef struct terms {
-    char t[MAX_TERMS][MAX_TERM_LEN + 1];
-    size_t n;
-} terms;
-
-static bool word_byte(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
-}
-
-static unsigned char lower(unsigned char c)
-{
-    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
-}
-
-/* Calls fn for every term of `s` (lowercased, cut at MAX_TERM_LEN bytes). */
-static void each_term(const char *s, size_t n, void (*fn)(void *, const char *, size_t), void *ctx)
-{
-    char buf[MAX_TERM_LEN + 1];
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && !word_byte((unsigned char)s[i]))
-            i++;
-        size_t len = 0;
-        while (i < n && word_byte((unsigned char)s[i])) {
-            if (len < MAX_TERM_LEN) buf[len++] = (char)lower((unsigned char)s[i]);
-            i++;
-        }
-        if (len) {
-            buf[len] = 0;
-            fn(ctx, buf, len);
-        }
-    }
-}
-
-static void add_query_term(void *ctx, const char *term, size_t len)
-{
-    terms *q = ctx;
-    (void)len;
-    if (q->n < MAX_TERMS) strcpy(q->t[q->n++], term);
-}
-
-typedef struct scoring {
-    const terms *q;
-    bool hit[MAX_TERMS];
-    size_t occurrences;
-} scoring;
-
-static void score_term(void *ctx, const char *term, size_t len)
-{
-    scoring *sc = ctx;
-    for (size_t k = 0; k < sc->q->n; k++) {
-        const char *want = sc->q->t[k];
-        size_t wl = strlen(want);
-        bool last = k + 1 == sc->q->n;
-        if ((len == wl || (last && len > wl)) && !memcmp(term, want, wl)) {
-            sc->hit[k] = true;
-            sc->occurrences++;
-        }
-    }
-}
+/* One posting read: a (document, query term) pair. */
+typedef struct hit {
+    uint8_t id[HERALD_ID_BYTES];
+    uint8_t ct[8];
+    uint32_t term; /* query term index */
+    uint32_t slot; /* stored term (several per prefix term) */
+    uint32_t tf, dl;
+} hit;
 
 typedef struct ranked {
-    size_t distinct, occurrences;
-    double created;
-    herald_value *doc;
+    const uint8_t *id, *ct;
+    double score;
 } ranked;
 
-static int rank_cmp(const void *a, const void *b)
-{
-    const ranked *x = a, *y = b;
-    if (x->distinct != y->distinct) return x->distinct > y->distinct ? -1 : 1;
-    if (x->occurrences != y->occurrences) return x->occurrences > y->occurrences ? -1 : 1;
-    if (x->created != y->created) return x->created > y->created ? -1 : 1;
-    return 0;
-}
+typedef struct reader {
+    herald_txn *t;
+    MDB_dbi dbi;
+    uint32_t iid;
+    /* Wanted encoding of each filter field, NULL where unconstrained. */
+    const hd_buf *want;
+    size_t nfields;
+    hit *hits;
+    size_t nhits, cap;
+    uint32_t *df; /* per slot */
+    size_t nslots, capslots;
+    herald_read_set *rs;
+    herald_error *err;
+} reader;
 
 static const herald_search_index_def *find_index(const herald_table_def *t, const char *name)
 {
@@ -101,67 +57,222 @@ static const char *str_of(const herald_value *spec, const char *key)
     return v && v->type == HERALD_STRING ? v->u.s.ptr : NULL;
 }
 
-/* The scan: every document of the table that passes the filters, as one array. */
-static int scan(herald_txn *t, const herald_schema *schema, const char *table,
-                const herald_value *filters, herald_value *docs, herald_read_set *rs,
-                herald_error *err)
+static int oom(herald_error *err)
 {
-    herald_value q, v;
-    int rc = 0;
-    herald_object_init(&q);
-    if (herald_string(&v, table, strlen(table)) || herald_object_set(&q, "table", 5, v))
-        rc = HERALD_ENOMEM;
-    if (!rc && herald_object_set(&q, "collect", 7, herald_bool(true))) rc = HERALD_ENOMEM;
-    if (!rc && filters && filters->u.arr.len) {
-        /* {"and": [{"eq": [{"field": F}, {"literal": V}]}, ...]} */
-        herald_value all;
-        herald_array_init(&all);
-        for (size_t i = 0; !rc && i < filters->u.arr.len; i++) {
-            const herald_value *pair = &filters->u.arr.items[i];
-            herald_value eq, operands, field, lit, path;
-            herald_object_init(&eq);
-            herald_array_init(&operands);
-            herald_object_init(&field);
-            herald_object_init(&lit);
-            rc = herald_value_copy(&path, &pair->u.arr.items[0]);
-            if (!rc) rc = herald_object_set(&field, "field", 5, path);
-            if (!rc) rc = herald_value_copy(&v, &pair->u.arr.items[1]);
-            if (!rc) rc = herald_object_set(&lit, "literal", 7, v);
-            if (!rc)
-                rc = herald_array_push(&operands, field);
-            else
-                herald_value_free(&field);
-            if (!rc)
-                rc = herald_array_push(&operands, lit);
-            else
-                herald_value_free(&lit);
-            if (!rc)
-                rc = herald_object_set(&eq, "eq", 2, operands);
-            else
-                herald_value_free(&operands);
-            if (!rc)
-                rc = herald_array_push(&all, eq);
-            else
-                herald_value_free(&eq);
-        }
-        herald_value and_expr;
-        herald_object_init(&and_expr);
-        if (!rc)
-            rc = herald_object_set(&and_expr, "and", 3, all);
-        else
-            herald_value_free(&all);
-        if (!rc)
-            rc = herald_object_set(&q, "filter", 6, and_expr);
-        else
-            herald_value_free(&and_expr);
+    return herald_fail(err, HERALD_ENOMEM, "out of memory");
+}
+
+static int new_slot(reader *r)
+{
+    if (r->nslots == r->capslots) {
+        size_t cap = r->capslots ? r->capslots * 2 : 16;
+        uint32_t *d = realloc(r->df, cap * sizeof *d);
+        if (!d) return oom(r->err);
+        r->df = d;
+        r->capslots = cap;
     }
-    herald_query *query = NULL;
-    if (rc) rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
-    if (!rc) rc = herald_query_from_value(&q, schema, &query, err);
-    herald_value_free(&q);
-    if (!rc) rc = herald_query_run(query, t, NULL, docs, rs, err);
-    herald_query_free(query);
+    r->df[r->nslots++] = 0;
+    return 0;
+}
+
+/* True when the filter values at `p` (n bytes) have every wanted value. */
+static bool filters_match(const reader *r, const uint8_t *p, size_t n)
+{
+    for (size_t k = 0; k < r->nfields; k++) {
+        const hd_buf *w = &r->want[k];
+        if (w->p) {
+            if (n < w->len || memcmp(p, w->p, w->len)) return false;
+            p += w->len;
+            n -= w->len;
+            continue;
+        }
+        bool later = false;
+        for (size_t j = k + 1; j < r->nfields; j++)
+            later |= r->want[j].p != NULL;
+        if (!later) return true;
+        herald_value skip;
+        size_t used;
+        if (hd__key_decode(p, n, &used, &skip)) return false;
+        herald_value_free(&skip);
+        p += used;
+        n -= used;
+    }
+    return true;
+}
+
+/*
+ * Reads every posting whose full key starts with `prefix` into the hits of
+ * query term `term` and records the range in the read set: that prefix, or
+ * `registered` (not NULL), its keys by filter value (fts.c). An exact term has
+ * one slot; a prefix term a slot per stored term it covers.
+ */
+static int read_range(reader *r, const uint8_t *prefix, size_t plen, uint32_t term,
+                      const hd_buf *registered)
+{
+    int rc = 0;
+    MDB_cursor *cur = NULL;
+    hd_buf full = HD_BUF_INIT, hi = HD_BUF_INIT;
+    size_t spl = plen < HD_FTS_CUT ? plen : HD_FTS_CUT; /* stored keys keep this much */
+    const uint8_t *last_term = NULL;
+    size_t last_len = 0;
+    uint8_t last_buf[4 + HD_FTS_MAX_TERM + 1];
+    if ((rc = mdb_cursor_open(r->t->txn, r->dbi, &cur))) {
+        rc = hd__mdb_fail(r->err, rc, "reading postings");
+        goto done;
+    }
+    MDB_val k = {spl, (void *)prefix}, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < spl || memcmp(k.mv_data, prefix, spl)) break;
+        if (!hd__fts_full_key(&k, &v, &full)) {
+            rc = full.failed ? oom(r->err)
+                             : herald_fail(r->err, HERALD_ECORRUPT, "malformed posting");
+            goto done;
+        }
+        if (full.len < plen || memcmp(full.p, prefix, plen)) continue;
+        const uint8_t *end = memchr(full.p + 4, 0, full.len - 4 - HERALD_ID_BYTES);
+        if (!end) {
+            rc = herald_fail(r->err, HERALD_ECORRUPT, "malformed posting");
+            goto done;
+        }
+        size_t tl = (size_t)(end - full.p) + 1; /* iid, term and its 0 */
+        if (!last_term || tl != last_len || memcmp(last_term, full.p, tl)) {
+            if (tl > sizeof last_buf) {
+                rc = herald_fail(r->err, HERALD_ECORRUPT, "malformed posting");
+                goto done;
+            }
+            memcpy(last_buf, full.p, tl);
+            last_term = last_buf;
+            last_len = tl;
+            if ((rc = new_slot(r))) goto done;
+        }
+        const uint8_t *fv = full.p + tl;
+        if (!filters_match(r, fv, full.len - tl - HERALD_ID_BYTES)) continue;
+        if (r->nhits == HD_SEARCH_MAX_POSTINGS) {
+            rc = herald_fail(r->err, HERALD_ELIMIT,
+                             "the search would read more than %d postings; use more specific "
+                             "terms or a filter",
+                             HD_SEARCH_MAX_POSTINGS);
+            goto done;
+        }
+        if (r->nhits == r->cap) {
+            size_t cap = r->cap ? r->cap * 2 : 64;
+            hit *h = realloc(r->hits, cap * sizeof *h);
+            if (!h) {
+                rc = oom(r->err);
+                goto done;
+            }
+            r->hits = h;
+            r->cap = cap;
+        }
+        hit *h = &r->hits[r->nhits++];
+        const uint8_t *val = v.mv_data;
+        memcpy(h->id, full.p + full.len - HERALD_ID_BYTES, HERALD_ID_BYTES);
+        memcpy(h->ct, val + 8, 8);
+        h->term = term;
+        h->slot = (uint32_t)(r->nslots - 1);
+        h->tf = hd__get_be32(val);
+        h->dl = hd__get_be32(val + 4);
+        r->df[h->slot]++;
+    }
+    if (rc == MDB_NOTFOUND) rc = 0;
+    if (rc) {
+        rc = hd__mdb_fail(r->err, rc, "reading postings");
+        goto done;
+    }
+    if (r->rs) {
+        const uint8_t *lo = registered ? registered->p : prefix;
+        size_t lo_len = registered ? registered->len : plen;
+        hd__buf_append(&hi, lo, lo_len);
+        hd__key_successor(&hi);
+        if (hi.failed || hd__read_set_add(r->rs, r->iid, lo, lo_len, hi.p, hi.len))
+            rc = oom(r->err);
+    }
+done:
+    if (cur) mdb_cursor_close(cur);
+    hd__buf_free(&full);
+    hd__buf_free(&hi);
     return rc;
+}
+
+static int hit_by_doc(const void *a, const void *b)
+{
+    const hit *x = a, *y = b;
+    int c = memcmp(x->id, y->id, HERALD_ID_BYTES);
+    if (c) return c;
+    if (x->term != y->term) return x->term < y->term ? -1 : 1;
+    return x->slot < y->slot ? -1 : x->slot > y->slot;
+}
+
+static int rank_cmp(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    int c = memcmp(y->ct, x->ct, 8); /* newer first */
+    if (c) return c;
+    return memcmp(x->id, y->id, HERALD_ID_BYTES);
+}
+
+/* Scores the hits (sorted by document) into one entry per document. */
+static ranked *score(const reader *r, size_t *ndocs)
+{
+    size_t n = 0;
+    double total_dl = 0;
+    for (size_t i = 0; i < r->nhits; i++)
+        if (!i || memcmp(r->hits[i].id, r->hits[i - 1].id, HERALD_ID_BYTES)) {
+            n++;
+            total_dl += r->hits[i].dl;
+        }
+    ranked *docs = malloc((n ? n : 1) * sizeof *docs);
+    if (!docs) return NULL;
+    double avgdl = n && total_dl > 0 ? total_dl / (double)n : 1;
+    size_t d = 0;
+    for (size_t i = 0; i < r->nhits;) {
+        const hit *h = &r->hits[i];
+        double s = 0, best = 0;
+        uint32_t term = h->term;
+        size_t j = i;
+        for (; j < r->nhits && !memcmp(r->hits[j].id, h->id, HERALD_ID_BYTES); j++) {
+            const hit *x = &r->hits[j];
+            if (x->term != term) {
+                s += best;
+                best = 0;
+                term = x->term;
+            }
+            double df = r->df[x->slot];
+            double idf = log(1 + ((double)n - df + 0.5) / (df + 0.5));
+            double norm = BM25_K1 * (1 - BM25_B + BM25_B * (double)x->dl / avgdl);
+            double c = idf * (double)x->tf * (BM25_K1 + 1) / ((double)x->tf + norm);
+            if (c > best) best = c;
+        }
+        s += best;
+        docs[d++] = (ranked){h->id, h->ct, s};
+        i = j;
+    }
+    *ndocs = n;
+    return docs;
+}
+
+/* Adds the by_id entry of a returned document to the read set. */
+static int read_doc(herald_txn *t, uint32_t by_id, const uint8_t *id, herald_value *out,
+                    herald_read_set *rs, herald_error *err)
+{
+    MDB_val k = {HERALD_ID_BYTES, (void *)id}, v;
+    int rc = mdb_get(t->txn, t->s->docs, &k, &v);
+    if (rc == MDB_NOTFOUND) return herald_fail(err, HERALD_ECORRUPT, "posting without its document");
+    if (rc) return hd__mdb_fail(err, rc, "reading a document");
+    if ((rc = hd__doc_decode(id, &v, out, err))) return rc;
+    if (rs) {
+        uint8_t lo[HD_IID_BYTES + HERALD_ID_BYTES + 1];
+        hd__put_be32(lo, by_id);
+        memcpy(lo + HD_IID_BYTES, id, HERALD_ID_BYTES);
+        lo[sizeof lo - 1] = 0;
+        if (hd__read_set_add(rs, by_id, lo, sizeof lo - 1, lo, sizeof lo)) {
+            herald_value_free(out);
+            return oom(err);
+        }
+    }
+    return 0;
 }
 
 int hd__search_run(herald_txn *t, const herald_schema *schema, const herald_value *spec,
@@ -197,6 +308,9 @@ int hd__search_run(herald_txn *t, const herald_schema *schema, const herald_valu
     if (first) limit = 1;
     if (filters) {
         if (filters->type != HERALD_ARRAY) return herald_fail(err, HERALD_EINVAL, "bad filters");
+        if (filters->u.arr.len > HD_SEARCH_MAX_FILTERS)
+            return herald_fail(err, HERALD_EINVAL, "a search has at most %d filters (%zu given)",
+                               HD_SEARCH_MAX_FILTERS, filters->u.arr.len);
         for (size_t i = 0; i < filters->u.arr.len; i++) {
             const herald_value *p = &filters->u.arr.items[i];
             if (p->type != HERALD_ARRAY || p->u.arr.len != 2 ||
@@ -212,51 +326,154 @@ int hd__search_run(herald_txn *t, const herald_schema *schema, const herald_valu
                                    p->u.arr.items[0].u.s.ptr, index);
         }
     }
-    terms q = {0};
-    each_term(text->u.s.ptr, text->u.s.len, add_query_term, &q);
-    herald_value docs;
-    int rc = scan(t, schema, table, filters, &docs, rs, err);
-    if (rc) return rc;
-    ranked *hits = docs.u.arr.len ? calloc(docs.u.arr.len, sizeof *hits) : NULL;
-    size_t nhits = 0;
-    if (docs.u.arr.len && !hits) {
-        herald_value_free(&docs);
-        return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    char *lowered = NULL;
+    hd_fts_token *tokens = NULL;
+    size_t ntok = 0;
+    if (hd__fts_tokenize(text->u.s.ptr, text->u.s.len, &lowered, &tokens, &ntok)) return oom(err);
+    int rc = 0;
+    hd_buf *want = NULL;
+    reader r = {.t = t, .rs = rs, .err = err};
+    hd_buf prefix = HD_BUF_INIT;
+    ranked *docs = NULL;
+    size_t ndocs = 0;
+    if (!ntok) {
+        rc = herald_fail(err, HERALD_EINVAL, "the search text has no terms (letters or digits)");
+        goto done;
     }
-    for (size_t i = 0; q.n && i < docs.u.arr.len; i++) {
-        herald_value *doc = &docs.u.arr.items[i];
-        const herald_value *body = herald_value_path(doc, si->search_field);
-        if (!body || body->type != HERALD_STRING) continue;
-        scoring sc = {.q = &q};
-        each_term(body->u.s.ptr, body->u.s.len, score_term, &sc);
-        size_t distinct = 0;
-        for (size_t k = 0; k < q.n; k++)
-            distinct += sc.hit[k];
-        if (!distinct) continue;
-        const herald_value *ct = herald_object_get(doc, "_creationTime");
-        hits[nhits++] =
-            (ranked){distinct, sc.occurrences, ct && ct->type == HERALD_FLOAT64 ? ct->u.f : 0, doc};
+    if (ntok > HD_SEARCH_MAX_TERMS) {
+        rc = herald_fail(err, HERALD_EINVAL, "a search text has at most %d terms (%zu given)",
+                         HD_SEARCH_MAX_TERMS, ntok);
+        goto done;
     }
-    if (nhits > 1) qsort(hits, nhits, sizeof *hits, rank_cmp);
-    if (nhits > limit) nhits = limit;
+    const hd_fts_index *fx = hd__fts_index(t->s->fts, table, index);
+    if (!fx || !fx->built || !hd__fts_dbi(t->s->fts, &r.dbi)) {
+        rc = herald_fail(err, HERALD_EBUSY,
+                         "search index `%s` of `%s` is not built yet: open the data folder for "
+                         "writing once (herald serve, schema apply) to build it",
+                         index, table);
+        goto done;
+    }
+    r.iid = fx->id;
+    const hd_table *tab = hd__table_by_name(t->s, table);
+    if (!tab) {
+        rc = herald_fail(err, HERALD_ENOTFOUND, "no table `%.64s`", table);
+        goto done;
+    }
+    /* The wanted value of each filter field; two different ones match nothing. */
+    r.nfields = si->nfilter_fields;
+    want = calloc(r.nfields ? r.nfields : 1, sizeof *want);
+    if (!want) {
+        rc = oom(err);
+        goto done;
+    }
+    r.want = want;
+    bool contradiction = false;
+    for (size_t i = 0; filters && i < filters->u.arr.len; i++) {
+        const herald_value *p = &filters->u.arr.items[i];
+        size_t k = 0;
+        while (strcmp(si->filter_fields[k], p->u.arr.items[0].u.s.ptr))
+            k++;
+        hd_buf enc = HD_BUF_INIT;
+        hd__key_encode(&enc, &p->u.arr.items[1]);
+        if (enc.failed) {
+            rc = oom(err);
+            goto done;
+        }
+        if (want[k].p && (want[k].len != enc.len || memcmp(want[k].p, enc.p, enc.len)))
+            contradiction = true;
+        hd__buf_free(&want[k]);
+        want[k] = enc;
+    }
+    if (contradiction || limit == 0) goto results; /* the result is empty whatever is stored */
+    /* Full terms: each once, and not the last one, which is read as a prefix. */
+    const hd_fts_token *last = &tokens[ntok - 1];
+    uint8_t iid[4];
+    hd__put_be32(iid, fx->id);
+    for (size_t i = 0; i + 1 < ntok && !rc; i++) {
+        bool again = tokens[i].len == last->len && !memcmp(tokens[i].p, last->p, last->len);
+        for (size_t j = 0; j < i && !again; j++)
+            again = tokens[j].len == tokens[i].len && !memcmp(tokens[j].p, tokens[i].p, tokens[i].len);
+        if (again) continue;
+        prefix.len = 0;
+        hd__buf_append(&prefix, iid, 4);
+        hd__buf_append(&prefix, tokens[i].p, tokens[i].len);
+        hd__buf_byte(&prefix, 0);
+        /* Equality filters on the leading filter fields narrow the range. */
+        for (size_t k = 0; k < r.nfields && want[k].p; k++)
+            hd__buf_append(&prefix, want[k].p, want[k].len);
+        /* A filter on a later field only: register by that filter value. */
+        hd_buf byf = HD_BUF_INIT;
+        for (size_t k = 1; r.nfields && !want[0].p && k < r.nfields; k++) {
+            if (!want[k].p) continue;
+            hd__buf_append(&byf, iid, 4);
+            hd__buf_byte(&byf, 0);
+            hd__buf_byte(&byf, (uint8_t)(k + 1));
+            hd__buf_append(&byf, want[k].p, want[k].len);
+            hd__buf_append(&byf, tokens[i].p, tokens[i].len);
+            hd__buf_byte(&byf, 0);
+            break;
+        }
+        if (prefix.failed || byf.failed)
+            rc = oom(err);
+        else
+            rc = read_range(&r, prefix.p, prefix.len, (uint32_t)i, byf.len ? &byf : NULL);
+        hd__buf_free(&byf);
+    }
+    if (rc) goto done;
+    prefix.len = 0;
+    hd__buf_append(&prefix, iid, 4);
+    hd__buf_append(&prefix, last->p, last->len);
+    if (prefix.failed) {
+        rc = oom(err);
+        goto done;
+    }
+    /* With an equality filter, the prefix's read set is narrower by filter
+     * value (fts.c): that field's value, then the prefix. */
+    hd_buf ff = HD_BUF_INIT;
+    for (size_t k = 0; k < r.nfields; k++) {
+        if (!want[k].p) continue;
+        hd__buf_append(&ff, iid, 4);
+        hd__buf_byte(&ff, 0);
+        hd__buf_byte(&ff, (uint8_t)(k + 1));
+        hd__buf_append(&ff, want[k].p, want[k].len);
+        hd__buf_append(&ff, last->p, last->len);
+        break;
+    }
+    if (ff.failed) rc = oom(err);
+    if (!rc) rc = read_range(&r, prefix.p, prefix.len, (uint32_t)(ntok - 1), ff.len ? &ff : NULL);
+    hd__buf_free(&ff);
+    if (rc) goto done;
+    if (r.nhits > 1) qsort(r.hits, r.nhits, sizeof *r.hits, hit_by_doc);
+    docs = score(&r, &ndocs);
+    if (!docs) {
+        rc = oom(err);
+        goto done;
+    }
+    if (ndocs > 1) qsort(docs, ndocs, sizeof *docs, rank_cmp);
+    if (ndocs > limit) ndocs = limit;
+results:
     if (first) {
         *result = herald_null();
-        if (nhits) {
-            *result = *hits[0].doc;
-            *hits[0].doc = herald_undefined();
-        }
-    } else {
-        herald_array_init(result);
-        for (size_t i = 0; i < nhits && !rc; i++) {
-            rc = herald_array_push(result, *hits[i].doc);
-            *hits[i].doc = herald_undefined();
-        }
-        if (rc) {
-            herald_value_free(result);
-            rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
-        }
+        if (ndocs) rc = read_doc(t, tab->indexes[0].id, docs[0].id, result, rs, err);
+        if (rc) *result = herald_undefined();
+        goto done;
     }
-    free(hits);
-    herald_value_free(&docs);
+    herald_array_init(result);
+    for (size_t i = 0; i < ndocs && !rc; i++) {
+        herald_value doc;
+        if ((rc = read_doc(t, tab->indexes[0].id, docs[i].id, &doc, rs, err))) break;
+        if (herald_array_push(result, doc)) rc = oom(err);
+    }
+    if (rc) herald_value_free(result);
+done:
+    for (size_t k = 0; want && k < r.nfields; k++)
+        hd__buf_free(&want[k]);
+    free(want);
+    free(r.hits);
+    free(r.df);
+    free(docs);
+    hd__buf_free(&prefix);
+    free(lowered);
+    free(tokens);
     return rc;
 }

@@ -472,6 +472,9 @@ int herald_store_open(const char *path, const herald_store_options *opts, herald
         rc = build_tables(&r, s->schema, &s->tables, &s->ntables);
         free(r.new_ids);
         if (rc) goto mdb_fail;
+        /* Search indexes without postings (an older store) are built now. */
+        if ((rc = hd__fts_load(s, txn, s->tables, s->ntables, !s->read_only, &s->fts, err)))
+            goto fail;
     } else if (rc != MDB_NOTFOUND) {
         goto mdb_fail;
     }
@@ -498,6 +501,7 @@ void herald_store_close(herald_store *s)
     /* Only now may the next writer start. */
     if (s->lock_fd >= 0) close(s->lock_fd);
     free_tables(s->tables, s->ntables);
+    hd__fts_free(s->fts);
     herald_schema_free(s->schema);
     pthread_rwlock_destroy(&s->map_lock);
     free(s);
@@ -788,6 +792,7 @@ int herald_store_set_schema(herald_store *s, herald_schema *schema, herald_error
     registry_ctx r = {.s = s, .create = true};
     hd_table *tables = NULL;
     size_t ntables = 0;
+    hd_fts *fts = NULL;
     char *json = NULL;
     herald_txn t = {.s = s};
     change_ctx c = {.s = s, .t = &t, .err = err};
@@ -847,6 +852,8 @@ int herald_store_set_schema(herald_store *s, herald_schema *schema, herald_error
         }
         if (c.nnew && (rc = herald_table_scan(&t, def->name, change_doc, &c, err))) goto done;
     }
+    /* Search indexes: new or redefined ones are built, dropped ones deleted. */
+    if ((rc = hd__fts_load(s, r.txn, tables, ntables, true, &fts, err))) goto done;
     json = herald_schema_to_json(schema);
     if (!json) {
         rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
@@ -861,6 +868,9 @@ int herald_store_set_schema(herald_store *s, herald_schema *schema, herald_error
     s->schema = schema;
     s->tables = tables;
     s->ntables = ntables;
+    hd__fts_free(s->fts);
+    s->fts = fts;
+    fts = NULL;
     schema = NULL;
     tables = NULL;
     goto done;
@@ -872,6 +882,7 @@ done:
     free(r.new_ids);
     free(json);
     if (tables) free_tables(tables, ntables);
+    hd__fts_free(fts);
     herald_schema_free(schema);
     return rc;
 }

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "buf.h"
+#include "fts.h"
 #include "herald/query.h"
 #include "herald/store.h"
 
@@ -58,6 +59,7 @@ struct herald_store {
     /* Readers hold it shared; growing the map holds it exclusively. */
     pthread_rwlock_t map_lock;
     herald_group *open_group;
+    struct hd_fts *fts; /* search indexes (fts.c); NULL before a schema */
 };
 
 typedef struct hd_keys {

@@ -373,6 +373,7 @@ static int write_doc(herald_txn *m, const hd_table *tab, const uint8_t id[HERALD
         rc = hd__mdb_fail(err, rc, "deleting a document");
         goto done;
     }
+    if ((rc = hd__fts_write(m, tab, id, old, doc, err))) goto done;
     /* by_id has no stored entries (the documents are it), but it is in the write set. */
     uint8_t key[HD_IID_BYTES + HERALD_ID_BYTES];
     hd__put_be32(key, tab->indexes[0].id);

@@ -352,14 +352,16 @@ static void test_basics(void)
     CHECK(o.rc == 0 && o.result && !strstr(o.result, "count") && strstr(o.result, "ready"));
     outcome_free(&o);
 
-    /* Full-text search: distinct terms first, the last term as a prefix, filter fields. */
+    /* Full-text search: BM25, the last term as a prefix, filter fields. Both notes match
+     * both terms; the short one ranks first (BM25 weighs a match in a short text more than
+     * a repeat in a long one). */
     expect_ok(rt, HD_FN_MUTATION, "feeds:note", "{\"owner\":\"a\",\"body\":\"Lua programming\"}",
               NULL);
     expect_ok(rt, HD_FN_MUTATION, "feeds:note",
               "{\"owner\":\"b\",\"body\":\"programs in C and Lua, more Lua\"}", NULL);
     expect_ok(rt, HD_FN_MUTATION, "feeds:note", "{\"owner\":\"a\",\"body\":\"gardening\"}", NULL);
     expect_ok(rt, HD_FN_QUERY, "feeds:search", "{\"text\":\"lua prog\"}",
-              "[\"programs in C and Lua, more Lua\",\"Lua programming\"]");
+              "[\"Lua programming\",\"programs in C and Lua, more Lua\"]");
     expect_ok(rt, HD_FN_QUERY, "feeds:search", "{\"text\":\"LUA\",\"owner\":\"a\"}",
               "[\"Lua programming\"]");
     expect_ok(rt, HD_FN_QUERY, "feeds:search", "{\"text\":\"nothing here\"}", "[]");
