@@ -263,6 +263,32 @@ static void cull(hd_conn *c, const char *reason)
 /* ---- HTTP ---- */
 
 /*
+ * CORS for the origins --allow-origin lets in: the answer names the page's
+ * origin, so that its scripts may read it (an upload's storageId, an API
+ * result); other origins get no such header and their scripts see nothing.
+ */
+static void cors_origin(hd_server *s, struct lws *wsi, char *out, size_t n)
+{
+    int len = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    out[0] = 0;
+    if (len <= 0 || (size_t)len >= n || !hd__origin_allowed(s, wsi) ||
+        lws_hdr_copy(wsi, out, (int)n, WSI_TOKEN_ORIGIN) < 0)
+        out[0] = 0;
+}
+
+static int cors_headers(struct lws *wsi, const char *origin, unsigned char **pos,
+                        unsigned char *end)
+{
+    static const char vary[] = "origin";
+    if (!origin[0]) return 0;
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
+                                       (const unsigned char *)origin, (int)strlen(origin), pos,
+                                       end) ||
+           lws_add_http_header_by_name(wsi, (const unsigned char *)"vary:",
+                                       (const unsigned char *)vary, sizeof vary - 1, pos, end);
+}
+
+/*
  * Writes an HTTP answer: the headers and the first fragment of the body in
  * one write (one system call for an answer that fits), then a fragment per
  * writable callback, as WebSocket frames go, so that lws holds little and
@@ -284,6 +310,7 @@ static int http_write(struct lws *wsi, pss *p, hd_conn *c)
             (c->http_close &&
              lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)close,
                                           sizeof close - 1, &pos, end)) ||
+            cors_headers(wsi, c->cors_origin, &pos, end) ||
             lws_finalize_http_header(wsi, &pos, end) || (size_t)(end - pos) < chunk)
             return -1;
         memcpy(pos, c->http_reply, chunk);
@@ -340,7 +367,9 @@ static int http_file_write(struct lws *wsi, pss *p, hd_conn *c)
                                               (const unsigned char *)value, (int)(eol - value),
                                               &pos, end);
         }
-        if (!ok || lws_finalize_http_header(wsi, &pos, end)) return -1;
+        if (!ok || cors_headers(wsi, c->cors_origin, &pos, end) ||
+            lws_finalize_http_header(wsi, &pos, end))
+            return -1;
         n = lws_write(wsi, start, (size_t)(pos - start), LWS_WRITE_HTTP_HEADERS);
         p->http_phase = 1;
         if (n < 0) return -1;
@@ -768,9 +797,10 @@ static void answer_now(struct lws *wsi, int status, int code, const char *messag
 {
     unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *pos = start,
                                        *end = buf + sizeof buf;
-    char body[400];
+    char body[400], origin[128];
     int bl = error_json(body, sizeof body, code, message);
     static const char nosniff[] = "nosniff", close[] = "close";
+    if (the_server) cors_origin(the_server, wsi, origin, sizeof origin);
     if (bl < 0 ||
         lws_add_http_common_headers(wsi, (unsigned)status, "application/json", (lws_filepos_t)bl,
                                     &pos, end) ||
@@ -779,11 +809,49 @@ static void answer_now(struct lws *wsi, int status, int code, const char *messag
             sizeof nosniff - 1, &pos, end) ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)close,
                                      sizeof close - 1, &pos, end) ||
+        (the_server && cors_headers(wsi, origin, &pos, end)) ||
         lws_finalize_http_header(wsi, &pos, end) || end - pos < bl)
         return;
     memcpy(pos, body, (size_t)bl);
     pos += bl;
     lws_write(wsi, start, (size_t)(pos - start), LWS_WRITE_HTTP_HEADERS);
+}
+
+/*
+ * A browser's CORS preflight for the API: 204 with what an allowed origin may
+ * send (POST and GET, JSON, a token, a file's type), 403 for another. The
+ * connection closes after it (true).
+ */
+static bool preflight(hd_server *s, struct lws *wsi)
+{
+    char origin[128];
+    cors_origin(s, wsi, origin, sizeof origin);
+    if (!origin[0]) {
+        answer_now(wsi, 403, HERALD_EACCESS,
+                   "requests from this page's origin are not allowed (see --allow-origin)");
+        return true;
+    }
+    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *pos = start,
+                                       *end = buf + sizeof buf;
+    static const char methods[] = "GET, POST",
+                      headers[] = "content-type, authorization, convex-client", age[] = "600",
+                      close[] = "close";
+    if (lws_add_http_common_headers(wsi, 204, "text/plain", 0, &pos, end) ||
+        cors_headers(wsi, origin, &pos, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-methods:",
+                                    (const unsigned char *)methods, sizeof methods - 1, &pos,
+                                    end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-headers:",
+                                    (const unsigned char *)headers, sizeof headers - 1, &pos,
+                                    end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-max-age:",
+                                    (const unsigned char *)age, sizeof age - 1, &pos, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)close,
+                                     sizeof close - 1, &pos, end) ||
+        lws_finalize_http_header(wsi, &pos, end))
+        return true;
+    lws_write(wsi, start, (size_t)(pos - start), LWS_WRITE_HTTP_HEADERS);
+    return true;
 }
 
 /*
@@ -1096,7 +1164,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         char uri[160] = "";
         request_uri(wsi, uri, sizeof uri);
         snprintf(c->http_path, sizeof c->http_path, "%s", uri);
+        cors_origin(s, wsi, c->cors_origin, sizeof c->cors_origin);
         bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+        if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0 && !strncmp(uri, "/api/", 5))
+            return preflight(s, wsi) ? -1 : 0;
         if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0) {
             c->in.len = 0;
             c->in_started = hd__now();

@@ -116,6 +116,7 @@ struct hd_conn {
     uint64_t file_off, file_left;
     char file_headers[400]; /* its headers besides the common ones (CRLF-separated, each "name: value") */
     char file_type[128];
+    char cors_origin[128]; /* the request's Origin when it is another one allowed: CORS headers */
     bool http_convex;  /* the request is in Convex's shape: answered in its shape (560) */
     bool http_ready;   /* the body arrived: handled at the next writable callback */
     bool http_waiting; /* waiting for the writer */

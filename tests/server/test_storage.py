@@ -145,7 +145,8 @@ def main():
     with open(os.path.join(app, "functions", "files.lua"), "w") as f:
         f.write(FILES)
     data = os.path.join(work, "data")
-    extra = ["--max-file-size", "2", "--max-uploads", "2", "--request-timeout", "2"]
+    extra = ["--max-file-size", "2", "--max-uploads", "2", "--request-timeout", "2",
+             "--allow-origin", "http://page.example"]
     server = Server(HERALD, app, data, extra=extra)
     try:
         # One file, byte for byte.
@@ -176,6 +177,26 @@ def main():
         check(status == 206 and body == blob[-10:], f"suffix range: {status} {len(body)}")
         status, _, _ = request(get, headers={"Range": f"bytes={len(blob)}-"})
         check(status == 416, f"a range past the end: {status}")
+
+        # A page of an allowed origin may upload from another origin (CORS); others may not.
+        u = call(server, "mutation", "files:uploadUrl")
+        status, headers, _ = request(u, method="OPTIONS", headers={
+            "Origin": "http://page.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type"})
+        headers = {k.lower(): v for k, v in headers.items()}
+        check(status == 204 and headers.get("access-control-allow-origin") == "http://page.example"
+              and "content-type" in headers.get("access-control-allow-headers", ""),
+              f"preflight of an allowed origin: {status} {headers}")
+        status, _, _ = request(u, method="OPTIONS", headers={"Origin": "http://evil.example"})
+        check(status == 403, f"preflight of another origin: {status}")
+        status, headers, body = request(u, data=b"cross", headers={
+            "Origin": "http://page.example", "Content-Type": "text/plain"})
+        headers = {k.lower(): v for k, v in headers.items()}
+        check(status == 200 and headers.get("access-control-allow-origin") == "http://page.example",
+              f"a cross-origin upload reads its answer: {status} {headers}")
+        status, _, _ = request(call(server, "mutation", "files:uploadUrl"), data=b"x",
+                               headers={"Origin": "http://evil.example"})
+        check(status == 403, f"an upload from another origin is refused: {status}")
 
         # Only the URL a function handed out reads the file.
         base, token = get.rsplit("/", 1)
