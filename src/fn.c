@@ -41,6 +41,7 @@
 #include "schema_priv.h"
 #include "blobs.h"
 #include "search.h"
+#include "vector.h"
 
 #define MAX_FILES            1000
 #define MAX_FILE_BYTES       ((size_t)4 * 1024 * 1024)
@@ -933,6 +934,22 @@ static int p_search(lua_State *L)
     int rc = spec->type == HERALD_OBJECT
                  ? hd__search_run(cs->txn, rt->schema, spec, &result, cs->rs, &e)
                  : herald_fail(&e, HERALD_EINVAL, "bad search");
+    scratch_drop(L, spec);
+    if (rc) return raise_err(L, &e);
+    push_owned(L, &result);
+    return 1;
+}
+
+/* ctx.vectorSearch (vector.h): queries and mutations alike, recorded in the read set. */
+static int p_vector_search(lua_State *L)
+{
+    call_state *cs = need_call(L, false, "ctx.vectorSearch");
+    herald_value *spec = arg_value(L, 1, NULL, false, "vectorSearch");
+    herald_error e = {0};
+    herald_value result;
+    int rc = spec->type == HERALD_OBJECT
+                 ? hd__vector_search(cs->txn, spec, &result, cs->rs, &e)
+                 : herald_fail(&e, HERALD_EINVAL, "bad vectorSearch");
     scratch_drop(L, spec);
     if (rc) return raise_err(L, &e);
     push_owned(L, &result);
@@ -2032,6 +2049,7 @@ static int setup(lua_State *L)
     set_fn(L, "get", p_get);
     set_fn(L, "run", p_run);
     set_fn(L, "search", p_search);
+    set_fn(L, "vector_search", p_vector_search);
     set_fn(L, "storage_upload_url", p_upload_url);
     set_fn(L, "storage_url", p_file_url);
     set_fn(L, "storage_meta", p_file_meta);

@@ -339,9 +339,47 @@ local function ctx_method(f)
 end
 local run_query, run_mutation = ctx_method(P.run_query), ctx_method(P.run_mutation)
 
+-- ctx.vectorSearch(table, index, {vector, limit, filter}) as in Convex; the
+-- filter function gets q with q.eq(field, value) and q.or(...) (also with
+-- ':'), and what it returns becomes a list of [field, value] alternatives.
+local VECTOR_FILTER = {}
+local vq_methods = {}
+local vq = readonly(vq_methods, "q")
+local function vector_alternatives(x, level)
+  if type(x) ~= "table" or x[VECTOR_FILTER] == nil then
+    error("a vector filter is q.eq(field, value) or q.or(...)", level)
+  end
+  return x[VECTOR_FILTER]
+end
+vq_methods.eq = method(vq, function(field, value)
+  if type(field) ~= "string" then error("q.eq expects a field name", 2) end
+  return {[VECTOR_FILTER] = {herald.array({field, value == nil and P.NULL or value})}}
+end)
+vq_methods["or"] = method(vq, function(...)
+  local all = {}
+  for i = 1, select("#", ...) do
+    for _, alt in ipairs(vector_alternatives((select(i, ...)), 3)) do all[#all + 1] = alt end
+  end
+  return {[VECTOR_FILTER] = all}
+end)
+vq_methods.or_ = vq_methods["or"]
+local vector_search = ctx_method(function(table, index, opts)
+  if type(table) ~= "string" or type(index) ~= "string" or type(opts) ~= "table" then
+    error("ctx.vectorSearch expects a table name, an index name and {vector = {...}}", 2)
+  end
+  if type(opts.vector) ~= "table" then error("ctx.vectorSearch needs vector = {numbers}", 2) end
+  local vector = herald.array({})
+  for i, x in ipairs(opts.vector) do vector[i] = x end
+  local spec = {table = table, index = index, vector = vector, limit = opts.limit}
+  if opts.filter ~= nil then
+    if type(opts.filter) ~= "function" then error("vectorSearch's filter must be a function", 2) end
+    spec.filter = herald.array(vector_alternatives(opts.filter(vq), 2))
+  end
+  return P.vector_search(spec)
+end)
 P.make_ctx = function(now)
   return {db = db, auth = auth, storage = storage, now = now, runQuery = run_query,
-          runMutation = run_mutation}
+          runMutation = run_mutation, vectorSearch = vector_search}
 end
 
 -- A safe clock: os.time() and os.date() see the call's fixed time.

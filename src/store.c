@@ -27,6 +27,7 @@
 #include "keycodec.h"
 #include "schema_priv.h"
 #include "store_priv.h"
+#include "vector.h"
 
 #define DEFAULT_MAP_SIZE ((size_t)64 << 20)
 #define DEFAULT_MAX_MAP  ((size_t)1 << 40)
@@ -502,6 +503,7 @@ void herald_store_close(herald_store *s)
     if (s->lock_fd >= 0) close(s->lock_fd);
     free_tables(s->tables, s->ntables);
     hd__fts_free(s->fts);
+    hd__vector_free(atomic_load(&s->vec));
     herald_schema_free(s->schema);
     pthread_rwlock_destroy(&s->map_lock);
     free(s);

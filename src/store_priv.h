@@ -59,6 +59,8 @@ struct herald_store {
     /* Readers hold it shared; growing the map holds it exclusively. */
     pthread_rwlock_t map_lock;
     herald_group *open_group;
+    /* Packed vector index rows (vector.c), made by the first search or commit. */
+    _Atomic(struct hd_vecstore *) vec;
     struct hd_fts *fts; /* search indexes (fts.c); NULL before a schema */
 };
 

@@ -19,6 +19,7 @@
 #include "keycodec.h"
 #include "schema_priv.h"
 #include "store_priv.h"
+#include "vector.h"
 
 /* ---- ids ---- */
 
@@ -153,6 +154,7 @@ int herald_group_commit(herald_group *g, herald_error *err)
     if (rc) {
         mdb_txn_abort(g->txn);
     } else {
+        hd__vector_note(s, g); /* before any reader can see the commit */
         rc = mdb_txn_commit(g->txn);
     }
     g->txn = NULL;

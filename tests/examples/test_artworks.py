@@ -8,7 +8,9 @@ Run as: /usr/bin/python3 test_artworks.py <herald> <source root>
 """
 import asyncio
 import json
+import math
 import os
+import random
 import shutil
 import sys
 import tempfile
@@ -416,6 +418,66 @@ async def scenario(server, clerk, rogue):
         check(r["type"] == "result" and ids(r["value"]) == [x1], f"alice searches her own artworks: {r}")
         refused(await anon.query("artworks:search", {"query": "x", "mine": True}), "UNAUTHENTICATED",
                 "anonymous search of one's own")
+
+        # ---- semantic retrieval: artworks:similar over by_embedding ---------------
+        # The expected neighbours are computed here, in plain Python (cosine
+        # in double precision), from the embeddings the test stores.
+        rnd = random.Random(1536)
+        base = [rnd.gauss(0, 1) for _ in range(1536)]
+        extra = []
+        for i in range(10):
+            extra.append(await a.ok("mutate", "artworks:create", {
+                "prompt": f"variation {i}", "frames": [], "metadata": metadata(), "visibility": "public"}))
+        vecs = {p2: base}
+        for i, art in enumerate(extra + [bp, x1, u1]):
+            vecs[art] = [x + rnd.gauss(0, 0.3 + 0.15 * i) for x in base]
+        model = "text-embedding-3-small"
+        for art, vec in vecs.items():
+            st, r = call(server, "mutation", "artworks:setEmbedding",
+                         {"artworkId": art, "embedding": vec, "model": model}, server.key)
+            check(st == 200, f"embedding of {art}: {str(r)[:200]}")
+        # Another model's embedding, the nearest of all, is never compared.
+        st, r = call(server, "mutation", "artworks:setEmbedding",
+                     {"artworkId": d1, "embedding": base, "model": "another-model"}, server.key)
+        visibility = {art: "public" for art in extra + [p2, bp]}
+        visibility.update({x1: "private", u1: "unlisted"})
+
+        def cos(u, w):
+            return sum(x * y for x, y in zip(u, w)) / math.sqrt(sum(x * x for x in u) * sum(y * y for y in w))
+
+        def expected_similar(of, viewer_owns, limit):
+            ranked = sorted(((cos(vecs[of], vecs[o]), o) for o in vecs if o != of
+                             and (visibility[o] == "public" or o in viewer_owns)), reverse=True)
+            return ranked[:limit]
+
+        def same_neighbours(got, want, what):
+            got = got or []
+            check([g["artwork"]["_id"] for g in got] == [o for _, o in want]
+                  and all(abs(g["score"] - sc) < 1e-5 for g, (sc, _) in zip(got, want)),
+                  f"{what}: got {[(g['artwork']['_id'], round(g['score'], 6)) for g in got]}, "
+                  f"want {[(o, round(sc, 6)) for sc, o in want]}")
+
+        alice_owns = {x1, u1} | set(extra) | {p2}
+        same_neighbours(await anon.ok("query", "artworks:similar", {"id": p2, "limit": 5}),
+                        expected_similar(p2, set(), 5), "anonymous: public neighbours of p2")
+        same_neighbours(await a.ok("query", "artworks:similar", {"id": p2, "limit": 13}),
+                        expected_similar(p2, alice_owns, 13), "alice: her private and unlisted ones too")
+        same_neighbours(await b.ok("query", "artworks:similar", {"id": extra[3]}),
+                        expected_similar(extra[3], {bp}, 10), "bob: the default limit of 10, from another artwork")
+        refused(await anon.query("artworks:similar", {"id": x1}), "FORBIDDEN", "similar of a private artwork")
+        got = await a.ok("query", "artworks:similar", {"id": d1})
+        check(got == [], f"an embedding of another model has no neighbours: {got}")
+        # Live: a new embedding nearer than all reaches bob's subscription.
+        await b.sub("similar", "artworks:similar", {"id": p2, "limit": 3})
+        same_neighbours(b.c.results.get("similar"), expected_similar(p2, {bp}, 3), "bob subscribes")
+        near = await a.ok("mutate", "artworks:create", {
+            "prompt": "almost the same", "frames": [], "metadata": metadata(), "visibility": "public"})
+        vecs[near], visibility[near] = [x * 2 + rnd.gauss(0, 0.01) for x in base], "public"
+        st, r = call(server, "mutation", "artworks:setEmbedding",
+                     {"artworkId": near, "embedding": vecs[near], "model": model}, server.key)
+        await b.wait_for("similar", lambda v: bool(v) and v[0]["artwork"]["_id"] == near,
+                         "a new, nearer embedding re-runs the subscription")
+        same_neighbours(b.c.results.get("similar"), expected_similar(p2, {bp}, 3), "bob's new neighbours")
 
         for u in (a, b, anon):
             check(not u.c.errors, f"{u.name}: {u.c.errors}")

@@ -246,6 +246,42 @@ M.view = herald.mutation{
   end,
 }
 
+-- Semantic retrieval (seed 001): the artworks whose embeddings are nearest
+-- to this artwork's, by cosine similarity over artworkEmbeddings'
+-- by_embedding vector index, among embeddings of the same model. Only
+-- public artworks and the caller's own come back, best first, as
+-- {artwork, score}; the search asks for more than `limit` so that the
+-- ones the caller may not see still leave enough. Live: a new or changed
+-- embedding re-runs a subscription to it.
+M.similar = herald.query{
+  args = {id = v.id("artworks"), limit = v.optional(v.number())},
+  handler = function(ctx, args)
+    local identity = ctx.auth:getUserIdentity()
+    local artwork = lib.visible_artwork(ctx, args.id, identity)
+    local limit = lib.limit(args.limit, 10, 50)
+    local own = ctx.db:query("artworkEmbeddings")
+      :withIndex("by_artwork", function(q) return q:eq("artworkId", artwork._id) end)
+      :unique()
+    if not own then return herald.array({}) end
+    local hits = ctx.vectorSearch("artworkEmbeddings", "by_embedding", {
+      vector = own.embedding,
+      limit = math.min(256, limit * 4 + 1),
+      filter = function(q) return q.eq("model", own.model) end,
+    })
+    local out = herald.array({})
+    for _, hit in ipairs(hits) do
+      local e = ctx.db:get(hit._id)
+      local other = e and e.artworkId ~= artwork._id and ctx.db:get(e.artworkId)
+      if other and (other.visibility == "public" or
+                    (identity and other.userId == identity.subject)) then
+        out[#out + 1] = {artwork = other, score = hit._score}
+        if #out == limit then break end
+      end
+    end
+    return out
+  end,
+}
+
 -- The embedding worker stores an artwork's 1536-dimension vector.
 M.setEmbedding = herald.internalMutation{
   args = {artworkId = v.id("artworks"), embedding = v.array(v.float64()), model = v.string()},
