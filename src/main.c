@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "adminkey.h"
+#include "blobcheck.h"
 #include "codegen.h"
 #include "console.h"
 #include "dump.h"
@@ -39,8 +40,8 @@ static const char usage[] =
     "  get ID                print one document\n"
     "  import DIR            import an export folder (ids kept)\n"
     "  import --table T FILE import a JSON-lines file into table T\n"
-    "  export DIR            write every table as JSON lines into DIR\n"
-    "  check                 verify that indexes match documents\n"
+    "  export DIR            write every table as JSON lines into DIR, stored files in DIR/files\n"
+    "  check                 verify that indexes match documents and stored files their rows\n"
     "  serve [--port N] [--host ADDR] [--dev] [--static DIR] [--allow-origin LIST]\n"
     "        [--max-outbound BYTES] [--max-behind SECONDS] [--max-message BYTES]\n"
     "        [--max-queued BYTES] [--max-memory MIB] [--max-connections N]\n"
@@ -269,7 +270,7 @@ static int cmd_check(const options *o, herald_error *err)
     herald_store *s;
     int rc = open_reader(o, &s, err);
     if (rc) return fail(err, rc);
-    rc = herald_store_check(s, print_line, NULL, err);
+    rc = hd__check(s, print_line, NULL, err); /* the store, then its files */
     if (!rc) printf("ok: version %llu\n", (unsigned long long)herald_store_version(s));
     herald_txn *t = NULL;
     uint64_t records = 0;
