@@ -254,7 +254,7 @@ static void run(const char *base, size_t docs, size_t queries, size_t subs, size
 {
     char dir[512];
     fresh_dir(dir, sizeof dir, base, "search");
-    herald_store_options o = {.no_sync = true, .initial_map_size = (size_t)1 << 30};
+    herald_store_options o = {.no_sync = true, .initial_map_size = (size_t)16 << 30};
     herald_store *s;
     herald_error err = {0};
     int rc = herald_store_open(dir, &o, &s, &err);

@@ -6,6 +6,7 @@
  * It must never write a posting outside the mutation's transaction, nor
  * change one without recording its full key in the write set.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -535,4 +536,114 @@ int hd__fts_load(herald_store *s, MDB_txn *txn, const struct hd_table *tables, s
     }
     *out = f;
     return 0;
+}
+
+/* ---- herald check ---- */
+
+static void report(void (*problem)(void *, const char *), void *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void report(void (*problem)(void *, const char *), void *ctx, const char *fmt, ...)
+{
+    char line[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    problem(ctx, line);
+}
+
+int hd__fts_check(herald_txn *t, void (*problem)(void *ctx, const char *line), void *ctx,
+                  herald_error *err)
+{
+    const hd_fts *f = t->s->fts;
+    if (!f || !f->has_dbi) return 0;
+    uint64_t want = 0, seen = 0;
+    int rc = 0;
+    hd_buf key = HD_BUF_INIT, val = HD_BUF_INIT;
+    MDB_cursor *cur = NULL;
+    /* Every document has exactly its postings, with their values. */
+    for (size_t x = 0; x < f->n && !rc; x++) {
+        const hd_fts_index *ix = &f->v[x];
+        if (!ix->built) continue;
+        if ((rc = mdb_cursor_open(t->txn, t->s->docs, &cur))) break;
+        uint8_t prefix[4];
+        hd__put_be32(prefix, ix->table_number);
+        MDB_val k = {4, prefix}, v;
+        int mrc;
+        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0 && !rc;
+             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (k.mv_size != HERALD_ID_BYTES || memcmp(k.mv_data, prefix, 4)) break;
+            uint8_t id[HERALD_ID_BYTES];
+            char idtext[HERALD_ID_CHARS + 1];
+            memcpy(id, k.mv_data, HERALD_ID_BYTES);
+            hd__id_format(id, idtext);
+            herald_value doc;
+            if ((rc = hd__doc_decode(id, &v, &doc, err))) break;
+            doc_postings d;
+            if (postings_of(ix, &doc, &d)) rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+            for (size_t i = 0; !rc && i < d.nterms; i++) {
+                full_key(&key, ix->id, &d.terms[i], &d.filters, id);
+                bool cut = key.len >= HD_FTS_CUT + HERALD_ID_BYTES;
+                posting_value(&val, &d.terms[i], &d, cut);
+                if (key.failed || val.failed) {
+                    rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+                    break;
+                }
+                if (cut) {
+                    memcpy(key.p + HD_FTS_CUT, id, HERALD_ID_BYTES);
+                    key.len = HD_FTS_CUT + HERALD_ID_BYTES;
+                }
+                want++;
+                MDB_val pk = {key.len, key.p}, pv;
+                int g = mdb_get(t->txn, f->dbi, &pk, &pv);
+                if (g == MDB_NOTFOUND)
+                    report(problem, ctx, "%s: search index %s lacks the posting of `%.*s` for %s",
+                           ix->table, ix->def->name, (int)d.terms[i].len, d.terms[i].p, idtext);
+                else if (g)
+                    rc = hd__mdb_fail(err, g, "checking a search index");
+                else if (pv.mv_size != val.len || memcmp(pv.mv_data, val.p, val.len))
+                    report(problem, ctx, "%s: search index %s has a wrong posting of `%.*s` for %s",
+                           ix->table, ix->def->name, (int)d.terms[i].len, d.terms[i].p, idtext);
+            }
+            postings_free(&d);
+            herald_value_free(&doc);
+        }
+        mdb_cursor_close(cur);
+        cur = NULL;
+        if (!rc && mrc && mrc != MDB_NOTFOUND) rc = hd__mdb_fail(err, mrc, "checking a search index");
+    }
+    /* Every posting belongs to a search index and an existing document; none is left over. */
+    if (!rc && (rc = mdb_cursor_open(t->txn, f->dbi, &cur))) rc = hd__mdb_fail(err, rc, "check");
+    MDB_val k, v;
+    int mrc = rc ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    for (; mrc == 0 && !rc; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        seen++;
+        if (k.mv_size < 4 + 2 + HERALD_ID_BYTES) {
+            report(problem, ctx, "posting of %zu bytes is too short", k.mv_size);
+            continue;
+        }
+        uint32_t iid = hd__get_be32(k.mv_data);
+        const hd_fts_index *ix = NULL;
+        for (size_t x = 0; x < f->n && !ix; x++)
+            if (f->v[x].id == iid) ix = &f->v[x];
+        const uint8_t *id = (const uint8_t *)k.mv_data + k.mv_size - HERALD_ID_BYTES;
+        char idtext[HERALD_ID_CHARS + 1];
+        hd__id_format(id, idtext);
+        MDB_val dk = {HERALD_ID_BYTES, (void *)id}, dv;
+        if (!ix)
+            report(problem, ctx, "posting for document %s belongs to unknown search index %u",
+                   idtext, iid);
+        else if (hd__get_be32(id) != ix->table_number || mdb_get(t->txn, t->s->docs, &dk, &dv))
+            report(problem, ctx, "%s: search index %s has a posting for missing document %s",
+                   ix->table, ix->def->name, idtext);
+    }
+    if (cur) mdb_cursor_close(cur);
+    if (!rc && mrc != MDB_NOTFOUND) rc = hd__mdb_fail(err, mrc, "check");
+    if (!rc && seen != want)
+        report(problem, ctx, "the search indexes hold %llu postings but the documents call for %llu",
+               (unsigned long long)seen, (unsigned long long)want);
+    hd__buf_free(&key);
+    hd__buf_free(&val);
+    if (rc > 0) rc = hd__mdb_fail(err, rc, "checking a search index");
+    return rc;
 }

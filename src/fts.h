@@ -89,6 +89,15 @@ bool hd__fts_dbi(const hd_fts *f, MDB_dbi *out);
 int hd__fts_write(herald_txn *m, const struct hd_table *tab, const uint8_t id[HERALD_ID_BYTES],
                   const herald_value *old, const herald_value *doc, herald_error *err);
 
+/*
+ * For herald check: every document of every built search index has exactly
+ * its postings, with their values, and every posting belongs to a search
+ * index and an existing document of its table. Each problem goes to
+ * `problem` as one line. Returns 0 or a Herald code for a failed read.
+ */
+int hd__fts_check(herald_txn *t, void (*problem)(void *ctx, const char *line), void *ctx,
+                  herald_error *err);
+
 /* ---- shared with search.c ---- */
 
 /* One term of a text: `len` bytes at `p`, already lowered. */

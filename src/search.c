@@ -253,14 +253,18 @@ static ranked *score(const reader *r, size_t *ndocs)
     return docs;
 }
 
-/* Adds the by_id entry of a returned document to the read set. */
+/* Reads a returned document and adds its by_id entry to the read set. */
 static int read_doc(herald_txn *t, uint32_t by_id, const uint8_t *id, herald_value *out,
-                    herald_read_set *rs, herald_error *err)
+                    size_t *bytes, herald_read_set *rs, herald_error *err)
 {
     MDB_val k = {HERALD_ID_BYTES, (void *)id}, v;
     int rc = mdb_get(t->txn, t->s->docs, &k, &v);
     if (rc == MDB_NOTFOUND) return herald_fail(err, HERALD_ECORRUPT, "posting without its document");
     if (rc) return hd__mdb_fail(err, rc, "reading a document");
+    if ((*bytes += v.mv_size) > HD_SEARCH_MAX_BYTES)
+        return herald_fail(err, HERALD_ELIMIT,
+                           "the search's results are larger than %d bytes; take fewer",
+                           HD_SEARCH_MAX_BYTES);
     if ((rc = hd__doc_decode(id, &v, out, err))) return rc;
     if (rs) {
         uint8_t lo[HD_IID_BYTES + HERALD_ID_BYTES + 1];
@@ -451,17 +455,18 @@ int hd__search_run(herald_txn *t, const herald_schema *schema, const herald_valu
     }
     if (ndocs > 1) qsort(docs, ndocs, sizeof *docs, rank_cmp);
     if (ndocs > limit) ndocs = limit;
-results:
+results:;
+    size_t bytes = 0;
     if (first) {
         *result = herald_null();
-        if (ndocs) rc = read_doc(t, tab->indexes[0].id, docs[0].id, result, rs, err);
+        if (ndocs) rc = read_doc(t, tab->indexes[0].id, docs[0].id, result, &bytes, rs, err);
         if (rc) *result = herald_undefined();
         goto done;
     }
     herald_array_init(result);
     for (size_t i = 0; i < ndocs && !rc; i++) {
         herald_value doc;
-        if ((rc = read_doc(t, tab->indexes[0].id, docs[i].id, &doc, rs, err))) break;
+        if ((rc = read_doc(t, tab->indexes[0].id, docs[i].id, &doc, &bytes, rs, err))) break;
         if (herald_array_push(result, doc)) rc = oom(err);
     }
     if (rc) herald_value_free(result);

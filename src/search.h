@@ -32,6 +32,8 @@
 #define HD_SEARCH_MAX_FILTERS 8
 /* A search that would read more postings fails with HERALD_ELIMIT. */
 #define HD_SEARCH_MAX_POSTINGS 262144
+/* So does one whose results take more stored bytes (the query read limit). */
+#define HD_SEARCH_MAX_BYTES (16 << 20)
 
 /*
  * Runs a search. `spec` is an object: {"table": T, "index": NAME,
@@ -48,7 +50,8 @@
  * HD_SEARCH_MAX_TERMS terms, a field other than the search field, a filter
  * on a field that is not a filter field, more than HD_SEARCH_MAX_FILTERS
  * filters, a bad take), HERALD_EBUSY (a read-only store whose index was
- * never built); then HERALD_ELIMIT past HD_SEARCH_MAX_POSTINGS postings.
+ * never built); then HERALD_ELIMIT past HD_SEARCH_MAX_POSTINGS postings
+ * or HD_SEARCH_MAX_BYTES of results.
  */
 int hd__search_run(herald_txn *t, const herald_schema *schema, const herald_value *spec,
                    herald_value *result, herald_read_set *rs, herald_error *err);

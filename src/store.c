@@ -1011,6 +1011,7 @@ int herald_store_check(herald_store *s, herald_report_fn report, void *ctx, hera
     if (!rc && mrc != MDB_NOTFOUND) rc = hd__mdb_fail(err, mrc, "check");
     uint64_t records;
     if (!rc) rc = hd__idem_check(t, idem_problem, &c, &records, err);
+    if (!rc) rc = hd__fts_check(t, idem_problem, &c, err);
     if (!rc && seen != c.entries)
         problem(&c, "the index holds %llu entries but the documents call for %llu",
                 (unsigned long long)seen, (unsigned long long)c.entries);
