@@ -9,8 +9,8 @@ bytes POSTed to that URL. Then:
   byte (files larger than the copy buffer included), and leaves no
   temporary file;
 - import into a fresh folder restores rows (ids kept) and files, which a
-  server started on it serves; exporting that again gives the same rows
-  and bytes; importing the same export again is refused and touches no
+  server started on it serves (and which check and export read beside
+  it); exporting that again gives the same rows and bytes; importing the same export again is refused and touches no
   file;
 - an export whose file is missing, truncated or altered is refused with an
   error naming the row, and leaves no file without its row; `import
@@ -160,6 +160,14 @@ def main():
                 with urllib.request.urlopen(url, timeout=30) as r:
                     got, gtype = r.read(), r.headers.get("Content-Type")
                 check(got == blob and gtype == ctype, f"served after import: {sid} {gtype}")
+            # Beside the running server: check and export read the folder as it is.
+            p = run("--data", data2, "check")
+            check(p.returncode == 0 and "notice" not in p.stdout,
+                  f"check beside the server: {p.stdout} {p.stderr}")
+            beside = os.path.join(work, "export-beside")
+            p = run("--data", data2, "export", beside)
+            check(p.returncode == 0 and listing(os.path.join(beside, "files")) == sorted(blobs),
+                  f"export beside the server: {p.stderr}")
         finally:
             server.stop()
         check(listing(os.path.join(data2, "files")) == sorted(blobs), "the sweep kept every file")
