@@ -14,6 +14,7 @@
  */
 #define BENCH_NAME "bench_vector"
 #include <math.h>
+#include <sys/mman.h>
 
 #include "bench_util.h"
 #include "herald/query.h"
@@ -49,27 +50,45 @@ static void normalise(float *v, size_t n)
 
 /*
  * The raw limit: a sum of every float of the array, written as the scan is
- * (two 16-float accumulators, the same target clones), so that it reads
- * memory as fast as this core can and does nothing else.
+ * (four 16-float accumulators, the same target clones, the same huge
+ * pages), so that it reads memory as fast as this core can and does
+ * nothing else.
  */
 typedef float v16 __attribute__((vector_size(64)));
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 static float plain_sum(const float *x, size_t n)
 {
-    v16 acc0 = {0}, acc1 = {0}, a, b;
-    for (size_t i = 0; i + 32 <= n; i += 32) {
+    v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a;
+    for (size_t i = 0; i + 64 <= n; i += 64) {
         memcpy(&a, x + i, sizeof a);
-        memcpy(&b, x + i + 16, sizeof b);
-        acc0 += a;
-        acc1 += b;
+        a0 += a;
+        memcpy(&a, x + i + 16, sizeof a);
+        a1 += a;
+        memcpy(&a, x + i + 32, sizeof a);
+        a2 += a;
+        memcpy(&a, x + i + 48, sizeof a);
+        a3 += a;
     }
-    acc0 += acc1;
+    a0 += a1;
+    a2 += a3;
+    a0 += a2;
     float s = 0;
     for (size_t j = 0; j < 16; j++)
-        s += acc0[j];
+        s += a0[j];
     return s;
+}
+
+/* Like the rows of vector.c: 2 MiB aligned and in huge pages where the kernel allows. */
+static float *huge_alloc(size_t bytes)
+{
+    const size_t huge = (size_t)2 << 20;
+    bytes = (bytes + huge - 1) / huge * huge;
+    float *p = aligned_alloc(huge, bytes);
+    if (!p) exit(1);
+    madvise(p, bytes, MADV_HUGEPAGE);
+    return p;
 }
 
 typedef struct figure {
@@ -181,7 +200,7 @@ static void run_size(const char *base_dir, size_t n, double seconds)
 {
     printf("\n%zu vectors of %d dimensions (%.0f MB of float32), top %d\n", n, DIMS,
            (double)n * DIMS * 4 / 1e6, K);
-    float *base = aligned_alloc(64, n * DIMS * sizeof(float));
+    float *base = huge_alloc(n * DIMS * sizeof(float));
     float *queries = aligned_alloc(64, (size_t)QUERIES * DIMS * sizeof(float));
     float *scores = aligned_alloc(64, n * sizeof(float));
     if (!base || !queries || !scores) exit(1);
@@ -234,6 +253,13 @@ static void run_size(const char *base_dir, size_t n, double seconds)
         printf("  (first search, building the packed rows from the documents: %.2f s)\n",
                now_s() - t0);
     }
+    /* The raw limit again, now that the store is built: the better of the two counts. */
+    figure raw2;
+    MEASURE(raw2, seconds, sink += plain_sum(base, n * DIMS));
+    if (raw2.qps > raw.qps) raw = raw2;
+    printf("  raw scan, measured again           %9.1f q/s  p50 %7.2f ms  p99 %7.2f ms  "
+           "(the better one counts)\n",
+           raw2.qps, raw2.p50_ms, raw2.p99_ms);
     MEASURE(herald_f, seconds, {
         herald_txn *t;
         herald_value r;

@@ -5,6 +5,7 @@
  * read set, random writes and searches, and every refused input.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -462,6 +463,70 @@ static void test_random(herald_store *s, char ids[][HERALD_ID_CHARS + 1], size_t
     }
 }
 
+/* Two threads search (each checks its snapshot against the model) while this one writes. */
+typedef struct reader_arg {
+    herald_store *s;
+    int searches;
+    unsigned long long seed;
+} reader_arg;
+
+static void *reader(void *p)
+{
+    reader_arg *a = p;
+    herald_error err = {0};
+    unsigned long long x = a->seed;
+    for (int i = 0; i < a->searches; i++) {
+        herald_txn *t;
+        if (herald_read_begin(a->s, &t, &err)) continue;
+        double q[DIMS];
+        for (size_t k = 0; k < DIMS; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            q[k] = (double)(x % 2001) / 1000.0 - 1.0;
+        }
+        herald_value got;
+        int rc = search(t, (spec_opts){.vec = q, .dims = DIMS, .limit = 12}, &got, NULL, &err);
+        CHECK(rc == 0);
+        /* The model's scan runs after the search, in the same snapshot. */
+        if (!rc) {
+            static pthread_mutex_t model_lock = PTHREAD_MUTEX_INITIALIZER;
+            pthread_mutex_lock(&model_lock);
+            check_against_model(t, &got, q, 12, NULL, NULL);
+            pthread_mutex_unlock(&model_lock);
+            herald_value_free(&got);
+        }
+        herald_txn_end(t);
+    }
+    return NULL;
+}
+
+static void test_threads(herald_store *s, char ids[][HERALD_ID_CHARS + 1], size_t n)
+{
+    pthread_t th[2];
+    reader_arg args[2] = {{s, 300, 11}, {s, 300, 12345}};
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, reader, &args[i]);
+    herald_error err = {0};
+    for (int round = 0; round < 200; round++) {
+        begin(s);
+        size_t i = check_rand() % n;
+        double e[DIMS];
+        for (size_t k = 0; k < DIMS; k++)
+            e[k] = rnd();
+        herald_value d = make_doc(e, DIMS, kinds[i % 3], 1);
+        herald_value cur;
+        if (herald_get(mut, "items", ids[i], &cur, NULL, &err) == 0) {
+            herald_value_free(&cur);
+            CHECK_OK(herald_replace(mut, ids[i], &d, &err));
+        } else {
+            CHECK_OK(herald_insert(mut, "items", &d, ids[i], &err));
+        }
+        herald_value_free(&d);
+        commit();
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+}
+
 int main(void)
 {
     const char *dir = mkdtemp(dir_template);
@@ -481,6 +546,7 @@ int main(void)
     test_refusals(s);
     test_snapshots(s, ids);
     test_random(s, ids, N);
+    test_threads(s, ids, N);
     herald_store_close(s);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
