@@ -31,6 +31,7 @@ typedef struct hd_blob_writer {
     char path[4200];
     EVP_MD_CTX *sha;
     uint64_t size;
+    uint64_t flushed; /* bytes whose writeback was started (the writer's fsync then waits less) */
 } hd_blob_writer;
 
 /* The folder of the files: DATA/files (made when missing). */

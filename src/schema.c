@@ -760,8 +760,9 @@ int hd__schema_from_cjson(const cJSON *root, const char *source, herald_schema *
         rc = load_oom(&L);
         goto fail;
     }
+    s->ntables = n; /* all of them: one that fails half-parsed is freed with the rest */
     size_t i = 0;
-    for (const cJSON *t = L.tables->child; t; t = t->next, i++, s->ntables++)
+    for (const cJSON *t = L.tables->child; t; t = t->next, i++)
         if ((rc = parse_table(&L, t, &s->tables[i])) < 0) goto fail;
     if (n > 1) qsort(s->tables, n, sizeof *s->tables, table_cmp);
     for (i = 1; i < n; i++) {
