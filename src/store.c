@@ -867,6 +867,8 @@ int herald_store_set_schema(herald_store *s, herald_schema *schema, herald_error
     if (rc) goto mdb_fail;
     free_tables(s->tables, s->ntables);
     herald_schema_free(s->schema);
+    /* The vector rows point into the old tables: the next search rebuilds. */
+    hd__vector_free(atomic_exchange(&s->vec, NULL));
     s->schema = schema;
     s->tables = tables;
     s->ntables = ntables;

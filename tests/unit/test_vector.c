@@ -547,6 +547,26 @@ int main(void)
     test_snapshots(s, ids);
     test_random(s, ids, N);
     test_threads(s, ids, N);
+    /* A schema change drops the rows; the next search builds them for the new index. */
+    const char *schema2 =
+        "{\"tables\":{\"items\":{\"document\":{\"type\":\"any\"},\"indexes\":[],"
+        "\"vectorIndexes\":[{\"name\":\"by_emb\",\"vectorField\":\"emb\",\"dimensions\":5,"
+        "\"filterFields\":[\"kind\"]}]},"
+        "\"other\":{\"document\":{\"type\":\"any\"},\"indexes\":[]}}}";
+    CHECK_OK(herald_schema_from_json(schema2, strlen(schema2), "test", &schema, &err));
+    CHECK_OK(herald_store_set_schema(s, schema, &err));
+    herald_txn *t;
+    CHECK_OK(herald_read_begin(s, &t, &err));
+    double q[DIMS] = {0.5, 0.1, -0.3, 0.7, 0.2};
+    herald_value got;
+    CHECK(search(t, (spec_opts){.vec = q, .dims = DIMS, .filter_json = "[[\"n\",1]]"}, &got, NULL,
+                 &err) == HERALD_EINVAL);
+    CHECK_OK(search(t, (spec_opts){.vec = q, .dims = DIMS, .limit = 40,
+                                   .filter_json = "[[\"kind\",\"a\"]]"},
+                    &got, NULL, &err));
+    check_against_model(t, &got, q, 40, "a", NULL);
+    herald_value_free(&got);
+    herald_txn_end(t);
     herald_store_close(s);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
