@@ -43,6 +43,7 @@ local function search(ctx, a)
       if #a.kinds == 1 then return q.eq("kind", a.kinds[1]) end
       local alts = {}
       for i, k in ipairs(a.kinds) do alts[i] = q:eq("kind", k) end
+      if #alts == 2 then return q.or_(table.unpack(alts)) end
       return q["or"](table.unpack(alts))
     end
   end
@@ -193,7 +194,10 @@ async def main():
             same(r.get("value", []), expected(docs, q, 4, {"b"}), f"q.eq filter, query {t}")
             st, r = call(server, "query", "items:similar",
                          {"vector": q, "limit": 9, "kinds": ["a", "c"]})
-            same(r.get("value", []), expected(docs, q, 9, {"a", "c"}), f"q:or filter, query {t}")
+            same(r.get("value", []), expected(docs, q, 9, {"a", "c"}), f"q.or_ filter, query {t}")
+            st, r = call(server, "query", "items:similar",
+                         {"vector": q, "limit": 12, "kinds": ["a", "c", "b"]})
+            same(r.get("value", []), expected(docs, q, 12, {"a", "b", "c"}), f"q[\"or\"] filter, query {t}")
         st, r = call(server, "query", "items:raw", {"vector": docs["d1"]["emb"], "limit": 1})
         check(st == 200 and r["value"][0]["_id"] == ids["d1"] and abs(r["value"][0]["_score"] - 1) < 1e-6
               and set(r["value"][0]) == {"_id", "_score"}, f"results are {{_id, _score}}: {r}")
