@@ -268,7 +268,7 @@ static int write_index(herald_txn *m, MDB_dbi dbi, const hd_fts_index *ix, const
 {
     int rc = 0;
     bool same_filters = od->filters.len == nd->filters.len &&
-                        !memcmp(od->filters.p, nd->filters.p, nd->filters.len);
+                        (!nd->filters.len || !memcmp(od->filters.p, nd->filters.p, nd->filters.len));
     size_t i = 0, j = 0;
     while (!rc && (i < od->nterms || j < nd->nterms)) {
         int c;

@@ -195,15 +195,6 @@ done:
     return rc;
 }
 
-static int hit_by_doc(const void *a, const void *b)
-{
-    const hit *x = a, *y = b;
-    int c = memcmp(x->id, y->id, HERALD_ID_BYTES);
-    if (c) return c;
-    if (x->term != y->term) return x->term < y->term ? -1 : 1;
-    return x->slot < y->slot ? -1 : x->slot > y->slot;
-}
-
 static int rank_cmp(const void *a, const void *b)
 {
     const ranked *x = a, *y = b;
@@ -213,44 +204,111 @@ static int rank_cmp(const void *a, const void *b)
     return memcmp(x->id, y->id, HERALD_ID_BYTES);
 }
 
-/* Scores the hits (sorted by document) into one entry per document. */
-static ranked *score(const reader *r, size_t *ndocs)
+/* Ids are random past their 4-byte table number: 8 of those bytes hash them. */
+static uint64_t id_hash(const uint8_t *id)
 {
+    uint64_t h;
+    memcpy(&h, id + 4, 8);
+    return h;
+}
+
+/*
+ * Scores the hits into one entry per document (in no particular order).
+ * Hits come in query-term order, so each document's score adds its terms'
+ * contributions in that order; the last term (the prefix) adds the best of
+ * the words it covered. Documents are grouped through a hash table, not by
+ * sorting: this runs once per posting read.
+ */
+static ranked *score(const reader *r, size_t *ndocs, herald_error *err)
+{
+    size_t cap = 16;
+    while (cap < r->nhits * 2)
+        cap *= 2;
+    uint32_t *slot = malloc(cap * sizeof *slot); /* doc index + 1, 0 = empty */
+    uint32_t *doc_of = malloc((r->nhits ? r->nhits : 1) * sizeof *doc_of);
+    ranked *docs = malloc((r->nhits ? r->nhits : 1) * sizeof *docs);
+    double *best = malloc((r->nhits ? r->nhits : 1) * sizeof *best);
+    uint32_t *dl = malloc((r->nhits ? r->nhits : 1) * sizeof *dl);
+    if (!slot || !doc_of || !docs || !best || !dl) {
+        free(docs);
+        docs = NULL;
+        oom(err);
+        goto done;
+    }
+    memset(slot, 0, cap * sizeof *slot);
     size_t n = 0;
     double total_dl = 0;
-    for (size_t i = 0; i < r->nhits; i++)
-        if (!i || memcmp(r->hits[i].id, r->hits[i - 1].id, HERALD_ID_BYTES)) {
-            n++;
-            total_dl += r->hits[i].dl;
-        }
-    ranked *docs = malloc((n ? n : 1) * sizeof *docs);
-    if (!docs) return NULL;
-    double avgdl = n && total_dl > 0 ? total_dl / (double)n : 1;
-    size_t d = 0;
-    for (size_t i = 0; i < r->nhits;) {
+    for (size_t i = 0; i < r->nhits; i++) {
         const hit *h = &r->hits[i];
-        double s = 0, best = 0;
-        uint32_t term = h->term;
-        size_t j = i;
-        for (; j < r->nhits && !memcmp(r->hits[j].id, h->id, HERALD_ID_BYTES); j++) {
-            const hit *x = &r->hits[j];
-            if (x->term != term) {
-                s += best;
-                best = 0;
-                term = x->term;
-            }
-            double df = r->df[x->slot];
-            double idf = log(1 + ((double)n - df + 0.5) / (df + 0.5));
-            double norm = BM25_K1 * (1 - BM25_B + BM25_B * (double)x->dl / avgdl);
-            double c = idf * (double)x->tf * (BM25_K1 + 1) / ((double)x->tf + norm);
-            if (c > best) best = c;
+        size_t j = id_hash(h->id) & (cap - 1);
+        while (slot[j] && memcmp(docs[slot[j] - 1].id, h->id, HERALD_ID_BYTES))
+            j = (j + 1) & (cap - 1);
+        if (!slot[j]) {
+            docs[n] = (ranked){h->id, h->ct, 0};
+            best[n] = 0;
+            dl[n] = h->dl;
+            total_dl += h->dl;
+            slot[j] = (uint32_t)++n;
         }
-        s += best;
-        docs[d++] = (ranked){h->id, h->ct, s};
-        i = j;
+        doc_of[i] = slot[j] - 1;
     }
+    double avgdl = n && total_dl > 0 ? total_dl / (double)n : 1;
+    uint32_t last_term = r->nhits ? r->hits[r->nhits - 1].term : 0;
+    for (size_t i = 0; i < r->nhits; i++) {
+        const hit *x = &r->hits[i];
+        double df = r->df[x->slot];
+        double idf = log(1 + ((double)n - df + 0.5) / (df + 0.5));
+        double norm = BM25_K1 * (1 - BM25_B + BM25_B * (double)dl[doc_of[i]] / avgdl);
+        double c = idf * (double)x->tf * (BM25_K1 + 1) / ((double)x->tf + norm);
+        if (x->term != last_term)
+            docs[doc_of[i]].score += c; /* a whole term: one posting per document */
+        else if (c > best[doc_of[i]])
+            best[doc_of[i]] = c;
+    }
+    for (size_t d = 0; d < n; d++)
+        docs[d].score += best[d];
     *ndocs = n;
+done:
+    free(slot);
+    free(doc_of);
+    free(best);
+    free(dl);
     return docs;
+}
+
+/* Moves the best `k` of `n` documents, in rank order, to the front. */
+static void top(ranked *docs, size_t n, size_t k)
+{
+    if (k >= n || k > n / 8) {
+        qsort(docs, n, sizeof *docs, rank_cmp);
+        return;
+    }
+    /* A heap of the best k so far, the worst of them on top. */
+    for (size_t i = 0; i < n; i++) {
+        ranked x = docs[i];
+        size_t len = i < k ? i : k, at;
+        if (i < k) {
+            at = len; /* sift up */
+            while (at && rank_cmp(&docs[(at - 1) / 2], &x) < 0) {
+                docs[at] = docs[(at - 1) / 2];
+                at = (at - 1) / 2;
+            }
+            docs[at] = x;
+            continue;
+        }
+        if (rank_cmp(&x, &docs[0]) >= 0) continue; /* no better than the worst kept */
+        at = 0; /* replace the top and sift down */
+        for (;;) {
+            size_t c = 2 * at + 1;
+            if (c >= k) break;
+            if (c + 1 < k && rank_cmp(&docs[c + 1], &docs[c]) > 0) c++;
+            if (rank_cmp(&docs[c], &x) <= 0) break;
+            docs[at] = docs[c];
+            at = c;
+        }
+        docs[at] = x;
+    }
+    qsort(docs, k, sizeof *docs, rank_cmp);
 }
 
 /* Reads a returned document and adds its by_id entry to the read set. */
@@ -447,13 +505,11 @@ int hd__search_run(herald_txn *t, const herald_schema *schema, const herald_valu
     if (!rc) rc = read_range(&r, prefix.p, prefix.len, (uint32_t)(ntok - 1), ff.len ? &ff : NULL);
     hd__buf_free(&ff);
     if (rc) goto done;
-    if (r.nhits > 1) qsort(r.hits, r.nhits, sizeof *r.hits, hit_by_doc);
-    docs = score(&r, &ndocs);
-    if (!docs) {
-        rc = oom(err);
+    if (!(docs = score(&r, &ndocs, err))) {
+        rc = HERALD_ENOMEM;
         goto done;
     }
-    if (ndocs > 1) qsort(docs, ndocs, sizeof *docs, rank_cmp);
+    top(docs, ndocs, limit);
     if (ndocs > limit) ndocs = limit;
 results:;
     size_t bytes = 0;
