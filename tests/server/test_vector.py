@@ -201,6 +201,8 @@ async def main():
         st, r = call(server, "query", "items:raw", {"vector": docs["d1"]["emb"], "limit": 1})
         check(st == 200 and r["value"][0]["_id"] == ids["d1"] and abs(r["value"][0]["_score"] - 1) < 1e-6
               and set(r["value"][0]) == {"_id", "_score"}, f"results are {{_id, _score}}: {r}")
+        st, r = call(server, "query", "items:raw", {"vector": docs["d1"]["emb"], "kinds": ["nobody"]})
+        check(st == 200 and r.get("value") == [], f"no match is an empty array: {r}")
         st, r = call(server, "query", "items:colon", {"vector": docs["d2"]["emb"]})
         check(st == 200 and r["value"][0]["_id"] == ids["d2"], f"ctx:vectorSearch: {r}")
 
