@@ -30,6 +30,14 @@ typedef struct pending {
     uint64_t version;
 } pending;
 
+/* The state of `id` seen by snapshots in [from, to) is in no row: read it from the snapshot. */
+typedef struct gap {
+    uint8_t id[HERALD_ID_BYTES];
+    uint64_t from, to;
+} gap;
+
+#define MAX_GAPS 65536
+
 /* One vector index's packed rows. */
 typedef struct vec_slot {
     const hd_table *tab;                 /* owned by the store, valid for `schema` */
@@ -39,6 +47,8 @@ typedef struct vec_slot {
     bool stale; /* under pend_lock: the notes overflowed, rebuild before use */
     uint64_t applied;       /* pending writes up to this version are in the rows */
     uint64_t complete_from; /* snapshots older than this are answered from the documents */
+    gap *gaps;              /* states no row holds (dropped, or between two applied writes) */
+    size_t ngaps, capgaps;
     uint64_t dropped;       /* notes up to this version were dropped: build only past it */
     size_t n, cap, dead;
     float *vec; /* n * stride, 64-byte aligned, unit length */
@@ -149,7 +159,10 @@ static void slot_clear(vec_slot *sl)
     free(sl->foff);
     free(sl->flen);
     free(sl->map);
+    free(sl->gaps);
     hd__buf_free(&sl->pool);
+    sl->gaps = NULL;
+    sl->ngaps = sl->capgaps = 0;
     sl->vec = NULL;
     sl->ids = NULL;
     sl->born = sl->died = NULL;
@@ -320,14 +333,48 @@ static int add_row(vec_slot *sl, const uint8_t id[HERALD_ID_BYTES], const herald
     return 0;
 }
 
-/* Drops the rows that died, once they are a quarter of all. */
+/*
+ * Records that snapshots in [from, to) must read `id` from the documents.
+ * When the list is full its older half goes, and those snapshots are then
+ * answered from the documents altogether (complete_from).
+ */
+static void gap_add(vec_slot *sl, const uint8_t id[HERALD_ID_BYTES], uint64_t from, uint64_t to)
+{
+    if (from >= to || to <= sl->complete_from) return;
+    if (sl->ngaps == MAX_GAPS) {
+        size_t half = MAX_GAPS / 2;
+        for (size_t i = 0; i < half; i++)
+            if (sl->complete_from < sl->gaps[i].to) sl->complete_from = sl->gaps[i].to;
+        memmove(sl->gaps, sl->gaps + half, (sl->ngaps - half) * sizeof *sl->gaps);
+        sl->ngaps -= half;
+    }
+    if (sl->ngaps == sl->capgaps) {
+        size_t cap = sl->capgaps ? sl->capgaps * 2 : 64;
+        gap *g = realloc(sl->gaps, cap * sizeof *g);
+        if (!g) {
+            if (sl->complete_from < to) sl->complete_from = to;
+            return;
+        }
+        sl->gaps = g;
+        sl->capgaps = cap;
+    }
+    gap *g = &sl->gaps[sl->ngaps++];
+    memcpy(g->id, id, HERALD_ID_BYTES);
+    g->from = from;
+    g->to = to;
+}
+
+/* Drops the rows that died, once they are a quarter of all; older snapshots find them in gaps. */
 static int compact(vec_slot *sl)
 {
     if (sl->dead < 256 || sl->dead * 4 < sl->n) return 0;
     size_t nf = sl->def->nfilter_fields, w = 0;
     hd_buf pool = HD_BUF_INIT;
     for (size_t r = 0; r < sl->n; r++) {
-        if (sl->died[r] != NEVER) continue;
+        if (sl->died[r] != NEVER) {
+            gap_add(sl, sl->ids[r], sl->born[r], sl->died[r]);
+            continue;
+        }
         if (w != r) {
             memcpy(sl->vec + w * sl->stride, sl->vec + r * sl->stride,
                    sl->stride * sizeof(float));
@@ -350,8 +397,6 @@ static int compact(vec_slot *sl)
     sl->pool = pool;
     sl->n = w;
     sl->dead = 0;
-    /* Older snapshots needed the rows just dropped. */
-    sl->complete_from = sl->applied;
     return map_rebuild(sl, w + 1);
 }
 
@@ -440,8 +485,8 @@ static int apply(hd_vecstore *vs, vec_slot *sl, herald_txn *t, herald_error *err
         while (j + 1 < n && !memcmp(mine[j + 1].id, mine[i].id, HERALD_ID_BYTES))
             j++;
         uint64_t first = mine[i].version, last = mine[j].version;
-        /* States between two writes of one document are not kept. */
-        if (first != last && sl->complete_from < last) sl->complete_from = last;
+        /* The state between the first and the last write is in no row. */
+        gap_add(sl, mine[i].id, first, last);
         size_t at, r = map_find(sl, mine[i].id, &at);
         if (r != SIZE_MAX) {
             sl->died[r] = first;
@@ -944,8 +989,18 @@ int hd__vector_search(herald_txn *t, const herald_value *spec, herald_value *res
                 if (sl->pend[i].version <= t->version) current = false;
             pthread_mutex_unlock(&vs->pend_lock);
             if (current) {
-                scan_rows(sl, t->version, q, &f, NULL, &top);
-                answered = true;
+                for (size_t i = 0; i < sl->ngaps && !rc; i++) {
+                    const gap *g = &sl->gaps[i];
+                    if (g->from > t->version || t->version >= g->to) continue;
+                    herald_write_key k = {tab->indexes[0].id, NULL, HD_IID_BYTES + HERALD_ID_BYTES};
+                    uint8_t key[HD_IID_BYTES + HERALD_ID_BYTES];
+                    memcpy(key + HD_IID_BYTES, g->id, HERALD_ID_BYTES);
+                    k.key = key;
+                    if (overlay_add(&o, k.index_id, &k))
+                        rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+                }
+                if (!rc) scan_rows(sl, t->version, q, &f, NULL, &top);
+                answered = !rc;
             }
             pthread_rwlock_unlock(&vs->lock);
             if (answered || pass) break;
@@ -968,6 +1023,11 @@ int hd__vector_search(herald_txn *t, const herald_value *spec, herald_value *res
             }
             if (!rc && sl->built) rc = apply(vs, sl, t, err);
             pthread_rwlock_unlock(&vs->lock);
+        }
+        /* The documents whose state at this snapshot no row holds. */
+        if (!rc && o.n) {
+            qsort(o.ids, o.n, HERALD_ID_BYTES, id_cmp);
+            rc = scan_overlay(sl, t, &o, q, &f, &top, err);
         }
         if (rc) goto done;
     } else if (sl) {

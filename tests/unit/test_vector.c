@@ -403,6 +403,79 @@ static void test_snapshots(herald_store *s, char ids[][HERALD_ID_CHARS + 1])
     herald_read_set_free(&rs);
 }
 
+static void replace_random(herald_store *s, char ids[][HERALD_ID_CHARS + 1], size_t n,
+                           size_t count)
+{
+    herald_error err = {0};
+    begin(s);
+    for (size_t c = 0; c < count; c++) {
+        size_t i = c < n ? c : check_rand() % n;
+        double e[DIMS];
+        for (size_t k = 0; k < DIMS; k++)
+            e[k] = rnd();
+        herald_value d = make_doc(e, DIMS, kinds[i % 3], 2), cur;
+        if (herald_get(mut, "items", ids[i], &cur, NULL, &err) == 0) {
+            herald_value_free(&cur);
+            CHECK_OK(herald_replace(mut, ids[i], &d, &err));
+        } else {
+            CHECK_OK(herald_insert(mut, "items", &d, ids[i], &err));
+        }
+        herald_value_free(&d);
+    }
+    commit();
+}
+
+static void search_matches_model(herald_txn *t, const char *what)
+{
+    herald_error err = {0};
+    for (int k = 0; k < 5; k++) {
+        double q[DIMS];
+        for (size_t j = 0; j < DIMS; j++)
+            q[j] = rnd();
+        herald_value got;
+        int rc = search(t, (spec_opts){.vec = q, .dims = DIMS, .limit = 50}, &got, NULL, &err);
+        CHECK(rc == 0);
+        if (rc) {
+            fprintf(stderr, "%s: %s\n", what, err.message);
+            continue;
+        }
+        check_against_model(t, &got, q, 50, NULL, NULL);
+        herald_value_free(&got);
+    }
+}
+
+/*
+ * Older snapshots after a newer search applied writes: a document written
+ * twice between two searches (its state in between is in no row), and
+ * rows dropped by a compaction.
+ */
+static void test_history(herald_store *s, char ids[][HERALD_ID_CHARS + 1], size_t n)
+{
+    herald_error err = {0};
+    herald_txn *fresh;
+    CHECK_OK(herald_read_begin(s, &fresh, &err));
+    search_matches_model(fresh, "rows up to date");
+    herald_txn_end(fresh);
+    herald_txn *before, *between;
+    CHECK_OK(herald_read_begin(s, &before, &err));
+    replace_random(s, ids, 20, 20);
+    CHECK_OK(herald_read_begin(s, &between, &err));
+    replace_random(s, ids, 20, 20);
+    CHECK_OK(herald_read_begin(s, &fresh, &err));
+    search_matches_model(fresh, "after two writes to the same documents");
+    herald_txn_end(fresh);
+    search_matches_model(between, "a snapshot between the two writes");
+    search_matches_model(before, "a snapshot before both");
+    herald_txn_end(between);
+    /* Enough replaced rows for a compaction. */
+    replace_random(s, ids, n, n);
+    CHECK_OK(herald_read_begin(s, &fresh, &err));
+    search_matches_model(fresh, "after the compaction");
+    herald_txn_end(fresh);
+    search_matches_model(before, "a snapshot older than the compaction");
+    herald_txn_end(before);
+}
+
 /* Random inserts, replaces and deletes, several mutations per group, searched throughout. */
 static void test_random(herald_store *s, char ids[][HERALD_ID_CHARS + 1], size_t n)
 {
@@ -545,6 +618,7 @@ int main(void)
     test_basic(s, ids, N);
     test_refusals(s);
     test_snapshots(s, ids);
+    test_history(s, ids, N);
     test_random(s, ids, N);
     test_threads(s, ids, N);
     /* A schema change drops the rows; the next search builds them for the new index. */
