@@ -93,8 +93,19 @@ static inline float hsum(const v16 *v)
     return s;
 }
 
-#if defined(__x86_64__) && defined(__has_attribute)
-/* Not under sanitizers: their instrumented ifunc resolver runs before they start. */
+/*
+ * Not under sanitizers: their instrumented ifunc resolver runs before they
+ * start. GCC says so with __SANITIZE_*__, clang with __has_feature.
+ */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+#define HD_SANITIZED 1
+#endif
+#endif
+/* GCC only: clang names the clones' dispatcher otherwise, and callers outside miss it. */
+#if defined(__x86_64__) && defined(__has_attribute) && !defined(HD_SANITIZED) && \
+    !defined(__clang__)
 #if __has_attribute(target_clones) && !defined(__SANITIZE_ADDRESS__) && \
     !defined(__SANITIZE_THREAD__)
 #define SCAN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -264,47 +275,160 @@ static int grow_rows(vec_slot *sl)
 }
 
 /*
- * What a document contributes to a vector index: its vector, unit length
- * and padded, into `out` (stride floats) and its filter values, encoded,
- * appended to `enc` with their lengths in `flen`. Returns 1 when the
- * document is in the index, 0 when not (no vector field, a vector of
- * another length, something not a finite number in it, all zero), or
- * HERALD_ENOMEM.
+ * Documents are read in their stored encoding (keycodec.h), never decoded
+ * into values: a vector of 1,536 numbers would be 1,536 allocations. A
+ * field's encoded bytes are also what a filter compares (keycodec is
+ * canonical: equal values, equal bytes).
  */
-static int extract(const herald_vector_index_def *def, size_t stride, const herald_value *doc,
+
+/* Length of the escaped string at p (its 00 01 end included), or 0. */
+static size_t escaped_len(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (p[i] != 0) continue;
+        if (p[i + 1] == 0x01) return i + 2;
+        if (p[i + 1] != 0xFF) return 0;
+        i++;
+    }
+    return 0;
+}
+
+/* Length of the encoded value at p, or 0 when it is malformed. */
+static size_t value_len(const uint8_t *p, size_t n, int depth)
+{
+    if (n < 1 || depth > HERALD_MAX_DEPTH) return 0;
+    switch (p[0]) {
+    case HERALD_UNDEFINED + 1:
+    case HERALD_NULL + 1:
+        return 1;
+    case HERALD_INT64 + 1:
+    case HERALD_FLOAT64 + 1:
+        return n >= 9 ? 9 : 0;
+    case HERALD_BOOLEAN + 1:
+        return n >= 2 ? 2 : 0;
+    case HERALD_STRING + 1:
+    case HERALD_BYTES + 1: {
+        size_t k = escaped_len(p + 1, n - 1);
+        return k ? 1 + k : 0;
+    }
+    case HERALD_ARRAY + 1:
+    case HERALD_OBJECT + 1:
+        for (size_t at = 1; at < n;) {
+            if (p[at] == 0x00) return at + 1;
+            if (p[0] == HERALD_OBJECT + 1) {
+                size_t k = p[at] == 0x01 ? escaped_len(p + at + 1, n - at - 1) : 0;
+                if (!k) return 0;
+                at += 1 + k;
+            }
+            /* Numbers inline: a vector is 1,536 of them. */
+            size_t v = (p[at] == HERALD_FLOAT64 + 1 || p[at] == HERALD_INT64 + 1) && n - at >= 9
+                           ? 9
+                           : value_len(p + at, n - at, depth + 1);
+            if (!v) return 0;
+            at += v;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/*
+ * The encoded value at dotted `path` in the encoded object p (n bytes):
+ * its start, with its length in *len; NULL when a step is missing or not
+ * an object (herald_value_path's rule).
+ */
+static const uint8_t *field_at(const uint8_t *p, size_t n, const char *path, size_t *len)
+{
+    for (;;) {
+        const char *dot = strchr(path, '.');
+        size_t seg = dot ? (size_t)(dot - path) : strlen(path);
+        if (n < 1 || p[0] != HERALD_OBJECT + 1) return NULL;
+        const uint8_t *found = NULL;
+        size_t at = 1, vlen = 0;
+        while (at < n && p[at] == 0x01 && !found) {
+            size_t k = escaped_len(p + at + 1, n - at - 1);
+            if (!k) return NULL;
+            /* Keys hold no 0x00, so a key's escaped form is its bytes and 00 01. */
+            bool match = k == seg + 2 && !memcmp(p + at + 1, path, seg);
+            at += 1 + k;
+            vlen = value_len(p + at, n - at, 0);
+            if (!vlen) return NULL;
+            if (match) found = p + at;
+            at += vlen;
+        }
+        if (!found) return NULL;
+        if (!dot) {
+            *len = vlen;
+            return found;
+        }
+        p = found;
+        n = vlen;
+        path = dot + 1;
+    }
+}
+
+static double number_at(const uint8_t *p)
+{
+    uint64_t u;
+    memcpy(&u, p + 1, sizeof u);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    u = __builtin_bswap64(u); /* big-endian in the encoding */
+#endif
+    if (p[0] == HERALD_INT64 + 1) return (double)(int64_t)(u ^ (1ULL << 63));
+    u = (u >> 63) ? u & ~(1ULL << 63) : ~u;
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+/*
+ * What a stored document (p, n: its encoding) contributes to a vector
+ * index: its vector, unit length and padded, into `out` (stride floats)
+ * and its filter values, encoded, appended to `enc` with their lengths in
+ * `flen`. Returns 1 when the document is in the index, 0 when not (no
+ * vector field, a vector of another length, something not a finite number
+ * in it, all zero), or HERALD_ENOMEM.
+ */
+static int extract(const herald_vector_index_def *def, size_t stride, const uint8_t *p, size_t n,
                    float *out, hd_buf *enc, uint32_t *flen)
 {
-    const herald_value *v = herald_value_path(doc, def->vector_field);
-    if (!v || v->type != HERALD_ARRAY || v->u.arr.len != (size_t)def->dimensions) return 0;
+    size_t len;
+    const uint8_t *v = field_at(p, n, def->vector_field, &len);
+    size_t dims = (size_t)def->dimensions;
+    /* An array of exactly `dims` numbers: tag, 9 bytes each, the end. */
+    if (!v || v[0] != HERALD_ARRAY + 1 || len != 2 + 9 * dims) return 0;
     double norm = 0;
-    for (size_t i = 0; i < v->u.arr.len; i++) {
-        const herald_value *x = &v->u.arr.items[i];
-        double d = x->type == HERALD_FLOAT64 ? x->u.f
-                   : x->type == HERALD_INT64 ? (double)x->u.i
-                                             : NAN;
+    for (size_t i = 0; i < dims; i++) {
+        const uint8_t *x = v + 1 + 9 * i;
+        if (x[0] != HERALD_FLOAT64 + 1 && x[0] != HERALD_INT64 + 1) return 0;
+        double d = number_at(x);
         if (!isfinite(d)) return 0;
+        out[i] = (float)d;
         norm += d * d;
     }
     if (!(norm > 0) || !isfinite(norm)) return 0;
     double scale = 1 / sqrt(norm);
-    for (size_t i = 0; i < v->u.arr.len; i++) {
-        const herald_value *x = &v->u.arr.items[i];
-        out[i] = (float)((x->type == HERALD_FLOAT64 ? x->u.f : (double)x->u.i) * scale);
-    }
-    for (size_t i = v->u.arr.len; i < stride; i++)
+    for (size_t i = 0; i < dims; i++)
+        out[i] = (float)(number_at(v + 1 + 9 * i) * scale);
+    for (size_t i = dims; i < stride; i++)
         out[i] = 0;
     for (size_t k = 0; k < def->nfilter_fields; k++) {
-        const herald_value *f = herald_value_path(doc, def->filter_fields[k]);
-        herald_value undef = herald_undefined();
-        size_t before = enc->len;
-        hd__key_encode(enc, f ? f : &undef);
-        flen[k] = (uint32_t)(enc->len - before);
+        size_t flen_k;
+        const uint8_t *f = field_at(p, n, def->filter_fields[k], &flen_k);
+        static const uint8_t undefined = HERALD_UNDEFINED + 1;
+        if (!f) {
+            f = &undefined;
+            flen_k = 1;
+        }
+        hd__buf_append(enc, f, flen_k);
+        flen[k] = (uint32_t)flen_k;
     }
     return enc->failed ? HERALD_ENOMEM : 1;
 }
 
-/* Appends the row of `doc` (if it is in the index) visible from `born`. */
-static int add_row(vec_slot *sl, const uint8_t id[HERALD_ID_BYTES], const herald_value *doc,
+/* Appends the row of a stored document (if it is in the index) visible from `born`. */
+static int add_row(vec_slot *sl, const uint8_t id[HERALD_ID_BYTES], const MDB_val *doc,
                    uint64_t born)
 {
     if (sl->n == sl->cap && grow_rows(sl)) return HERALD_ENOMEM;
@@ -312,7 +436,8 @@ static int add_row(vec_slot *sl, const uint8_t id[HERALD_ID_BYTES], const herald
     size_t pool_before = sl->pool.len;
     uint32_t lens[64];
     uint32_t *flen = nf <= 64 ? lens : sl->flen + r * nf;
-    int got = extract(sl->def, sl->stride, doc, sl->vec + r * sl->stride, &sl->pool, flen);
+    int got = extract(sl->def, sl->stride, doc->mv_data, doc->mv_size, sl->vec + r * sl->stride,
+                      &sl->pool, flen);
     if (got <= 0) {
         sl->pool.len = pool_before;
         return got;
@@ -400,29 +525,27 @@ static int compact(vec_slot *sl)
     return map_rebuild(sl, w + 1);
 }
 
-typedef struct build_ctx {
-    vec_slot *sl;
-    int rc;
-} build_ctx;
-
-static int build_doc(void *ctx, const herald_value *doc)
-{
-    build_ctx *b = ctx;
-    const herald_value *idv = herald_object_get(doc, "_id");
-    uint8_t id[HERALD_ID_BYTES];
-    if (!idv || idv->type != HERALD_STRING || !hd__id_parse(idv->u.s.ptr, idv->u.s.len, id))
-        return 0;
-    return b->rc = add_row(b->sl, id, doc, 0);
-}
-
 /* Fills an empty slot from the documents of snapshot `t`. */
 static int build(vec_slot *sl, herald_txn *t, herald_error *err)
 {
     slot_clear(sl);
-    build_ctx b = {sl, 0};
     int rc = map_rebuild(sl, 1024);
-    if (!rc) rc = herald_table_scan(t, sl->tab->def->name, build_doc, &b, err);
-    if (b.rc) rc = herald_fail(err, b.rc, "out of memory");
+    MDB_cursor *cur = NULL;
+    if (!rc && (rc = mdb_cursor_open(t->txn, t->s->docs, &cur)))
+        rc = hd__mdb_fail(err, rc, "scanning a table");
+    else if (rc)
+        rc = herald_fail(err, rc, "out of memory");
+    /* The table's documents: ids that start with its number. */
+    uint8_t prefix[4];
+    hd__put_be32(prefix, sl->tab->number);
+    MDB_val k = {4, prefix}, v;
+    int mrc = rc ? MDB_NOTFOUND : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    for (; !rc && mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != HERALD_ID_BYTES || memcmp(k.mv_data, prefix, 4)) break;
+        if ((rc = add_row(sl, k.mv_data, &v, 0))) rc = herald_fail(err, rc, "out of memory");
+    }
+    if (!rc && mrc && mrc != MDB_NOTFOUND) rc = hd__mdb_fail(err, mrc, "scanning a table");
+    if (cur) mdb_cursor_close(cur);
     if (rc) {
         slot_clear(sl);
         return rc;
@@ -432,16 +555,18 @@ static int build(vec_slot *sl, herald_txn *t, herald_error *err)
     return 0;
 }
 
-/* Reads one document of the slot's table from `t`: 1 found, 0 gone, or an error. */
-static int read_doc(herald_txn *t, const uint8_t id[HERALD_ID_BYTES], herald_value *doc,
+/*
+ * Reads one stored document from `t` into *doc (LMDB's memory, valid while
+ * `t` is): 1 found, 0 gone, or an error.
+ */
+static int read_doc(herald_txn *t, const uint8_t id[HERALD_ID_BYTES], MDB_val *doc,
                     herald_error *err)
 {
-    MDB_val k = {HERALD_ID_BYTES, (void *)id}, v;
-    int rc = mdb_get(t->txn, t->s->docs, &k, &v);
+    MDB_val k = {HERALD_ID_BYTES, (void *)id};
+    int rc = mdb_get(t->txn, t->s->docs, &k, doc);
     if (rc == MDB_NOTFOUND) return 0;
     if (rc) return hd__mdb_fail(err, rc, "reading a document");
-    rc = hd__doc_decode(id, &v, doc, err);
-    return rc ? rc : 1;
+    return 1;
 }
 
 static int pending_cmp(const void *a, const void *b)
@@ -493,14 +618,11 @@ static int apply(hd_vecstore *vs, vec_slot *sl, herald_txn *t, herald_error *err
             sl->map[at] = MAP_TOMBSTONE;
             sl->dead++;
         }
-        herald_value doc;
+        MDB_val doc;
         int got = read_doc(t, mine[i].id, &doc, err);
         if (got < 0) rc = got;
-        if (got > 0) {
-            rc = add_row(sl, mine[i].id, &doc, last);
-            if (rc) rc = herald_fail(err, rc, "out of memory");
-            herald_value_free(&doc);
-        }
+        if (got > 0 && (rc = add_row(sl, mine[i].id, &doc, last)))
+            rc = herald_fail(err, rc, "out of memory");
         i = j + 1;
     }
     free(mine);
@@ -791,15 +913,14 @@ static int scan_overlay(const vec_slot *sl, herald_txn *t, const overlay *o, con
     int rc = row && flen && foff ? 0 : herald_fail(err, HERALD_ENOMEM, "out of memory");
     for (size_t i = 0; i < o->n && !rc; i++) {
         if (i && !memcmp(o->ids[i], o->ids[i - 1], HERALD_ID_BYTES)) continue;
-        herald_value doc;
+        MDB_val doc;
         int got = read_doc(t, o->ids[i], &doc, err);
         if (got <= 0) {
             rc = got;
             continue;
         }
         hd_buf enc = HD_BUF_INIT;
-        got = extract(sl->def, sl->stride, &doc, row, &enc, flen);
-        herald_value_free(&doc);
+        got = extract(sl->def, sl->stride, doc.mv_data, doc.mv_size, row, &enc, flen);
         if (got < 0) rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
         if (got > 0) {
             for (size_t k = 0, off = 0; k < nf; off += flen[k], k++)
