@@ -278,3 +278,55 @@ bool hd__read_token_ok(const uint8_t key[HD_BLOB_KEY_BYTES], const char *id, con
     hd__read_token(key, id, want);
     return CRYPTO_memcmp(want, token, HD_READ_TOKEN_CHARS) == 0;
 }
+
+/* ---- request headers ---- */
+
+int hd__range_parse(const char *h, uint64_t size, uint64_t *from, uint64_t *to)
+{
+    if (strncmp(h, "bytes=", 6) || strchr(h, ',')) return -1;
+    const char *p = h + 6, *dash = strchr(p, '-');
+    if (!dash) return -1;
+    char *end;
+    if (dash == p) {
+        unsigned long long nlast = strtoull(dash + 1, &end, 10);
+        if (*end || end == dash + 1) return -1;
+        if (nlast == 0 || size == 0) return 1;
+        *from = nlast >= size ? 0 : size - nlast;
+        *to = size - 1;
+        return 0;
+    }
+    unsigned long long a = strtoull(p, &end, 10);
+    if (end != dash) return -1;
+    unsigned long long b = size ? size - 1 : 0;
+    if (dash[1]) {
+        b = strtoull(dash + 1, &end, 10);
+        if (*end) return -1;
+        if (b < a) return -1;
+        if (size && b >= size) b = size - 1;
+    }
+    if (a >= size) return 1;
+    *from = a;
+    *to = b;
+    return 0;
+}
+
+/* A media type as RFC 9110 writes it: type "/" subtype, then parameters; printable ASCII. */
+bool hd__media_type_ok(const char *t)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~";
+    size_t i = 0, slash = 0;
+    for (; t[i] && t[i] != ';'; i++) {
+        unsigned char ch = (unsigned char)t[i];
+        if (ch == '/' && !slash && i > 0) {
+            slash = i;
+            continue;
+        }
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              strchr(tchar, ch)))
+            return false;
+    }
+    if (!slash || slash + 1 >= i) return false;
+    for (; t[i]; i++)
+        if ((unsigned char)t[i] < 32 || (unsigned char)t[i] > 126) return false;
+    return true;
+}

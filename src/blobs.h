@@ -69,4 +69,14 @@ void hd__read_token(const uint8_t key[HD_BLOB_KEY_BYTES], const char *id,
                     char out[HD_READ_TOKEN_CHARS + 1]);
 bool hd__read_token_ok(const uint8_t key[HD_BLOB_KEY_BYTES], const char *id, const char *token);
 
+/*
+ * A Range header for a file of `size` bytes: one range "bytes=A-B",
+ * "bytes=A-" or "bytes=-N" sets [*from, *to] (inclusive, within the file)
+ * and gives 0; a range starting past the end gives 1 (416); anything else,
+ * several ranges included, gives -1 (the header is ignored: the whole file).
+ */
+int hd__range_parse(const char *h, uint64_t size, uint64_t *from, uint64_t *to);
+/* A media type as RFC 9110 writes it: token "/" token, then parameters; printable ASCII. */
+bool hd__media_type_ok(const char *t);
+
 #endif

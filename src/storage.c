@@ -60,27 +60,6 @@ int hd__storage_start(hd_server *s, herald_error *err)
     return 0;
 }
 
-/* A media type as RFC 9110 writes it: type "/" subtype, then parameters; printable ASCII. */
-static bool media_type_ok(const char *t)
-{
-    static const char tchar[] = "!#$%&'*+-.^_`|~";
-    size_t i = 0, slash = 0;
-    for (; t[i] && t[i] != ';'; i++) {
-        unsigned char ch = (unsigned char)t[i];
-        if (ch == '/' && !slash && i > 0) {
-            slash = i;
-            continue;
-        }
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              strchr(tchar, ch)))
-            return false;
-    }
-    if (!slash || slash + 1 >= i) return false;
-    for (; t[i]; i++)
-        if ((unsigned char)t[i] < 32 || (unsigned char)t[i] > 126) return false;
-    return true;
-}
-
 int hd__storage_upload_begin(hd_server *s, hd_conn *c, struct lws *wsi, const char *token,
                              char *msg, size_t n)
 {
@@ -122,7 +101,7 @@ int hd__storage_upload_begin(hd_server *s, hd_conn *c, struct lws *wsi, const ch
     } else if (tl >= (int)sizeof c->upload_type ||
                lws_hdr_copy(wsi, c->upload_type, sizeof c->upload_type,
                             WSI_TOKEN_HTTP_CONTENT_TYPE) < 0 ||
-               !media_type_ok(c->upload_type)) {
+               !hd__media_type_ok(c->upload_type)) {
         snprintf(msg, n, "Content-Type is not a media type (type/subtype, at most 127 bytes)");
         return 415;
     }
@@ -244,36 +223,6 @@ void hd__storage_answer(hd_server *s, hd_conn *c, hd_wreq *r)
 
 /* ---- downloads ---- */
 
-/* Parses "bytes=A-B", "bytes=A-", "bytes=-N" for a file of `size`; -1 malformed (ignored), 0 ok, 1 unsatisfiable. */
-static int parse_range(const char *h, uint64_t size, uint64_t *from, uint64_t *to)
-{
-    if (strncmp(h, "bytes=", 6) || strchr(h, ',')) return -1;
-    const char *p = h + 6, *dash = strchr(p, '-');
-    if (!dash) return -1;
-    char *end;
-    if (dash == p) {
-        unsigned long long nlast = strtoull(dash + 1, &end, 10);
-        if (*end || end == dash + 1) return -1;
-        if (nlast == 0 || size == 0) return 1;
-        *from = nlast >= size ? 0 : size - nlast;
-        *to = size - 1;
-        return 0;
-    }
-    unsigned long long a = strtoull(p, &end, 10);
-    if (end != dash) return -1;
-    unsigned long long b = size ? size - 1 : 0;
-    if (dash[1]) {
-        b = strtoull(dash + 1, &end, 10);
-        if (*end) return -1;
-        if (b < a) return -1;
-        if (size && b >= size) b = size - 1;
-    }
-    if (a >= size) return 1;
-    *from = a;
-    *to = b;
-    return 0;
-}
-
 void hd__storage_serve(hd_server *s, hd_conn *c, struct lws *wsi, const char *rest)
 {
     char id[HERALD_ID_CHARS + 1], path[4400];
@@ -323,7 +272,7 @@ void hd__storage_serve(hd_server *s, hd_conn *c, struct lws *wsi, const char *re
         status = 304;
     if (status == 200 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_RANGE) > 0 &&
         lws_hdr_copy(wsi, range, sizeof range, WSI_TOKEN_HTTP_RANGE) > 0) {
-        int pr = parse_range(range, size, &from, &to);
+        int pr = hd__range_parse(range, size, &from, &to);
         status = pr == 0 ? 206 : pr == 1 ? 416 : 200;
         if (pr < 0) from = 0, to = size ? size - 1 : 0;
     }
