@@ -1045,6 +1045,105 @@ static int p_file_delete(lua_State *L)
     return 0;
 }
 
+/* ---- ctx.scheduler (docs/functions.md, "The scheduler") ---- */
+
+/*
+ * ctx.scheduler:runAfter(ms, path, args) and runAt(ms since the epoch, path,
+ * args): a `_scheduled_functions` row, written in this mutation (so a
+ * mutation that fails schedules nothing); the server runs it when due.
+ */
+static int schedule(lua_State *L, bool after)
+{
+    const char *what = after ? "ctx.scheduler.runAfter" : "ctx.scheduler.runAt";
+    call_state *cs = need_call(L, true, what);
+    double when = luaL_checknumber(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    char norm[MAX_PATH_CHARS];
+    herald_error e = {0};
+    hd_fn_kind kind;
+    bool internal;
+    if (!isfinite(when) || (after && (when < 0 || when > 1e13)) || (!after && when < 0))
+        return raise_code(L, HERALD_EINVAL, "the time must be a number of milliseconds");
+    if (hd__fn_path_normalize(path, norm, sizeof norm, &e)) return raise_err(L, &e);
+    if (hd__fn_kind(rt_of(L), norm, &kind, &internal))
+        return raise_code(L, HERALD_ENOTFOUND, "ctx.scheduler: no function of that name");
+    if (kind != HD_FN_MUTATION)
+        return raise_code(L, HERALD_EINVAL,
+                          "ctx.scheduler runs mutations (queries have no effect; actions are not "
+                          "supported yet)");
+    herald_value *args = lua_isnoneornil(L, 3) ? NULL : arg_value(L, 3, NULL, false, "args");
+    if (args && args->type != HERALD_OBJECT)
+        return raise_code(L, HERALD_EINVAL, "ctx.scheduler: args must be a table of fields");
+    herald_value *row = scratch_new(L);
+    herald_value v, state;
+    herald_object_init(row);
+    herald_object_init(&state);
+    bool failed = herald_string(&v, norm, strlen(norm)) || herald_object_set(row, "name", 4, v);
+    if (args) {
+        failed = failed || herald_value_copy(&v, args) || herald_object_set(row, "args", 4, v);
+    } else {
+        herald_object_init(&v);
+        failed = failed || herald_object_set(row, "args", 4, v);
+    }
+    failed = failed ||
+             herald_object_set(row, "scheduledTime", 13,
+                               herald_float64(after ? cs->now_ms + when : when)) ||
+             herald_string(&v, "pending", 7) || herald_object_set(&state, "kind", 4, v) ||
+             herald_object_set(row, "state", 5, state);
+    if (failed) return raise_code(L, HERALD_ENOMEM, "out of memory");
+    char id[HERALD_ID_CHARS + 1];
+    herald_txn_allow_system(cs->txn, true);
+    int rc = herald_insert(cs->txn, "_scheduled_functions", row, id, &e);
+    herald_txn_allow_system(cs->txn, false);
+    scratch_drop(L, row);
+    if (args) scratch_drop(L, args);
+    if (rc) return raise_err(L, &e);
+    lua_pushstring(L, id);
+    return 1;
+}
+
+static int p_run_after(lua_State *L)
+{
+    return schedule(L, true);
+}
+
+static int p_run_at(lua_State *L)
+{
+    return schedule(L, false);
+}
+
+/* ctx.scheduler:cancel(id): a run that has not started will not. */
+static int p_cancel(lua_State *L)
+{
+    call_state *cs = need_call(L, true, "ctx.scheduler.cancel");
+    const char *id = luaL_checkstring(L, 1);
+    herald_value *row = scratch_new(L);
+    herald_error e = {0};
+    int rc = herald_get(cs->txn, "_scheduled_functions", id, row, NULL, &e);
+    if (rc == HERALD_ENOTFOUND) {
+        scratch_drop(L, row);
+        return 0;
+    }
+    if (rc) return raise_err(L, &e);
+    const herald_value *kind = herald_object_get(herald_object_get(row, "state"), "kind");
+    if (kind && kind->type == HERALD_STRING && !strcmp(kind->u.s.ptr, "pending")) {
+        herald_value patch, state, v;
+        herald_object_init(&patch);
+        herald_object_init(&state);
+        bool failed = herald_string(&v, "canceled", 8) || herald_object_set(&state, "kind", 4, v) ||
+                      herald_object_set(&patch, "state", 5, state) ||
+                      herald_object_set(&patch, "completedTime", 13, herald_float64(cs->now_ms));
+        herald_txn_allow_system(cs->txn, true);
+        rc = failed ? herald_fail(&e, HERALD_ENOMEM, "out of memory")
+                    : herald_patch(cs->txn, id, &patch, &e);
+        herald_txn_allow_system(cs->txn, false);
+        herald_value_free(&patch);
+    }
+    scratch_drop(L, row);
+    if (rc) return raise_err(L, &e);
+    return 0;
+}
+
 static int p_insert(lua_State *L)
 {
     call_state *cs = need_call(L, true, "ctx.db.insert");
@@ -2051,6 +2150,9 @@ static int setup(lua_State *L)
     set_fn(L, "search", p_search);
     set_fn(L, "vector_search", p_vector_search);
     set_fn(L, "storage_upload_url", p_upload_url);
+    set_fn(L, "schedule_after", p_run_after);
+    set_fn(L, "schedule_at", p_run_at);
+    set_fn(L, "schedule_cancel", p_cancel);
     set_fn(L, "storage_url", p_file_url);
     set_fn(L, "storage_meta", p_file_meta);
     set_fn(L, "storage_delete", p_file_delete);

@@ -324,6 +324,13 @@ storage_methods.getUrl = method(storage, P.storage_url)
 storage_methods.getMetadata = method(storage, P.storage_meta)
 storage_methods.delete = method(storage, P.storage_delete)
 
+-- ctx.scheduler: mutations run later (docs/functions.md, "The scheduler").
+local scheduler_methods = {}
+local scheduler = readonly(scheduler_methods, "ctx.scheduler")
+scheduler_methods.runAfter = method(scheduler, P.schedule_after)
+scheduler_methods.runAt = method(scheduler, P.schedule_at)
+scheduler_methods.cancel = method(scheduler, P.schedule_cancel)
+
 local auth_methods = {}
 local auth = readonly(auth_methods, "ctx.auth")
 auth_methods.getUserIdentity = method(auth, P.identity)
@@ -378,7 +385,7 @@ local vector_search = ctx_method(function(table, index, opts)
   return P.vector_search(spec)
 end)
 P.make_ctx = function(now)
-  return {db = db, auth = auth, storage = storage, now = now, runQuery = run_query,
+  return {db = db, auth = auth, storage = storage, scheduler = scheduler, now = now, runQuery = run_query,
           runMutation = run_mutation, vectorSearch = vector_search}
 end
 

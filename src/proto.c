@@ -660,6 +660,10 @@ void hd__proto_query_done(hd_server *s, hd_job *j)
 
 void hd__proto_answer(hd_server *s, hd_wreq *r)
 {
+    if (r->scheduled_id) {
+        hd__sched_done(s, r);
+        return;
+    }
     hd_conn *c = r->origin;
     if (!c || c->dead || c->serial != r->origin_serial) {
         if (c) hd__conn_release(c);

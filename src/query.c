@@ -484,6 +484,8 @@ int herald_query_from_value(const herald_value *v, const herald_schema *schema, 
         /* A temporary view of the index fields from the schema definition. */
         hd_index ix = {.kind = HD_INDEX_USER};
         const herald_table_def *def = schema ? herald_schema_table(schema, q->table) : NULL;
+        if (schema && !def && q->table[0] == '_')
+            def = herald_schema_table(hd__system_schema(), q->table);
         if (!strcmp(q->index, "by_id")) {
             ix.kind = HD_INDEX_BY_ID;
         } else if (!strcmp(q->index, "by_creation_time")) {

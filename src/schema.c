@@ -699,8 +699,19 @@ static int parse_table(struct loader *L, const cJSON *j, herald_table_def *t)
 static const char system_tables_json[] =
     "{\"_storage\": {\"document\": {\"type\": \"object\", \"fields\": {"
     "\"sha256\": {\"type\": \"string\"}, \"size\": {\"type\": \"number\"}, "
-    "\"contentType\": {\"type\": \"string\", \"optional\": true}}}}}";
+    "\"contentType\": {\"type\": \"string\", \"optional\": true}}}},"
+    /* _scheduled_functions: ctx.scheduler's runs, by state and time (docs/functions.md). */
+    "\"_scheduled_functions\": {\"document\": {\"type\": \"object\", \"fields\": {"
+    "\"name\": {\"type\": \"string\"}, \"args\": {\"type\": \"any\"}, "
+    "\"scheduledTime\": {\"type\": \"number\"}, "
+    "\"completedTime\": {\"type\": \"number\", \"optional\": true}, "
+    "\"state\": {\"type\": \"object\", \"fields\": {\"kind\": {\"type\": \"string\"}, "
+    "\"error\": {\"type\": \"string\", \"optional\": true}}}}}, "
+    "\"indexes\": [{\"name\": \"by_state_time\", \"fields\": [\"state.kind\", "
+    "\"scheduledTime\"]}]}}";
 static herald_schema *system_schema;
+
+static int table_cmp(const void *a, const void *b);
 
 static void parse_system_tables(void)
 {
@@ -715,6 +726,7 @@ static void parse_system_tables(void)
             if (parse_table(&L, t, &s->tables[s->ntables]) < 0) break;
         for (size_t i = 0; i < s->ntables; i++)
             s->tables[i].system = true;
+        qsort(s->tables, s->ntables, sizeof *s->tables, table_cmp); /* herald_schema_table */
     }
     if (s && s->ntables == n && n) {
         system_schema = s;

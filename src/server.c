@@ -1001,6 +1001,7 @@ static void tick(lws_sorted_usec_list_t *sul)
     check_expiries(s);
     check_idle(s, now);
     hd__sync_pings(s, now);
+    hd__sched_tick(s);
     lws_sul_schedule(s->lws, 0, sul, tick, 250 * LWS_US_PER_MS);
 }
 

@@ -232,6 +232,9 @@ struct hd_server {
     char public_url[300];
     size_t uploads;          /* being received */
     uint64_t stored_bytes;   /* of all stored files */
+    /* Scheduled runs at the writer (sched.c): their `_scheduled_functions` ids. */
+    char sched_inflight[64][HERALD_ID_CHARS + 1];
+    size_t nsched;
     hd_dlist sync_quiet; /* sync connections, the longest unsent-to first */
     struct {
         uint64_t second; /* monotonic second of the bucket */
@@ -367,6 +370,12 @@ void hd__storage_answer(hd_server *s, hd_conn *c, hd_wreq *r);
 void hd__storage_serve(hd_server *s, hd_conn *c, struct lws *wsi, const char *rest);
 /* After a commit: the files whose rows the batches deleted go. */
 void hd__storage_committed(hd_server *s, hd_wbatch *batches);
+
+/* ---- sched.c: ctx.scheduler's runs ---- */
+/* Every tick: the pending runs that are due go to the writer. */
+void hd__sched_tick(hd_server *s);
+/* The writer is done with a scheduled run (hd__proto_answer hands it here). */
+void hd__sched_done(hd_server *s, hd_wreq *r);
 
 /* ---- admin.c ---- */
 /* Answers {"type":"admin","op":...} for an admin connection (docs/protocol.md). */

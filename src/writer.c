@@ -135,6 +135,7 @@ void hd__wreq_free(hd_wreq *r)
     free(r->request_id);
     if (r->upload_tmp && !r->upload_placed) unlink(r->upload_tmp);
     free(r->upload_tmp);
+    free(r->scheduled_id);
     free(r);
 }
 
@@ -230,9 +231,86 @@ static void idem_request(const hd_wreq *r, hd_buf *b)
     herald_value_free(&none);
 }
 
+/* The state of a `_scheduled_functions` row: {kind[, error]} and completedTime. */
+static int set_state(herald_txn *m, const char *id, const char *kind, const char *error,
+                     herald_error *err)
+{
+    herald_value patch, state, v;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    herald_object_init(&patch);
+    herald_object_init(&state);
+    bool failed =
+        herald_string(&v, kind, strlen(kind)) || herald_object_set(&state, "kind", 4, v) ||
+        (error && (herald_string(&v, error, strlen(error)) ||
+                   herald_object_set(&state, "error", 5, v))) ||
+        herald_object_set(&patch, "state", 5, state) ||
+        herald_object_set(&patch, "completedTime", 13,
+                          herald_float64((double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6));
+    int rc = failed ? herald_fail(err, HERALD_ENOMEM, "out of memory")
+                    : herald_patch(m, id, &patch, err);
+    herald_value_free(&patch);
+    return rc;
+}
+
+/*
+ * A scheduled run: nothing if its row is no longer pending (cancelled, or
+ * run already); else the function, and the row's success, in one commit;
+ * a failure rolls the function back and records the error instead.
+ */
+static void run_scheduled(hd_writer *w, herald_group *g, hd_wreq *r)
+{
+    herald_txn *m;
+    herald_value row = herald_undefined();
+    if ((r->rc = herald_mutation_begin(g, &m, &r->err))) return;
+    herald_txn_allow_system(m, true);
+    int rc = herald_get(m, "_scheduled_functions", r->scheduled_id, &row, NULL, &r->err);
+    const herald_value *kind = rc ? NULL : herald_object_get(herald_object_get(&row, "state"), "kind");
+    bool pending = kind && kind->type == HERALD_STRING && !strcmp(kind->u.s.ptr, "pending");
+    herald_value_free(&row);
+    if (!pending) {
+        herald_mutation_abort(m);
+        r->rc = 0;
+        r->replayed = true; /* nothing written */
+        return;
+    }
+    hd_fncall call = {.path = r->fn_path,
+                      .args = &r->fn_args,
+                      .identity = &r->identity,
+                      .admin = true, /* internal functions too, as Convex schedules them */
+                      .kind = HD_FN_MUTATION,
+                      .txn = m};
+    herald_txn_allow_system(m, false);
+    r->rc = w->fnrt ? hd__fn_call(w->fnrt, &call, &r->result, &r->error_data, &r->err)
+                    : herald_fail(&r->err, HERALD_ENOTFOUND, "this app has no functions");
+    herald_txn_allow_system(m, true);
+    if (!r->rc) r->rc = set_state(m, r->scheduled_id, "success", NULL, &r->err);
+    if (!r->rc) {
+        r->set_index = herald_group_count(g);
+        r->rc = herald_mutation_commit(m, &r->version, &r->err);
+        return;
+    }
+    herald_mutation_abort(m);
+    herald_error failure = r->err;
+    if ((r->rc = herald_mutation_begin(g, &m, &r->err))) return;
+    herald_txn_allow_system(m, true);
+    r->rc = set_state(m, r->scheduled_id, "failed", failure.message, &r->err);
+    if (r->rc) {
+        herald_mutation_abort(m);
+        return;
+    }
+    r->set_index = herald_group_count(g);
+    r->rc = herald_mutation_commit(m, &r->version, &r->err);
+    r->err = failure; /* for the log: the run failed, its failure is recorded */
+}
+
 /* Runs one request as a mutation of group `g`. */
 static void run_request(hd_writer *w, herald_group *g, hd_wreq *r)
 {
+    if (r->scheduled_id) {
+        run_scheduled(w, g, r);
+        return;
+    }
     herald_txn *m;
     hd_buf scope = HD_BUF_INIT, request = HD_BUF_INIT;
     herald_idem idem = {.key = r->idempotency_key};

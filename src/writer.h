@@ -35,6 +35,9 @@ struct hd_wreq {
      * when the mutation does not commit. */
     char *upload_tmp;
     bool upload_placed;
+    /* A run of ctx.scheduler (`_scheduled_functions` row id; fn_path, fn_args): the
+     * function and the row's new state commit together, so it runs exactly once. */
+    char *scheduled_id;
     /* Set by the writer. */
     int rc;
     herald_error err;
