@@ -31,7 +31,7 @@ import tempfile
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "server"))
-from herald_testlib import Server, call, check, finish  # noqa: E402
+from herald_testlib import Server, call, check, finish, write_app  # noqa: E402
 
 HERALD, ROOT = sys.argv[1], sys.argv[2]
 
@@ -90,12 +90,7 @@ def storage_rows(export):
 def main():
     work = tempfile.mkdtemp(prefix="herald-files-")
     try:
-        app = os.path.join(work, "app")
-        os.makedirs(os.path.join(app, "functions"))
-        with open(os.path.join(app, "schema.ts"), "w") as f:
-            f.write(SCHEMA)
-        with open(os.path.join(app, "functions", "files.lua"), "w") as f:
-            f.write(FUNCTIONS)
+        app = write_app(work, SCHEMA, {"files": FUNCTIONS})
 
         # A data folder with files, stored as an app stores them.
         data = os.path.join(work, "data")

@@ -217,6 +217,19 @@ class Issuer:
         return signing.decode() + "." + b64url(sig)
 
 
+def write_app(work, schema_ts, functions):
+    """Writes an app folder WORK/app: schema.ts and functions/<module>.lua for each
+    (module, source) of `functions`; returns its path."""
+    app = os.path.join(work, "app")
+    os.makedirs(os.path.join(app, "functions"))
+    with open(os.path.join(app, "schema.ts"), "w") as f:
+        f.write(schema_ts)
+    for module, source in functions.items():
+        with open(os.path.join(app, "functions", module + ".lua"), "w") as f:
+            f.write(source)
+    return app
+
+
 def app_with_issuers(app, issuers, workdir=None):
     """A copy of app folder `app` whose auth.config.json trusts `issuers`
     (their JWKS written beside it); returns the copy's path."""

@@ -25,7 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from herald_testlib import Server, check, finish, http  # noqa: E402
+from herald_testlib import Server, check, finish, http, write_app  # noqa: E402
 
 HERALD, ROOT = sys.argv[1], sys.argv[2]
 
@@ -119,12 +119,7 @@ async def live_state(server, run_id, want):
 
 def main():
     work = tempfile.mkdtemp(prefix="herald-sched-")
-    app = os.path.join(work, "app")
-    os.makedirs(os.path.join(app, "functions"))
-    with open(os.path.join(app, "schema.ts"), "w") as f:
-        f.write(SCHEMA)
-    with open(os.path.join(app, "functions", "jobs.lua"), "w") as f:
-        f.write(JOBS)
+    app = write_app(work, SCHEMA, {"jobs": JOBS})
     data = os.path.join(work, "data")
     server = Server(HERALD, app, data)
     try:

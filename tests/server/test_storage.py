@@ -32,7 +32,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from herald_testlib import Server, check, finish, http  # noqa: E402
+from herald_testlib import Server, check, finish, http, write_app  # noqa: E402
 
 HERALD, ROOT = sys.argv[1], sys.argv[2]
 
@@ -138,12 +138,7 @@ def leftovers(data):
 
 def main():
     work = tempfile.mkdtemp(prefix="herald-storage-")
-    app = os.path.join(work, "app")
-    os.makedirs(os.path.join(app, "functions"))
-    with open(os.path.join(app, "schema.ts"), "w") as f:
-        f.write(SCHEMA)
-    with open(os.path.join(app, "functions", "files.lua"), "w") as f:
-        f.write(FILES)
+    app = write_app(work, SCHEMA, {"files": FILES})
     data = os.path.join(work, "data")
     extra = ["--max-file-size", "2", "--max-uploads", "2", "--request-timeout", "2",
              "--allow-origin", "http://page.example"]
