@@ -6,6 +6,7 @@
  * happens exactly once, also across restarts: a row stays pending until
  * the commit that ran it is durable.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,33 +42,63 @@ static int hand_over(hd_server *s, const herald_value *row)
     return 0;
 }
 
+static void sched_timer(lws_sorted_usec_list_t *sul)
+{
+    hd__sched_tick((hd_server *)(void *)((char *)sul - offsetof(hd_server, sched_sul)));
+}
+
+/* The pending runs due by `until` (ms since the epoch; take `n`), oldest first. */
+static int pending(hd_server *s, double until, int n, herald_value *rows, herald_error *err)
+{
+    char text[300];
+    snprintf(text, sizeof text,
+             "{\"table\": \"_scheduled_functions\", \"index\": \"by_state_time\", "
+             "\"range\": [{\"eq\": [\"state.kind\", \"pending\"]}, "
+             "{\"lte\": [\"scheduledTime\", %.3f]}], \"take\": %d}",
+             until, n);
+    herald_value q;
+    herald_query *query = NULL;
+    herald_txn *t = NULL;
+    *rows = herald_undefined();
+    int rc = herald_value_from_json(text, strlen(text), &q, err);
+    if (!rc) {
+        rc = herald_query_from_value(&q, herald_store_schema(s->store), &query, err);
+        herald_value_free(&q);
+    }
+    if (!rc) rc = herald_read_begin(s->store, &t, err);
+    if (!rc) rc = herald_query_run(query, t, NULL, rows, NULL, err);
+    if (t) herald_txn_end(t);
+    herald_query_free(query);
+    return rc;
+}
+
 void hd__sched_tick(hd_server *s)
 {
     if (!s->writer || s->nsched >= SCHED_PER_TICK) return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     double now = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-    char text[300];
-    snprintf(text, sizeof text,
-             "{\"table\": \"_scheduled_functions\", \"index\": \"by_state_time\", "
-             "\"range\": [{\"eq\": [\"state.kind\", \"pending\"]}, "
-             "{\"lte\": [\"scheduledTime\", %.3f]}], \"take\": %d}",
-             now, SCHED_PER_TICK);
-    herald_value q, rows = herald_undefined();
+    herald_value rows;
     herald_error err = {0};
-    herald_query *query = NULL;
-    herald_txn *t = NULL;
-    int rc = herald_value_from_json(text, strlen(text), &q, &err);
-    if (!rc) {
-        rc = herald_query_from_value(&q, herald_store_schema(s->store), &query, &err);
-        herald_value_free(&q);
-    }
-    if (!rc) rc = herald_read_begin(s->store, &t, &err);
-    if (!rc) rc = herald_query_run(query, t, NULL, &rows, NULL, &err);
-    if (t) herald_txn_end(t);
-    herald_query_free(query);
+    int rc = pending(s, now, SCHED_PER_TICK, &rows, &err);
     for (size_t i = 0; !rc && rows.type == HERALD_ARRAY && i < rows.u.arr.len; i++)
         rc = hand_over(s, &rows.u.arr.items[i]);
+    herald_value_free(&rows);
+    /* A run due before the next tick gets a timer of its own (lateness: docs/performance.md). */
+    if (!rc && s->lws && !(rc = pending(s, now + 250, SCHED_PER_TICK + 1, &rows, &err)))
+        for (size_t i = 0; rows.type == HERALD_ARRAY && i < rows.u.arr.len; i++) {
+            /* The first one not at the writer already (those are still pending until they commit). */
+            const herald_value *at = herald_object_get(&rows.u.arr.items[i], "scheduledTime");
+            const herald_value *id = herald_object_get(&rows.u.arr.items[i], "_id");
+            const herald_value *name = herald_object_get(&rows.u.arr.items[i], "name");
+            if (!at || at->type != HERALD_FLOAT64 || !id || id->type != HERALD_STRING || !name ||
+                name->type != HERALD_STRING || in_flight(s, id->u.s.ptr))
+                continue;
+            double wait_ms = at->u.f - now;
+            lws_sul_schedule(s->lws, 0, &s->sched_sul, sched_timer,
+                             (lws_usec_t)((wait_ms > 0 ? wait_ms : 0) * 1000) + 1000);
+            break;
+        }
     herald_value_free(&rows);
     if (rc) {
         static double logged;

@@ -472,6 +472,10 @@ static void take_batches(hd_server *s, bool wait)
     if (rc) return;
     if (b || s->rerun_functions) hd__sub_commit(s, b, snapshot);
     hd__storage_committed(s, b);
+    if (s->sched_poke) {
+        s->sched_poke = false;
+        hd__sched_tick(s);
+    }
     uint64_t version = herald_txn_version(snapshot);
     herald_txn_end(snapshot);
     hd__sub_keep_batches(s, b, version);

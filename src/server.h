@@ -235,6 +235,8 @@ struct hd_server {
     /* Scheduled runs at the writer (sched.c): their `_scheduled_functions` ids. */
     char sched_inflight[64][HERALD_ID_CHARS + 1];
     size_t nsched;
+    bool sched_poke;                  /* a commit scheduled something: look now */
+    lws_sorted_usec_list_t sched_sul; /* the next run due before the next tick */
     hd_dlist sync_quiet; /* sync connections, the longest unsent-to first */
     struct {
         uint64_t second; /* monotonic second of the bucket */

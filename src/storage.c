@@ -301,6 +301,8 @@ void hd__storage_serve(hd_server *s, hd_conn *c, struct lws *wsi, const char *re
 static void on_change(void *ctx, const char *table, const char *id, herald_change_op op)
 {
     hd_server *s = ctx;
+    /* Something was scheduled: the scheduler looks at once rather than at the next tick. */
+    if (op == HERALD_CHANGE_INSERT && !strcmp(table, "_scheduled_functions")) s->sched_poke = true;
     if (op != HERALD_CHANGE_DELETE || strcmp(table, "_storage")) return;
     char path[4400];
     struct stat st;
