@@ -362,22 +362,6 @@ static void fingerprint(hd_buf *b, uint32_t id, const herald_search_index_def *d
     }
 }
 
-/* Deletes every key of `dbi` that starts with `prefix` (as store.c's delete_prefix). */
-static int delete_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t n)
-{
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, dbi, &cur);
-    if (rc) return rc;
-    for (;;) {
-        MDB_val k = {n, (void *)prefix}, v;
-        if ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE))) break;
-        if (k.mv_size < n || memcmp(k.mv_data, prefix, n) != 0) break;
-        if ((rc = mdb_cursor_del(cur, 0))) break;
-    }
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
 /*
  * The next index id: the same "next_index" counter of meta that store.c
  * uses for indexes (u32 big-endian, starting at 1), so that search index
@@ -450,7 +434,7 @@ static int drop_unused(herald_store *s, MDB_txn *txn, const hd_fts *f)
         }
         uint8_t prefix[4];
         hd__put_be32(prefix, iid);
-        if ((rc = delete_prefix(txn, f->dbi, prefix, 4))) break;
+        if ((rc = hd__delete_prefix(txn, f->dbi, prefix, 4))) break;
         if ((rc = mdb_cursor_del(cur, 0))) break;
         rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
     }

@@ -271,7 +271,7 @@ static void set_error_from_mdb(herald_error *err, int rc, const char *what)
  * afresh: a cursor whose delete emptied the database has no current item
  * (LMDB answers EINVAL, not MDB_NOTFOUND).
  */
-static int delete_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t n)
+int hd__delete_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t n)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, dbi, &cur);
@@ -453,7 +453,7 @@ int herald_store_open(const char *path, const herald_store_options *opts, herald
     if (rc && !(rc == MDB_NOTFOUND && s->read_only)) goto mdb_fail;
     /* Those records ("k:<key>" in meta) answered any caller: they cannot be
      * given a scope, so they go. */
-    if (!s->read_only && (rc = delete_prefix(txn, s->meta, "k:", 2))) goto mdb_fail;
+    if (!s->read_only && (rc = hd__delete_prefix(txn, s->meta, "k:", 2))) goto mdb_fail;
     MDB_val k = {7, "version"}, v;
     rc = mdb_get(txn, s->meta, &k, &v);
     if (rc == 0 && v.mv_size == 8) {
@@ -688,7 +688,7 @@ static int delete_index_entries(herald_store *s, MDB_txn *txn, uint32_t iid)
 {
     uint8_t prefix[4];
     hd__put_be32(prefix, iid);
-    return delete_prefix(txn, s->idx, prefix, 4);
+    return hd__delete_prefix(txn, s->idx, prefix, 4);
 }
 
 /* Removes registry entries (and index data) of indexes not in `keep`. */

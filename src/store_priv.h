@@ -100,6 +100,8 @@ const hd_table *hd__table_by_number(const herald_store *s, uint32_t number);
 const hd_index *hd__index_by_name(const hd_table *t, const char *name);
 /* Maps an LMDB return code to a Herald code with a message. */
 int hd__mdb_fail(herald_error *err, int rc, const char *what);
+/* Deletes every key of `dbi` that starts with `prefix` (n bytes). */
+int hd__delete_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t n);
 /* HERALD_EBUSY when `s` was opened read-only: `what` is the refused write. */
 int hd__store_writable(const herald_store *s, const char *what, herald_error *err);
 

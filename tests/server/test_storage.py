@@ -99,24 +99,14 @@ def raw_post(server, path, headers, body, then_close=True, wait=0.0):
     s.sendall(head.encode() + body)
     if wait:
         time.sleep(wait)
-    got = b""
-    if not then_close:
-        s.settimeout(10)
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                got += chunk
-        except socket.timeout:
-            pass
-    s.close()
-    return got
+    if then_close:
+        s.close()
+        return b""
+    return read_all(s)
 
 
-def raw_get(server, path):
-    s = socket.create_connection(("127.0.0.1", server.port))
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+def read_all(s):
+    """Everything the server sends until it closes (or 10 s of silence); closes the socket."""
     s.settimeout(10)
     got = b""
     try:
@@ -129,6 +119,12 @@ def raw_get(server, path):
         pass
     s.close()
     return got
+
+
+def raw_get(server, path):
+    s = socket.create_connection(("127.0.0.1", server.port))
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    return read_all(s)
 
 
 def leftovers(data):

@@ -4,6 +4,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "herald/value.h"
 
 static int check_failures;
 
@@ -44,6 +47,18 @@ static inline unsigned long long check_rand(void)
 static inline unsigned check_below(unsigned n)
 {
     return n ? (unsigned)(check_rand() % n) : 0;
+}
+
+/* A value from JSON text the test wrote; a typo in it ends the test. */
+static inline herald_value json(const char *text)
+{
+    herald_value v;
+    herald_error err = {0};
+    if (herald_value_from_json(text, strlen(text), &v, &err)) {
+        fprintf(stderr, "bad test JSON %s: %s\n", text, err.message);
+        exit(1);
+    }
+    return v;
 }
 
 #endif

@@ -179,17 +179,6 @@ static hd_fnrt *load_ok(const hd_fn_limits *lim)
     return rt;
 }
 
-static herald_value json(const char *text)
-{
-    herald_value v;
-    herald_error err = {0};
-    if (herald_value_from_json(text, strlen(text), &v, &err)) {
-        fprintf(stderr, "bad test JSON %s: %s\n", text, err.message);
-        exit(1);
-    }
-    return v;
-}
-
 typedef struct outcome {
     int rc;
     char *result; /* JSON */

@@ -44,17 +44,6 @@ static const char *posts_lua =
 
 /* ---- the store */
 
-static herald_value json(const char *text)
-{
-    herald_value v;
-    herald_error err = {0};
-    if (herald_value_from_json(text, strlen(text), &v, &err)) {
-        fprintf(stderr, "bad test JSON %s: %s\n", text, err.message);
-        exit(1);
-    }
-    return v;
-}
-
 /* One mutation: inserts a post numbered `insert_n` (if >= 0) and deletes `delete_id` (if set). */
 static void write(int insert_n, const char *delete_id, char *id_out, herald_write_set *ws_copy,
                   herald_group **group_out)

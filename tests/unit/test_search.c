@@ -49,17 +49,6 @@ static const char *plain_schema_json =
 
 static char dir[64];
 
-static herald_value json(const char *text)
-{
-    herald_value v;
-    herald_error err = {0};
-    if (herald_value_from_json(text, strlen(text), &v, &err)) {
-        fprintf(stderr, "bad test JSON %s: %s\n", text, err.message);
-        exit(1);
-    }
-    return v;
-}
-
 static void set_schema(herald_store *s, const char *text)
 {
     herald_schema *sc = NULL;

@@ -45,17 +45,6 @@ static herald_schema *schema_of(const char *json)
     return s;
 }
 
-static herald_value json(const char *text)
-{
-    herald_value v;
-    herald_error err = {0};
-    if (herald_value_from_json(text, strlen(text), &v, &err)) {
-        fprintf(stderr, "bad test JSON %s: %s\n", text, err.message);
-        exit(1);
-    }
-    return v;
-}
-
 static herald_store *open_store(const herald_store_options *o)
 {
     herald_store *s = NULL;
