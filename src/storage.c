@@ -70,7 +70,8 @@ int hd__storage_upload_begin(hd_server *s, hd_conn *c, struct lws *wsi, const ch
         return 404;
     }
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 || ln <= 0) {
-        snprintf(msg, n, "an upload needs a Content-Length header (chunked bodies are not accepted)");
+        snprintf(msg, n,
+                 "an upload needs a Content-Length header (chunked bodies are not accepted)");
         return 411;
     }
     if (ln >= (int)sizeof len_text ||
@@ -202,16 +203,15 @@ void hd__storage_answer(hd_server *s, hd_conn *c, hd_wreq *r)
         hd__http_error(c, r->rc, r->err.message);
         return;
     }
-    const herald_value *id = r->result.type == HERALD_ARRAY && r->result.u.arr.len
-                                 ? &r->result.u.arr.items[0]
-                                 : NULL;
+    const herald_value *id =
+        r->result.type == HERALD_ARRAY && r->result.u.arr.len ? &r->result.u.arr.items[0] : NULL;
     if (!id || id->type != HERALD_STRING) {
         hd__http_error(c, HERALD_ECORRUPT, "the upload's row has no id");
         return;
     }
     if (!r->replayed) {
-        const herald_value *sz = herald_object_get(
-            herald_object_get(&r->ops.u.arr.items[0], "value"), "size");
+        const herald_value *sz =
+            herald_object_get(herald_object_get(&r->ops.u.arr.items[0], "value"), "size");
         if (sz && sz->type == HERALD_FLOAT64) s->stored_bytes += (uint64_t)sz->u.f;
     }
     hd_buf b = HD_BUF_INIT;
@@ -317,6 +317,10 @@ void hd__storage_committed(hd_server *s, hd_wbatch *batches)
 {
     if (!s->files_dir[0]) return;
     for (hd_wbatch *b = batches; b; b = b->next)
-        for (size_t i = 0; i < herald_group_count(b->group); i++)
-            herald_write_set_changes(s->store, herald_group_write_set(b->group, i), on_change, s);
+        for (size_t i = 0; i < herald_group_count(b->group); i++) {
+            /* Most commits write no system table: skip the per-document pass for them. */
+            const herald_write_set *ws = herald_group_write_set(b->group, i);
+            if (herald_write_set_writes_system(s->store, ws))
+                herald_write_set_changes(s->store, ws, on_change, s);
+        }
 }

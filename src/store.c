@@ -1033,6 +1033,22 @@ static const uint8_t *by_id_doc(const herald_store *s, const herald_write_key *k
     return t && t->indexes[0].id == k->index_id ? id : NULL;
 }
 
+bool herald_write_set_writes_system(herald_store *s, const herald_write_set *ws)
+{
+    uint32_t ids[8];
+    size_t n = 0;
+    for (size_t i = s->schema ? s->schema->ntables : 0; i < s->ntables && n < 8; i++)
+        ids[n++] = s->tables[i].indexes[0].id;
+    for (int pass = 0; pass < 2; pass++) {
+        const herald_write_key *keys = pass ? ws->added : ws->removed;
+        size_t nkeys = pass ? ws->nadded : ws->nremoved;
+        for (size_t i = 0; i < nkeys; i++)
+            for (size_t k = 0; k < n; k++)
+                if (keys[i].index_id == ids[k]) return true;
+    }
+    return false;
+}
+
 void herald_write_set_changes(herald_store *s, const herald_write_set *ws, herald_change_fn fn,
                               void *ctx)
 {

@@ -168,6 +168,9 @@ typedef enum herald_change_op {
 typedef void (*herald_change_fn)(void *ctx, const char *table, const char *id, herald_change_op op);
 void herald_write_set_changes(herald_store *s, const herald_write_set *ws, herald_change_fn fn,
                               void *ctx);
+/* Whether the write set wrote a system table (`_storage`, `_scheduled_functions`): a scan
+ * of its keys, no allocation, for callers that care only about those. */
+bool herald_write_set_writes_system(herald_store *s, const herald_write_set *ws);
 
 /* Opens the write transaction for a new group. */
 int herald_group_begin(herald_store *s, herald_group **out, herald_error *err);
