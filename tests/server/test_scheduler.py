@@ -64,6 +64,8 @@ M.boom = herald.internalMutation{handler = function(ctx)
 end}
 M.laterBoom = herald.mutation{handler = function(ctx) return ctx.scheduler:runAfter(0, "jobs:boom", {}) end}
 M.scheduleQuery = herald.mutation{handler = function(ctx) return ctx.scheduler:runAfter(0, "jobs:get", {name = "x"}) end}
+M.badTime = herald.mutation{handler = function(ctx) return ctx.scheduler:runAfter(-5, "jobs:bump", {name = "t"}) end}
+M.badArgs = herald.mutation{handler = function(ctx) return ctx.scheduler:runAfter(0, "jobs:bump", 7) end}
 M.scheduleNothing = herald.mutation{handler = function(ctx) return ctx.scheduler:runAfter(0, "jobs:nothing", {}) end}
 M.get = herald.query{args = {name = v.string()}, handler = function(ctx, a)
   local c = find(ctx, a.name)
@@ -168,6 +170,12 @@ def main():
               f"scheduling a query is refused: {status} {reply}")
         status, reply = call(server, "mutation", "jobs:scheduleNothing")
         check(status != 200, f"scheduling an unknown function is refused: {status} {reply}")
+        status, reply = call(server, "mutation", "jobs:badTime")
+        check(status != 200 and "milliseconds" in reply.get("errorMessage", ""),
+              f"a negative delay is refused: {status} {reply}")
+        status, reply = call(server, "mutation", "jobs:badArgs")
+        check(status != 200 and "args" in reply.get("errorMessage", ""),
+              f"args that are not a table are refused: {status} {reply}")
 
         # Due while the server is down: runs once after it starts again.
         did = value(server, "mutation", "jobs:later", {"name": "d", "ms": 1500})

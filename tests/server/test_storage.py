@@ -276,6 +276,30 @@ def main():
         check(server.wait_for_line("removed 2 files"), "the sweep is logged")
     finally:
         server.stop()
+
+    # --max-storage bounds all stored files together; --public-url starts every URL.
+    server = Server(HERALD, app, data, extra=["--max-storage", "1", "--public-url",
+                                              "http://files.example:9/"])
+    try:
+        u = call(server, "mutation", "files:uploadUrl")
+        check(u.startswith("http://files.example:9/api/storage/upload/"), f"--public-url: {u}")
+        local = server.url(u[len("http://files.example:9"):])
+        (status, _, body), _ = upload(server, os.urandom(700_000), url=local)
+        check(status == 200, f"an upload within --max-storage: {status} {body[:200]}")
+        sid3 = json.loads(body)["storageId"]
+        check(call(server, "query", "files:url", {"id": sid3}).startswith("http://files.example:9/api/storage/"),
+              "read URLs start with --public-url too")
+        u = call(server, "mutation", "files:uploadUrl")
+        (status, _, body), _ = upload(server, os.urandom(700_000),
+                                     url=server.url(u[len("http://files.example:9"):]))
+        check(status == 507, f"an upload past --max-storage: {status} {body[:200]}")
+        call(server, "mutation", "files:remove", {"id": sid3})
+        u = call(server, "mutation", "files:uploadUrl")
+        (status, _, _), _ = upload(server, os.urandom(700_000),
+                                   url=server.url(u[len("http://files.example:9"):]))
+        check(status == 200, f"room again once a file is deleted: {status}")
+    finally:
+        server.stop()
     shutil.rmtree(work, ignore_errors=True)
     return finish("storage")
 
