@@ -27,8 +27,7 @@ bool hd__admin_ok(hd_server *s, const char *key)
     return CRYPTO_memcmp(h, s->admin_hash, sizeof h) == 0;
 }
 
-/* Appends a JSON string (Convex JSON) for a C string. */
-static void json_str(hd_buf *b, const char *s)
+void hd__json_str(hd_buf *b, const char *s)
 {
     herald_value v;
     if (herald_string(&v, s, strlen(s))) {
@@ -51,8 +50,7 @@ static void send_buf(hd_conn *c, hd_buf *b)
     hd__buf_free(b);
 }
 
-/* Appends `,"<name>":<JSON of v>` when v holds a value. */
-static void json_field(hd_buf *b, const char *name, const herald_value *v)
+void hd__json_field(hd_buf *b, const char *name, const herald_value *v)
 {
     if (!v || v->type == HERALD_UNDEFINED) return;
     char *j = herald_value_to_json(v);
@@ -82,14 +80,14 @@ void hd__proto_error_data(hd_conn *c, const char *id, int code, const char *mess
     hd_buf b = HD_BUF_INIT;
     hd__buf_str(&b, "{\"type\":\"error\",\"id\":");
     if (id)
-        json_str(&b, id);
+        hd__json_str(&b, id);
     else
         hd__buf_str(&b, "null");
     hd__buf_str(&b, ",\"code\":");
-    json_str(&b, herald_errcode_name(code));
+    hd__json_str(&b, herald_errcode_name(code));
     hd__buf_str(&b, ",\"message\":");
-    json_str(&b, message && message[0] ? message : herald_strerror(code));
-    json_field(&b, "data", data);
+    hd__json_str(&b, message && message[0] ? message : herald_strerror(code));
+    hd__json_field(&b, "data", data);
     hd__buf_byte(&b, '}');
     send_buf(c, &b);
 }
@@ -102,7 +100,7 @@ void hd__proto_send(hd_conn *c, const char *type, const char *id, uint64_t versi
     hd__buf_str(&b, type);
     hd__buf_str(&b, "\",\"id\":");
     if (id)
-        json_str(&b, id);
+        hd__json_str(&b, id);
     else
         hd__buf_str(&b, "null");
     if (version) {
@@ -457,10 +455,10 @@ static void http_error_data(hd_conn *c, int code, const char *message, const her
 {
     hd_buf b = HD_BUF_INIT;
     hd__buf_str(&b, "{\"status\":\"error\",\"errorMessage\":");
-    json_str(&b, message && message[0] ? message : herald_strerror(code));
+    hd__json_str(&b, message && message[0] ? message : herald_strerror(code));
     hd__buf_str(&b, ",\"code\":");
-    json_str(&b, herald_errcode_name(code));
-    json_field(&b, "errorData", data);
+    hd__json_str(&b, herald_errcode_name(code));
+    hd__json_field(&b, "errorData", data);
     hd__buf_str(&b, ",\"logLines\":[]}");
     http_reply(c, c->http_convex ? 560 : http_status_of(code), &b);
 }

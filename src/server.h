@@ -51,7 +51,8 @@ typedef struct hd_server_config {
     size_t evaluators;            /* evaluator threads; 0: as many as processors (at most 8) */
     double idempotency_retention; /* seconds an idempotency record is kept; 0: 24 h */
     /* File storage (storage.c): */
-    const char *public_url; /* where clients reach the server, for file URLs; NULL: http://localhost:PORT */
+    const char *
+        public_url; /* where clients reach the server, for file URLs; NULL: http://localhost:PORT */
     uint64_t max_file_size; /* bytes per uploaded file; 0: 100 MiB */
     uint64_t max_storage;   /* bytes of all stored files together; 0: no limit but the disk */
     size_t max_uploads;     /* uploads being received at once; 0: 16 */
@@ -114,13 +115,14 @@ struct hd_conn {
     bool http_upload;              /* the answer is an upload's {"storageId"} */
     int file_fd;                   /* a stored file being sent, or -1 (0: none yet either) */
     uint64_t file_off, file_left;
-    char file_headers[400]; /* its headers besides the common ones (CRLF-separated, each "name: value") */
+    char file_headers[400]; /* its headers besides the common ones (CRLF-separated, each "name:
+                               value") */
     char file_type[128];
     char cors_origin[128]; /* the request's Origin when it is another one allowed: CORS headers */
-    bool http_convex;  /* the request is in Convex's shape: answered in its shape (560) */
-    bool http_ready;   /* the body arrived: handled at the next writable callback */
-    bool http_waiting; /* waiting for the writer */
-    bool http_busy;    /* a request is being answered: further input waits (pipelining) */
+    bool http_convex;      /* the request is in Convex's shape: answered in its shape (560) */
+    bool http_ready;       /* the body arrived: handled at the next writable callback */
+    bool http_waiting;     /* waiting for the writer */
+    bool http_busy;        /* a request is being answered: further input waits (pipelining) */
     bool http_close; /* close the connection after this answer (bytes followed, or were not read) */
     unsigned http_repeats; /* completions lws signalled again for this request */
     int http_status;
@@ -230,14 +232,14 @@ struct hd_server {
     char files_dir[4200];
     uint8_t blob_key[32];
     char public_url[300];
-    size_t uploads;          /* being received */
-    uint64_t stored_bytes;   /* of all stored files */
+    size_t uploads;        /* being received */
+    uint64_t stored_bytes; /* of all stored files */
     /* Scheduled runs at the writer (sched.c): their `_scheduled_functions` ids. */
     char sched_inflight[64][HERALD_ID_CHARS + 1];
     size_t nsched;
     bool sched_poke;                  /* a commit scheduled something: look now */
     lws_sorted_usec_list_t sched_sul; /* the next run due before the next tick */
-    hd_dlist sync_quiet; /* sync connections, the longest unsent-to first */
+    hd_dlist sync_quiet;              /* sync connections, the longest unsent-to first */
     struct {
         uint64_t second; /* monotonic second of the bucket */
         uint64_t commits;
@@ -389,6 +391,10 @@ void hd__admin_untail(hd_server *s, hd_conn *c);
 void hd__admin_commit(hd_server *s, hd_wbatch *batches);
 
 /* ---- proto.c ---- */
+/* Appends a JSON string for a C string. */
+void hd__json_str(hd_buf *b, const char *s);
+/* Appends `,"<name>":<JSON of v>` when v holds a value (not NULL, not undefined). */
+void hd__json_field(hd_buf *b, const char *name, const herald_value *v);
 /* Sends {"type":TYPE,"id":ID[,"version":V][,"value":VALUE]}. */
 void hd__proto_send(hd_conn *c, const char *type, const char *id, uint64_t version,
                     const herald_value *value);

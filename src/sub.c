@@ -352,16 +352,8 @@ static void send_result(hd_conn *c, const char *sub_id, hd_qinst *qi)
     hd__buf_str(&b, head);
     if (value) hd__buf_str(&b, value);
     if (qi->journal) {
-        herald_value j;
-        char *jj =
-            herald_string(&j, qi->journal, strlen(qi->journal)) ? NULL : herald_value_to_json(&j);
-        herald_value_free(&j);
         hd__buf_str(&b, ",\"journal\":");
-        if (jj)
-            hd__buf_str(&b, jj);
-        else
-            b.failed = true;
-        free(jj);
+        hd__json_str(&b, qi->journal);
     }
     hd__buf_byte(&b, '}');
     if (!b.failed && value && idj) hd__conn_send(c, (char *)b.p, b.len);

@@ -140,19 +140,6 @@ char *hd__sync_value_json(const herald_value *v, herald_error *err)
     return j;
 }
 
-/* Appends a JSON string. */
-static void put_str(hd_buf *b, const char *text)
-{
-    herald_value v;
-    char *j = herald_string(&v, text, strlen(text)) ? NULL : herald_value_to_json(&v);
-    herald_value_free(&v);
-    if (j)
-        hd__buf_str(b, j);
-    else
-        b->failed = true;
-    free(j);
-}
-
 /* Appends a Convex EncodedTS: base64 of the 8 little-endian bytes. */
 static void put_ts(hd_buf *b, uint64_t ts)
 {
@@ -181,19 +168,6 @@ static void put_u64(hd_buf *b, uint64_t n)
     char t[24];
     snprintf(t, sizeof t, "%llu", (unsigned long long)n);
     hd__buf_str(b, t);
-}
-
-/* Appends `,"errorData":<data>` for a structured error's data. */
-static void put_error_data(hd_buf *b, const herald_value *data)
-{
-    if (!data || data->type == HERALD_UNDEFINED) return;
-    char *j = herald_value_to_json(data);
-    hd__buf_str(b, ",\"errorData\":");
-    if (j)
-        hd__buf_str(b, j);
-    else
-        b->failed = true;
-    free(j);
 }
 
 /* ---- out ---- */
@@ -225,15 +199,15 @@ void hd__sync_query(hd_conn *c, const char *sub_id, const hd_qinst *qi, const ch
     hd__buf_str(b, sub_id); /* the client's queryId, a number */
     if (rc) {
         hd__buf_str(b, ",\"errorMessage\":");
-        put_str(b, e->message[0] ? e->message : herald_strerror(rc));
-        if (qi->rc) put_error_data(b, &qi->err_data);
+        hd__json_str(b, e->message[0] ? e->message : herald_strerror(rc));
+        if (qi->rc) hd__json_field(b, "errorData", &qi->err_data);
     } else {
         hd__buf_str(b, ",\"value\":");
         hd__buf_str(b, json);
     }
     hd__buf_str(b, ",\"logLines\":[],\"journal\":");
     if (qi->journal)
-        put_str(b, qi->journal);
+        hd__json_str(b, qi->journal);
     else
         hd__buf_str(b, "null");
     hd__buf_byte(b, '}');
@@ -318,7 +292,7 @@ static void auth_error(hd_conn *c, const char *message, uint64_t base, bool atte
 {
     hd_buf b = HD_BUF_INIT;
     hd__buf_str(&b, "{\"type\":\"AuthError\",\"error\":");
-    put_str(&b, message);
+    hd__json_str(&b, message);
     hd__buf_str(&b, ",\"baseVersion\":");
     put_u64(&b, base);
     hd__buf_str(&b,
@@ -347,8 +321,8 @@ void hd__sync_answer(hd_server *s, hd_conn *c, hd_wreq *r)
             snprintf(m, sizeof m, "the mutation was committed, but its result cannot be sent: %s",
                      err.message);
         hd__buf_str(&b, ",\"success\":false,\"result\":");
-        put_str(&b, r->rc ? (r->err.message[0] ? r->err.message : herald_strerror(r->rc)) : m);
-        if (r->rc) put_error_data(&b, &r->error_data);
+        hd__json_str(&b, r->rc ? (r->err.message[0] ? r->err.message : herald_strerror(r->rc)) : m);
+        if (r->rc) hd__json_field(&b, "errorData", &r->error_data);
     } else {
         hd__buf_str(&b, ",\"success\":true,\"result\":");
         hd__buf_str(&b, json);
@@ -517,7 +491,7 @@ static void on_mutation(hd_server *s, hd_conn *c, const herald_value *msg, bool 
                            : "{\"type\":\"MutationResponse\",\"requestId\":");
     hd__buf_str(&b, rid);
     hd__buf_str(&b, ",\"success\":false,\"result\":");
-    put_str(&b, err.message[0] ? err.message : herald_strerror(rc));
+    hd__json_str(&b, err.message[0] ? err.message : herald_strerror(rc));
     hd__buf_str(&b, ",\"logLines\":[]}");
     send_buf(c, &b);
 }
