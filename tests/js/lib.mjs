@@ -131,3 +131,29 @@ export function stopProcess(proc) {
     proc.kill('SIGTERM');
   });
 }
+
+/* Headless Chromium as the browser tests run it (Debian's, no sandbox, no GPU, no network chatter). */
+export function launchChromium(chromium) {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+}
+
+/*
+ * A page of `context` that records, as failed checks, script errors and any
+ * request that does not go to `base` (Herald) or a data: URL; console errors
+ * are printed.
+ */
+export async function watchedPage(context, name, base, check) {
+  const page = await context.newPage();
+  page.on('pageerror', (e) => check(false, `${name}: script error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') console.log(`${name} console: ${m.text()}`);
+  });
+  page.on('request', (r) => {
+    const url = r.url();
+    if (!url.startsWith(base) && !url.startsWith('data:')) check(false, `${name}: request outside Herald: ${url}`);
+  });
+  return page;
+}

@@ -18,7 +18,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { CHROMIUM, checker, freePort, importOrSkip, startHerald, stopProcess } from './lib.mjs';
+import { checker, freePort, importOrSkip, startHerald, stopProcess, launchChromium } from './lib.mjs';
 
 const [{ WebSocket }, { chromium }] = await importOrSkip(['ws', 'playwright-core'], { chromium: true });
 const [herald, root] = process.argv.slice(2);
@@ -71,10 +71,7 @@ async function main() {
   const byStatus = (await db.query({ table: 'videos', index: 'by_status' })).value.map((d) => d._id);
   check(byStatus.length === 8, `the seed has 8 videos (${byStatus.length})`);
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  const browser = await launchChromium(chromium);
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
   const page = await context.newPage();
   const logs = [];

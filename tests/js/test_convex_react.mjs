@@ -35,7 +35,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symli
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CHROMIUM, checker, freePort, importOrSkip, startHerald, stopProcess } from './lib.mjs';
+import { checker, freePort, importOrSkip, startHerald, stopProcess, launchChromium } from './lib.mjs';
 
 const [{ chromium }, esbuild, { ConvexHttpClient }] = await importOrSkip(
   ['playwright-core', 'esbuild', 'convex/browser', 'react', 'react-dom/client', 'convex/react'],
@@ -302,10 +302,7 @@ try {
   await worker.mutation('jobs:set', { jobId: 'job-1', progress: 0 });
   for (let i = 0; i < 10; i++) await poster.mutation('posts:create', { text: `p${i}` });
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium(chromium);
   const page = await (await browser.newContext()).newPage();
   page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));

@@ -27,7 +27,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CHROMIUM, checker, freePort, importOrSkip, startHerald, stopProcess } from './lib.mjs';
+import { checker, freePort, importOrSkip, startHerald, stopProcess, launchChromium, watchedPage } from './lib.mjs';
 
 const [{ chromium }] = await importOrSkip(['playwright-core'], { chromium: true });
 
@@ -82,19 +82,7 @@ async function api(kind, path, args, token) {
   return res.json();
 }
 
-/* A page that records script errors and any request that does not go to Herald. */
-async function newPage(context, name) {
-  const page = await context.newPage();
-  page.on('pageerror', (e) => check(false, `${name}: script error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error') console.log(`${name} console: ${m.text()}`);
-  });
-  page.on('request', (r) => {
-    const url = r.url();
-    if (!url.startsWith(base) && !url.startsWith('data:')) check(false, `${name}: request outside Herald: ${url}`);
-  });
-  return page;
-}
+const newPage = (context, name) => watchedPage(context, name, base, check);
 
 async function signIn(page, who) {
   await page.click('#sign-in');
@@ -371,7 +359,7 @@ async function main() {
   worker.stdout.on('data', (d) => { workerOut += d; });
   worker.stderr.on('data', (d) => { workerOut += d; });
 
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  browser = await launchChromium(chromium);
   const alice = await browser.newContext({ viewport: { width: 1200, height: 860 } });
   const bob = await browser.newContext({ viewport: { width: 1200, height: 860 } });
   await dashboardTests(alice);

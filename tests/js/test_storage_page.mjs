@@ -31,7 +31,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { deflateSync } from 'node:zlib';
-import { CHROMIUM, checker, freePort, importOrSkip, startHerald, stopProcess } from './lib.mjs';
+import { checker, freePort, importOrSkip, startHerald, stopProcess, launchChromium, watchedPage } from './lib.mjs';
 
 const [{ chromium }] = await importOrSkip(['playwright-core'], { chromium: true });
 const [herald, rootArg] = process.argv.slice(2);
@@ -122,18 +122,7 @@ async function until(pred, what, timeoutMs = 20000, everyMs = 100) {
   }
 }
 
-async function newPage(context, name) {
-  const page = await context.newPage();
-  page.on('pageerror', (e) => check(false, `${name}: script error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error') console.log(`${name} console: ${m.text()}`);
-  });
-  page.on('request', (r) => {
-    const url = r.url();
-    if (!url.startsWith(base) && !url.startsWith('data:')) check(false, `${name}: request outside Herald: ${url}`);
-  });
-  return page;
-}
+const newPage = (context, name) => watchedPage(context, name, base, check);
 
 /* The avatar <img> as the page shows it. */
 const avatar = (page) => page.evaluate(() => {
@@ -163,7 +152,7 @@ async function main() {
   const started = await startHerald(herald, ['--data', join(work, 'data'), '--app', app, '--no-sync', 'serve',
     '--port', String(port), '--static', www, '--public-url', base], { onOutput: (d) => { serverOut += d; } });
   server = started.proc;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  browser = await launchChromium(chromium);
   const alice = await browser.newContext();
   const page = await newPage(alice, 'alice');
   await page.goto(`${base}/`);
