@@ -21,7 +21,19 @@ const [{ ConvexClient, ConvexHttpClient }, { ConvexError }, { WebSocket }] = awa
   'ws',
 ]);
 const [herald, root] = process.argv.slice(2);
-const { check, failures, passed } = checker();
+const { check: record, failures, passed } = checker();
+/* A step that never ends fails the test here, naming the last check that passed (a
+ * mutation whose Transition never came would otherwise wait for the suite's timeout). */
+let lastCheck = 'the start';
+const check = (cond, what) => {
+  lastCheck = what;
+  return record(cond, what);
+};
+setTimeout(() => {
+  console.log(`FAIL: stuck for 150 s after: ${lastCheck}`);
+  console.log(`${passed()} passed, ${failures.length + 1} failed`);
+  process.exit(1);
+}, 150000).unref();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /* Waits until cond() holds (polling), or the time is up; resolves with whether it held. */
@@ -213,7 +225,12 @@ try {
     if (job && progress.at(-1) !== job.progress) progress.push(job.progress);
   });
   check(await until(() => progress.length === 1), 'sync: the first result arrives');
-  for (let p = 10; p <= 100; p += 10) await worker.mutation('jobs:set', { jobId: 'j1', progress: p });
+  /* Each step once the subscriber has the previous one: updates the client has not
+   * taken yet may merge into the newest (docs/protocol.md), so every step is awaited. */
+  for (let p = 10; p <= 100; p += 10) {
+    await worker.mutation('jobs:set', { jobId: 'j1', progress: p });
+    await until(() => progress.at(-1) === p);
+  }
   check(await until(() => progress.at(-1) === 100), 'sync: the last progress arrives');
   check(progress.join() === '0,10,20,30,40,50,60,70,80,90,100', `sync: every change of the job's progress (${progress})`);
 
