@@ -290,9 +290,10 @@ def main():
         check(call(server, "query", "files:url", {"id": sid3}).startswith("http://files.example:9/api/storage/"),
               "read URLs start with --public-url too")
         u = call(server, "mutation", "files:uploadUrl")
-        (status, _, body), _ = upload(server, os.urandom(700_000),
-                                     url=server.url(u[len("http://files.example:9"):]))
-        check(status == 507, f"an upload past --max-storage: {status} {body[:200]}")
+        # Refused at its headers: sent by hand, since the answer comes before the body is read.
+        got = raw_post(server, u[u.index("/api/"):], {"Content-Length": "700000"}, b"",
+                       then_close=False)
+        check(b" 507 " in got.split(b"\r\n", 1)[0], f"an upload past --max-storage: {got[:120]}")
         call(server, "mutation", "files:remove", {"id": sid3})
         u = call(server, "mutation", "files:uploadUrl")
         (status, _, _), _ = upload(server, os.urandom(700_000),
