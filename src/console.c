@@ -3,7 +3,7 @@
  * server over the native WebSocket protocol and its admin messages
  * (docs/protocol.md), as the web console at /admin is: tables, schema,
  * functions, stats, one-shot and live queries, function calls, the commit
- * tail. Interactive with line editing and history (libedit) when stdin is
+ * tail, the scheduler's runs. Interactive with line editing and history (libedit) when stdin is
  * a terminal; otherwise one command a line from stdin, stopping with
  * status 1 at the first command that fails (docs/console.md).
  *
@@ -790,27 +790,54 @@ static int ensure_connected(console *con, herald_error *err)
 
 /* ---- commands ---- */
 
-/* An admin op's result value (the caller frees it). */
-static int admin_op(console *con, const char *op, herald_value *value, herald_error *err)
+/*
+ * Sends message `m` of type `type` (its `id` is set here) with `field` set
+ * to `v` (taken, also on failure), and gives the answer's value: *value is
+ * the caller's to free.
+ */
+static int ask_value(console *con, const char *type, const char *field, herald_value v,
+                     herald_value *value, herald_error *err)
 {
     char id[32];
     herald_value m, reply;
     *value = herald_undefined();
     new_id(con, id, sizeof id);
-    int rc = message_new(&m, "admin", id, err);
-    if (rc) return rc;
-    if (obj_set_str(&m, "op", op)) {
+    int rc = message_new(&m, type, id, err);
+    if (rc) {
+        herald_value_free(&v);
+        return rc;
+    }
+    if (obj_set(&m, field, v)) {
         herald_value_free(&m);
         return herald_fail(err, HERALD_ENOMEM, "out of memory");
     }
     rc = request(con, &m, id, &reply, err);
     herald_value_free(&m);
     if (rc) return rc;
-    const herald_value *v = herald_object_get(&reply, "value");
-    if (v && herald_value_copy(value, v)) rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
-    if (!v) *value = herald_null();
+    const herald_value *got = herald_object_get(&reply, "value");
+    if (got && herald_value_copy(value, got)) rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+    if (!got) *value = herald_null();
     herald_value_free(&reply);
     return rc;
+}
+
+/* An admin op's result value (the caller frees it). */
+static int admin_op(console *con, const char *op, herald_value *value, herald_error *err)
+{
+    herald_value name;
+    *value = herald_undefined();
+    if (herald_string(&name, op, strlen(op)))
+        return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    return ask_value(con, "admin", "op", name, value, err);
+}
+
+/* A raw query, given as JSON text, run once: its result (the caller frees it). */
+static int raw_query(console *con, const char *query, herald_value *value, herald_error *err)
+{
+    herald_value q;
+    *value = herald_undefined();
+    int rc = herald_value_from_json(query, strlen(query), &q, err);
+    return rc ? rc : ask_value(con, "query", "query", q, value, err);
 }
 
 static int expect_no_args(const char *cmd, const char *rest, herald_error *err)
@@ -1377,6 +1404,206 @@ static int cmd_tail(console *con, const char *rest, herald_error *err)
     return rc;
 }
 
+/* ---- scheduled runs ---- */
+
+#define SCHEDULED_COUNT 20 /* runs of each list `scheduled` shows unless told */
+
+/*
+ * `_scheduled_functions` through by_state_time (state.kind, scheduledTime).
+ * The kinds sort "canceled" < "failed" < "inProgress" < "pending" <
+ * "success", so running and pending runs are one range, running first.
+ */
+#define SCHEDULED_TABLE "{\"table\":\"_scheduled_functions\",\"index\":\"by_state_time\","
+
+static const char *const finished_kinds[] = {"success", "failed", "canceled"};
+
+static double row_time(const herald_value *row, const char *field)
+{
+    double t;
+    return num_of(herald_object_get(row, field), &t) ? t : -INFINITY;
+}
+
+/* Newest completion first; ties (and rows without one) by creation, newest first. */
+static int cmp_finished(const void *a, const void *b)
+{
+    const herald_value *x = a, *y = b;
+    double tx = row_time(x, "completedTime"), ty = row_time(y, "completedTime");
+    if (tx != ty) return tx < ty ? 1 : -1;
+    tx = row_time(x, "_creationTime");
+    ty = row_time(y, "_creationTime");
+    return tx < ty ? 1 : tx > ty ? -1 : 0;
+}
+
+/*
+ * The runs pending or running (due soonest first, at most `count` + 1, to
+ * tell that there are more) and the `count` finished most recently, newest
+ * first: two arrays of `_scheduled_functions` rows, the caller's to free.
+ */
+static int scheduled_runs(console *con, long count, herald_value *active, herald_value *finished,
+                          herald_error *err)
+{
+    char query[400];
+    herald_array_init(finished);
+    snprintf(query, sizeof query,
+             SCHEDULED_TABLE "\"range\":[{\"gte\":[\"state.kind\",\"inProgress\"]},"
+                             "{\"lte\":[\"state.kind\",\"pending\"]}],\"take\":%ld}",
+             count + 1);
+    int rc = raw_query(con, query, active, err);
+    for (size_t k = 0; !rc && k < sizeof finished_kinds / sizeof finished_kinds[0]; k++) {
+        herald_value rows;
+        snprintf(query, sizeof query,
+                 SCHEDULED_TABLE "\"range\":[{\"eq\":[\"state.kind\",\"%s\"]}],"
+                                 "\"order\":\"desc\",\"take\":%ld}",
+                 finished_kinds[k], count);
+        if ((rc = raw_query(con, query, &rows, err))) break;
+        for (size_t i = 0; rows.type == HERALD_ARRAY && i < rows.u.arr.len && !rc; i++) {
+            /* Moved, not copied: `rows` gives its items up below. */
+            if (herald_array_push(finished, rows.u.arr.items[i]))
+                rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+            rows.u.arr.items[i] = herald_undefined();
+        }
+        herald_value_free(&rows);
+    }
+    if (!rc && active->type != HERALD_ARRAY)
+        rc = herald_fail(err, HERALD_EINVAL, "the server's answer is not a list of runs");
+    if (rc) {
+        herald_value_free(active);
+        herald_value_free(finished);
+        return rc;
+    }
+    if (finished->u.arr.len > 1) /* an empty array has no items to hand qsort */
+        qsort(finished->u.arr.items, finished->u.arr.len, sizeof *finished->u.arr.items,
+              cmp_finished);
+    while (finished->u.arr.len > (size_t)count)
+        herald_value_free(&finished->u.arr.items[--finished->u.arr.len]);
+    return 0;
+}
+
+/* Milliseconds since the epoch as local time: "2025-11-24 12:00:01.234". */
+static char *time_text(double ms, double now_ms, bool relative)
+{
+    char text[96], day[40];
+    if (!isfinite(ms)) return strdup("");
+    if (fabs(ms) > 1e15) { /* over 30,000 years from 1970: the number, not a date */
+        fmt_double(text, sizeof text, ms);
+        return strdup(text);
+    }
+    time_t secs = (time_t)floor(ms / 1000);
+    struct tm tm;
+    if (!localtime_r(&secs, &tm) || !strftime(day, sizeof day, "%Y-%m-%d %H:%M:%S", &tm))
+        return strdup("?");
+    int n = snprintf(text, sizeof text, "%s.%03d", day, (int)(ms - (double)secs * 1000));
+    if (relative && n > 0 && (size_t)n < sizeof text) {
+        /* When it is due from now: "in 59.8 s", "1.2 s late" (waiting for its turn). */
+        static const struct {
+            double seconds;
+            const char *name;
+        } units[] = {{86400, "days"}, {3600, "h"}, {60, "min"}, {1, "s"}};
+        double s = fabs(ms - now_ms) / 1000;
+        size_t u = 0;
+        while (u + 1 < sizeof units / sizeof units[0] && s < units[u].seconds)
+            u++;
+        snprintf(text + n, sizeof text - (size_t)n,
+                 ms >= now_ms ? " (in %.1f %s)" : " (%.1f %s late)", s / units[u].seconds,
+                 units[u].name);
+    }
+    return strdup(text);
+}
+
+/* A value on one line of at most `max` characters: "…" marks where it was cut. */
+static char *one_line(const herald_value *v, size_t max)
+{
+    char *text = v ? cell_text(v, false) : strdup("");
+    if (!text) return NULL;
+    size_t chars = 0, i = 0;
+    for (; text[i]; i++) {
+        if (text[i] == '\n' || text[i] == '\r' || text[i] == '\t') text[i] = ' ';
+        if (((unsigned char)text[i] & 0xC0) != 0x80 && ++chars > max) break;
+    }
+    if (!text[i]) return text;
+    char *cut = malloc(i + 4);
+    if (cut) {
+        memcpy(cut, text, i);
+        memcpy(cut + i, "\u2026", 4); /* "…" and its NUL */
+    }
+    free(text);
+    return cut;
+}
+
+/* One table of runs: pending and running ones with when they are due, or finished ones. */
+static int print_runs(const herald_value *rows, size_t n, bool finished, herald_error *err)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double now_ms = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+    static const char *const heads[] = {"STATE", "DUE", "FUNCTION", "ARGS", "ID", "ERROR"};
+    table t = {.ncols = finished ? 6 : 5};
+    for (size_t c = 0; c < t.ncols; c++)
+        table_add(&t, finished && c == 1 ? "COMPLETED" : heads[c]);
+    for (size_t i = 0; i < n; i++) {
+        const herald_value *row = &rows[i];
+        const herald_value *state = herald_object_get(row, "state");
+        const char *kind = get_str(state, "kind"), *name = get_str(row, "name");
+        const char *id = get_str(row, "_id");
+        bool running = kind && !strcmp(kind, "inProgress");
+        table_add(&t, running ? "running" : kind ? kind : "?");
+        table_take(&t, finished ? time_text(row_time(row, "completedTime"), now_ms, false)
+                                : time_text(row_time(row, "scheduledTime"), now_ms, !running));
+        table_add(&t, name ? name : "?");
+        table_take(&t, one_line(herald_object_get(row, "args"), 60));
+        table_add(&t, id ? id : "?");
+        if (finished) table_take(&t, one_line(herald_object_get(state, "error"), 200));
+    }
+    int rc = table_print(&t, err);
+    table_free(&t);
+    return rc;
+}
+
+static int cmd_scheduled(console *con, const char *rest, herald_error *err)
+{
+    long count = SCHEDULED_COUNT;
+    double seconds;
+    herald_value active, finished;
+    int rc = parse_limits(&rest, &count, &seconds, err);
+    if (rc || (rc = expect_no_args("scheduled", rest, err))) return rc;
+    if (seconds > 0) return herald_fail(err, HERALD_EINVAL, "`scheduled` takes --count N only");
+    if (!count) count = SCHEDULED_COUNT;
+    if (count > 10000) count = 10000;
+    if ((rc = scheduled_runs(con, count, &active, &finished, err))) return rc;
+    bool more = active.u.arr.len > (size_t)count;
+    size_t nactive = more ? (size_t)count : active.u.arr.len;
+    if (con->json) {
+        /* {"active": [...], "finished": [...]}: the rows as the server holds them. */
+        herald_value out;
+        herald_object_init(&out);
+        while (active.u.arr.len > nactive)
+            herald_value_free(&active.u.arr.items[--active.u.arr.len]);
+        bool failed = obj_set(&out, "active", active) != 0;
+        if (obj_set(&out, "finished", finished) || failed)
+            rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+        else
+            rc = print_value(con, &out, err);
+        herald_value_free(&out);
+        return rc;
+    }
+    if (!nactive)
+        puts("no runs pending or running");
+    else
+        printf("pending and running (%s%zu, due soonest first):\n", more ? "the first " : "",
+               nactive);
+    if (nactive) rc = print_runs(active.u.arr.items, nactive, false, err);
+    if (!rc && more) puts("(more runs are pending than shown: `scheduled --count N` lists N)");
+    if (!rc && !finished.u.arr.len)
+        puts("no finished runs");
+    else if (!rc)
+        printf("finished (the last %zu, newest first):\n", finished.u.arr.len);
+    if (!rc && finished.u.arr.len)
+        rc = print_runs(finished.u.arr.items, finished.u.arr.len, true, err);
+    herald_value_free(&active);
+    herald_value_free(&finished);
+    return rc;
+}
+
 static int cmd_reload(console *con, const char *rest, herald_error *err)
 {
     char id[32];
@@ -1414,6 +1641,9 @@ static const struct command {
     {"tail", cmd_tail, "tail [--count N] [--seconds S]",
      "one line per document each commit changes: version, table, op, id;\n"
      "      until Ctrl-C (or N commits, or S seconds)"},
+    {"scheduled", cmd_scheduled, "scheduled [--count N]",
+     "runs of ctx.scheduler: pending and running ones, then the last finished ones\n"
+     "      (success, failed with its error, canceled); N of each (default 20)"},
     {"stats", cmd_stats, "stats", "the server's counters and latencies"},
     {"reload", cmd_reload, "reload", "reload the app's functions and auth configuration"},
     {"quit", NULL, "quit | exit", "leave (Ctrl-D too)"},

@@ -12,7 +12,12 @@ twitch-jobs app and its seed:
   from the server's stats), `tail` prints a commit line, Ctrl-C at the
   prompt drops the typed line and does not end the console, line editing
   keys and UTF-8 text work, `quit` exits 0 and the history file holds the
-  commands, never the key.
+  commands, never the key;
+- `scheduled`, against a second server whose app schedules runs
+  (tests/js/scheduling_app): a run is
+  listed as pending with when it is due, then as a success once it ran; a
+  failing run shows its error; a cancelled one is canceled; finished runs
+  come newest first, pending ones due soonest first; `--count` bounds both.
 
 Usage: /usr/bin/python3 test_console.py <herald binary> <source root>
 """
@@ -37,6 +42,7 @@ from herald_testlib import Server, call, check, finish, free_port  # noqa: E402
 
 APP = os.path.join(ROOT, "examples", "twitch-jobs")
 SEED = os.path.join(APP, "seed", "videos.jsonl")
+SCHED_APP = os.path.join(ROOT, "tests", "js", "scheduling_app")  # its mutations schedule runs
 TIMEOUT = 60  # a guard against hangs only; nothing waits for it to pass
 ROW = re.compile(r"^videos\s+8\s+by_id", re.M)
 
@@ -362,6 +368,116 @@ def test_terminal(server, key):
         t.kill()
 
 
+WHEN = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}"
+
+
+def schedule(server, path, args):
+    """A mutation of the app that schedules a run: the run's id."""
+    status, reply = call(server, "mutation", path, args)
+    check(status == 200 and reply.get("status") == "success", f"{path} succeeds ({status} {reply})")
+    return reply.get("value")
+
+
+def scheduled_json(server, key, count=None):
+    """`scheduled --json`: ({id: row} of the active runs in order, same of the finished)."""
+    rc, out, err = console(server, f"scheduled{f' --count {count}' if count else ''}\n", key,
+                           ["--json"])
+    check(rc == 0, f"scheduled --json exits 0 ({rc} {err!r})")
+    try:
+        v = json.loads(out)
+    except ValueError:
+        check(False, f"scheduled --json prints JSON ({out!r})")
+        return {}, {}
+    return ({r["_id"]: r for r in v["active"]}, {r["_id"]: r for r in v["finished"]})
+
+
+def wait_finished(server, key, run_id, what):
+    """Asks `scheduled --json` until the run is finished; its row, or None."""
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline:
+        active, finished = scheduled_json(server, key)
+        if run_id in finished:
+            check(run_id not in active, f"{what}: no longer pending once finished")
+            return finished[run_id]
+        time.sleep(0.1)
+    check(False, f"{what}: finished within {TIMEOUT} s")
+    return None
+
+
+def test_scheduled():
+    work = tempfile.mkdtemp(prefix="herald-console-sched-")
+    server = Server(HERALD, SCHED_APP, os.path.join(work, "data"))
+    key = server.key
+    try:
+        rc, out, err = console(server, "scheduled\n", key)
+        check(rc == 0 and "no runs pending or running" in out and "no finished runs" in out,
+              f"`scheduled` with no runs says so ({rc} {out!r} {err!r})")
+
+        # Due in 3 s: pending first, with when it is due; then a success.
+        soon = schedule(server, "jobs:later", {"name": "welcome-email", "ms": 3000})
+        rc, out, err = console(server, "scheduled\n", key)
+        check(rc == 0 and re.search(
+            rf'^pending\s+{WHEN} \(in [0-9.]+ s\)\s+jobs:bump\s+\{{"name":"welcome-email"\}}\s+{soon}$',
+            out, re.M), f"`scheduled` lists the new run as pending, due in seconds:\n{out}")
+        check(-1 < out.find("pending and running") < out.find("no finished runs"),
+              "pending runs come before the finished ones")
+        row = wait_finished(server, key, soon, "the run due in 3 s")
+        check(row and row["state"]["kind"] == "success" and row["completedTime"] >= row["scheduledTime"],
+              f"it is a success, completed after its time ({row})")
+        rc, out, err = console(server, "scheduled\n", key)
+        check(re.search(rf'^success\s+{WHEN}\s+jobs:bump\s+\{{"name":"welcome-email"\}}\s+{soon}$',
+                        out, re.M) and "no runs pending or running" in out,
+              f"`scheduled` shows it as a success with its completion time:\n{out}")
+
+        # A failing run, with its error.
+        boom = schedule(server, "jobs:laterBoom", {"reportId": "r-17"})
+        row = wait_finished(server, key, boom, "the failing run")
+        check(row and row["state"]["kind"] == "failed", f"the failing run failed ({row})")
+        rc, out, err = console(server, "scheduled\n", key)
+        check(re.search(rf'^failed\s+{WHEN}\s+jobs:boom\s+\{{"reportId":"r-17"\}}\s+{boom}\s+'
+                        r'functions/jobs\.lua:\d+: report r-17 has no data$', out, re.M),
+              f"`scheduled` shows the failure with its error:\n{out}")
+
+        # Three far runs, one cancelled; newest finished first, soonest pending first.
+        far = [schedule(server, "jobs:later", {"name": n, "ms": ms})
+               for n, ms in [("nightly-report", 5400000), ("trial-reminder", 259200000),
+                             ("cache-refresh", 90000)]]
+        schedule(server, "jobs:cancel", {"id": far[1]})
+        active, finished = scheduled_json(server, key)
+        check(list(active) == [far[2], far[0]],
+              f"pending runs are listed due soonest first ({list(active)})")
+        check(list(finished) == [far[1], boom, soon],
+              f"finished runs are listed newest first ({list(finished)})")
+        check(finished.get(far[1], {}).get("state", {}).get("kind") == "canceled",
+              "the cancelled run is canceled")
+        rc, out, err = console(server, "scheduled\n", key)
+        check(re.search(rf'^pending\s+{WHEN} \(in 1\.5 h\)\s+jobs:bump\s+\{{"name":"nightly-report"\}}'
+                        rf'\s+{far[0]}$', out, re.M)
+              and re.search(rf"^canceled\s+{WHEN}\s+jobs:bump\s+\S+\s+{far[1]}$", out, re.M),
+              f"`scheduled` shows the far run's time from now and the cancelled run:\n{out}")
+
+        # --count bounds both lists and says that more are pending.
+        rc, out, err = console(server, "scheduled --count 1\n", key)
+        rows = re.findall(rf"^(pending|success|failed|canceled)\s+{WHEN}", out, re.M)
+        check(rc == 0 and rows == ["pending", "canceled"] and "more runs are pending" in out,
+              f"--count 1: one pending (and more said), one finished ({rc} {rows} {out!r})")
+        active, finished = scheduled_json(server, key, 1)
+        check(list(active) == [far[2]] and list(finished) == [far[1]],
+              f"--json --count 1 keeps the first of each ({list(active)} {list(finished)})")
+
+        for bad, says in [("scheduled --seconds 2", "--count N only"),
+                          ("scheduled now", "takes no arguments")]:
+            rc, out, err = console(server, bad + "\n", key)
+            check(rc == 1 and says in err, f"`{bad}` is refused ({rc} {err!r})")
+        rc, out, err = console(server, "scheduled\n", None)
+        check(rc == 1 and "Unauthorized" in err, f"no key: `scheduled` is refused ({rc} {err!r})")
+        rc, out, err = console(server, "help\n", key)
+        check("scheduled [--count N]" in out, "help lists `scheduled`")
+    finally:
+        rc = server.stop()
+        check(rc == 0, f"the scheduling server stops cleanly ({rc})")
+
+
 def main():
     work = tempfile.mkdtemp(prefix="herald-console-")
     data = os.path.join(work, "data")
@@ -377,6 +493,7 @@ def main():
     finally:
         rc = server.stop()
         check(rc == 0, f"the server stops cleanly ({rc})")
+    test_scheduled()
     return finish("console")
 
 

@@ -6,8 +6,10 @@
  * logs), the tables list and counts, browsing a table page by page through an
  * index in both orders, the schema, one-shot and live queries and function
  * calls, error display, the live tail of another client's commits, stats,
- * the document view, narrow screens, and a reconnect after a server restart.
- * Saves docs/screenshots/admin.png and admin-narrow.png.
+ * the document view, narrow screens, and a reconnect after a server restart;
+ * then, against a second server whose app schedules runs, the Scheduled view
+ * (scheduledView below). Saves docs/screenshots/admin.png, admin-narrow.png
+ * and admin-scheduled.png.
  *
  * Run as: node test_admin.mjs <herald> <source root>
  * Needs playwright-core and ws (npm ci in tests/js) and /usr/bin/chromium;
@@ -18,7 +20,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { checker, freePort, importOrSkip, startHerald, stopProcess, launchChromium } from './lib.mjs';
+import { checker, freePort, importOrSkip, startHerald, stopProcess, launchChromium, watchedPage } from './lib.mjs';
 
 const [{ WebSocket }, { chromium }] = await importOrSkip(['ws', 'playwright-core'], { chromium: true });
 const [herald, root] = process.argv.slice(2);
@@ -53,6 +55,116 @@ async function until(page, fn, arg, timeout = 15000) {
 }
 
 const rowIds = (page) => page.$$eval('#b-docs tbody tr', (rows) => rows.map((r) => r.dataset.id));
+
+/*
+ * The Scheduled view, against a second server whose app schedules runs
+ * (tests/js/scheduling_app): a
+ * run shows as pending with its function, arguments and when it is due, then
+ * as a success once it ran; a failing run shows its error; a run cancelled
+ * by the app's mutation moves to the finished ones as canceled; finished runs
+ * are newest first. Saves docs/screenshots/admin-scheduled.png.
+ */
+async function scheduledView(browser) {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-admin-sched-'));
+  const port = await freePort();
+  const { proc, key } = await startHerald(herald, ['--data', join(dir, 'data'), '--app', join(root, 'tests', 'js', 'scheduling_app'), 'serve', '--port', String(port), '--static', join(root, 'web-demo')]);
+  const db = connect(`ws://127.0.0.1:${port}/ws`, { token: key, WebSocket });
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const page = await watchedPage(context, 'scheduled', `http://127.0.0.1:${port}`, check);
+  /* What the page asks of the server about _scheduled_functions: its subscriptions, and their ends. */
+  const sent = { subs: 0, unsubs: 0 };
+  page.on('websocket', (ws) =>
+    ws.on('framesent', (f) => {
+      const m = JSON.parse(String(f.payload));
+      if (m.type === 'sub' && m.query && m.query.table === '_scheduled_functions' && m.query.index) sent.subs++;
+      if (m.type === 'unsub') sent.unsubs++;
+    }),
+  );
+  const active = (id, kind) => `#s-active tr[data-id="${id}"][data-state="${kind}"]`;
+  const done = (id, kind) => `#s-finished tr[data-id="${id}"][data-state="${kind}"]`;
+  const shown = (sel) => until(page, (s) => document.querySelector(s) !== null, sel);
+  const cells = (sel) => page.$eval(sel, (r) => [...r.cells].map((c) => c.textContent));
+  try {
+    await page.goto(`http://127.0.0.1:${port}/admin`);
+    await page.fill('#key', key);
+    await page.click('#signin-button');
+    check(await until(page, () => !document.getElementById('app').hidden), 'scheduled: the console opens');
+    await page.click('.tab[data-tab="scheduled"]');
+    check(
+      await until(page, () => !document.getElementById('tab-scheduled').hidden && !document.getElementById('s-active-empty').hidden && !document.getElementById('s-finished-empty').hidden),
+      'scheduled: the view opens and says there are no runs yet',
+    );
+
+    /* A run due in 3 s: pending first, with its function, arguments and when it is due. */
+    const soon = (await db.mutation('jobs:later', { name: 'welcome-email', ms: 3000 })).value;
+    check(await shown(active(soon, 'pending')), `scheduled: a new run shows as pending (${await page.textContent('#tab-scheduled')})`);
+    const row = await cells(active(soon, 'pending'));
+    check(row[0] === 'pending' && row[1] === 'jobs:bump' && row[2] === '{"name":"welcome-email"}' && row[4] === soon, `scheduled: the pending row reads state, function, arguments and id (${row})`);
+    check(/ in \d/.test(row[3]), `scheduled: the pending row says when it is due (${row[3]})`);
+    check(await until(page, () => document.getElementById('s-active-count').textContent === '1'), 'scheduled: 1 run pending');
+
+    /* Once it ran: a success, with its completion time, and no longer pending. */
+    check(await shown(done(soon, 'success')), 'scheduled: the run shows as a success once it ran');
+    check(await page.$(active(soon, 'pending')) === null, 'scheduled: and is no longer pending');
+    const ok = await cells(done(soon, 'success'));
+    check(ok[0] === 'success' && /^\d\d:\d\d:\d\d\.\d{3}$/.test(ok[3]), `scheduled: the success row shows its completion time (${ok})`);
+    check(await until(page, () => document.getElementById('s-active-count').textContent === '0' && !document.getElementById('s-active-empty').hidden), 'scheduled: then none is pending');
+    const counted = (await db.query({ table: 'counters' })).value;
+    check(counted.length === 1 && counted[0].name === 'welcome-email', `scheduled: the run did its work (${JSON.stringify(counted)})`);
+
+    /* A run that fails: its error shows under it. */
+    const boom = (await db.mutation('jobs:laterBoom', { reportId: 'r-17' })).value;
+    check(await shown(done(boom, 'failed')), 'scheduled: a failing run shows as failed');
+    const err = await page.$eval(`#s-finished tr[data-error-for="${boom}"]`, (r) => r.textContent).catch(() => '');
+    check(err.includes('report r-17 has no data'), `scheduled: with its error (${err})`);
+
+    /* A run cancelled by the app's mutation. */
+    const later = (await db.mutation('jobs:later', { name: 'weekly-digest', ms: 3600000 })).value;
+    check(await shown(active(later, 'pending')), 'scheduled: a run due in an hour is pending');
+    const laterRow = await cells(active(later, 'pending'));
+    check(/ in 60 min$/.test(laterRow[3]) || / in 1\.0 h$/.test(laterRow[3]), `scheduled: due in an hour (${laterRow[3]})`);
+    await db.mutation('jobs:cancel', { id: later });
+    check(await shown(done(later, 'canceled')), 'scheduled: a cancelled run shows as canceled');
+    check(await page.$(active(later, 'pending')) === null, 'scheduled: and is no longer pending');
+    const order = await page.$$eval('#s-finished tr[data-id]', (rows) => rows.map((r) => r.dataset.id));
+    check(isDeepStrictEqual(order, [later, boom, soon]), `scheduled: finished runs are newest first (${order})`);
+
+    /* A run's id opens its row, live. */
+    await page.click(`${done(later, 'canceled')} td.doc button`);
+    check(await until(page, () => document.getElementById('doc-dialog').open && document.getElementById('doc-json').textContent.includes('"kind": "canceled"')), 'scheduled: a run opens as its _scheduled_functions row');
+    await page.keyboard.press('Escape');
+
+    /* A few pending runs for the picture. */
+    for (const [name, ms] of [['nightly-report', 5400000], ['trial-reminder', 86400000 * 3], ['cache-refresh', 90000]]) await db.mutation('jobs:later', { name, ms });
+    check(await until(page, () => document.querySelectorAll('#s-active tr[data-id]').length === 3), 'scheduled: three runs pending');
+    const due = await page.$$eval('#s-active tr[data-id] td.fname + td', (c) => c.map((x) => x.textContent));
+    check(due[0] === '{"name":"cache-refresh"}', `scheduled: pending runs are due soonest first (${due})`);
+    await page.waitForTimeout(1600); /* let the row flashes settle for the picture */
+    mkdirSync(shots, { recursive: true });
+    await page.locator('section.center').screenshot({ path: join(shots, 'admin-scheduled.png') });
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForTimeout(300);
+    const overflow = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    check(overflow[0] <= overflow[1], `scheduled: no horizontal overflow at 390 px (${overflow[0]} > ${overflow[1]})`);
+
+    /* The view subscribes only while it is open: four subscriptions, ended when it closes. */
+    check(sent.subs === 4, `scheduled: the open view subscribed 4 times (${sent.subs})`);
+    const unsubs = sent.unsubs;
+    await page.click('.tab[data-tab="browse"]');
+    for (let waited = 0; sent.unsubs - unsubs < 4 && waited < 5000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+    check(sent.unsubs - unsubs === 4 && sent.subs === 4, `scheduled: leaving the view ends its 4 subscriptions (${sent.unsubs - unsubs})`);
+    await page.click('.tab[data-tab="scheduled"]');
+    check(await until(page, () => document.querySelectorAll('#s-active tr[data-id]').length === 3 && document.querySelectorAll('#s-finished tr[data-id]').length === 3), 'scheduled: opened again, the view shows the runs again');
+    check(sent.subs === 8, `scheduled: with 4 new subscriptions (${sent.subs})`);
+  } finally {
+    await context.close();
+    db.close();
+    const code = await stopProcess(proc);
+    check(code === 0, `scheduled: the server exits 0 on SIGTERM (${code})`);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'herald-admin-'));
@@ -350,6 +462,8 @@ async function main() {
     const errors = logs.filter((l) => /^(pageerror|error)/.test(l) && !/WebSocket connection to .* failed/.test(l));
     check(errors.length === 0, `no page errors (${errors.join(' | ')})`);
     check(external.length === 0, `the page loads nothing from outside (${external})`);
+
+    await scheduledView(browser);
   } finally {
     await browser.close();
     db.close();

@@ -5,8 +5,9 @@
  *  - AdminSocket (below), a small raw WebSocket helper for the console's own
  *    messages (admin tables/schema/functions/stats, the commit tail) and for
  *    one-shot queries and mutations;
- *  - the JavaScript client (/herald.js), which keeps watched results current
- *    by applying the diffs the server sends.
+ *  - the JavaScript client (/herald.js), which keeps watched results (the
+ *    query box's, the open document, the Scheduled view) current by applying
+ *    the diffs the server sends.
  * Both reconnect with backoff and sign in again by themselves.
  *
  * The key lives in sessionStorage (this tab only), never in a URL, never in
@@ -324,6 +325,7 @@ const state = {
   watch: null, /* {stop, updates} */
   cps: [],
   doc: null, /* {stop} */
+  sched: null, /* {stops, active, finished, errors, seen, timer}: the Scheduled view's subscriptions */
 };
 
 function setVersion(v) {
@@ -412,6 +414,7 @@ async function signIn(key, fromStorage = false) {
   setConn('open');
   banner(adminMissing ? 'This server does not answer the admin console\u2019s messages (tables, schema, stats, tail): browsing, queries and watches still work through raw queries.' : '');
   admin.tail();
+  if (!$('tab-scheduled').hidden) startScheduled();
   reloadAll();
   statsTimer = setInterval(pollStats, 1000);
   pollStats();
@@ -430,6 +433,7 @@ function signOut(message) {
   sessionStorage.removeItem(KEY_STORE);
   clearInterval(statsTimer);
   stopWatch();
+  stopScheduled();
   closeDoc();
   if (admin) admin.close();
   if (db) db.close();
@@ -916,6 +920,141 @@ function closeDoc() {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Scheduled runs: ctx.scheduler's rows of _scheduled_functions, live.     */
+
+/*
+ * Four subscriptions through the table's index by_state_time (state.kind,
+ * scheduledTime). The kinds sort "canceled" < "failed" < "inProgress" <
+ * "pending" < "success", so the runs running and pending are one range,
+ * running first, each due soonest first; the finished ones are one range
+ * per kind, latest first, merged here by completion time.
+ */
+const SCHED_ACTIVE_MAX = 100;
+const SCHED_FINISHED_MAX = 50;
+const SCHED_FINISHED_KINDS = ['success', 'failed', 'canceled'];
+const schedQuery = (range, more) => ({ table: '_scheduled_functions', index: 'by_state_time', range, ...more });
+
+/* While the view is open: the page holds no subscriptions for it otherwise. */
+function startScheduled() {
+  stopScheduled();
+  if (!db) return;
+  const s = { stops: [], active: null, finished: {}, errors: {}, seen: null };
+  state.sched = s;
+  const follow = (name, query) =>
+    s.stops.push(
+      db.subscribe(
+        query,
+        (value) => {
+          if (state.sched !== s) return;
+          if (name === 'active') s.active = value;
+          else s.finished[name] = value;
+          delete s.errors[name];
+          renderScheduled();
+        },
+        (e) => {
+          if (state.sched !== s) return;
+          s.errors[name] = e;
+          renderScheduled();
+        },
+      ),
+    );
+  follow('active', schedQuery([{ gte: ['state.kind', 'inProgress'] }, { lte: ['state.kind', 'pending'] }], { take: SCHED_ACTIVE_MAX + 1 }));
+  for (const kind of SCHED_FINISHED_KINDS) follow(kind, schedQuery([{ eq: ['state.kind', kind] }], { order: 'desc', take: SCHED_FINISHED_MAX }));
+  s.timer = setInterval(refreshDue, 1000);
+  renderScheduled(); /* nothing yet: no "no runs" before the server said so */
+}
+
+function stopScheduled() {
+  const s = state.sched;
+  if (!s) return;
+  for (const stop of s.stops) stop();
+  clearInterval(s.timer);
+  state.sched = null;
+  $('s-active').replaceChildren();
+  $('s-finished').replaceChildren();
+}
+
+/* "14:03:07.120" today, "2025-11-24 14:03:07" another day. */
+function fmtWhen(ms) {
+  if (typeof ms !== 'number' || !isFinite(ms)) return '–';
+  const d = new Date(ms);
+  if (isNaN(d.getTime())) return String(ms); /* beyond the dates JavaScript has */
+  const pad = (n, w = 2) => String(n).padStart(w, '0');
+  const time = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  if (d.toDateString() === new Date().toDateString()) return `${time}.${pad(d.getMilliseconds(), 3)}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${time}`;
+}
+
+/* When a run is due, from now: "in 12 s", "in 5 min", "1.2 s late" (waiting for its turn). */
+function fmtDue(ms) {
+  const left = ms - Date.now();
+  const s = Math.abs(left) / 1000;
+  let amount;
+  if (s < 10) amount = `${s.toFixed(1)} s`;
+  else if (s < 60) amount = `${Math.round(s)} s`;
+  else if (s < 3600) amount = `${Math.round(s / 60)} min`;
+  else if (s < 86400) amount = `${(s / 3600).toFixed(1)} h`;
+  else amount = `${(s / 86400).toFixed(1)} days`;
+  return left >= 0 ? `in ${amount}` : `${amount} late`;
+}
+
+function refreshDue() {
+  if ($('tab-scheduled').hidden) return;
+  for (const span of document.querySelectorAll('#s-active .due')) span.textContent = fmtDue(Number(span.dataset.at));
+}
+
+function runRow(run, finished, fresh) {
+  const kind = run.state && typeof run.state.kind === 'string' ? run.state.kind : '?';
+  const label = kind === 'inProgress' ? 'running' : kind;
+  const args = cellOf(run.args);
+  const full = JSON.stringify(run.args);
+  const when = finished ? run.completedTime : run.scheduledTime;
+  const whenCell = el('td', { class: 'when', title: finished ? `scheduled for ${fmtWhen(run.scheduledTime)}` : undefined }, fmtWhen(when));
+  if (!finished && kind === 'pending') whenCell.append(' ', el('span', { class: 'due', 'data-at': String(run.scheduledTime), text: fmtDue(run.scheduledTime) }));
+  const rows = [
+    el(
+      'tr',
+      { class: fresh ? 'new' : '', 'data-id': run._id, 'data-state': kind },
+      el('td', {}, el('span', { class: `sstate ${kind}`, text: label })),
+      el('td', { class: 'fname', text: run.name ?? '?' }),
+      el('td', { class: 'args', text: args.text, title: full && full.length > 40 ? full : undefined }),
+      whenCell,
+      el('td', { class: 'doc' }, el('button', { type: 'button', title: `Open ${run._id}`, text: run._id, onclick: () => openDoc('_scheduled_functions', run._id) })),
+    ),
+  ];
+  if (finished && run.state && run.state.error !== undefined) {
+    rows.push(el('tr', { class: 'errrow', 'data-error-for': run._id }, el('td', { colSpan: 5, text: String(run.state.error) })));
+  }
+  return rows;
+}
+
+function renderScheduled() {
+  const s = state.sched;
+  if (!s) return;
+  const errors = Object.entries(s.errors);
+  if (errors.length) showError($('s-error'), errors[0][1]);
+  else $('s-error').hidden = true;
+  const all = s.active || [];
+  const active = all.slice(0, SCHED_ACTIVE_MAX);
+  const finished = SCHED_FINISHED_KINDS.flatMap((k) => s.finished[k] || [])
+    .sort((a, b) => (b.completedTime ?? -Infinity) - (a.completedTime ?? -Infinity) || b._creationTime - a._creationTime)
+    .slice(0, SCHED_FINISHED_MAX);
+  /* Rows that are new, or have a new state, flash once (not on the first render). */
+  const key = (r) => `${r._id}:${r.state && r.state.kind}`;
+  const fresh = (r) => s.seen !== null && !s.seen.has(key(r));
+  $('s-active').replaceChildren(...active.flatMap((r) => runRow(r, false, fresh(r))));
+  $('s-finished').replaceChildren(...finished.flatMap((r) => runRow(r, true, fresh(r))));
+  if (s.active !== null && SCHED_FINISHED_KINDS.every((k) => s.finished[k])) s.seen = new Set([...active, ...finished].map(key));
+  const more = all.length > SCHED_ACTIVE_MAX;
+  $('s-active-count').textContent = more ? `${SCHED_ACTIVE_MAX}+` : String(active.length);
+  $('s-active-more').textContent = more ? `showing the first ${SCHED_ACTIVE_MAX}, due soonest` : '';
+  $('s-active-more').hidden = !more;
+  $('s-active-empty').hidden = s.active === null || active.length > 0;
+  $('s-finished-count').textContent = String(finished.length);
+  $('s-finished-empty').hidden = SCHED_FINISHED_KINDS.some((k) => !s.finished[k]) || finished.length > 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Stats, every second.                                                     */
 
 let statsBusy = false;
@@ -974,8 +1113,9 @@ function renderStats(s) {
 
 function selectTab(name) {
   for (const tab of document.querySelectorAll('.tab')) tab.setAttribute('aria-selected', String(tab.dataset.tab === name));
-  $('tab-browse').hidden = name !== 'browse';
-  $('tab-schema').hidden = name !== 'schema';
+  for (const panel of document.querySelectorAll('.tabpanel')) panel.hidden = panel.id !== `tab-${name}`;
+  if (name !== 'scheduled') stopScheduled();
+  else if (!state.sched) startScheduled();
 }
 
 function setView(view) {
