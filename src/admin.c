@@ -145,7 +145,7 @@ static int op_functions(hd_server *s, herald_value *out, herald_error *err)
         herald_value fn;
         herald_object_init(&fn);
         set_str(&b, &fn, "path", path);
-        set_str(&b, &fn, "kind", kind == HD_FN_MUTATION ? "mutation" : "query");
+        set_str(&b, &fn, "kind", hd__fn_kind_name(kind));
         set(&b, &fn, "internal", herald_bool(internal));
         push(&b, out, fn);
     }
@@ -335,7 +335,8 @@ void hd__admin_commit(hd_server *s, hd_wbatch *batches)
         /* A mutation's time at the writer, from its queue to a durable commit. */
         for (hd_wreq *r = b->reqs; r && b->committed_at > 0; r = r->next) {
             s->durable_ms[s->durable_next] = (float)((b->committed_at - r->submitted_at) * 1000.0);
-            s->durable_next = (s->durable_next + 1) % (sizeof s->durable_ms / sizeof s->durable_ms[0]);
+            s->durable_next =
+                (s->durable_next + 1) % (sizeof s->durable_ms / sizeof s->durable_ms[0]);
             if (s->ndurable < sizeof s->durable_ms / sizeof s->durable_ms[0]) s->ndurable++;
         }
         /* One latency sample per commit of the group: they were pushed together. */

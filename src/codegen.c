@@ -340,8 +340,8 @@ static void api_emit(hd_buf *b, const api_node *n, const hd_fnrt *rt, bool inter
             hd_fn_kind kind = HD_FN_QUERY;
             const herald_validator *args = NULL, *returns = NULL;
             hd__fnrt_def(rt, (size_t)k->leaf, &kind, NULL, &args, &returns);
-            emitf(b, "FunctionReference<\"%s\", \"%s\", ",
-                  kind == HD_FN_MUTATION ? "mutation" : "query", internal ? "internal" : "public");
+            emitf(b, "FunctionReference<\"%s\", \"%s\", ", hd__fn_kind_name(kind),
+                  internal ? "internal" : "public");
             /* Without `args` any object is accepted; Convex writes `any` there too. */
             if (args && args->kind == HERALD_V_OBJECT)
                 ts_type(b, args, &st, depth + 2);

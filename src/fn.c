@@ -35,13 +35,16 @@
 
 #include <cjson/cJSON.h>
 
+#include "fetch.h"
 #include "fn.h"
 #include "herald/query.h"
 #include "jwt.h"
 #include "schema_priv.h"
 #include "blobs.h"
+#include "cron.h"
 #include "search.h"
 #include "vector.h"
+#include "writer.h"
 
 #define MAX_FILES            1000
 #define MAX_FILE_BYTES       ((size_t)4 * 1024 * 1024)
@@ -73,6 +76,9 @@ static char KEY_ARRAY_MT, KEY_BYTES_MT, KEY_INT64_MT, KEY_FN_MT, KEY_V_MT, KEY_E
  */
 static char KEY_TAG, KEY_VIEW, KEY_VIEW_NAME, KEY_VIEWS, KEY_ENV, KEY_CALL_MT, KEY_RESTORE;
 static char SENTINEL_NULL, SENTINEL_UNSET, SENTINEL_LOADING;
+/* Marks of the tables functions/crons.lua and functions/http.lua return (herald.cronJobs(),
+ * herald.httpRouter()). */
+static char KEY_CRONS, KEY_ROUTES;
 
 /* ------------------------------------------------------------- bundles */
 
@@ -321,6 +327,10 @@ typedef struct call_state {
     bool paginated;      /* the run's first paginate() has run */
     char *journal_out;   /* its end cursor (malloc'd), kept when want_journal */
     bool want_journal;
+    /* An action (hd__fn_action_*): no transaction of its own; reads take a snapshot
+     * of `store` each (txn is set only while one runs), writes go out as requests. */
+    bool action;
+    herald_store *store;
 } call_state;
 
 struct hd_fnrt {
@@ -344,6 +354,23 @@ struct hd_fnrt {
     int *restore_slots; /* upvalue number of each KEY_RESTORE pair */
     size_t nrestore;
     bool env_unused; /* the globals of the last call are as new: the next may take them */
+    /* The action running here (hd__fn_action_*), between its steps. */
+    lua_State *co;        /* its coroutine, or NULL: none */
+    int co_ref;           /* the registry's reference that keeps it */
+    const fndef *act_def; /* its definition */
+    call_state act;       /* its call state (rt->cur while a step runs) */
+    herald_value act_identity;
+    double act_deadline;               /* CLOCK_MONOTONIC seconds it must end by */
+    double act_seconds;                /* its wall-clock limit */
+    bool time_tripped;                 /* it ran past act_deadline */
+    hd_act_step *step;                 /* where a primitive that stops it says what for */
+    struct hd_fetch_response *fetched; /* the answer it resumes with, until pushed */
+    struct hd_wreq *written;
+    /* crons.lua and http.lua (hd__fnrt_crons, hd__fnrt_route) */
+    hd_fncron *crons;
+    size_t ncrons;
+    hd_fnroute *routes;
+    size_t nroutes;
 };
 
 static hd_fnrt *rt_of(lua_State *L)
@@ -373,6 +400,13 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
@@ -386,8 +420,15 @@ static void hook(lua_State *L, lua_Debug *ar)
         luaL_error(L, "instruction limit of %llu exceeded",
                    (unsigned long long)rt->limits.instructions);
     }
-    /* The thread's CPU time is a system call: read every fourth hook (~4,000 instructions). */
-    if (rt->yield_at > 0 && !rt->yield_tripped && (++rt->yield_ticks & 3) == 0) {
+    /* Clocks are system calls: read every fourth hook (~4,000 instructions). */
+    if ((++rt->yield_ticks & 3) != 0) return;
+    if (rt->act_deadline > 0 && !rt->time_tripped && mono_now() >= rt->act_deadline) {
+        /* An action's wall-clock limit. */
+        rt->time_tripped = true;
+        lua_sethook(L, hook, LUA_MASKCOUNT, 1);
+        luaL_error(L, "the action ran out of time");
+    }
+    if (rt->yield_at > 0 && !rt->yield_tripped) {
         struct timespec ts;
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
         if ((double)ts.tv_sec + (double)ts.tv_nsec / 1e9 >= rt->yield_at) {
@@ -401,7 +442,7 @@ static void hook(lua_State *L, lua_Debug *ar)
 static void budget_start(hd_fnrt *rt)
 {
     rt->instructions = 0;
-    rt->instr_tripped = rt->mem_tripped = rt->yield_tripped = false;
+    rt->instr_tripped = rt->mem_tripped = rt->yield_tripped = rt->time_tripped = false;
     rt->refused = 0;
     lua_sethook(rt->L, hook, LUA_MASKCOUNT, HOOK_EVERY);
     size_t limit = rt->mem_used + rt->limits.memory;
@@ -947,9 +988,8 @@ static int p_vector_search(lua_State *L)
     herald_value *spec = arg_value(L, 1, NULL, false, "vectorSearch");
     herald_error e = {0};
     herald_value result;
-    int rc = spec->type == HERALD_OBJECT
-                 ? hd__vector_search(cs->txn, spec, &result, cs->rs, &e)
-                 : herald_fail(&e, HERALD_EINVAL, "bad vectorSearch");
+    int rc = spec->type == HERALD_OBJECT ? hd__vector_search(cs->txn, spec, &result, cs->rs, &e)
+                                         : herald_fail(&e, HERALD_EINVAL, "bad vectorSearch");
     scratch_drop(L, spec);
     if (rc) return raise_err(L, &e);
     push_owned(L, &result);
@@ -1067,10 +1107,9 @@ static int schedule(lua_State *L, bool after)
     if (hd__fn_path_normalize(path, norm, sizeof norm, &e)) return raise_err(L, &e);
     if (hd__fn_kind(rt_of(L), norm, &kind, &internal))
         return raise_code(L, HERALD_ENOTFOUND, "ctx.scheduler: no function of that name");
-    if (kind != HD_FN_MUTATION)
+    if (kind == HD_FN_QUERY)
         return raise_code(L, HERALD_EINVAL,
-                          "ctx.scheduler runs mutations (queries have no effect; actions are not "
-                          "supported yet)");
+                          "ctx.scheduler runs mutations and actions (a query has no effect)");
     herald_value *args = lua_isnoneornil(L, 3) ? NULL : arg_value(L, 3, NULL, false, "args");
     if (args && args->type != HERALD_OBJECT)
         return raise_code(L, HERALD_EINVAL, "ctx.scheduler: args must be a table of fields");
@@ -1659,7 +1698,7 @@ int hd__fn_kind(hd_fnrt *rt, const char *path, hd_fn_kind *kind, bool *internal)
 
 static const char *kind_name(hd_fn_kind k)
 {
-    return k == HD_FN_MUTATION ? "mutation" : "query";
+    return k == HD_FN_MUTATION ? "mutation" : k == HD_FN_ACTION ? "action" : "query";
 }
 
 /* Validates `v` against `val` (NULL: anything) with ids resolved in the call's transaction. */
@@ -1737,25 +1776,33 @@ static int invoke_entry(lua_State *L)
     return 0;
 }
 
-static int run_nested(lua_State *L, hd_fn_kind kind)
+/*
+ * The definition of the function a nested call names (the string at stack
+ * index 1), which must be of `kind`; raises NotFound or InvalidArgument.
+ */
+static const fndef *nested_def(lua_State *L, hd_fn_kind kind)
 {
-    hd_fnrt *rt = rt_of(L);
-    call_state *cs = need_call(L, kind == HD_FN_MUTATION,
-                               kind == HD_FN_MUTATION ? "ctx.runMutation" : "ctx.runQuery");
     char norm[MAX_PATH_CHARS];
     herald_error e = {0};
-    if (hd__fn_path_normalize(luaL_checkstring(L, 1), norm, sizeof norm, &e))
-        return raise_err(L, &e);
-    const fndef *d = find_def(rt, norm);
+    if (hd__fn_path_normalize(luaL_checkstring(L, 1), norm, sizeof norm, &e)) raise_err(L, &e);
+    const fndef *d = find_def(rt_of(L), norm);
     if (!d) {
         snprintf(e.message, sizeof e.message, "no function `%s`", norm);
-        return raise_code(L, HERALD_ENOTFOUND, e.message);
+        raise_code(L, HERALD_ENOTFOUND, e.message);
     }
     if (d->kind != kind) {
-        snprintf(e.message, sizeof e.message, "`%s` is a %s, not a %s", norm, kind_name(d->kind),
-                 kind_name(kind));
-        return raise_code(L, HERALD_EINVAL, e.message);
+        snprintf(e.message, sizeof e.message, "`%s` is a %s, not a%s %s", norm, kind_name(d->kind),
+                 kind == HD_FN_ACTION ? "n" : "", kind_name(kind));
+        raise_code(L, HERALD_EINVAL, e.message);
     }
+    return d;
+}
+
+static int run_nested(lua_State *L, hd_fn_kind kind)
+{
+    call_state *cs = need_call(L, kind == HD_FN_MUTATION,
+                               kind == HD_FN_MUTATION ? "ctx.runMutation" : "ctx.runQuery");
+    const fndef *d = nested_def(L, kind);
     if (cs->depth >= MAX_CALL_DEPTH)
         return raise_code(L, HERALD_ELIMIT, "functions nested too deep");
     herald_value *args = arg_value(L, 2, d->args, false, "args");
@@ -1928,6 +1975,9 @@ static int classify_error(hd_fnrt *rt, int status, bool locations, herald_value 
     if (rt->yield_tripped)
         return herald_fail(err, HERALD_EBUSY, "%s: takes long; run again on an evaluator thread",
                            rt->cur && rt->cur->path ? rt->cur->path : "function");
+    if (rt->time_tripped)
+        return herald_fail(err, HERALD_ELIMIT, "%s: ran out of time (an action may run %g s)",
+                           rt->act_def ? rt->act_def->path : "action", rt->act_seconds);
     if (rt->instr_tripped)
         return herald_fail(err, HERALD_ELIMIT, "%s: instruction limit of %llu exceeded",
                            rt->cur && rt->cur->path ? rt->cur->path : "function",
@@ -1965,28 +2015,44 @@ static int classify_error(hd_fnrt *rt, int status, bool locations, herald_value 
                        rt->cur && rt->cur->path ? rt->cur->path : "function", luaL_typename(L, -1));
 }
 
+/*
+ * The function a caller may call as `kind` at `path` (internal ones only
+ * when `internal`), on a runtime with nothing running, with `args` an
+ * object; else the error the caller gets.
+ */
+static int callable(hd_fnrt *rt, const char *path, hd_fn_kind kind, bool internal,
+                    const herald_value *args, const fndef **out, herald_error *err)
+{
+    char norm[MAX_PATH_CHARS];
+    int rc = hd__fn_path_normalize(path, norm, sizeof norm, err);
+    if (rc) return rc;
+    const fndef *d = find_def(rt, norm);
+    if (!d || (d->internal && !internal))
+        return herald_fail(err, HERALD_ENOTFOUND, "no %sfunction `%s`", d ? "public " : "", norm);
+    if (d->kind != kind)
+        return herald_fail(err, HERALD_EINVAL, "`%s` is a %s; call it as a %s", norm,
+                           kind_name(d->kind), kind_name(d->kind));
+    if (rt->cur || rt->co)
+        return herald_fail(err, HERALD_EBUSY, "a function is already running here");
+    if (args->type != HERALD_OBJECT)
+        return herald_fail(err, HERALD_EVALIDATION, "%s: args must be an object", norm);
+    *out = d;
+    return 0;
+}
+
 int hd__fn_call(hd_fnrt *rt, const hd_fncall *call, herald_value *result, herald_value *error_data,
                 herald_error *err)
 {
     *result = herald_undefined();
     *error_data = herald_undefined();
     if (call->journal_out) *call->journal_out = NULL;
-    char norm[MAX_PATH_CHARS];
-    int rc = hd__fn_path_normalize(call->path, norm, sizeof norm, err);
-    if (rc) return rc;
-    const fndef *d = find_def(rt, norm);
-    if (!d || (d->internal && !call->admin))
-        return herald_fail(err, HERALD_ENOTFOUND, "no %sfunction `%s`", d ? "public " : "", norm);
-    if (d->kind != call->kind)
-        return herald_fail(err, HERALD_EINVAL, "`%s` is a %s; call it as a %s", norm,
-                           kind_name(d->kind), kind_name(d->kind));
-    if (rt->cur) return herald_fail(err, HERALD_EBUSY, "a function is already running here");
     herald_value noargs;
     herald_object_init(&noargs);
     const herald_value *args =
         call->args && call->args->type != HERALD_UNDEFINED ? call->args : &noargs;
-    if (args->type != HERALD_OBJECT)
-        return herald_fail(err, HERALD_EVALIDATION, "%s: args must be an object", norm);
+    const fndef *d;
+    int rc = callable(rt, call->path, call->kind, call->admin || call->internal, args, &d, err);
+    if (rc) return rc;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     call_state cs = {
@@ -2032,6 +2098,578 @@ int hd__fn_call(hd_fnrt *rt, const hd_fncall *call, herald_value *result, herald
     scratch_clear(rt);
     rt->cur = NULL;
     return rc;
+}
+
+/* herald.json.encode(value): JSON text. */
+static int p_json_encode(lua_State *L)
+{
+    herald_value *v = arg_value(L, 1, NULL, false, "herald.json.encode");
+    char *text = herald_value_to_json(v);
+    scratch_drop(L, v);
+    if (!text) return raise_code(L, HERALD_ENOMEM, "out of memory");
+    lua_pushstring(L, text);
+    free(text);
+    return 1;
+}
+
+/* herald.json.decode(text): the value, or raises HERALD_EINVAL for text that is not JSON. */
+static int p_json_decode(lua_State *L)
+{
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    herald_error e = {0};
+    herald_value *v = scratch_new(L);
+    if (herald_value_from_json(text, len, v, &e)) {
+        scratch_drop(L, v);
+        return raise_err(L, &e);
+    }
+    if (v->type == HERALD_NULL)
+        lua_pushnil(L);
+    else
+        push_value(L, v, 0);
+    scratch_drop(L, v);
+    return 1;
+}
+
+/* ------------------------------------------------------------- actions */
+
+/*
+ * An action runs as a coroutine of the runtime's state. The primitives that
+ * wait (fetch, writes) fill rt->step and yield; the caller resumes the
+ * coroutine with the outcome, and the primitive's continuation hands it to
+ * the app's code, or raises it.
+ */
+
+/* The action's call state, for a primitive that may only run in an action outside any read. */
+static call_state *need_action(lua_State *L, const char *what)
+{
+    call_state *cs = rt_of(L)->cur;
+    if (cs && cs->action && !cs->txn && L != rt_of(L)->co) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s cannot run inside a coroutine of the app's", what);
+        raise_code(L, HERALD_EINVAL, msg);
+    }
+    if (!cs || !cs->action || cs->txn) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s is only available in actions", what);
+        raise_code(L, HERALD_EACCESS, msg);
+    }
+    return cs;
+}
+
+/* Past the action's wall-clock limit: raises (the limit cannot be caught). */
+static void check_deadline(lua_State *L)
+{
+    hd_fnrt *rt = rt_of(L);
+    if (rt->act_deadline > 0 && mono_now() >= rt->act_deadline) {
+        rt->time_tripped = true;
+        lua_sethook(L, hook, LUA_MASKCOUNT, 1);
+        luaL_error(L, "the action ran out of time");
+    }
+}
+
+/*
+ * check_value() for an action, which has no transaction: the ids the value
+ * names are resolved on a snapshot taken for it (none without a validator).
+ */
+static int check_on_snapshot(call_state *cs, const herald_validator *val, const herald_value *v,
+                             const char *path, const char *what, herald_error *err)
+{
+    if (!val) return 0;
+    herald_txn *t;
+    int rc = herald_read_begin(cs->store, &t, err);
+    if (rc) return rc;
+    cs->txn = t;
+    rc = check_value(cs, val, v, path, what, err);
+    cs->txn = NULL;
+    herald_txn_end(t);
+    return rc;
+}
+
+/* P.with_snapshot(f, ...): f(...) on a read snapshot of its own (an action's reads). */
+static int p_with_snapshot(lua_State *L)
+{
+    call_state *cs = need_call(L, false, "a read");
+    int nargs = lua_gettop(L) - 1;
+    if (cs->txn || !cs->store) {
+        lua_call(L, nargs, LUA_MULTRET);
+        return lua_gettop(L);
+    }
+    herald_txn *t;
+    herald_error e = {0};
+    if (herald_read_begin(cs->store, &t, &e)) return raise_err(L, &e);
+    cs->txn = t;
+    int status = lua_pcall(L, nargs, LUA_MULTRET, 0);
+    cs->txn = NULL;
+    herald_txn_end(t);
+    if (status != LUA_OK) return lua_error(L);
+    return lua_gettop(L);
+}
+
+/* Raises what a write answered with: its code, message and structured data. */
+static int raise_answer(lua_State *L, int code, const char *message, const herald_value *data)
+{
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, herald_errcode_name(code));
+    lua_setfield(L, -2, "code");
+    lua_pushstring(L, message && message[0] ? message : herald_strerror(code));
+    lua_setfield(L, -2, "message");
+    if (data && data->type != HERALD_UNDEFINED) {
+        push_value(L, data, 0);
+        lua_setfield(L, -2, "data");
+    }
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_ERROR_MT);
+    lua_setmetatable(L, -2);
+    return lua_error(L);
+}
+
+static int k_write(lua_State *L, int status, lua_KContext kctx)
+{
+    (void)status;
+    (void)kctx;
+    hd_fnrt *rt = rt_of(L);
+    hd_wreq *r = rt->written;
+    rt->written = NULL;
+    check_deadline(L);
+    if (!r) return raise_code(L, HERALD_EBUSY, "the write was not answered");
+    if (r->rc) return raise_answer(L, r->rc, r->err.message, &r->error_data);
+    if (r->result.type == HERALD_NULL || r->result.type == HERALD_UNDEFINED)
+        lua_pushnil(L);
+    else
+        push_value(L, &r->result, 0);
+    return 1;
+}
+
+/*
+ * P.action_write(path, args): runs mutation `path` (an app's, or one of
+ * Herald's own, "@herald:...") as its own transaction, as the action's
+ * caller; internal mutations too. Returns what it returns.
+ */
+static int p_action_write(lua_State *L)
+{
+    call_state *cs = need_action(L, "ctx.runMutation");
+    hd_fnrt *rt = rt_of(L);
+    const fndef *d = nested_def(L, HD_FN_MUTATION);
+    herald_value *args = lua_isnoneornil(L, 2) ? NULL : arg_value(L, 2, d->args, false, "args");
+    hd_wreq *r = calloc(1, sizeof *r);
+    if (!r || !(r->fn_path = strdup(d->path)) ||
+        (args ? herald_value_copy(&r->fn_args, args) : (herald_object_init(&r->fn_args), 0)) ||
+        herald_value_copy(&r->identity, &rt->act_identity)) {
+        if (r) hd__wreq_free(r);
+        return raise_code(L, HERALD_ENOMEM, "out of memory");
+    }
+    if (args) scratch_drop(L, args);
+    r->admin = cs->admin;
+    r->internal = true;
+    rt->step->wait = HD_ACT_WRITE;
+    rt->step->write = r;
+    return lua_yieldk(L, 0, 0, k_write);
+}
+
+static int k_fetch(lua_State *L, int status, lua_KContext kctx)
+{
+    (void)status;
+    (void)kctx;
+    hd_fnrt *rt = rt_of(L);
+    hd_fetch_response *resp = rt->fetched; /* freed at the end, or with the action */
+    check_deadline(L);
+    if (!resp) return raise_code(L, HERALD_EBUSY, "the request was not answered");
+    if (resp->rc) {
+        herald_error e = resp->err;
+        hd__fetch_response_free(resp);
+        rt->fetched = NULL;
+        return raise_err(L, &e);
+    }
+    lua_pushinteger(L, (lua_Integer)resp->status);
+    lua_createtable(L, 0, (int)resp->nheaders);
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        const char *h = resp->headers[i], *colon = strchr(h, ':');
+        if (!colon) continue;
+        const char *val = colon + 1;
+        while (*val == ' ' || *val == '\t')
+            val++;
+        lua_pushlstring(L, h, (size_t)(colon - h));
+        lua_pushvalue(L, -1);
+        lua_rawget(L, -3);
+        if (lua_isstring(L, -1)) { /* a repeated header: its values joined as HTTP allows */
+            lua_pushstring(L, ", ");
+            lua_pushstring(L, val);
+            lua_concat(L, 3);
+        } else {
+            lua_pop(L, 1);
+            lua_pushstring(L, val);
+        }
+        lua_rawset(L, -3);
+    }
+    lua_pushlstring(L, resp->body ? resp->body : "", resp->body_len);
+    lua_pushstring(L, resp->url ? resp->url : "");
+    hd__fetch_response_free(resp);
+    rt->fetched = NULL;
+    return 4;
+}
+
+/* The string at `idx`, or NULL when nil; raises for anything else. */
+static const char *opt_string(lua_State *L, int idx, const char *what, size_t *len)
+{
+    if (lua_isnoneornil(L, idx)) return NULL;
+    if (lua_type(L, idx) != LUA_TSTRING) luaL_error(L, "fetch: %s must be a string", what);
+    return lua_tolstring(L, idx, len);
+}
+
+/*
+ * P.fetch(url, method, headers, body): an outgoing HTTP request; the action
+ * stops until it is answered. Returns status, headers (lower-case names),
+ * body and the final URL; raises on failure.
+ */
+static int p_fetch(lua_State *L)
+{
+    need_action(L, "fetch");
+    hd_fnrt *rt = rt_of(L);
+    size_t blen = 0;
+    const char *url = luaL_checkstring(L, 1);
+    const char *method = opt_string(L, 2, "method", NULL);
+    const char *body = opt_string(L, 4, "body", &blen);
+    size_t nh = 0;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lua_pushnil(L);
+        while (lua_next(L, 3)) {
+            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+                return luaL_error(L, "fetch: headers must map names to strings");
+            nh++;
+            lua_pop(L, 1);
+        }
+    }
+    if (nh > 100) return luaL_error(L, "fetch: more than 100 headers");
+    /* Nothing below raises: what is allocated is the request's. */
+    hd_fetch_request *req = calloc(1, sizeof *req);
+    bool failed = !req || !(req->url = strdup(url)) ||
+                  !(req->method = strdup(method ? method : "GET")) ||
+                  (nh && !(req->headers = calloc(nh, sizeof *req->headers)));
+    if (!failed && body) {
+        failed = !(req->body = malloc(blen ? blen : 1));
+        if (!failed) memcpy(req->body, body, blen);
+        req->body_len = blen;
+    }
+    if (!failed && nh) {
+        lua_pushnil(L);
+        while (lua_next(L, 3)) {
+            size_t kl, vl;
+            const char *k = lua_tolstring(L, -2, &kl), *v = lua_tolstring(L, -1, &vl);
+            char *h = malloc(kl + vl + 3);
+            if (h) {
+                memcpy(h, k, kl);
+                memcpy(h + kl, ": ", 2);
+                memcpy(h + kl + 2, v, vl + 1);
+                req->headers[req->nheaders++] = h;
+            } else {
+                failed = true;
+            }
+            lua_pop(L, 1);
+        }
+    }
+    if (failed) {
+        if (req) hd__fetch_request_free(req);
+        return raise_code(L, HERALD_ENOMEM, "out of memory");
+    }
+    if (rt->act_deadline > 0) req->timeout_seconds = rt->act_deadline - mono_now();
+    rt->step->wait = HD_ACT_FETCH;
+    rt->step->fetch = req;
+    return lua_yieldk(L, 0, 0, k_fetch);
+}
+
+/*
+ * P.action_store(data, contentType): ctx.storage:store in an action. The
+ * bytes go to a temporary file (made durable and renamed by the writer),
+ * and a `_storage` row is inserted for them; returns {id}.
+ */
+static int p_action_store(lua_State *L)
+{
+    call_state *cs = need_action(L, "ctx.storage.store");
+    hd_fnrt *rt = rt_of(L);
+    size_t len;
+    const char *data = luaL_checklstring(L, 1, &len);
+    const char *type = lua_isnoneornil(L, 2) ? NULL : luaL_checkstring(L, 2);
+    if (type && (strlen(type) > 120 || !hd__media_type_ok(type)))
+        return raise_code(L, HERALD_EINVAL, "ctx.storage.store: contentType is not a media type");
+    if (!rt->limits.files_dir)
+        return raise_code(L, HERALD_EBUSY, "file storage is served by `herald serve` only");
+    (void)cs;
+    /* Nothing below raises until the request is built: what is allocated is freed here. */
+    hd_blob_writer w = {.fd = -1};
+    herald_error e = {0};
+    char sha[65];
+    int rc = hd__blob_begin(rt->limits.files_dir, &w, &e);
+    if (!rc) rc = hd__blob_write(&w, data, len, &e);
+    if (!rc) rc = hd__blob_finish(&w, sha, &e);
+    hd_wreq *r = rc ? NULL : calloc(1, sizeof *r);
+    bool failed = !r;
+    if (r) {
+        /* [{"op": "insert", "table": "_storage", "value": {sha256, size, contentType}}] */
+        herald_value op, doc, v;
+        herald_object_init(&doc);
+        herald_object_init(&op);
+        failed = herald_string(&v, sha, 64) || herald_object_set(&doc, "sha256", 6, v) ||
+                 herald_object_set(&doc, "size", 4, herald_float64((double)len)) ||
+                 (type && (herald_string(&v, type, strlen(type)) ||
+                           herald_object_set(&doc, "contentType", 11, v))) ||
+                 herald_string(&v, "insert", 6) || herald_object_set(&op, "op", 2, v) ||
+                 herald_string(&v, "_storage", 8) || herald_object_set(&op, "table", 5, v);
+        failed = herald_object_set(&op, "value", 5, doc) || failed; /* takes doc in any case */
+        herald_array_init(&r->ops);
+        if (failed)
+            herald_value_free(&op);
+        else
+            failed = herald_array_push(&r->ops, op) || !(r->upload_tmp = strdup(w.path));
+    }
+    if (rc || failed) {
+        hd__blob_abort(&w);
+        if (r) hd__wreq_free(r);
+        if (!rc) herald_fail(&e, HERALD_ENOMEM, "out of memory");
+        return raise_err(L, &e);
+    }
+    r->system = true;
+    rt->step->wait = HD_ACT_WRITE;
+    rt->step->write = r;
+    return lua_yieldk(L, 0, 0, k_write);
+}
+
+/* P.clock_ms(): the wall clock now, in ms (an action's time moves). */
+static int p_clock_ms(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (double)ts.tv_sec * 1e3 + (double)(ts.tv_nsec / 1000000));
+    return 1;
+}
+
+/*
+ * P.action_prepare(path, args): for ctx.runAction, the handler of action
+ * `path` and its arguments, checked against its validator (on a snapshot).
+ */
+static int p_action_prepare(lua_State *L)
+{
+    call_state *cs = need_action(L, "ctx.runAction");
+    const fndef *d = nested_def(L, HD_FN_ACTION);
+    herald_value *args = arg_value(L, 2, d->args, false, "args");
+    if (args->type == HERALD_UNDEFINED) herald_object_init(args);
+    herald_error e = {0};
+    if (check_on_snapshot(cs, d->args, args, d->path, "args", &e)) {
+        scratch_drop(L, args);
+        return raise_err(L, &e);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, d->handler);
+    push_value(L, args, 0);
+    scratch_drop(L, args);
+    return 2;
+}
+
+/* P.action_result(path, value): an action's return value, checked and copied for its caller. */
+static int p_action_result(lua_State *L)
+{
+    call_state *cs = need_action(L, "ctx.runAction");
+    const fndef *d = find_def(rt_of(L), luaL_checkstring(L, 1));
+    herald_error e = {0};
+    herald_value *result = scratch_new(L);
+    conv cv = {&e, false};
+    if (to_value(L, 2, d ? d->returns : NULL, result, 0, &cv)) return raise_err(L, &e);
+    if (result->type == HERALD_UNDEFINED) *result = herald_null();
+    if (d && check_on_snapshot(cs, d->returns, result, d->path, "return value", &e))
+        return raise_err(L, &e);
+    if (result->type == HERALD_NULL)
+        lua_pushnil(L);
+    else
+        push_value(L, result, 0);
+    scratch_drop(L, result);
+    return 1;
+}
+
+/* Ends the action: the runtime is as after any call, ready for the next. */
+static void action_end(hd_fnrt *rt)
+{
+    lua_State *L = rt->L;
+    budget_end(rt);
+    rt->act_deadline = 0;
+    if (rt->co_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, rt->co_ref);
+    rt->co_ref = LUA_NOREF;
+    rt->co = NULL;
+    free(rt->act.journal_out);
+    herald_value_free(&rt->act_identity);
+    if (rt->fetched) hd__fetch_response_free(rt->fetched);
+    rt->fetched = NULL;
+    rt->written = NULL;
+    rt->act_def = NULL;
+    rt->step = NULL;
+    restore_upvalues(rt);
+    rt->env_unused = env_unused(L);
+    lua_settop(L, 0);
+    scratch_clear(rt);
+    rt->cur = NULL;
+    lua_gc(L, LUA_GCCOLLECT);
+}
+
+/* Converts the finished action's return value (on the coroutine's stack). */
+static int action_outcome(hd_fnrt *rt, int nres, herald_value *result, herald_error *err)
+{
+    lua_State *co = rt->co;
+    const fndef *d = rt->act_def;
+    conv cv = {err, false};
+    *result = herald_undefined();
+    int rc = nres ? to_value(co, lua_gettop(co) - nres + 1, d->returns, result, 0, &cv) : 0;
+    if (rc) {
+        char msg[sizeof err->message];
+        memcpy(msg, err->message, sizeof msg);
+        herald_value_free(result);
+        return herald_fail(err, rc, "%s returned a value that cannot be sent: %.400s", d->path,
+                           msg);
+    }
+    if (result->type == HERALD_UNDEFINED) *result = herald_null();
+    rc = check_on_snapshot(&rt->act, d->returns, result, d->path, "return value", err);
+    if (rc) herald_value_free(result);
+    return rc;
+}
+
+/* Runs the action until it stops or ends; `nargs` values wait on the coroutine's stack. */
+static int action_step(hd_fnrt *rt, int nargs, hd_act_step *step, herald_value *result,
+                       herald_value *error_data, herald_error *err)
+{
+    memset(step, 0, sizeof *step);
+    *result = herald_undefined();
+    *error_data = herald_undefined();
+    rt->step = step;
+    rt->cur = &rt->act;
+    int nres = 0;
+    int status = lua_resume(rt->co, rt->L, nargs, &nres);
+    rt->cur = NULL;
+    if (status == LUA_YIELD && step->wait != HD_ACT_DONE) {
+        lua_pop(rt->co, nres);
+        step->timeout = rt->act_deadline - mono_now();
+        return 0;
+    }
+    int rc = 0;
+    if (status == LUA_YIELD) {
+        rc = herald_fail(err, HERALD_EFUNCTION,
+                         "%s: coroutine.yield() outside a coroutine of the action's own",
+                         rt->act_def->path);
+    } else if (status == LUA_OK && (rt->refused || rt->instr_tripped || rt->time_tripped)) {
+        rt->mem_tripped = rt->refused != 0;
+        lua_pushnil(rt->L);
+        rc = classify_error(rt, LUA_ERRRUN, true, error_data, err);
+    } else if (status == LUA_OK) {
+        rt->cur = &rt->act;
+        rc = action_outcome(rt, nres, result, err);
+        rt->cur = NULL;
+    } else {
+        lua_xmove(rt->co, rt->L, 1);
+        rt->cur = &rt->act;
+        rc = classify_error(rt, status, rt->act.admin || rt->limits.dev, error_data, err);
+        rt->cur = NULL;
+    }
+    step->wait = HD_ACT_DONE;
+    action_end(rt);
+    return rc;
+}
+
+typedef struct action_setup {
+    hd_fnrt *rt;
+    const fndef *d;
+    const herald_value *args;
+    const herald_value *request;
+} action_setup;
+
+/* Makes the coroutine and leaves handler, ctx and args (or the request) on its stack. */
+static int action_begin(lua_State *L)
+{
+    action_setup *as = lua_touserdata(L, 1);
+    hd_fnrt *rt = as->rt;
+    new_call_env(L);
+    lua_State *co = lua_newthread(L);
+    rt->co = co;
+    rt->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, as->d->handler);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_P);
+    lua_getfield(L, -1, "make_action_ctx");
+    lua_remove(L, -2);
+    lua_pushnumber(L, rt->act.now_ms);
+    lua_call(L, 1, 1);
+    const herald_value *v = as->request ? as->request : as->args;
+    if (v->type == HERALD_UNDEFINED)
+        lua_createtable(L, 0, 0);
+    else
+        push_value(L, v, 0);
+    lua_xmove(L, co, 3);
+    return 0;
+}
+
+int hd__fn_action_start(hd_fnrt *rt, const hd_actcall *call, hd_act_step *step,
+                        herald_value *result, herald_value *error_data, herald_error *err)
+{
+    memset(step, 0, sizeof *step);
+    *result = herald_undefined();
+    *error_data = herald_undefined();
+    herald_value noargs;
+    herald_object_init(&noargs);
+    const herald_value *args =
+        call->args && call->args->type != HERALD_UNDEFINED ? call->args : &noargs;
+    const fndef *d;
+    int rc = callable(rt, call->path, HD_FN_ACTION, call->admin || call->internal, args, &d, err);
+    if (rc) return rc;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    memset(&rt->act, 0, sizeof rt->act);
+    rt->act.path = d->path;
+    rt->act.admin = call->admin;
+    rt->act.action = true;
+    rt->act.store = call->store;
+    rt->act.now_ms = (double)ts.tv_sec * 1000.0 + (double)(ts.tv_nsec / 1000000);
+    rt->act_identity = herald_undefined();
+    if (call->identity && herald_value_copy(&rt->act_identity, call->identity))
+        return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    rt->act.identity = &rt->act_identity;
+    rt->act_def = d;
+    /* The arguments, checked with the ids they name resolved on a snapshot. */
+    if (!call->request && (rc = check_on_snapshot(&rt->act, d->args, args, d->path, "args", err))) {
+        herald_value_free(&rt->act_identity);
+        return rc;
+    }
+    rt->act_seconds = call->seconds > 0 ? call->seconds : 600;
+    budget_start(rt);
+    rt->act_deadline = mono_now() + rt->act_seconds;
+    lua_State *L = rt->L;
+    lua_settop(L, 0);
+    action_setup as = {rt, d, args, call->request};
+    rt->cur = &rt->act;
+    lua_pushcfunction(L, action_begin);
+    lua_pushlightuserdata(L, &as);
+    int status = lua_pcall(L, 1, 0, 0);
+    rt->cur = NULL;
+    if (status != LUA_OK) {
+        rt->cur = &rt->act;
+        rc = classify_error(rt, status, true, error_data, err);
+        rt->cur = NULL;
+        action_end(rt);
+        return rc;
+    }
+    return action_step(rt, 2, step, result, error_data, err);
+}
+
+int hd__fn_action_fetched(hd_fnrt *rt, hd_fetch_response *resp, hd_act_step *step,
+                          herald_value *result, herald_value *error_data, herald_error *err)
+{
+    rt->fetched = resp;
+    return action_step(rt, 0, step, result, error_data, err);
+}
+
+int hd__fn_action_written(hd_fnrt *rt, hd_wreq *r, hd_act_step *step, herald_value *result,
+                          herald_value *error_data, herald_error *err)
+{
+    rt->written = r;
+    return action_step(rt, 0, step, result, error_data, err);
+}
+
+void hd__fn_action_abandon(hd_fnrt *rt)
+{
+    if (rt->co) action_end(rt);
 }
 
 /* ------------------------------------------------------------- loading */
@@ -2171,6 +2809,19 @@ static int setup(lua_State *L)
     set_fn(L, "tag", p_tag);
     set_fn(L, "readonly", p_readonly);
     set_fn(L, "rawmeta", p_rawmeta);
+    set_fn(L, "json_encode", p_json_encode);
+    set_fn(L, "json_decode", p_json_decode);
+    set_fn(L, "with_snapshot", p_with_snapshot);
+    set_fn(L, "action_write", p_action_write);
+    set_fn(L, "action_prepare", p_action_prepare);
+    set_fn(L, "action_result", p_action_result);
+    set_fn(L, "fetch", p_fetch);
+    set_fn(L, "clock_ms", p_clock_ms);
+    set_fn(L, "action_store", p_action_store);
+    lua_pushlightuserdata(L, &KEY_CRONS);
+    lua_setfield(L, p, "CRONS");
+    lua_pushlightuserdata(L, &KEY_ROUTES);
+    lua_setfield(L, p, "ROUTES");
     lua_getfield(L, os, "date");
     lua_setfield(L, p, "os_date");
     lua_getfield(L, os, "clock");
@@ -2196,7 +2847,8 @@ static int setup(lua_State *L)
     lua_pushvalue(L, pe);
     lua_setupvalue(L, -2, 1);
     lua_pushvalue(L, p);
-    lua_call(L, 1, 3); /* the views of herald, v and os */
+    lua_call(L, 1, 4); /* the views of herald, v and os, and fetch */
+    lua_setfield(L, g, "fetch");
     lua_setfield(L, g, "os");
     lua_setfield(L, g, "v");
     lua_setfield(L, g, "herald");
@@ -2231,9 +2883,29 @@ static void def_free(fndef *d)
 void hd__fnrt_free(hd_fnrt *rt)
 {
     if (!rt) return;
-    if (rt->L) lua_close(rt->L);
+    if (rt->L) {
+        hd__fn_action_abandon(rt);
+        lua_close(rt->L);
+    }
     for (size_t i = 0; i < rt->ndefs; i++)
         def_free(&rt->defs[i]);
+    for (size_t i = 0; i < rt->ncrons; i++) {
+        free(rt->crons[i].name);
+        free(rt->crons[i].cron);
+        free(rt->crons[i].fn_path);
+        herald_value_free(&rt->crons[i].args);
+    }
+    free(rt->crons);
+    for (size_t i = 0; i < rt->nroutes; i++) {
+        free(rt->routes[i].method);
+        free(rt->routes[i].path);
+        free(rt->routes[i].prefix);
+        free(rt->routes[i].handler);
+        for (size_t j = 0; j < rt->routes[i].nheaders; j++)
+            free(rt->routes[i].headers[j]);
+        free(rt->routes[i].headers);
+    }
+    free(rt->routes);
     free(rt->defs);
     free(rt->restore_slots);
     hd__fnbundle_unref(rt->bundle);
@@ -2290,6 +2962,147 @@ static int def_cmp(const void *a, const void *b)
     return strcmp(((const fndef *)a)->path, ((const fndef *)b)->path);
 }
 
+/* Registers definition `def` (a stack index) as function `path`; `file` names it in messages. */
+static int add_def(hd_fnrt *rt, int def, const char *file, const char *path, size_t *cap,
+                   herald_error *err)
+{
+    lua_State *L = rt->L;
+    if (*cap == rt->ndefs) {
+        *cap = *cap ? *cap * 2 : 32;
+        fndef *nd = realloc(rt->defs, *cap * sizeof *nd);
+        if (!nd) return herald_fail(err, HERALD_ENOMEM, "out of memory");
+        rt->defs = nd;
+    }
+    fndef *d = &rt->defs[rt->ndefs];
+    memset(d, 0, sizeof *d);
+    d->handler = LUA_NOREF;
+    if (strlen(path) + 1 > MAX_PATH_CHARS || !(d->path = strdup(path)))
+        return herald_fail(err, HERALD_EINVAL, "%s: function name `%.64s` is too long", file, path);
+    rt->ndefs++;
+    lua_getfield(L, def, "kind");
+    const char *kind = lua_tostring(L, -1);
+    d->kind = !kind                       ? HD_FN_QUERY
+              : !strcmp(kind, "mutation") ? HD_FN_MUTATION
+              : !strcmp(kind, "action")   ? HD_FN_ACTION
+                                          : HD_FN_QUERY;
+    lua_getfield(L, def, "internal");
+    d->internal = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    char source[400];
+    snprintf(source, sizeof source, "%s: %s: args", file, d->path);
+    lua_getfield(L, def, "args");
+    int rc = load_validator(rt, lua_gettop(L), source, &d->args, err);
+    lua_pop(L, 1);
+    if (rc) return rc;
+    snprintf(source, sizeof source, "%s: %s: returns", file, d->path);
+    lua_getfield(L, def, "returns");
+    rc = load_validator(rt, lua_gettop(L), source, &d->returns, err);
+    lua_pop(L, 1);
+    if (rc) return rc;
+    lua_getfield(L, def, "handler");
+    d->handler = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+/* A string field of the table at `t`, copied (NULL when absent). */
+static int field_dup(lua_State *L, int t, const char *name, char **out)
+{
+    lua_getfield(L, t, name);
+    *out = NULL;
+    int ok = !lua_isstring(L, -1) || (*out = strdup(lua_tostring(L, -1)));
+    lua_pop(L, 1);
+    return ok ? 0 : HERALD_ENOMEM;
+}
+
+/* functions/crons.lua's herald.cronJobs() (at `t`): rt->crons. */
+static int register_crons(hd_fnrt *rt, int t, const fnfile *f, herald_error *err)
+{
+    lua_State *L = rt->L;
+    lua_getfield(L, t, "list");
+    int list = lua_gettop(L);
+    size_t n = (size_t)lua_rawlen(L, list);
+    if (n > 1000) return herald_fail(err, HERALD_ELIMIT, "%s: more than 1,000 crons", f->name);
+    if (n && !(rt->crons = calloc(n, sizeof *rt->crons)))
+        return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, list, (lua_Integer)i + 1);
+        int e = lua_gettop(L);
+        hd_fncron *c = &rt->crons[rt->ncrons++];
+        c->args = herald_undefined();
+        if (field_dup(L, e, "name", &c->name) || field_dup(L, e, "cron", &c->cron) ||
+            field_dup(L, e, "fn", &c->fn_path))
+            return herald_fail(err, HERALD_ENOMEM, "out of memory");
+        lua_getfield(L, e, "interval");
+        c->interval = lua_tonumber(L, -1);
+        lua_getfield(L, e, "args");
+        herald_error e2 = {0};
+        conv cv = {&e2, false};
+        if (to_value(L, lua_gettop(L), NULL, &c->args, 0, &cv))
+            return herald_fail(err, HERALD_ESCHEMA, "%s: cron \"%s\": args: %s", f->name, c->name,
+                               e2.message);
+        if (c->cron) {
+            hd_cron parsed;
+            if (hd__cron_parse(c->cron, &parsed, &e2))
+                return herald_fail(err, HERALD_ESCHEMA, "%s: cron \"%s\": %s", f->name, c->name,
+                                   e2.message);
+        }
+        lua_settop(L, list);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* functions/http.lua's herald.httpRouter() (at `t`): rt->routes, their handlers "@http:<n>". */
+static int register_routes(hd_fnrt *rt, int t, const fnfile *f, size_t *cap, herald_error *err)
+{
+    lua_State *L = rt->L;
+    lua_getfield(L, t, "routes");
+    int list = lua_gettop(L);
+    size_t n = (size_t)lua_rawlen(L, list);
+    if (n > 1000) return herald_fail(err, HERALD_ELIMIT, "%s: more than 1,000 routes", f->name);
+    if (n && !(rt->routes = calloc(n, sizeof *rt->routes)))
+        return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, list, (lua_Integer)i + 1);
+        int e = lua_gettop(L);
+        hd_fnroute *r = &rt->routes[rt->nroutes++];
+        char handler[32];
+        snprintf(handler, sizeof handler, "@http:%zu", i + 1);
+        if (field_dup(L, e, "method", &r->method) || field_dup(L, e, "path", &r->path) ||
+            field_dup(L, e, "prefix", &r->prefix) || !(r->handler = strdup(handler)))
+            return herald_fail(err, HERALD_ENOMEM, "out of memory");
+        for (size_t j = 0; j < i; j++) {
+            const hd_fnroute *o = &rt->routes[j];
+            if (!strcmp(o->method, r->method) && !o->path == !r->path &&
+                !strcmp(o->path ? o->path : o->prefix, r->path ? r->path : r->prefix))
+                return herald_fail(err, HERALD_ESCHEMA, "%s: two routes for %s %s", f->name,
+                                   r->method, r->path ? r->path : r->prefix);
+        }
+        lua_getfield(L, e, "headers");
+        size_t nh = lua_istable(L, -1) ? (size_t)lua_rawlen(L, -1) : 0;
+        if (nh > 64)
+            return herald_fail(err, HERALD_ELIMIT, "%s: a route reads 64 headers at most", f->name);
+        if (nh && !(r->headers = calloc(nh, sizeof *r->headers)))
+            return herald_fail(err, HERALD_ENOMEM, "out of memory");
+        for (size_t j = 0; j < nh; j++) {
+            lua_rawgeti(L, -1, (lua_Integer)j + 1);
+            const char *h = lua_tostring(L, -1);
+            if (!h || !(r->headers[r->nheaders] = strdup(h)))
+                return herald_fail(err, HERALD_ESCHEMA, "%s: a route's headers are names", f->name);
+            for (char *q = r->headers[r->nheaders++]; *q; q++)
+                *q = (char)tolower((unsigned char)*q);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, e, "handler");
+        int rc = add_def(rt, lua_gettop(L), f->name, handler, cap, err);
+        if (rc) return rc;
+        lua_settop(L, list);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
 /* Registers the functions of the module table on top of the stack. */
 static int register_module(hd_fnrt *rt, const fnfile *f, size_t *cap, herald_error *err)
 {
@@ -2297,6 +3110,16 @@ static int register_module(hd_fnrt *rt, const fnfile *f, size_t *cap, herald_err
     int mod = lua_gettop(L);
     if (lua_type(L, mod) != LUA_TTABLE) return 0; /* a library module with no functions */
     int rc = 0;
+    bool crons = false, routes = false;
+    if (!strcmp(f->module, "crons") || !strcmp(f->module, "http")) {
+        lua_rawgetp(L, mod, &KEY_CRONS);
+        lua_rawgetp(L, mod, &KEY_ROUTES);
+        routes = lua_toboolean(L, -1) && !strcmp(f->module, "http");
+        crons = lua_toboolean(L, -2) && !strcmp(f->module, "crons");
+        lua_pop(L, 2);
+    }
+    if (crons) return register_crons(rt, mod, f, err);
+    if (routes) return register_routes(rt, mod, f, cap, err);
     /* A module that returns one function definition exports it as `default`
      * (Convex's `export default query(...)`): a table {default = def}. */
     if (has_mt(L, mod, &KEY_FN_MT)) {
@@ -2312,47 +3135,13 @@ static int register_module(hd_fnrt *rt, const fnfile *f, size_t *cap, herald_err
             continue;
         }
         int def = lua_gettop(L);
-        const char *name = lua_tostring(L, -2);
-        if (*cap == rt->ndefs) {
-            *cap = *cap ? *cap * 2 : 32;
-            fndef *nd = realloc(rt->defs, *cap * sizeof *nd);
-            if (!nd) {
-                rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
-                break;
-            }
-            rt->defs = nd;
-        }
-        fndef *d = &rt->defs[rt->ndefs];
-        memset(d, 0, sizeof *d);
-        d->handler = LUA_NOREF;
-        size_t plen = strlen(f->module) + strlen(name) + 2;
-        if (plen > MAX_PATH_CHARS || !(d->path = malloc(plen))) {
-            rc = herald_fail(err, HERALD_EINVAL, "%s: function name `%.64s` is too long", f->name,
-                             name);
-            break;
-        }
-        snprintf(d->path, plen, "%s:%s", f->module, name);
-        rt->ndefs++;
-        lua_getfield(L, def, "kind");
-        const char *kind = lua_tostring(L, -1);
-        d->kind = kind && !strcmp(kind, "mutation") ? HD_FN_MUTATION : HD_FN_QUERY;
-        lua_getfield(L, def, "internal");
-        d->internal = lua_toboolean(L, -1);
-        lua_pop(L, 2);
-        char source[400];
-        snprintf(source, sizeof source, "%s: %s: args", f->name, d->path);
-        lua_getfield(L, def, "args");
-        rc = load_validator(rt, lua_gettop(L), source, &d->args, err);
-        lua_pop(L, 1);
-        if (rc) break;
-        snprintf(source, sizeof source, "%s: %s: returns", f->name, d->path);
-        lua_getfield(L, def, "returns");
-        rc = load_validator(rt, lua_gettop(L), source, &d->returns, err);
-        lua_pop(L, 1);
-        if (rc) break;
-        lua_getfield(L, def, "handler");
-        d->handler = luaL_ref(L, LUA_REGISTRYINDEX);
-        lua_pop(L, 1);
+        char path[MAX_PATH_CHARS + 1];
+        int n = snprintf(path, sizeof path, "%s:%s", f->module, lua_tostring(L, -2));
+        rc = n < 0 || (size_t)n >= sizeof path
+                 ? herald_fail(err, HERALD_EINVAL, "%s: function name `%.64s` is too long", f->name,
+                               lua_tostring(L, -2))
+                 : add_def(rt, def, f->name, path, cap, err);
+        lua_settop(L, def - 1);
     }
     lua_settop(L, mod);
     return rc;
@@ -2375,6 +3164,18 @@ static int load_module(lua_State *L)
     lua_pushstring(L, la->f->module);
     lua_call(L, 1, 1);
     la->rc = register_module(la->rt, la->f, la->cap, la->err);
+    return 0;
+}
+
+/* Registers Herald's own functions ("@herald:..."), in protected mode. */
+static int load_builtins(lua_State *L)
+{
+    load_args *la = lua_touserdata(L, 1);
+    static const fnfile builtins = {.module = "@herald", .name = "prelude"};
+    lua_settop(L, 0);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &KEY_P);
+    lua_getfield(L, 1, "builtins");
+    la->rc = register_module(la->rt, &builtins, la->cap, la->err);
     return 0;
 }
 
@@ -2605,6 +3406,7 @@ int hd__fnrt_new(hd_fnbundle *bundle, const herald_schema *schema, const hd_fn_l
         rt->limits.storage_key = limits->storage_key;
         rt->limits.storage_url = limits->storage_url;
         rt->limits.upload_seconds = limits->upload_seconds > 0 ? limits->upload_seconds : 3600;
+        rt->limits.files_dir = limits->files_dir;
     }
     int rc = 0;
     lua_State *L = rt->L = lua_newstate(l_alloc, rt);
@@ -2613,6 +3415,7 @@ int hd__fnrt_new(hd_fnbundle *bundle, const herald_schema *schema, const hd_fn_l
         return herald_fail(err, HERALD_ENOMEM, "out of memory");
     }
     *(hd_fnrt **)lua_getextraspace(L) = rt;
+    rt->co_ref = LUA_NOREF;
     lua_pushcfunction(L, setup);
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
         rc = herald_fail(err, HERALD_ENOMEM, "cannot start Lua: %s", lua_tostring(L, -1));
@@ -2644,6 +3447,16 @@ int hd__fnrt_new(hd_fnbundle *bundle, const herald_schema *schema, const hd_fn_l
         rc = la.rc;
     }
     lua_settop(L, 0);
+    if (!rc) {
+        load_args la = {rt, NULL, &cap, err, 0};
+        lua_pushcfunction(L, load_builtins);
+        lua_pushlightuserdata(L, &la);
+        rc = lua_pcall(L, 1, 0, 0) != LUA_OK
+                 ? herald_fail(err, HERALD_ENOMEM, "cannot load Herald's own functions: %s",
+                               lua_tostring(L, -1))
+                 : la.rc;
+        lua_settop(L, 0);
+    }
     if (rc) goto fail;
     lua_pushcfunction(L, freeze_modules);
     lua_pushlightuserdata(L, rt);
@@ -2673,14 +3486,33 @@ hd_fnbundle *hd__fnrt_bundle(const hd_fnrt *rt)
     return rt->bundle;
 }
 
+/* The app's own functions are listed; Herald's ("@herald:...", "@http:...") are not. */
+static const fndef *listed(const hd_fnrt *rt, size_t i)
+{
+    for (size_t k = 0; k < rt->ndefs; k++) {
+        if (rt->defs[k].path[0] == '@') continue;
+        if (i-- == 0) return &rt->defs[k];
+    }
+    return NULL;
+}
+
 size_t hd__fnrt_count(const hd_fnrt *rt)
 {
-    return rt->ndefs;
+    size_t n = 0;
+    for (size_t k = 0; k < rt->ndefs; k++)
+        n += rt->defs[k].path[0] != '@';
+    return n;
 }
 
 const char *hd__fnrt_path(const hd_fnrt *rt, size_t i)
 {
-    return i < rt->ndefs ? rt->defs[i].path : NULL;
+    const fndef *d = listed(rt, i);
+    return d ? d->path : NULL;
+}
+
+const char *hd__fn_kind_name(hd_fn_kind kind)
+{
+    return kind_name(kind);
 }
 
 /* ------------------------------------------- definitions, for `herald codegen` */
@@ -2692,11 +3524,42 @@ const char *hd__fnrt_path(const hd_fnrt *rt, size_t i)
 int hd__fnrt_def(const hd_fnrt *rt, size_t i, hd_fn_kind *kind, bool *internal,
                  const herald_validator **args, const herald_validator **returns)
 {
-    if (i >= rt->ndefs) return HERALD_ENOTFOUND;
-    const fndef *d = &rt->defs[i];
+    const fndef *d = listed(rt, i);
+    if (!d) return HERALD_ENOTFOUND;
     if (kind) *kind = d->kind;
     if (internal) *internal = d->internal;
     if (args) *args = d->args;
     if (returns) *returns = d->returns;
     return 0;
+}
+
+size_t hd__fnrt_crons(const hd_fnrt *rt, const hd_fncron **out)
+{
+    *out = rt->crons;
+    return rt->ncrons;
+}
+
+const hd_fnroute *hd__fnrt_route(const hd_fnrt *rt, const char *method, const char *path,
+                                 bool *method_mismatch)
+{
+    const hd_fnroute *best = NULL;
+    size_t best_len = 0;
+    *method_mismatch = false;
+    for (size_t i = 0; i < rt->nroutes; i++) {
+        const hd_fnroute *r = &rt->routes[i];
+        bool match =
+            r->path ? !strcmp(r->path, path) : !strncmp(r->prefix, path, strlen(r->prefix));
+        if (!match) continue;
+        size_t len = r->path ? SIZE_MAX : strlen(r->prefix);
+        if (strcmp(r->method, method)) {
+            *method_mismatch = true;
+            continue;
+        }
+        if (!best || len > best_len) {
+            best = r;
+            best_len = len;
+        }
+    }
+    if (best) *method_mismatch = false;
+    return best;
 }

@@ -35,7 +35,11 @@
 typedef struct hd_fnbundle hd_fnbundle;
 typedef struct hd_fnrt hd_fnrt;
 
-typedef enum hd_fn_kind { HD_FN_QUERY = 0, HD_FN_MUTATION = 1 } hd_fn_kind;
+typedef enum hd_fn_kind { HD_FN_QUERY = 0, HD_FN_MUTATION = 1, HD_FN_ACTION = 2 } hd_fn_kind;
+
+struct hd_fetch_request;
+struct hd_fetch_response;
+struct hd_wreq;
 
 typedef struct hd_fn_limits {
     uint64_t instructions; /* per top-level call, nested calls included; 0 = 50 million */
@@ -47,6 +51,7 @@ typedef struct hd_fn_limits {
     const uint8_t *storage_key;
     const char *storage_url;
     double upload_seconds; /* how long an upload URL is valid; 0 = 1 h */
+    const char *files_dir; /* where ctx.storage:store in actions writes (DATA/files); NULL: none */
 } hd_fn_limits;
 
 /*
@@ -75,7 +80,8 @@ int hd__fnrt_new(hd_fnbundle *bundle, const herald_schema *schema, const hd_fn_l
 void hd__fnrt_free(hd_fnrt *rt);
 /* The bundle the runtime was built from (borrowed). */
 hd_fnbundle *hd__fnrt_bundle(const hd_fnrt *rt);
-/* Number of registered functions; their paths, sorted ("module:name"). */
+/* Number of the app's functions; their paths, sorted ("module:name"). Herald's own
+ * (actions' writes "@herald:...", HTTP routes' handlers "@http:<n>") are not counted. */
 size_t hd__fnrt_count(const hd_fnrt *rt);
 const char *hd__fnrt_path(const hd_fnrt *rt, size_t i);
 /*
@@ -96,6 +102,9 @@ int hd__fnrt_def(const hd_fnrt *rt, size_t i, hd_fn_kind *kind, bool *internal,
  */
 int hd__fn_path_normalize(const char *path, char *out, size_t size, herald_error *err);
 
+/* "query", "mutation" or "action". */
+const char *hd__fn_kind_name(hd_fn_kind kind);
+
 /* What a function is, without calling it. HERALD_ENOTFOUND if no such path. */
 int hd__fn_kind(hd_fnrt *rt, const char *path, hd_fn_kind *kind, bool *internal);
 
@@ -104,10 +113,11 @@ typedef struct hd_fncall {
     const herald_value *args;     /* an object; NULL or undefined = {} */
     const herald_value *identity; /* the caller's identity object, or NULL */
     bool admin;                   /* admin key: may call internal functions */
-    hd_fn_kind kind;              /* the kind the caller asks for */
-    herald_txn *txn;              /* a snapshot (queries) or an open mutation */
-    herald_read_set *rs;          /* queries: every read is appended; may be NULL */
-    double now_ms;                /* ctx.now; 0 = the wall clock now */
+    bool internal;       /* another function calls: internal ones too, without admin rights */
+    hd_fn_kind kind;     /* the kind the caller asks for */
+    herald_txn *txn;     /* a snapshot (queries) or an open mutation */
+    herald_read_set *rs; /* queries: every read is appended; may be NULL */
+    double now_ms;       /* ctx.now; 0 = the wall clock now */
     /*
      * A query still running when the calling thread's CPU time
      * (CLOCK_THREAD_CPUTIME_ID, seconds; 0: never) reaches this stops and
@@ -143,5 +153,94 @@ typedef struct hd_fncall {
  */
 int hd__fn_call(hd_fnrt *rt, const hd_fncall *call, herald_value *result, herald_value *error_data,
                 herald_error *err);
+
+/* ---- actions (docs/functions.md, "Actions") ----
+ *
+ * An action is no transaction: it runs as a coroutine on a runtime of its
+ * own (one action at a time per runtime), and stops whenever it waits for
+ * something outside: a fetch() or a write (ctx.runMutation, the scheduler,
+ * ctx.storage's writes). The caller does the waiting (action.c) and
+ * resumes it with the outcome, possibly from another thread; the runtime
+ * is never used by two threads at once. Reads (ctx.runQuery,
+ * ctx.vectorSearch, ctx.storage's reads) run at once, each on a snapshot
+ * of its own taken from `store`.
+ */
+
+/* What a stopped action waits for. */
+typedef enum hd_act_wait {
+    HD_ACT_DONE = 0, /* finished: the outcome is in the hd__fn_action_* return values */
+    HD_ACT_FETCH,    /* step.fetch: an outgoing HTTP request */
+    HD_ACT_WRITE,    /* step.write: a request for the writer (a mutation) */
+} hd_act_wait;
+
+typedef struct hd_act_step {
+    hd_act_wait wait;
+    struct hd_fetch_request *fetch; /* HD_ACT_FETCH: taken by the caller */
+    struct hd_wreq *write;          /* HD_ACT_WRITE: taken by the caller */
+    double timeout;                 /* seconds the action has left (its wall-clock limit) */
+} hd_act_step;
+
+typedef struct hd_actcall {
+    const char *path;
+    const herald_value *args;
+    const herald_value *identity;
+    bool admin;
+    bool internal; /* internal actions may run (the scheduler, crons, other functions) */
+    herald_store *store;
+    double seconds; /* wall-clock limit; 0: 600 */
+    /* An HTTP route's handler (herald.httpAction): `request` is the request
+     * object the handler gets (docs/functions.md, "HTTP routes"), the result
+     * is its response. `path` is then the route's handler name. */
+    const herald_value *request;
+} hd_actcall;
+
+/*
+ * Starts an action on `rt`. Returns 0 with *step telling what it waits
+ * for; when step->wait is HD_ACT_DONE, *result (or the failure: a non-zero
+ * return, *error_data, *err as for hd__fn_call) is its outcome. Until an
+ * action is done nothing else may run on the runtime.
+ */
+int hd__fn_action_start(hd_fnrt *rt, const hd_actcall *call, hd_act_step *step,
+                        herald_value *result, herald_value *error_data, herald_error *err);
+/* Resumes a stopped action with the response it waited for (taken). */
+int hd__fn_action_fetched(hd_fnrt *rt, struct hd_fetch_response *resp, hd_act_step *step,
+                          herald_value *result, herald_value *error_data, herald_error *err);
+/* Resumes a stopped action with its write answered (r's rc, result, error; r is the caller's). */
+int hd__fn_action_written(hd_fnrt *rt, struct hd_wreq *r, hd_act_step *step, herald_value *result,
+                          herald_value *error_data, herald_error *err);
+/* Ends a stopped action without resuming it (the server stops); the runtime is free again. */
+void hd__fn_action_abandon(hd_fnrt *rt);
+
+/*
+ * The crons of functions/crons.lua (docs/functions.md, "Crons"): `n` of
+ * them, each a name, a schedule (a cron expression, or an interval in ms),
+ * the function to run and its arguments. Owned by the runtime.
+ */
+typedef struct hd_fncron {
+    char *name;
+    char *cron;      /* a cron expression (hd__cron_parse), or NULL: */
+    double interval; /* ms between runs */
+    char *fn_path;
+    herald_value args;
+} hd_fncron;
+size_t hd__fnrt_crons(const hd_fnrt *rt, const hd_fncron **out);
+
+/*
+ * The routes of functions/http.lua (docs/functions.md, "HTTP routes"): a
+ * method and an exact path or a prefix, each to a herald.httpAction
+ * handler known by `handler` (the path hd_actcall runs), and the headers
+ * outside HTTP's standard set the handler reads (`headers`, lower-case).
+ */
+typedef struct hd_fnroute {
+    char *method;
+    char *path;   /* exact, or NULL: */
+    char *prefix; /* every path that starts with it */
+    char *handler;
+    char **headers;
+    size_t nheaders;
+} hd_fnroute;
+/* The route for a request, or NULL: the longest prefix wins when no exact path matches. */
+const hd_fnroute *hd__fnrt_route(const hd_fnrt *rt, const char *method, const char *path,
+                                 bool *method_mismatch);
 
 #endif

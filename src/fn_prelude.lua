@@ -148,6 +148,8 @@ herald.query = define("query", false)
 herald.mutation = define("mutation", false)
 herald.internalQuery = define("query", true)
 herald.internalMutation = define("mutation", true)
+herald.action = define("action", false)
+herald.internalAction = define("action", true)
 
 -- ---- ctx.db: methods work with ':' (Lua) and with '.' (as Convex code reads)
 local function method(obj, f)
@@ -340,7 +342,7 @@ auth_methods.isAdmin = method(auth, P.is_admin)
 -- functions of the app inside the same transaction.
 local function ctx_method(f)
   return function(self, ...)
-    if type(self) == "table" and self.db == db then return f(...) end
+    if type(self) == "table" and self.auth == auth then return f(...) end
     return f(self, ...)
   end
 end
@@ -389,6 +391,215 @@ P.make_ctx = function(now)
           runMutation = run_mutation, vectorSearch = vector_search}
 end
 
+-- ---- actions (docs/functions.md, "Actions"): no transaction; reads run
+-- on snapshots of their own, writes are mutations of their own.
+local with_snapshot = P.with_snapshot
+local action_write = P.action_write
+local action_storage_methods = {}
+local action_storage = readonly(action_storage_methods, "ctx.storage")
+action_storage_methods.generateUploadUrl = method(action_storage, P.storage_upload_url)
+action_storage_methods.getUrl = method(action_storage, function(id) return with_snapshot(P.storage_url, id) end)
+action_storage_methods.getMetadata = method(action_storage, function(id) return with_snapshot(P.storage_meta, id) end)
+action_storage_methods.store = method(action_storage, function(data, opts)
+  if tag(data) == "bytes" then data = data.data end
+  if type(data) ~= "string" then error("ctx.storage.store expects a string or herald.bytes", 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("ctx.storage.store's options must be a table", 2) end
+  return P.action_store(data, opts and opts.contentType)[1]
+end)
+action_storage_methods.delete = method(action_storage, function(id)
+  action_write("@herald:storageDelete", {id = id})
+end)
+local action_scheduler_methods = {}
+local action_scheduler = readonly(action_scheduler_methods, "ctx.scheduler")
+local function schedule_from_action(at, fn, args)
+  if type(at) ~= "number" or at ~= at or at < 0 then error("the time must be a number of milliseconds", 3) end
+  if type(fn) ~= "string" then error("ctx.scheduler expects a function path (\"module:name\")", 3) end
+  return action_write("@herald:schedule", {at = at, name = fn, args = args or {}})
+end
+action_scheduler_methods.runAfter = method(action_scheduler, function(ms, fn, args)
+  if type(ms) ~= "number" then error("the delay must be a number of milliseconds", 2) end
+  return schedule_from_action(P.clock_ms() + ms, fn, args)
+end)
+action_scheduler_methods.runAt = method(action_scheduler, function(at, fn, args)
+  return schedule_from_action(at, fn, args)
+end)
+action_scheduler_methods.cancel = method(action_scheduler, function(id)
+  if type(id) ~= "string" then error("ctx.scheduler.cancel expects an id", 2) end
+  action_write("@herald:cancel", {id = id})
+end)
+local make_action_ctx
+local action_run_query = ctx_method(function(path, args) return with_snapshot(P.run_query, path, args) end)
+local action_run_mutation = ctx_method(action_write)
+local action_run_action = ctx_method(function(path, args)
+  local handler, a = P.action_prepare(path, args)
+  return P.action_result(path, handler(make_action_ctx(P.clock_ms()), a))
+end)
+local action_vector_search = ctx_method(function(...) return with_snapshot(vector_search, ...) end)
+make_action_ctx = function(now)
+  return {auth = auth, storage = action_storage, scheduler = action_scheduler, now = now,
+          runQuery = action_run_query, runMutation = action_run_mutation,
+          runAction = action_run_action, vectorSearch = action_vector_search}
+end
+P.make_action_ctx = make_action_ctx
+
+-- herald.json: JSON text to values and back, for fetch bodies and HTTP routes.
+herald.json = readonly({encode = P.json_encode, decode = P.json_decode}, "herald.json")
+
+-- fetch(url, {method, headers, body}) in actions: the action waits for the
+-- response (docs/functions.md, "fetch"). A table body is sent as JSON.
+local function fetch(url, opts)
+  if type(url) ~= "string" then error("fetch expects a URL", 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("fetch's options must be a table", 2) end
+  opts = opts or {}
+  local headers, body = opts.headers, opts.body
+  if type(body) == "table" and tag(body) ~= "bytes" then
+    body = P.json_encode(body)
+    local h = {}
+    local typed = false
+    for k, val in pairs(headers or {}) do
+      h[k] = val
+      if type(k) == "string" and k:lower() == "content-type" then typed = true end
+    end
+    if not typed then h["content-type"] = "application/json" end
+    headers = h
+  elseif tag(body) == "bytes" then
+    body = body.data
+  end
+  local status, hdrs, text, final = P.fetch(url, opts.method, headers, body)
+  local res = {status = status, ok = status >= 200 and status < 300, headers = hdrs, url = final}
+  res.text = function() return text end
+  res.json = function() return P.json_decode(text) end
+  res.bytes = function() return herald.bytes(text) end
+  return res
+end
+
+-- herald.httpAction(handler): a handler for functions/http.lua's routes. It
+-- gets ctx (an action's) and the request, and returns a response table
+-- {status = 200, headers = {...}, body = string, bytes or a table (JSON)}.
+local function http_response(r)
+  if r == nil then return {status = 200, headers = herald.array({}), body = herald.bytes("")} end
+  if type(r) ~= "table" then error("an HTTP action returns {status = ..., headers = ..., body = ...}", 3) end
+  local status = r.status or 200
+  if math.type(status) ~= "integer" and not (type(status) == "number" and status == math.floor(status)) then
+    error("the response's status must be a whole number", 3)
+  end
+  local list = herald.array({})
+  local typed = false
+  for k, val in pairs(r.headers or {}) do
+    if type(k) ~= "string" or type(val) ~= "string" then error("response headers map names to strings", 3) end
+    if k:lower() == "content-type" then typed = true end
+    list[#list + 1] = herald.array({k, val})
+  end
+  local body = r.body
+  if body == nil then
+    body = ""
+  elseif type(body) == "table" and tag(body) ~= "bytes" then
+    body = P.json_encode(body)
+    if not typed then list[#list + 1] = herald.array({"Content-Type", "application/json"}) end
+  elseif tag(body) == "bytes" then
+    body = body.data
+  elseif type(body) ~= "string" then
+    error("the response's body must be a string, herald.bytes or a table", 3)
+  end
+  return {status = math.tointeger(status), headers = list, body = herald.bytes(body)}
+end
+function herald.httpAction(handler)
+  if type(handler) ~= "function" then error("herald.httpAction expects a function(ctx, request)", 2) end
+  return setmetatable({kind = "action", internal = true, http = true, handler = function(ctx, req)
+    local body = req.body and req.body.data
+    req.body = body
+    req.text = function() return body or "" end
+    req.json = function() return P.json_decode(body or "") end
+    return http_response(handler(ctx, req))
+  end}, FN_MT)
+end
+
+-- herald.httpRouter(): functions/http.lua returns one, with its routes.
+local Router = {}
+local ROUTER_MT = methods_of(Router)
+local METHODS = {GET = true, POST = true, PUT = true, PATCH = true, DELETE = true, OPTIONS = true, HEAD = true}
+function Router:route(r)
+  if type(r) ~= "table" then error("http:route expects {path = ..., method = ..., handler = ...}", 2) end
+  if (r.path == nil) == (r.pathPrefix == nil) then error("a route has a path or a pathPrefix (one of them)", 2) end
+  local p = r.path or r.pathPrefix
+  if type(p) ~= "string" or p:sub(1, 1) ~= "/" then error("a route's path starts with /", 2) end
+  if r.pathPrefix and p:sub(-1) ~= "/" then error("a pathPrefix ends with /", 2) end
+  if type(r.method) ~= "string" or not METHODS[r.method] then
+    error("a route's method is GET, POST, PUT, PATCH, DELETE, OPTIONS or HEAD", 2)
+  end
+  if tag(r.handler) ~= "function" or not r.handler.http then
+    error("a route's handler is a herald.httpAction(...)", 2)
+  end
+  local headers = {}
+  for i, h in ipairs(r.headers or {}) do
+    if type(h) ~= "string" or not h:match("^[%w%-]+$") then error("a route's headers are header names", 2) end
+    headers[i] = h
+  end
+  self.routes[#self.routes + 1] = {path = r.path, prefix = r.pathPrefix, method = r.method,
+                                   handler = r.handler, headers = headers}
+end
+function herald.httpRouter() return setmetatable({routes = {}, [P.ROUTES] = true}, ROUTER_MT) end
+
+-- herald.cronJobs(): functions/crons.lua returns one, with its schedules
+-- (Convex's shapes; times in UTC). A missed run runs once at start.
+local Crons = {}
+local CRONS_MT = methods_of(Crons)
+local DAYS = {sunday = "0", monday = "1", tuesday = "2", wednesday = "3", thursday = "4", friday = "5", saturday = "6"}
+local function whole(x, lo, hi, what)
+  if type(x) ~= "number" or x ~= math.floor(x) or x < lo or x > hi then
+    error(what .. " must be a whole number from " .. lo .. " to " .. hi, 4)
+  end
+  return tostring(math.tointeger(x))
+end
+local function add_cron(self, name, entry, fn, args)
+  if type(name) ~= "string" or name == "" then error("a cron needs a name", 3) end
+  for _, c in ipairs(self.list) do
+    if c.name == name then error("two crons are named \"" .. name .. "\"", 3) end
+  end
+  if type(fn) ~= "string" then error("a cron runs a function path (\"module:name\")", 3) end
+  if args ~= nil and type(args) ~= "table" then error("a cron's args must be a table", 3) end
+  entry.name, entry.fn, entry.args = name, fn, args or {}
+  self.list[#self.list + 1] = entry
+end
+function Crons:interval(name, every, fn, args)
+  if type(every) ~= "table" then error("crons:interval expects {seconds|minutes|hours = n}", 2) end
+  local ms = (every.seconds or 0) * 1000 + (every.minutes or 0) * 60000 + (every.hours or 0) * 3600000
+  if type(ms) ~= "number" or ms < 1000 or ms ~= ms then error("a cron interval is at least one second", 2) end
+  add_cron(self, name, {interval = ms}, fn, args)
+end
+function Crons:cron(name, expr, fn, args)
+  if type(expr) ~= "string" then error("crons:cron expects a cron expression", 2) end
+  add_cron(self, name, {cron = expr}, fn, args)
+end
+function Crons:hourly(name, at, fn, args)
+  add_cron(self, name, {cron = whole(at.minuteUTC or 0, 0, 59, "minuteUTC") .. " * * * *"}, fn, args)
+end
+function Crons:daily(name, at, fn, args)
+  add_cron(self, name, {cron = whole(at.minuteUTC or 0, 0, 59, "minuteUTC") .. " " ..
+    whole(at.hourUTC or 0, 0, 23, "hourUTC") .. " * * *"}, fn, args)
+end
+function Crons:weekly(name, at, fn, args)
+  local day = type(at.dayOfWeek) == "string" and DAYS[at.dayOfWeek:lower()]
+  if not day then error("dayOfWeek is a day's name (\"monday\")", 2) end
+  add_cron(self, name, {cron = whole(at.minuteUTC or 0, 0, 59, "minuteUTC") .. " " ..
+    whole(at.hourUTC or 0, 0, 23, "hourUTC") .. " * * " .. day}, fn, args)
+end
+function Crons:monthly(name, at, fn, args)
+  add_cron(self, name, {cron = whole(at.minuteUTC or 0, 0, 59, "minuteUTC") .. " " ..
+    whole(at.hourUTC or 0, 0, 23, "hourUTC") .. " " .. whole(at.day or 1, 1, 31, "day") .. " * *"}, fn, args)
+end
+function herald.cronJobs() return setmetatable({list = {}, [P.CRONS] = true}, CRONS_MT) end
+
+-- Herald's own mutations, which actions write through ("@herald:...").
+P.builtins = {
+  schedule = herald.internalMutation{args = {at = v.number(), name = v.string(), args = v.any()},
+    handler = function(ctx, a) return ctx.scheduler:runAt(a.at, a.name, a.args) end},
+  cancel = herald.internalMutation{args = {id = v.string()},
+    handler = function(ctx, a) ctx.scheduler:cancel(a.id) end},
+  storageDelete = herald.internalMutation{args = {id = v.string()},
+    handler = function(ctx, a) ctx.storage:delete(a.id) end},
+}
+
 -- A safe clock: os.time() and os.date() see the call's fixed time.
 local real_date, real_clock = P.os_date, P.os_clock
 os = {
@@ -400,4 +611,4 @@ os = {
   date = function(fmt, t) return real_date(fmt or "%c", t or P.now_seconds()) end,
 }
 
-return readonly(herald, "herald"), readonly(v, "v"), readonly(os, "os")
+return readonly(herald, "herald"), readonly(v, "v"), readonly(os, "os"), fetch

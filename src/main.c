@@ -52,6 +52,12 @@ static const char usage[] =
     "                        files (ctx.storage): URLs start with URL (default\n"
     "                        http://localhost:PORT); 100 MiB a file, no total but the\n"
     "                        disk, 16 uploads at once\n"
+    "        [--allow-fetch LIST] [--action-timeout SECONDS] [--fetch-timeout SECONDS]\n"
+    "        [--max-actions N] [--action-threads N]\n"
+    "                        actions: fetch() refuses loopback, private and link-local\n"
+    "                        addresses but those of LIST (addresses, CIDR ranges); an\n"
+    "                        action runs 600 s at most, a fetch 30 s; 64 actions run at\n"
+    "                        once on 2 threads, more wait\n"
     "                        run the live server (docs/protocol.md, \"Limits\"): port 3210\n"
     "                        on every address (127.0.0.1 with --dev unless --host); static\n"
     "                        files from DIR, else the app's public/, else ./web-demo;\n"
@@ -296,8 +302,7 @@ static int cmd_functions(const options *o, herald_error *err)
         bool internal;
         const char *path = hd__fnrt_path(rt, i);
         hd__fn_kind(rt, path, &kind, &internal);
-        printf("%s\t%s%s\n", path, internal ? "internal " : "",
-               kind == HD_FN_MUTATION ? "mutation" : "query");
+        printf("%s\t%s%s\n", path, internal ? "internal " : "", hd__fn_kind_name(kind));
     }
     hd__fnrt_free(rt);
     hd__fnbundle_unref(b);
@@ -451,6 +456,34 @@ static int cmd_serve(const options *o, int argc, char **argv, herald_error *err)
             if (*end || !*text || *text == '-' || n < 1 || n > 10000)
                 return usage_error("serve: bad --max-uploads (1 to 10,000)");
             cfg.max_uploads = (size_t)n;
+        } else if (!strcmp(argv[i], "--allow-fetch") && i + 1 < argc) {
+            cfg.actions.fetch.allow = argv[++i];
+        } else if ((!strcmp(argv[i], "--action-timeout") || !strcmp(argv[i], "--fetch-timeout") ||
+                    !strcmp(argv[i], "--max-actions") || !strcmp(argv[i], "--action-threads")) &&
+                   i + 1 < argc) {
+            /* Actions (docs/functions.md, "Actions"): each a whole number in its range. */
+            static const struct {
+                const char *flag;
+                unsigned long long lo, hi;
+                const char *message;
+            } ranges[] = {
+                {"--action-timeout", 1, 86400, "serve: bad --action-timeout (1 to 86,400 s)"},
+                {"--fetch-timeout", 1, 3600, "serve: bad --fetch-timeout (1 to 3,600 s)"},
+                {"--max-actions", 1, 10000, "serve: bad --max-actions (1 to 10,000)"},
+                {"--action-threads", 1, 64, "serve: bad --action-threads (1 to 64)"},
+            };
+            size_t k = 0;
+            while (strcmp(ranges[k].flag, argv[i]))
+                k++;
+            char *end;
+            const char *text = argv[++i];
+            unsigned long long n = strtoull(text, &end, 10);
+            if (*end || !*text || *text == '-' || n < ranges[k].lo || n > ranges[k].hi)
+                return usage_error(ranges[k].message);
+            if (k == 0) cfg.actions.seconds = (double)n;
+            if (k == 1) cfg.actions.fetch.timeout_seconds = (double)n;
+            if (k == 2) cfg.actions.max_running = (size_t)n;
+            if (k == 3) cfg.actions.threads = (size_t)n;
         } else if (!strcmp(argv[i], "--dev")) {
             cfg.dev = cfg.fn_limits.dev = true;
         } else if (!strcmp(argv[i], "--static") && i + 1 < argc) {

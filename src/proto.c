@@ -337,6 +337,14 @@ void hd__proto_message(hd_server *s, hd_conn *c, const char *text, size_t len)
         } else {
             hd__proto_send(c, "ack", id, 0, NULL);
         }
+    } else if (!strcmp(type, "action")) {
+        const char *path = get_str(&msg, "path");
+        if (!id)
+            hd__proto_error(c, NULL, HERALD_EINVAL, "this message needs an `id` string");
+        else if (!path)
+            hd__proto_error(c, id, HERALD_EINVAL, "`action` needs `path` (\"module:name\")");
+        else if ((rc = hd__submit_action(s, c, id, path, herald_object_get(&msg, "args"), &err)))
+            hd__proto_error(c, id, rc, err.message);
     } else if (!strcmp(type, "sub") || !strcmp(type, "query") || !strcmp(type, "mutate")) {
         if (!id) {
             hd__proto_error(c, NULL, HERALD_EINVAL, "this message needs an `id` string");
@@ -580,12 +588,15 @@ void hd__http_request(hd_server *s, hd_conn *c, const char *path, const char *au
         http_error(c, HERALD_EINVAL, "the body must be a JSON object");
     } else if (!convex_shape(c, &msg, &args)) {
         /* answered */
-    } else if (is_action) {
-        /* Until Herald runs actions: a function error, which the client can read. */
-        c->http_convex = true;
-        http_error(c, HERALD_ENOTFOUND, "actions are not supported by this Herald server yet");
     } else if (fnv && !fn) {
         http_error(c, HERALD_EINVAL, "`path` must be a string (\"module:name\")");
+    } else if (is_action) {
+        if (!fn)
+            http_error(c, HERALD_EINVAL, "expected {\"path\": \"module:name\", \"args\": {...}}");
+        else if ((rc = hd__submit_action(s, c, NULL, fn, args, &err)))
+            http_error(c, rc, err.message);
+        else
+            c->http_waiting = true;
     } else if (fn && is_query) {
         herald_value result, data;
         uint64_t version;
@@ -658,6 +669,15 @@ void hd__proto_query_done(hd_server *s, hd_job *j)
 
 void hd__proto_answer(hd_server *s, hd_wreq *r)
 {
+    if (r->action) {
+        if (r->upload_tmp && !r->rc && !r->replayed) s->stored_bytes += hd__storage_size(r);
+        hd__actions_written(s->actions, r);
+        return;
+    }
+    if (r->cron) {
+        hd__sched_cron_done(s, r);
+        return;
+    }
     if (r->scheduled_id) {
         hd__sched_done(s, r);
         return;
@@ -686,4 +706,89 @@ void hd__proto_answer(hd_server *s, hd_wreq *r)
         http_success(c, &r->result, r->version);
     }
     hd__conn_release(c);
+}
+
+/* ---- actions ---- */
+
+int hd__submit_action(hd_server *s, hd_conn *c, const char *id, const char *path,
+                      const herald_value *args, herald_error *err)
+{
+    char norm[256];
+    hd_fn_kind kind;
+    bool internal;
+    int rc = hd__fn_path_normalize(path, norm, sizeof norm, err);
+    if (rc) return rc;
+    if (!s->fnrt || hd__fn_kind(s->fnrt, norm, &kind, &internal) || (internal && !c->admin))
+        return herald_fail(err, HERALD_ENOTFOUND, "no %sfunction `%s`",
+                           s->fnrt && !hd__fn_kind(s->fnrt, norm, NULL, NULL) ? "public " : "",
+                           norm);
+    if (kind != HD_FN_ACTION)
+        return herald_fail(err, HERALD_EINVAL, "`%s` is a %s; call it as a %s", norm,
+                           hd__fn_kind_name(kind), hd__fn_kind_name(kind));
+    if (args && args->type != HERALD_OBJECT && args->type != HERALD_UNDEFINED)
+        return herald_fail(err, HERALD_EVALIDATION, "%s: args must be an object", norm);
+    if (!s->actions) return herald_fail(err, HERALD_EBUSY, "this server runs no actions");
+    if (hd__actions_count(s->actions) >= HD_MAX_ACTIONS)
+        return herald_fail(err, HERALD_EBUSY, "too many actions are running: try again later");
+    hd_action *act = hd__action_new(norm, args, &c->identity, c->admin);
+    if (!act || (id && !(act->request_id = strdup(id)))) {
+        hd__action_free(act);
+        return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    }
+    act->origin = c;
+    act->origin_serial = c->serial;
+    act->http = !c->websocket;
+    c->pending_requests++;
+    hd__actions_submit(s->actions, act);
+    return 0;
+}
+
+/* An action of a client ended: its answer. */
+static void action_answer(hd_server *s, hd_action *act)
+{
+    hd_conn *c = act->origin;
+    if (c->dead || c->serial != act->origin_serial) {
+        hd__conn_release(c);
+        return;
+    }
+    if (c->sync) {
+        hd__sync_action_answer(s, c, act);
+    } else if (c->websocket) {
+        if (act->rc)
+            hd__proto_error_data(c, act->request_id, act->rc, act->err.message, &act->err_data);
+        else
+            hd__proto_send(c, "result", act->request_id, 0, &act->result);
+    } else if (act->route) {
+        hd__route_answer(s, c, act);
+    } else if (act->rc) {
+        http_error_data(c, act->rc, act->err.message, &act->err_data);
+    } else {
+        http_success(c, &act->result, 0);
+    }
+    hd__conn_release(c);
+}
+
+void hd__actions_drain(hd_server *s)
+{
+    if (!s->actions) return;
+    for (hd_wreq *r = hd__actions_take_writes(s->actions), *next; r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        if (r->upload_tmp && !hd__storage_admit(s, r)) {
+            /* A file that does not fit: the action gets the refusal, nothing is written. */
+            hd__actions_written(s->actions, r);
+            hd__wreq_free(r);
+            continue;
+        }
+        hd__writer_submit(s->writer, r);
+    }
+    for (hd_action *act = hd__actions_take_done(s->actions), *next; act; act = next) {
+        next = act->next;
+        act->next = NULL;
+        if (act->scheduled_id)
+            hd__sched_action_done(s, act);
+        else if (act->origin)
+            action_answer(s, act);
+        hd__action_free(act);
+    }
 }

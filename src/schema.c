@@ -693,8 +693,9 @@ static int parse_table(struct loader *L, const cJSON *j, herald_table_def *t)
 
 /*
  * The system tables' definitions: `_storage`, one row per stored file
- * (docs/storage.md, "Files"), as Convex has it. Parsed once, kept for the
- * life of the process.
+ * (docs/storage.md, "Files"), as Convex has it; `_scheduled_functions` and
+ * `_cron_jobs` (docs/functions.md). Parsed once, kept for the life of the
+ * process.
  */
 static const char system_tables_json[] =
     "{\"_storage\": {\"document\": {\"type\": \"object\", \"fields\": {"
@@ -708,7 +709,11 @@ static const char system_tables_json[] =
     "\"state\": {\"type\": \"object\", \"fields\": {\"kind\": {\"type\": \"string\"}, "
     "\"error\": {\"type\": \"string\", \"optional\": true}}}}}, "
     "\"indexes\": [{\"name\": \"by_state_time\", \"fields\": [\"state.kind\", "
-    "\"scheduledTime\"]}]}}";
+    "\"scheduledTime\"]}]},"
+    /* _cron_jobs: when each cron of functions/crons.lua last ran (docs/functions.md, "Crons"). */
+    "\"_cron_jobs\": {\"document\": {\"type\": \"object\", \"fields\": {"
+    "\"name\": {\"type\": \"string\"}, \"lastRun\": {\"type\": \"number\"}}}, "
+    "\"indexes\": [{\"name\": \"by_name\", \"fields\": [\"name\"]}]}}";
 static herald_schema *system_schema;
 
 static int table_cmp(const void *a, const void *b);

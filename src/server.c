@@ -165,6 +165,7 @@ static void conn_free(hd_conn *c)
     drop_queue(c);
     drop_input(c);
     drop_reply(c);
+    free(c->reply_headers);
     if (c->file_fd >= 0) close(c->file_fd);
     hd__buf_free(&c->changes);
     herald_value_free(&c->identity);
@@ -284,8 +285,27 @@ static int cors_headers(struct lws *wsi, const char *origin, unsigned char **pos
     return lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
                                        (const unsigned char *)origin, (int)strlen(origin), pos,
                                        end) ||
-           lws_add_http_header_by_name(wsi, (const unsigned char *)"vary:",
-                                       (const unsigned char *)vary, sizeof vary - 1, pos, end);
+           lws_add_http_header_by_name(wsi,
+                                       (const unsigned char *)"vary:", (const unsigned char *)vary,
+                                       sizeof vary - 1, pos, end);
+}
+
+/* Adds headers written as "name: value\r\n" lines; false when they do not fit. */
+static bool add_headers(struct lws *wsi, const char *lines, unsigned char **pos, unsigned char *end)
+{
+    for (const char *line = lines, *next; *line; line = next) {
+        const char *eol = strstr(line, "\r\n"), *colon = strchr(line, ':');
+        if (!eol || !colon || colon > eol) break;
+        next = eol + 2;
+        char name[128];
+        if (colon + 1 - line >= (long)sizeof name) continue;
+        snprintf(name, sizeof name, "%.*s", (int)(colon + 1 - line), line);
+        const char *value = colon + 2;
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                        (const unsigned char *)value, (int)(eol - value), pos, end))
+            return false;
+    }
+    return true;
 }
 
 /*
@@ -296,17 +316,20 @@ static int cors_headers(struct lws *wsi, const char *origin, unsigned char **pos
  */
 static int http_write(struct lws *wsi, pss *p, hd_conn *c)
 {
-    static unsigned char buf[LWS_PRE + 1024 + FRAGMENT];
+    /* Room for the headers: the common ones and up to 16 KiB of a route's own (routes.c). */
+    static unsigned char buf[LWS_PRE + 20 * 1024 + FRAGMENT];
     unsigned char *start = buf + LWS_PRE, *pos = start, *end = buf + sizeof buf;
     size_t left = c->http_reply_len - c->out_sent, chunk = left > FRAGMENT ? FRAGMENT : left;
     int n;
     if (p->http_phase == 0) {
         static const char nosniff[] = "nosniff", close[] = "close";
-        if (lws_add_http_common_headers(wsi, (unsigned)c->http_status, "application/json",
+        if (lws_add_http_common_headers(wsi, (unsigned)c->http_status,
+                                        c->reply_headers ? c->file_type : "application/json",
                                         c->http_reply_len, &pos, end) ||
             lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
                                         (const unsigned char *)nosniff, sizeof nosniff - 1, &pos,
                                         end) ||
+            (c->reply_headers && !add_headers(wsi, c->reply_headers, &pos, end)) ||
             (c->http_close &&
              lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)close,
                                           sizeof close - 1, &pos, end)) ||
@@ -352,22 +375,12 @@ static int http_file_write(struct lws *wsi, pss *p, hd_conn *c)
         static const char nosniff[] = "nosniff";
         bool ok = !lws_add_http_common_headers(wsi, (unsigned)c->http_status, c->file_type,
                                                c->file_left, &pos, end) &&
-                  !lws_add_http_header_by_name(wsi, (const unsigned char *)"x-content-type-options:",
-                                               (const unsigned char *)nosniff, sizeof nosniff - 1,
-                                               &pos, end);
-        /* storage.c's own headers, one "name: value" per line. */
-        for (char *line = c->file_headers, *next; ok && *line; line = next) {
-            char *eol = strstr(line, "\r\n"), *colon = strchr(line, ':');
-            if (!eol || !colon || colon > eol) break;
-            next = eol + 2;
-            char name[64];
-            snprintf(name, sizeof name, "%.*s", (int)(colon + 1 - line), line);
-            const char *value = colon + 2;
-            ok = !lws_add_http_header_by_name(wsi, (const unsigned char *)name,
-                                              (const unsigned char *)value, (int)(eol - value),
-                                              &pos, end);
-        }
-        if (!ok || cors_headers(wsi, c->cors_origin, &pos, end) ||
+                  !lws_add_http_header_by_name(
+                      wsi, (const unsigned char *)"x-content-type-options:",
+                      (const unsigned char *)nosniff, sizeof nosniff - 1, &pos, end);
+        /* storage.c's own headers. */
+        if (!ok || !add_headers(wsi, c->file_headers, &pos, end) ||
+            cors_headers(wsi, c->cors_origin, &pos, end) ||
             lws_finalize_http_header(wsi, &pos, end))
             return -1;
         n = lws_write(wsi, start, (size_t)(pos - start), LWS_WRITE_HTTP_HEADERS);
@@ -383,7 +396,8 @@ static int http_file_write(struct lws *wsi, pss *p, hd_conn *c)
         if (got <= 0) return -1; /* the file shrank under us: end the connection */
         c->file_off += (uint64_t)got;
         c->file_left -= (uint64_t)got;
-        n = lws_write(wsi, start, (size_t)got, c->file_left ? LWS_WRITE_HTTP : LWS_WRITE_HTTP_FINAL);
+        n = lws_write(wsi, start, (size_t)got,
+                      c->file_left ? LWS_WRITE_HTTP : LWS_WRITE_HTTP_FINAL);
         c->last_progress = hd__now();
         if (n < 0) return -1;
         if (c->file_left) {
@@ -420,7 +434,10 @@ static int http_handle(struct lws *wsi, hd_server *s, hd_conn *c)
     if (!auth) return -1;
     if (alen > 0 && lws_hdr_copy(wsi, auth, alen + 1, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
         auth[0] = 0;
-    hd__http_request(s, c, c->http_path, auth, (char *)c->in.p, c->in.len);
+    if (c->http_route)
+        hd__route_request(s, c, wsi);
+    else
+        hd__http_request(s, c, c->http_path, auth, (char *)c->in.p, c->in.len);
     OPENSSL_cleanse(auth, (size_t)(alen > 0 ? alen : 0) + 1);
     free(auth);
     drop_input(c);
@@ -538,6 +555,7 @@ int hd__server_reload(hd_server *s, herald_error *err)
     s->auth = auth;
     if (s->writer) hd__writer_set_functions(s->writer, b, &s->cfg.fn_limits);
     if (s->eval) hd__eval_set_functions(s->eval, b, &s->cfg.fn_limits);
+    if (s->actions) hd__actions_set_functions(s->actions, b, &s->cfg.fn_limits);
     hd__fnbundle_unref(b);
     s->rerun_functions = true;
     s->fn_generation++;
@@ -864,11 +882,11 @@ static bool preflight(hd_server *s, struct lws *wsi)
  * Content-Length (chunked or none: 411), a length that is not a number
  * (400), a body over the limit (413). True when it was refused.
  */
-static bool post_refused(hd_server *s, struct lws *wsi)
+static bool post_refused(hd_server *s, struct lws *wsi, bool check_origin)
 {
     char len_text[32] = "", m[160];
     int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-    if (!hd__origin_allowed(s, wsi)) {
+    if (check_origin && !hd__origin_allowed(s, wsi)) {
         answer_now(wsi, 403, HERALD_EACCESS,
                    "requests from this page's origin are not allowed (see --allow-origin)");
     } else if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
@@ -1000,6 +1018,7 @@ static void tick(lws_sorted_usec_list_t *sul)
     /* Batches a busy moment left behind (no snapshot could be had then). */
     if (s->writer) drain_batches(s);
     if (s->eval) drain_evaluations(s);
+    hd__actions_drain(s);
     double now = hd__now();
     check_laggards(s, now);
     check_expiries(s);
@@ -1048,6 +1067,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (s) reload_on_signal(s);
         if (s && s->writer) drain_batches(s);
         if (s && s->eval) drain_evaluations(s);
+        if (s) hd__actions_drain(s);
         return 0;
 
     case LWS_CALLBACK_ESTABLISHED: {
@@ -1173,6 +1193,25 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
         if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0 && !strncmp(uri, "/api/", 5))
             return preflight(s, wsi) ? -1 : 0;
+        if (hd__route_path(uri)) {
+            /* An HTTP route of the app's (routes.c): any method, the body if one comes. */
+            bool body;
+            char msg[200];
+            int status = hd__route_begin(s, c, wsi, uri, &body, msg, sizeof msg);
+            if (status) {
+                answer_now(wsi, status, status == 404 ? HERALD_ENOTFOUND : HERALD_EINVAL, msg);
+                return -1;
+            }
+            c->in.len = 0;
+            if (body) {
+                c->in_started = hd__now();
+                hd__conn_watch(c);
+                return post_refused(s, wsi, false) ? -1 : 0;
+            }
+            c->http_ready = true;
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
         if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0) {
             c->in.len = 0;
             c->in_started = hd__now();
@@ -1188,15 +1227,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                                     403);
                 if (!status) return 0;
                 answer_now(wsi, status,
-                           status == 404   ? HERALD_ENOTFOUND
-                           : status == 403 ? HERALD_EACCESS
+                           status == 404                    ? HERALD_ENOTFOUND
+                           : status == 403                  ? HERALD_EACCESS
                            : status == 413 || status == 507 ? HERALD_ELIMIT
-                           : status == 503 ? HERALD_EBUSY
-                                           : HERALD_EINVAL,
+                           : status == 503                  ? HERALD_EBUSY
+                                                            : HERALD_EINVAL,
                            msg);
                 return -1;
             }
-            return post_refused(s, wsi) ? -1 : 0; /* the body follows */
+            return post_refused(s, wsi, true) ? -1 : 0; /* the body follows */
         }
         if (get && !strncmp(uri, "/api/storage/", 13)) {
             hd__storage_serve(s, c, wsi, uri + 13);
@@ -1448,6 +1487,9 @@ int hd__server_run(const hd_server_config *cfg)
     if ((rc = hd__eval_start(s->store, s->cfg.evaluators, hd__fnrt_bundle(s->fnrt),
                              &s->cfg.fn_limits, wake_loop, s, &s->eval, &err)))
         goto fail;
+    if ((rc = hd__actions_start(s->store, &s->cfg.actions, hd__fnrt_bundle(s->fnrt),
+                                &s->cfg.fn_limits, wake_loop, s, &s->actions, &err)))
+        goto fail;
     signal(SIGHUP, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -1470,6 +1512,10 @@ int hd__server_run(const hd_server_config *cfg)
     /* Evaluations still at work are dropped: their clients are told the server stops. */
     hd__eval_stop(s->eval);
     drain_evaluations(s);
+    /* Actions still running end with an error (a scheduled one stays inProgress: the next
+     * start marks it failed). */
+    hd__actions_stop(s->actions);
+    hd__actions_drain(s);
     for (hd_conn *c = s->conns; c; c = c->next)
         if (c->websocket) hd__conn_close(c, "server shutting down");
     double deadline = hd__now() + 2.0;
@@ -1482,6 +1528,10 @@ fail:
     fprintf(stderr, "herald: %s: %s\n", herald_errcode_name(rc), err.message);
 done:
     loop_destroy(s);
+    hd__actions_free(s->actions);
+    s->actions = NULL;
+    free(s->crons);
+    s->crons = NULL;
     hd__eval_free(s->eval);
     s->eval = NULL;
     hd__writer_free(s->writer);

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "action.h"
 #include "buf.h"
 #include "deadline.h"
 #include "dlist.h"
@@ -56,6 +57,9 @@ typedef struct hd_server_config {
     uint64_t max_file_size; /* bytes per uploaded file; 0: 100 MiB */
     uint64_t max_storage;   /* bytes of all stored files together; 0: no limit but the disk */
     size_t max_uploads;     /* uploads being received at once; 0: 16 */
+    /* Actions (action.h): threads, actions at once, wall-clock limit, fetch's limits. */
+    hd_actions_config actions;
+    size_t max_http_route_body; /* bytes of a request body to an HTTP route; 0: 16 MiB */
 } hd_server_config;
 
 /* One outbound frame. */
@@ -120,9 +124,14 @@ struct hd_conn {
     char file_type[128];
     char cors_origin[128]; /* the request's Origin when it is another one allowed: CORS headers */
     bool http_convex;      /* the request is in Convex's shape: answered in its shape (560) */
-    bool http_ready;       /* the body arrived: handled at the next writable callback */
-    bool http_waiting;     /* waiting for the writer */
-    bool http_busy;        /* a request is being answered: further input waits (pipelining) */
+    bool http_route;       /* a request to an HTTP route of the app's (routes.c) */
+    char route_handler[32];
+    char route_method[8];
+    char *reply_headers; /* headers of the answer besides the common ones ("name: value\r\n"...),
+                            and file_type its Content-Type; NULL: JSON, no others */
+    bool http_ready;     /* the body arrived: handled at the next writable callback */
+    bool http_waiting;   /* waiting for the writer */
+    bool http_busy;      /* a request is being answered: further input waits (pipelining) */
     bool http_close; /* close the connection after this answer (bytes followed, or were not read) */
     unsigned http_repeats; /* completions lws signalled again for this request */
     int http_status;
@@ -189,7 +198,8 @@ struct hd_server {
     hd_server_config cfg;
     herald_store *store;
     hd_writer *writer;
-    hd_eval *eval; /* evaluator threads, or NULL: every query runs on the loop */
+    hd_eval *eval;       /* evaluator threads, or NULL: every query runs on the loop */
+    hd_actions *actions; /* the action pool, or NULL (not started yet) */
     struct lws_context *lws;
     void *evloop; /* the libev loop lws runs on, or NULL: lws's own poll() loop */
     hd_rsindex *rsindex;
@@ -239,7 +249,12 @@ struct hd_server {
     size_t nsched;
     bool sched_poke;                  /* a commit scheduled something: look now */
     lws_sorted_usec_list_t sched_sul; /* the next run due before the next tick */
-    hd_dlist sync_quiet;              /* sync connections, the longest unsent-to first */
+    bool sched_swept;                 /* actions a previous run left inProgress are marked failed */
+    struct cron_state *crons;         /* functions/crons.lua's crons, when each runs next */
+    size_t ncrons;
+    bool crons_loaded;
+    unsigned cron_generation; /* the fn_generation they were loaded for */
+    hd_dlist sync_quiet;      /* sync connections, the longest unsent-to first */
     struct {
         uint64_t second; /* monotonic second of the bucket */
         uint64_t commits;
@@ -342,6 +357,8 @@ void hd__sync_error(hd_conn *c, int code, const char *message);
 void hd__sync_auth_lost(hd_conn *c, const char *message);
 /* A mutation's answer: MutationResponse, and a Transition to its commit follows. */
 void hd__sync_answer(hd_server *s, hd_conn *c, hd_wreq *r);
+/* An action's answer: ActionResponse. */
+void hd__sync_action_answer(hd_server *s, hd_conn *c, hd_action *act);
 /* Sends the Transition of every connection with something to send (and no result pending). */
 void hd__sync_flush_all(hd_server *s);
 /* Something was queued to the connection (resets its Ping clock). */
@@ -372,14 +389,50 @@ void hd__storage_answer(hd_server *s, hd_conn *c, hd_wreq *r);
  * server.c sends (c->file_*, c->http_status), or answers an error.
  */
 void hd__storage_serve(hd_server *s, hd_conn *c, struct lws *wsi, const char *rest);
+/* The size of the file an upload's (or ctx.storage:store's) request stores. */
+uint64_t hd__storage_size(const hd_wreq *r);
+/* Whether the file of request `r` fits --max-storage; if not, r fails and its file goes. */
+bool hd__storage_admit(hd_server *s, hd_wreq *r);
 /* After a commit: the files whose rows the batches deleted go. */
 void hd__storage_committed(hd_server *s, hd_wbatch *batches);
+
+/* ---- proto.c: actions ---- */
+/*
+ * Hands action `path` to the pool for connection `c` (a WebSocket message
+ * with id `id`, or an HTTP request: id NULL); answered through
+ * hd__action_done().
+ */
+int hd__submit_action(hd_server *s, hd_conn *c, const char *id, const char *path,
+                      const herald_value *args, herald_error *err);
+/* Takes the pool's writes to the writer and answers the actions it finished. */
+void hd__actions_drain(hd_server *s);
+
+/* Actions waiting or running in all, beyond which new ones are refused. */
+#define HD_MAX_ACTIONS 10000
+
+/* ---- routes.c: the app's HTTP routes (functions/http.lua), under HD_ROUTES_PREFIX ---- */
+#define HD_ROUTES_PREFIX "/http"
+bool hd__route_path(const char *uri);
+/*
+ * A request to a route's path: 0 and *body (a body follows, else it is
+ * handled at once), or the HTTP status that refuses it, with `msg`.
+ */
+int hd__route_begin(hd_server *s, hd_conn *c, struct lws *wsi, const char *uri, bool *body,
+                    char *msg, size_t n);
+/* The request arrived: its action goes to the pool. */
+void hd__route_request(hd_server *s, hd_conn *c, struct lws *wsi);
+/* The route's action ended: its response (or a 500). */
+void hd__route_answer(hd_server *s, hd_conn *c, hd_action *act);
 
 /* ---- sched.c: ctx.scheduler's runs ---- */
 /* Every tick: the pending runs that are due go to the writer. */
 void hd__sched_tick(hd_server *s);
 /* The writer is done with a scheduled run (hd__proto_answer hands it here). */
 void hd__sched_done(hd_server *s, hd_wreq *r);
+/* A scheduled action ended: its row records how. */
+void hd__sched_action_done(hd_server *s, hd_action *act);
+/* A cron's run was committed (or not): it may run again. */
+void hd__sched_cron_done(hd_server *s, hd_wreq *r);
 
 /* ---- admin.c ---- */
 /* Answers {"type":"admin","op":...} for an admin connection (docs/protocol.md). */

@@ -57,6 +57,7 @@ int hd__storage_start(hd_server *s, herald_error *err)
         s->public_url[--n] = 0;
     s->cfg.fn_limits.storage_key = s->blob_key;
     s->cfg.fn_limits.storage_url = s->public_url;
+    s->cfg.fn_limits.files_dir = s->files_dir;
     return 0;
 }
 
@@ -209,11 +210,7 @@ void hd__storage_answer(hd_server *s, hd_conn *c, hd_wreq *r)
         hd__http_error(c, HERALD_ECORRUPT, "the upload's row has no id");
         return;
     }
-    if (!r->replayed) {
-        const herald_value *sz =
-            herald_object_get(herald_object_get(&r->ops.u.arr.items[0], "value"), "size");
-        if (sz && sz->type == HERALD_FLOAT64) s->stored_bytes += (uint64_t)sz->u.f;
-    }
+    if (!r->replayed) s->stored_bytes += hd__storage_size(r);
     hd_buf b = HD_BUF_INIT;
     hd__buf_str(&b, "{\"storageId\":\"");
     hd__buf_str(&b, id->u.s.ptr);
@@ -323,4 +320,23 @@ void hd__storage_committed(hd_server *s, hd_wbatch *batches)
             if (herald_write_set_writes_system(s->store, ws))
                 herald_write_set_changes(s->store, ws, on_change, s);
         }
+}
+
+uint64_t hd__storage_size(const hd_wreq *r)
+{
+    const herald_value *sz =
+        r->ops.type == HERALD_ARRAY && r->ops.u.arr.len
+            ? herald_object_get(herald_object_get(&r->ops.u.arr.items[0], "value"), "size")
+            : NULL;
+    return sz && sz->type == HERALD_FLOAT64 && sz->u.f > 0 ? (uint64_t)sz->u.f : 0;
+}
+
+bool hd__storage_admit(hd_server *s, hd_wreq *r)
+{
+    uint64_t size = hd__storage_size(r);
+    if (!s->cfg.max_storage || s->stored_bytes + size <= s->cfg.max_storage) return true;
+    r->rc = herald_fail(&r->err, HERALD_ELIMIT,
+                        "the server's file storage is full (--max-storage %llu MiB)",
+                        (unsigned long long)(s->cfg.max_storage >> 20));
+    return false; /* the file goes with the request (hd__wreq_free) */
 }

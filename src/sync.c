@@ -307,33 +307,53 @@ void hd__sync_auth_lost(hd_conn *c, const char *message)
     auth_error(c, message, y->identity ? y->identity - 1 : 0, false);
 }
 
-void hd__sync_answer(hd_server *s, hd_conn *c, hd_wreq *r)
+/*
+ * A MutationResponse (ts: the commit's version) or an ActionResponse for
+ * request `rid`: its result, or its failure with the error's data.
+ */
+static void send_response(hd_conn *c, bool action, const char *rid, uint64_t ts, int rc,
+                          const char *message, const herald_value *result, const herald_value *data)
 {
-    hd_sync *y = c->sync;
     hd_buf b = HD_BUF_INIT;
-    hd__buf_str(&b, "{\"type\":\"MutationResponse\",\"requestId\":");
-    hd__buf_str(&b, r->request_id ? r->request_id : "0");
+    hd__buf_str(&b, action ? "{\"type\":\"ActionResponse\",\"requestId\":"
+                           : "{\"type\":\"MutationResponse\",\"requestId\":");
+    hd__buf_str(&b, rid ? rid : "0");
     herald_error err = {0};
-    char *json = r->rc ? NULL : hd__sync_value_json(&r->result, &err);
-    if (r->rc || !json) {
+    char *json = rc ? NULL : hd__sync_value_json(result, &err);
+    if (rc || !json) {
         char m[sizeof err.message + 80];
-        if (!r->rc)
-            snprintf(m, sizeof m, "the mutation was committed, but its result cannot be sent: %s",
-                     err.message);
+        if (!rc)
+            snprintf(m, sizeof m, "the %s, but its result cannot be sent: %s",
+                     action ? "action ran" : "mutation was committed", err.message);
         hd__buf_str(&b, ",\"success\":false,\"result\":");
-        hd__json_str(&b, r->rc ? (r->err.message[0] ? r->err.message : herald_strerror(r->rc)) : m);
-        if (r->rc) hd__json_field(&b, "errorData", &r->error_data);
+        hd__json_str(&b, rc ? (message && message[0] ? message : herald_strerror(rc)) : m);
+        if (rc) hd__json_field(&b, "errorData", data);
     } else {
         hd__buf_str(&b, ",\"success\":true,\"result\":");
         hd__buf_str(&b, json);
-        hd__buf_str(&b, ",\"ts\":");
-        put_ts(&b, r->version ? r->version : s->seen_version);
+        if (!action) {
+            hd__buf_str(&b, ",\"ts\":");
+            put_ts(&b, ts);
+        }
     }
     free(json);
     hd__buf_str(&b, ",\"logLines\":[]}");
     send_buf(c, &b);
+}
+
+void hd__sync_answer(hd_server *s, hd_conn *c, hd_wreq *r)
+{
+    send_response(c, false, r->request_id, r->version ? r->version : s->seen_version, r->rc,
+                  r->err.message, &r->result, &r->error_data);
     /* The promise resolves at the next Transition that reaches the commit: it follows. */
-    mark_dirty(y);
+    mark_dirty(c->sync);
+}
+
+void hd__sync_action_answer(hd_server *s, hd_conn *c, hd_action *act)
+{
+    (void)s;
+    send_response(c, true, act->request_id, 0, act->rc, act->err.message, &act->result,
+                  &act->err_data);
 }
 
 /* ---- in ---- */
@@ -464,15 +484,14 @@ static void on_mutation(hd_server *s, hd_conn *c, const herald_value *msg, bool 
     const char *path = get_str(msg, "udfPath");
     const herald_value *args = get_args(msg);
     int rc;
-    if (action) {
-        rc = herald_fail(&err, HERALD_ENOTFOUND,
-                         "actions are not supported by this Herald server yet");
-    } else if (!path) {
-        rc = herald_fail(&err, HERALD_EINVAL, "a Mutation needs a udfPath");
+    if (!path) {
+        rc = herald_fail(&err, HERALD_EINVAL, "a Mutation or Action needs a udfPath");
     } else if (!args) {
         rc = herald_fail(&err, HERALD_EINVAL, "`args` must be an array holding one object");
     } else if (!y->connected) {
         rc = herald_fail(&err, HERALD_EINVAL, "Connect comes first");
+    } else if (action) {
+        rc = hd__submit_action(s, c, rid, path, args, &err);
     } else {
         /* Once per (session, request): a re-sent mutation gets its first answer again. */
         char key[128];
@@ -486,14 +505,7 @@ static void on_mutation(hd_server *s, hd_conn *c, const herald_value *msg, bool 
         }
     }
     if (!rc) return;
-    hd_buf b = HD_BUF_INIT;
-    hd__buf_str(&b, action ? "{\"type\":\"ActionResponse\",\"requestId\":"
-                           : "{\"type\":\"MutationResponse\",\"requestId\":");
-    hd__buf_str(&b, rid);
-    hd__buf_str(&b, ",\"success\":false,\"result\":");
-    hd__json_str(&b, err.message[0] ? err.message : herald_strerror(rc));
-    hd__buf_str(&b, ",\"logLines\":[]}");
-    send_buf(c, &b);
+    send_response(c, action, rid, 0, rc, err.message, NULL, NULL);
 }
 
 static void on_authenticate(hd_server *s, hd_conn *c, const herald_value *msg)

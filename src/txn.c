@@ -424,8 +424,8 @@ static int system_refused(const herald_txn *m, const hd_table *tab, herald_error
 {
     if (!tab->def->system || m->system) return 0;
     return herald_fail(err, HERALD_EACCESS,
-                       "table `%s` is written by Herald only (use ctx.storage to store and delete "
-                       "files)",
+                       "table `%s` is written by Herald only (files: ctx.storage; scheduled "
+                       "runs: ctx.scheduler)",
                        tab->def->name);
 }
 

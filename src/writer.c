@@ -136,15 +136,15 @@ void hd__wreq_free(hd_wreq *r)
     if (r->upload_tmp && !r->upload_placed) unlink(r->upload_tmp);
     free(r->upload_tmp);
     free(r->scheduled_id);
+    free(r->sched_error);
     free(r);
 }
 
 /* An upload's file, durable, under its row's id, before the row commits. */
 static int place_upload(hd_wreq *r, herald_error *err)
 {
-    const herald_value *id = r->result.type == HERALD_ARRAY && r->result.u.arr.len
-                                 ? &r->result.u.arr.items[0]
-                                 : NULL;
+    const herald_value *id =
+        r->result.type == HERALD_ARRAY && r->result.u.arr.len ? &r->result.u.arr.items[0] : NULL;
     if (!id || id->type != HERALD_STRING)
         return herald_fail(err, HERALD_EINVAL, "an upload inserts its row first");
     int fd = open(r->upload_tmp, O_RDONLY | O_CLOEXEC);
@@ -231,7 +231,7 @@ static void idem_request(const hd_wreq *r, hd_buf *b)
     herald_value_free(&none);
 }
 
-/* The state of a `_scheduled_functions` row: {kind[, error]} and completedTime. */
+/* The state of a `_scheduled_functions` row: {kind[, error]}, and completedTime once it ended. */
 static int set_state(herald_txn *m, const char *id, const char *kind, const char *error,
                      herald_error *err)
 {
@@ -242,11 +242,12 @@ static int set_state(herald_txn *m, const char *id, const char *kind, const char
     herald_object_init(&state);
     bool failed =
         herald_string(&v, kind, strlen(kind)) || herald_object_set(&state, "kind", 4, v) ||
-        (error && (herald_string(&v, error, strlen(error)) ||
-                   herald_object_set(&state, "error", 5, v))) ||
+        (error &&
+         (herald_string(&v, error, strlen(error)) || herald_object_set(&state, "error", 5, v))) ||
         herald_object_set(&patch, "state", 5, state) ||
-        herald_object_set(&patch, "completedTime", 13,
-                          herald_float64((double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6));
+        (strcmp(kind, "inProgress") &&
+         herald_object_set(&patch, "completedTime", 13,
+                           herald_float64((double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6)));
     int rc = failed ? herald_fail(err, HERALD_ENOMEM, "out of memory")
                     : herald_patch(m, id, &patch, err);
     herald_value_free(&patch);
@@ -265,13 +266,30 @@ static void run_scheduled(hd_writer *w, herald_group *g, hd_wreq *r)
     if ((r->rc = herald_mutation_begin(g, &m, &r->err))) return;
     herald_txn_allow_system(m, true);
     int rc = herald_get(m, "_scheduled_functions", r->scheduled_id, &row, NULL, &r->err);
-    const herald_value *kind = rc ? NULL : herald_object_get(herald_object_get(&row, "state"), "kind");
+    const herald_value *kind =
+        rc ? NULL : herald_object_get(herald_object_get(&row, "state"), "kind");
     bool pending = kind && kind->type == HERALD_STRING && !strcmp(kind->u.s.ptr, "pending");
+    bool running = kind && kind->type == HERALD_STRING && !strcmp(kind->u.s.ptr, "inProgress");
     herald_value_free(&row);
-    if (!pending) {
+    if (r->sched_finish ? !running : !pending) {
         herald_mutation_abort(m);
         r->rc = 0;
         r->replayed = true; /* nothing written */
+        return;
+    }
+    if (r->sched_start || r->sched_finish) {
+        /* An action: it runs at the action pool, its row says so first and how it ended last. */
+        r->rc = set_state(m, r->scheduled_id,
+                          r->sched_start   ? "inProgress"
+                          : r->sched_error ? "failed"
+                                           : "success",
+                          r->sched_finish ? r->sched_error : NULL, &r->err);
+        if (r->rc) {
+            herald_mutation_abort(m);
+            return;
+        }
+        r->set_index = herald_group_count(g);
+        r->rc = herald_mutation_commit(m, &r->version, &r->err);
         return;
     }
     hd_fncall call = {.path = r->fn_path,
@@ -344,6 +362,7 @@ static void run_request(hd_writer *w, herald_group *g, hd_wreq *r)
                           .args = &r->fn_args,
                           .identity = &r->identity,
                           .admin = r->admin,
+                          .internal = r->internal,
                           .kind = HD_FN_MUTATION,
                           .txn = m};
         r->rc = w->fnrt ? hd__fn_call(w->fnrt, &call, &r->result, &r->error_data, &r->err)
@@ -554,8 +573,7 @@ hd_wbatch *hd__writer_take_done(hd_writer *w)
 }
 
 /* The snapshot and the batches, the publish lock held (it is released). */
-static int take_locked(hd_writer *w, hd_wbatch **batches, herald_txn **snapshot,
-                       herald_error *err)
+static int take_locked(hd_writer *w, hd_wbatch **batches, herald_txn **snapshot, herald_error *err)
 {
     int rc = herald_read_begin(w->s, snapshot, err);
     if (rc == 0) *batches = hd__writer_take_done(w);

@@ -26,6 +26,7 @@ struct hd_wreq {
     herald_value fn_args;  /* its arguments; owned */
     herald_value identity; /* the caller's identity, or undefined; owned */
     bool admin;            /* the caller presented the admin key */
+    bool internal;         /* an action calls: internal mutations too */
     /* Optional; owned. Scoped to the caller (admin, identity's issuer and
      * subject, or anonymous) and bound to fn_path and fn_args, or to ops. */
     char *idempotency_key;
@@ -38,6 +39,13 @@ struct hd_wreq {
     /* A run of ctx.scheduler (`_scheduled_functions` row id; fn_path, fn_args): the
      * function and the row's new state commit together, so it runs exactly once. */
     char *scheduled_id;
+    /* A scheduled action's row: marked inProgress (sched_start, only if pending), or done
+     * (sched_finish: success, or failed with sched_error). */
+    bool sched_start, sched_finish;
+    char *sched_error;
+    bool cron; /* a cron's run (sched.c): its ops, answered to hd__sched_cron_done */
+    /* An action's write (action.h): answered back to the action pool. */
+    void *action;
     /* Set by the writer. */
     int rc;
     herald_error err;

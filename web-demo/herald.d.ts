@@ -79,6 +79,8 @@ export class HeraldClient {
   /** Calls a mutation function ("module:name"); resolves after the commit is durable and its updates arrived. */
   mutation(path: string, args?: Record<string, JSONValue>, options?: { idempotencyKey?: string }):
     Promise<{ value: JSONValue; version: number }>;
+  /** Runs an action ("module:name"); resolves with its return value when it ended. */
+  action(path: string, args?: Record<string, JSONValue>): Promise<JSONValue>;
   /** Resolves after the commit is durable and its updates reached this client. */
   mutate(ops: Operation[], options?: { idempotencyKey?: string }): Promise<{ value: Array<string | null>; version: number }>;
   /** Re-authenticates in place; every subscription is re-run under the new identity. */

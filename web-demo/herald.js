@@ -78,7 +78,7 @@ export class HeraldClient {
     if (this.open) this._subscribe(id, this.subs.get(id));
     return () => {
       if (!this.subs.delete(id)) return;
-      if (this.open) this._request({ type: 'unsub', id }).catch(() => {});
+      if (this.open) this._request({ type: 'unsub' }, id).catch(() => {});
     };
   }
 
@@ -95,6 +95,11 @@ export class HeraldClient {
     const message = { type: 'mutate', path, args };
     if (options.idempotencyKey) message.idempotencyKey = options.idempotencyKey;
     return this._request(message).then((m) => ({ value: m.value, version: m.version }));
+  }
+
+  /* Runs an action (docs/functions.md, "Actions"). Resolves when it ended, with its return value. */
+  action(path, args = {}) {
+    return this._request({ type: 'action', path, args }).then((m) => m.value);
   }
 
   /* Commits operations as one transaction. Resolves after its updates arrived: {value, version}. */
@@ -178,9 +183,8 @@ export class HeraldClient {
     this._send({ ...p.message, id });
   }
 
-  _request(message) {
+  _request(message, id = `r${this.nextId++}`) {
     return new Promise((resolve, reject) => {
-      const id = `r${this.nextId++}`;
       const p = { resolve, reject, message, sent: false };
       this.pending.set(id, p);
       if (this.open) this._sendPending(id, p);

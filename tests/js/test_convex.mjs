@@ -90,6 +90,13 @@ end}
 M.secret = herald.internalQuery{handler = function() return "for the admin" end}
 M.accents = herald.query{handler = function() return {["café"] = 1} end}
 M.accentsMut = herald.mutation{handler = function() return {["café"] = 1} end}
+M.bump = herald.action{args = {name = v.string()}, handler = function(ctx, args)
+  local n = ctx:runMutation("counters:inc", args)
+  return {n = n, seen = ctx:runQuery("counters:get", args)}
+end}
+M.refuse = herald.action{handler = function(ctx)
+  herald.error{code = "NOPE", message = "the action said no"}
+end}
 return M
 `,
 );
@@ -160,6 +167,8 @@ try {
       Object.is(back.neg, -0) && JSON.stringify(back.list) === '[1,"x",null]',
     `http: Convex values both ways (${JSON.stringify(back, (k, v) => (typeof v === 'bigint' ? `${v}n` : v))})`,
   );
+  const viaHttp = await http.action('counters:bump', { name: 'http-act' });
+  check(viaHttp.n === 1 && viaHttp.seen === 1, `http: an action (${JSON.stringify(viaHttp)})`);
   try {
     await http.mutation('counters:mine', {});
     check(false, 'http: a ConvexError is thrown');
@@ -260,11 +269,19 @@ try {
   } catch (e) {
     check(/committed.*field name/.test(e.message), `sync: a mutation result the client cannot read (${e.message})`);
   }
+  const acted = await client.action('counters:bump', { name: 'act' });
+  check(acted.n === 1 && acted.seen === 1, `sync: an action runs a mutation and a query (${JSON.stringify(acted)})`);
+  try {
+    await client.action('counters:refuse', {});
+    check(false, 'sync: a failing action throws');
+  } catch (e) {
+    check(e instanceof ConvexError && e.data?.code === 'NOPE', `sync: an action's ConvexError with data (${e})`);
+  }
   try {
     await client.action('counters:get', { name: 'v' });
-    check(false, 'sync: actions are refused for now');
+    check(false, 'sync: a query called as an action is refused');
   } catch (e) {
-    check(/actions/.test(e.message), `sync: actions are not supported yet (${e.message})`);
+    check(/query/.test(e.message), `sync: a query is no action (${e.message})`);
   }
 
   /* Auth: setAuth flips the identity; a token about to expire is refreshed. */

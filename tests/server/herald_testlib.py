@@ -154,6 +154,30 @@ def call(server, kind, path, args=None, token=None):
     return http(server, kind, {"path": path, "args": args or {}}, token)
 
 
+def call_value(server, kind, path, args=None, token=None):
+    """A function call over HTTP: (status, its value when 200, else the whole reply)."""
+    status, reply = call(server, kind, path, args, token)
+    return status, reply.get("value") if status == 200 else reply
+
+
+def value(server, kind, path, args=None, token=None):
+    """A function call's value; raises when the call fails."""
+    status, v = call_value(server, kind, path, args, token)
+    if status != 200:
+        raise RuntimeError(f"{path}: {status} {v}")
+    return v
+
+
+def wait_for(cond, seconds=10.0):
+    """Polls `cond` until it holds or `seconds` pass; returns its last answer."""
+    end = time.time() + seconds
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
 # ---- JWTs -----------------------------------------------------------------
 
 def b64url(data):

@@ -25,7 +25,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from herald_testlib import Server, check, finish, http, write_app  # noqa: E402
+from herald_testlib import (Server, call_value as call, check, finish, value,  # noqa: E402
+                            wait_for, write_app)
 
 HERALD, ROOT = sys.argv[1], sys.argv[2]
 
@@ -76,27 +77,6 @@ M.run = herald.query{args = {id = v.id("_scheduled_functions")}, handler = funct
 end}
 return M
 '''
-
-
-def call(server, kind, path, args=None):
-    status, reply = http(server, kind, {"path": path, "args": args or {}})
-    return status, reply.get("value") if status == 200 else reply
-
-
-def value(server, kind, path, args=None):
-    status, v = call(server, kind, path, args)
-    if status != 200:
-        raise RuntimeError(f"{path}: {status} {v}")
-    return v
-
-
-def wait_for(cond, seconds=5.0):
-    end = time.time() + seconds
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 async def live_state(server, run_id, want):
