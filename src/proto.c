@@ -730,6 +730,11 @@ int hd__submit_action(hd_server *s, hd_conn *c, const char *id, const char *path
     if (!s->actions) return herald_fail(err, HERALD_EBUSY, "this server runs no actions");
     if (hd__actions_count(s->actions) >= HD_MAX_ACTIONS)
         return herald_fail(err, HERALD_EBUSY, "too many actions are running: try again later");
+    /* One client's flood waits behind its own actions, not ahead of everyone's. */
+    if (c->nactions >= HD_MAX_CONN_ACTIONS)
+        return herald_fail(err, HERALD_EBUSY,
+                           "this connection has %d actions running: wait for their answers",
+                           HD_MAX_CONN_ACTIONS);
     hd_action *act = hd__action_new(norm, args, &c->identity, c->admin);
     if (!act || (id && !(act->request_id = strdup(id)))) {
         hd__action_free(act);
@@ -739,6 +744,7 @@ int hd__submit_action(hd_server *s, hd_conn *c, const char *id, const char *path
     act->origin_serial = c->serial;
     act->http = !c->websocket;
     c->pending_requests++;
+    c->nactions++;
     hd__actions_submit(s->actions, act);
     return 0;
 }
@@ -747,6 +753,7 @@ int hd__submit_action(hd_server *s, hd_conn *c, const char *id, const char *path
 static void action_answer(hd_server *s, hd_action *act)
 {
     hd_conn *c = act->origin;
+    if (c->nactions) c->nactions--;
     if (c->dead || c->serial != act->origin_serial) {
         hd__conn_release(c);
         return;

@@ -146,6 +146,7 @@ struct hd_conn {
     hd_deadline expiry;    /* identity_expires, in the server's heap */
     hd_conn *next_pending; /* list of connections with changes in this batch */
     int pending_requests;  /* requests at the writer; the struct outlives its socket */
+    size_t nactions;       /* its actions running or waiting (at most HD_MAX_CONN_ACTIONS) */
     bool dead;             /* the socket is gone; freed when pending_requests is 0 */
     hd_conn *prev, *next;  /* all connections */
 };
@@ -407,8 +408,9 @@ int hd__submit_action(hd_server *s, hd_conn *c, const char *id, const char *path
 /* Takes the pool's writes to the writer and answers the actions it finished. */
 void hd__actions_drain(hd_server *s);
 
-/* Actions waiting or running in all, beyond which new ones are refused. */
-#define HD_MAX_ACTIONS 10000
+/* Actions waiting or running in all, and of one connection, beyond which new ones are refused. */
+#define HD_MAX_ACTIONS      10000
+#define HD_MAX_CONN_ACTIONS 32
 
 /* ---- routes.c: the app's HTTP routes (functions/http.lua), under HD_ROUTES_PREFIX ---- */
 #define HD_ROUTES_PREFIX "/http"

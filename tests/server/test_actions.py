@@ -267,6 +267,15 @@ async def ws_action(server):
         return got
 
 
+async def ws_flood(server, url, n):
+    """Sends n slow actions on one connection; returns the first answer that came."""
+    async with server.ws() as ws:
+        for i in range(n):
+            await ws.send(json.dumps({"type": "action", "id": f"f{i}", "path": "actions:slow",
+                                      "args": {"url": url}}))
+        return json.loads(await asyncio.wait_for(ws.recv(), 10))
+
+
 def run_state(server, rid):
     row = value(server, "query", "jobs:run", {"id": rid})
     return row and row["state"]["kind"]
@@ -346,6 +355,9 @@ def main():
               "and a query sees it, while the actions wait")
         check(value(server, "action", "actions:hello", {"name": "b"}) == "hello b",
               "another action runs meanwhile")
+        first = asyncio.run(ws_flood(server, base + "/slow", 33))
+        check(first.get("id") == "f32" and first.get("code") == "Busy",
+              f"one connection runs 32 actions at once, the 33rd is refused: {first}")
         lb.release.set()
         for t in threads:
             t.join(30)
