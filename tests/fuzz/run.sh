@@ -28,15 +28,17 @@ declare -A max_len=([fuzz_json]=8192 [fuzz_keydecode]=1024 [fuzz_schema]=8192 [f
                    [fuzz_fn]=4096 [fuzz_jwt]=4096 [fuzz_diff]=4096 [fuzz_proto]=4096
                    [fuzz_http]=4096 [fuzz_storage]=512 [fuzz_cron]=320)
 
-# The core includes the function runtime (fn.c, search.c, jwt.c), so every
-# target links Lua and OpenSSL; the system Lua is not instrumented.
+# The core includes the function runtime (fn.c, search.c, jwt.c) and fetch
+# (fetch.c), so every target links Lua, OpenSSL and libcurl; the system
+# libraries are not instrumented.
 read -r -a lua_cflags <<< "$(pkg-config --cflags lua5.4)"
 read -r -a lua_libs <<< "$(pkg-config --libs lua5.4)"
 # HERALD_SOURCE_ROOT: where targets find the fixtures (tests/fixtures/jwt, tests/fuzz/app).
 cflags=(-g -O1 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc "${lua_cflags[@]}" -fno-omit-frame-pointer
         -fsanitize=address,undefined -fno-sanitize-recover=undefined
         "-DHERALD_SOURCE_ROOT=\"$PWD\"")
-libs=(-llmdb -lcjson "${lua_libs[@]}" -lssl -lcrypto -lm -lpthread)
+read -r -a curl_libs <<< "$(pkg-config --libs libcurl)"
+libs=(-llmdb -lcjson "${lua_libs[@]}" "${curl_libs[@]}" -lssl -lcrypto -lm -lpthread)
 # The targets that play a live server (fuzz_server.h) link its sources and libwebsockets.
 declare -A live=([fuzz_proto]=1 [fuzz_http]=1)
 read -r -a lws_cflags <<< "$(pkg-config --cflags libwebsockets)"
