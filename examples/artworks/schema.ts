@@ -1,7 +1,8 @@
 // The generative artworks app (seed 001): AI-generated animated artworks,
 // their embeddings, collections, share links, settings, the generation log
-// and uploaded files. Users sign in with Clerk (auth.config.json); an
-// artwork's userId is the Clerk subject, as the seed's code writes it.
+// and uploaded files, and where the model providers are. Users sign in with
+// Clerk (auth.config.json); an artwork's userId is the Clerk subject, as the
+// seed's code writes it.
 import { defineSchema, defineTable } from "convex/server";
 import { v } from "convex/values";
 
@@ -130,4 +131,13 @@ export default defineSchema({
     .index("by_user", ["userId"])
     .index("by_artwork", ["artworkId"])
     .index("by_storage", ["storageId"]), // not in the seed: one files row per stored file
+
+  // Not in the seed: where each model provider's API is, set by the
+  // operator (generations:setProvider). A provider without a row is at its
+  // public address (generations.lua).
+  providers: defineTable({
+    name: v.string(),
+    baseUrl: v.string(),
+    updatedAt: v.string(),
+  }).index("by_name", ["name"]),
 });

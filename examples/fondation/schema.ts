@@ -1,6 +1,7 @@
 // convex/schema.ts for Fondation (seed 003): users from GitHub OAuth, their
 // cached repositories, documentation jobs, and the planned job messages and
-// generated documents tables.
+// generated documents tables; `settings` (not in the seed) holds the
+// operator's app-wide settings.
 import { defineSchema, defineTable } from "convex/server";
 import { v } from "convex/values";
 
@@ -61,4 +62,13 @@ export default defineSchema({
     metadata: v.optional(v.any()),
     createdAt: v.number(),
   }).index("by_repository", ["repositoryId"]),
+
+  /* Not in the seed: app-wide settings the operator sets with the admin
+     key (settings:set), one row per key; `githubApiUrl` is the GitHub API
+     that repositories:sync reads. */
+  settings: defineTable({
+    key: v.string(),
+    value: v.string(),
+    updatedAt: v.number(),
+  }).index("by_key", ["key"]),
 });

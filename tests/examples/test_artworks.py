@@ -2,18 +2,27 @@
 on a live server: Clerk sign-in (JWTs signed by a test issuer), artworks
 with their visibilities, the public gallery watched live, featured
 artworks, collections, share links with view limits and expiry, settings,
-embeddings, the generation log, refusals and argument validation.
+embeddings, the generation log, refusals and argument validation; then
+uploaded files, and generations:generate, the action that calls the
+user's model provider (a fake OpenAI-compatible API on loopback, herald
+started with --allow-fetch 127.0.0.1) with the user's stored key: an
+artwork and a successful generations row, or a failed row with the
+provider's error and no artwork.
 
 Run as: /usr/bin/python3 test_artworks.py <herald> <source root>
 """
 import asyncio
+import functools
+import http.server as httpserver
 import json
 import math
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -488,6 +497,33 @@ def server_query(server, query):
     return http(server, "query", {"query": query}, server.key)
 
 
+# ---- calls over HTTP, as a worker or a server-rendered page makes them ----
+
+def http_ok(srv, kind, path, args, token):
+    """A call that must succeed: its value (None, and a failed check, if not)."""
+    st, r = call(srv, kind, path, args, token)
+    good = check(st == 200 and r.get("status") == "success", f"{path} {json.dumps(args)[:200]}: {st} {r}")
+    return r.get("value") if good else None
+
+
+def http_refusal(srv, kind, path, args, token, code, what):
+    """A call that the app must refuse with its error `code`: the reply."""
+    st, r = call(srv, kind, path, args, token)
+    check(st != 200 and (r.get("errorData") or {}).get("code") == code, f"{what}: expected {code}, got {st} {r}")
+    return r
+
+
+def stop_checked(srv, name):
+    """Stops a scenario's own server: a clean stop, no sanitizer report, and
+    its output's end when anything failed."""
+    check(srv.stop() == 0, f"{name} stops cleanly")
+    out = srv.output()
+    if "ERROR: AddressSanitizer" in out or "runtime error:" in out or "LeakSanitizer" in out:
+        check(False, f"sanitizer report in {name}'s output")
+    if failures:
+        print(out[-3000:])
+
+
 # ---- files (seed 001's files table), over HTTP on a server of their own ----
 
 def files_scenario(work, clerk):
@@ -502,14 +538,11 @@ def files_scenario(work, clerk):
     srv = Server(HERALD, app, data)
     ta, tb = clerk.token("user_alice", email="alice@example.com"), clerk.token("user_bob")
 
-    def ok(kind, path, args, token):
-        st, r = call(srv, kind, path, args, token)
-        good = check(st == 200 and r.get("status") == "success", f"{path} {json.dumps(args)[:200]}: {st} {r}")
-        return r.get("value") if good else None
+    def ok(*a):  # on the server of the moment (it restarts below)
+        return http_ok(srv, *a)
 
-    def refusal(kind, path, args, token, code, what):
-        st, r = call(srv, kind, path, args, token)
-        check(st != 200 and (r.get("errorData") or {}).get("code") == code, f"{what}: expected {code}, got {st} {r}")
+    def refusal(*a):
+        return http_refusal(srv, *a)
 
     def upload(token, body, content_type):
         url = ok("mutation", "files:generateUploadUrl", {}, token)
@@ -620,12 +653,199 @@ def files_scenario(work, clerk):
         got = ok("query", "files:get", {"id": f2}, tb)
         check(got and fs.split(got["url"])[1:] == fs.split(url3)[1:], "after a restart, the same id and token")
     finally:
-        check(srv.stop() == 0, "the files server stops cleanly")
-        out = srv.output()
-        if "ERROR: AddressSanitizer" in out or "runtime error:" in out or "LeakSanitizer" in out:
-            check(False, "sanitizer report in the files server's output")
-        if failures:
-            print(out[-3000:])
+        stop_checked(srv, "the files server")
+
+
+# ---- generations:generate against a fake model provider ----------------------
+
+class FakeProvider(httpserver.ThreadingHTTPServer):
+    """OpenAI's chat completions API, as far as the app uses it: POST
+    /v1/chat/completions with `Authorization: Bearer <key>`. The one good
+    key gets a JSON object of SVG frames (as many as the system prompt
+    asks for); any other key a 401 that quotes it, as OpenAI's does. A
+    prompt with "broken" gets an answer without frames, one with "fenced"
+    its JSON in a Markdown fence."""
+    daemon_threads = True
+    GOOD_KEY = "sk-alice-good"
+
+    def __init__(self):
+        self.requests = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), FakeProviderHandler)
+
+    def seen(self):
+        with self.lock:
+            return list(self.requests)
+
+
+def svg_frames(n, w, h):
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">'
+            f'<circle cx="{w // 2}" cy="{h // 2}" r="{5 + i}"/></svg>' for i in range(n)]
+
+
+class FakeProviderHandler(httpserver.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def reply(self, status, body):
+        out = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def do_POST(self):
+        srv = self.server
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
+        with srv.lock:
+            srv.requests.append({"path": self.path, "body": body,
+                                 "headers": {k.lower(): v for k, v in self.headers.items()}})
+        if self.path != "/v1/chat/completions":
+            return self.reply(404, {"error": {"message": "Unknown path", "type": "invalid_request_error"}})
+        key = (self.headers.get("Authorization") or "")[len("Bearer "):]
+        if key != srv.GOOD_KEY:
+            return self.reply(401, {"error": {"message": f"Incorrect API key provided: {key}.",
+                                              "type": "invalid_request_error", "code": "invalid_api_key"}})
+        system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
+        n, w, h = (int(x) for x in re.search(r"exactly (\d+) frames.*?width (\d+) and height (\d+)",
+                                             system, re.S).groups())
+        content = json.dumps({"frames": svg_frames(n, w, h)})
+        if "broken" in user:
+            content = "I would rather not draw that."
+        elif "fenced" in user:
+            content = "```json\n" + content + "\n```"
+        self.reply(200, {"id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
+                         "choices": [{"index": 0, "finish_reason": "stop",
+                                      "message": {"role": "assistant", "content": content}}],
+                         "usage": {"prompt_tokens": 60, "completion_tokens": 400, "total_tokens": 460,
+                                   "cost": 0.0042}})
+
+
+def generation_scenario(work, clerk):
+    """generations:generate on a server of its own, against FakeProvider."""
+    provider = FakeProvider()
+    threading.Thread(target=provider.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{provider.server_address[1]}"
+    app = app_with_issuers(APP, [clerk], os.path.join(work, "generate-app"))
+    srv = Server(HERALD, app, os.path.join(work, "generate-data"), extra=["--allow-fetch", "127.0.0.1"])
+    ta = clerk.token("user_alice", email="alice@example.com", name="Alice")
+    tb, tc = clerk.token("user_bob", email="bob@example.com"), clerk.token("user_carol", email="carol@example.com")
+
+    ok = functools.partial(http_ok, srv)
+    refusal = functools.partial(http_refusal, srv)
+
+    try:
+        ua = ok("mutation", "users:upsert", {}, ta)
+        ok("mutation", "users:upsert", {}, tb)
+        ok("mutation", "settings:setApiKey", {"name": "main", "key": FakeProvider.GOOD_KEY, "provider": "openai"}, ta)
+        ok("mutation", "settings:update", {"preferredModel": "gpt-4o-mini"}, ta)
+
+        # The operator points openai at the fake; no user may.
+        st, r = call(srv, "mutation", "generations:setProvider", {"name": "openai", "baseUrl": base + "/v1"}, ta)
+        check(st == 404 and r.get("code") == "NotFound", f"a user cannot move a provider: {st} {r}")
+        ok("mutation", "generations:setProvider", {"name": "openai", "baseUrl": base + "/v1/"}, srv.key)
+        for path, kind in (("generations:plan", "query"), ("generations:record", "mutation")):
+            st, r = call(srv, kind, path, {"prompt": "x", "model": "m", "startedAt": 0}, ta)
+            check(st == 404 and r.get("code") == "NotFound", f"{path} is internal (it sees keys): {st} {r}")
+
+        # ---- success: an artwork and its generations row -------------------
+        got = ok("action", "generations:generate",
+                 {"prompt": "a spinning cube of light", "style": "neon", "visibility": "public",
+                  "frameCount": 3, "width": 256, "height": 256}, ta) or {}
+        check(isinstance(got.get("artworkId"), str) and isinstance(got.get("generationId"), str),
+              f"generate returns the artwork and the generation: {got}")
+        reqs = provider.seen()
+        check(len(reqs) == 1, f"one call to the provider: {len(reqs)}")
+        if reqs:
+            req = reqs[0]
+            check(req["headers"].get("authorization") == "Bearer " + FakeProvider.GOOD_KEY,
+                  f"the user's key, as a bearer token: {req['headers']}")
+            check(req["headers"].get("content-type") == "application/json", "a JSON body")
+            body = req["body"]
+            check(body.get("model") == "gpt-4o-mini" and body.get("response_format") == {"type": "json_object"}
+                  and [m["role"] for m in body.get("messages", [])] == ["system", "user"],
+                  f"the user's preferred model, JSON mode, a system and a user message: {body}")
+            check("exactly 3 frames" in body["messages"][0]["content"]
+                  and "a spinning cube of light" in body["messages"][1]["content"]
+                  and "Style: neon" in body["messages"][1]["content"], f"what is asked: {body['messages']}")
+        art = ok("query", "artworks:get", {"id": got.get("artworkId")}, ta) or {}
+        check(art.get("frames") == svg_frames(3, 256, 256) and art.get("userId") == "user_alice"
+              and art.get("visibility") == "public" and art.get("prompt") == "a spinning cube of light",
+              f"the artwork holds the provider's frames: {str(art)[:400]}")
+        meta = art.get("metadata") or {}
+        check({k: meta.get(k) for k in ("width", "height", "fps", "generator", "model", "style")} ==
+              {"width": 256, "height": 256, "fps": 12, "generator": "svg", "model": "gpt-4o-mini", "style": "neon"}
+              and meta.get("createdAt") == art.get("createdAt"), f"its metadata: {meta}")
+        logs = ok("query", "generations:listMine", {}, ta) or []
+        g = logs[0] if logs else {}
+        check([x["_id"] for x in logs] == [got.get("generationId")], f"one generations row: {logs}")
+        check(g.get("prompt") == "a spinning cube of light" and g.get("success") is True and "error" not in g
+              and g.get("model") == "gpt-4o-mini" and g.get("cost") == 0.0042 and g.get("userId") == ua
+              and isinstance(g.get("duration"), (int, float)) and 0 <= g.get("duration") < 30
+              and isinstance(g.get("createdAt"), str) and g.get("createdAt").endswith("Z"),
+              f"the row as the seed describes it: {g}")
+
+        got = ok("action", "generations:generate", {"prompt": "fenced waves"}, ta) or {}
+        art = ok("query", "artworks:get", {"id": got.get("artworkId")}, ta) or {}
+        check(len(art.get("frames") or []) == 8 and art.get("visibility") == "private"
+              and (art.get("metadata") or {}).get("width") == 512,
+              f"JSON in a Markdown fence is read; 8 frames of 512 by default, private by default: {str(art)[:300]}")
+
+        # ---- failures: a failed row with the error, no artwork --------------
+        artworks_before = ok("query", "artworks:listMine", {}, ta) or []
+        r = refusal("action", "generations:generate", {"prompt": "a broken dream"}, ta, "GENERATION_FAILED",
+                    "an answer without frames")
+        check("no frames" in r.get("errorMessage", ""), f"the error says why: {r}")
+        check(len(ok("query", "artworks:listMine", {}, ta) or []) == len(artworks_before), "no artwork made")
+        g = (ok("query", "generations:listMine", {}, ta) or [{}])[0]
+        check(g.get("success") is False and "no frames" in g.get("error", "") and g.get("prompt") == "a broken dream"
+              and g.get("_id") == (r.get("errorData") or {}).get("generationId"),
+              f"the failed generation is logged, and the error names its row: {g}")
+
+        bad_key = "sk-bob-wrong-0001"
+        ok("mutation", "settings:setApiKey", {"name": "k", "key": bad_key, "provider": "openai"}, tb)
+        r = refusal("action", "generations:generate", {"prompt": "a red balloon"}, tb, "GENERATION_FAILED",
+                    "a key the provider refuses")
+        check("openai answered 401" in r.get("errorMessage", "") and "Incorrect API key" in r.get("errorMessage", ""),
+              f"the provider's refusal, in its words: {r}")
+        check(provider.seen()[-1]["headers"].get("authorization") == "Bearer " + bad_key, "bob's own key was sent")
+        logs = ok("query", "generations:listMine", {}, tb) or []
+        g = logs[0] if logs else {}
+        check(len(logs) == 1 and g.get("success") is False and "401" in g.get("error", "")
+              and g.get("model") == "gpt-4o" and g.get("prompt") == "a red balloon", f"bob's failed row: {logs}")
+        check(bad_key not in json.dumps(logs) and bad_key not in json.dumps(r),
+              "the key the provider quoted back is not kept in the log nor returned")
+        check(ok("query", "artworks:listMine", {}, tb) == [], "bob has no artwork")
+
+        ok("mutation", "generations:setProvider", {"name": "local", "baseUrl": "http://127.0.0.1:1/v1"}, srv.key)
+        ok("mutation", "settings:setApiKey", {"name": "l", "key": "sk-local", "provider": "local"}, ta)
+        r = refusal("action", "generations:generate", {"prompt": "offline", "provider": "local"}, ta,
+                    "GENERATION_FAILED", "a provider that cannot be reached")
+        check("could not be reached" in r.get("errorMessage", ""), f"the error says so: {r}")
+        g = (ok("query", "generations:listMine", {}, ta) or [{}])[0]
+        check(g.get("success") is False and g.get("prompt") == "offline", f"and it is logged: {g}")
+
+        # ---- refused before any provider is called --------------------------
+        n = len(provider.seen())
+        st, r = call(srv, "query", "generations:listRecent", {}, srv.key)
+        rows = len(r.get("value") or [])
+        refusal("action", "generations:generate", {"prompt": "x"}, tc, "NO_API_KEY", "a user without a key")
+        refusal("action", "generations:generate", {"prompt": "x", "provider": "nope"}, ta, "UNKNOWN_PROVIDER",
+                "an unknown provider")
+        refusal("action", "generations:generate", {"prompt": "x"}, None, "UNAUTHENTICATED", "anonymous")
+        refusal("action", "generations:generate", {"prompt": ""}, ta, "INVALID_ARGUMENT", "an empty prompt")
+        refusal("action", "generations:generate", {"prompt": "x", "frameCount": 0}, ta, "INVALID_ARGUMENT",
+                "no frames asked for")
+        st, r = call(srv, "action", "generations:generate", {"prompt": 5}, ta)
+        check(st == 400 and r.get("code") == "ValidationError" and "args.prompt" in r.get("errorMessage", ""),
+              f"a prompt that is no string: {st} {r}")
+        check(len(provider.seen()) == n, "none of them reached the provider")
+        st, r = call(srv, "query", "generations:listRecent", {}, srv.key)
+        check(len(r.get("value") or []) == rows, "nor logged a generation")
+    finally:
+        provider.shutdown()
+        stop_checked(srv, "the generation server")
 
 
 def main():
@@ -650,6 +870,7 @@ def main():
         code = srv.stop()
         check(code == 0, f"the server stops cleanly (exit {code})")
         files_scenario(work, clerk)
+        generation_scenario(work, clerk)
     except Exception as e:  # noqa: BLE001
         import traceback
         traceback.print_exc()

@@ -13,14 +13,30 @@ transitions, user B reading A's job, log and documents, B's listing, the
 callback token in anything B or any listing sees, anonymous callers, and
 ValidationErrors that name the argument.
 
+Then the two flows that go through actions, against a fake GitHub on
+loopback (herald started with --allow-fetch 127.0.0.1): user D's
+repositories:sync reads GitHub's REST API page by page (per_page, page,
+the Link header's rel="next") with D's OAuth token, or the public listing
+without one, and caches what it read as the repositories rows the seed
+describes; a second sync follows renames, additions and deletions on
+GitHub. And the worker's callback route, POST /http/jobs/callback: the
+right token (X-Callback-Token or Authorization: Bearer) moves the job
+and appends to its log; a missing token is refused with 401, a wrong one
+with 403, and neither changes anything.
+
 Run as: /usr/bin/python3 test_fondation.py <herald> <source root>
 """
 import asyncio
+import http.server as httpserver
 import json
 import os
 import shutil
 import sys
 import tempfile
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "server"))
 from herald_client import Client  # noqa: E402
@@ -205,12 +221,12 @@ async def scenario(server, issuer):
             check(app_code(r) == "INVALID_GITHUB_ID", f"a subject that is no GitHub id is refused: {r}")
 
         # ---- repositories -------------------------------------------------
-        r = await a.call("mutation", "repositories:sync", {"repositories": [REPO_1, REPO_2]})
+        r = await a.call("mutation", "repositories:save", {"repositories": [REPO_1, REPO_2]})
         check(ok(r) and isinstance(r.get("value"), list) and len(val(r) or []) == 2,
               f"A syncs two repositories: {r}")
         repo1, repo2 = (r.get("value") or [None, None])[:2]
         changed = dict(REPO_1, description="Now with docs", defaultBranch="trunk")
-        r = await a.call("mutation", "repositories:sync", {"repositories": [changed, REPO_2]})
+        r = await a.call("mutation", "repositories:save", {"repositories": [changed, REPO_2]})
         check(ok(r) and r.get("value") == [repo1, repo2],
               f"syncing again finds the existing repositories (by_user + githubRepoId): {r}")
         r = await a.call("query", "repositories:list")
@@ -228,7 +244,7 @@ async def scenario(server, issuer):
         check(ok(r) and r.get("value") is None, f"a repository not cached: {r}")
 
         # B caches a repository with the same GitHub id: it is B's own row.
-        r = await b.call("mutation", "repositories:sync", {"repositories": [REPO_1]})
+        r = await b.call("mutation", "repositories:save", {"repositories": [REPO_1]})
         repo_b = (r.get("value") or [None])[0]
         check(ok(r) and repo_b not in (None, repo1, repo2), f"B's copy of the same GitHub repo is B's: {r}")
         r = await b.call("query", "repositories:list")
@@ -498,7 +514,8 @@ async def scenario(server, issuer):
 
         # ---- anonymous callers ---------------------------------------------
         anon_calls = [("mutation", "users:upsertFromGitHub", {"username": "ghost"}),
-                      ("mutation", "repositories:sync", {"repositories": [REPO_3]}),
+                      ("mutation", "repositories:save", {"repositories": [REPO_3]}),
+                      ("action", "repositories:sync", {"githubToken": "gho_anyone"}),
                       ("query", "repositories:list", {}),
                       ("mutation", "repositories:remove", {"repositoryId": repo2}),
                       ("mutation", "jobs:create", {"repositoryId": repo1}),
@@ -545,7 +562,7 @@ async def scenario(server, issuer):
                 ("mutation", "jobs:create", {"repositoryId": job1}, "args.repositoryId"),
                 ("mutation", "jobs:create", {"repositoryId": repo1, "prompt": 5}, "args.prompt"),
                 ("query", "jobs:get", {"jobId": "nope"}, "args.jobId"),
-                ("mutation", "repositories:sync",
+                ("mutation", "repositories:save",
                  {"repositories": [{"githubRepoId": "1", "name": "n", "defaultBranch": "main"}]},
                  "args.repositories"),
                 ("mutation", "users:upsertFromGitHub", {"username": ["alice"]}, "args.username"),
@@ -557,18 +574,18 @@ async def scenario(server, issuer):
         # ---- removing repositories -----------------------------------------
         r = await a.call("mutation", "repositories:remove", {"repositoryId": repo1})
         check(app_code(r) == "REPOSITORY_BUSY", f"a repository with a pending job stays: {r}")
-        r = await a.call("mutation", "repositories:sync", {"repositories": [REPO_3]})
+        r = await a.call("mutation", "repositories:save", {"repositories": [REPO_3]})
         repo3 = (r.get("value") or [None])[0]
         check(ok(r) and repo3, "a third repository")
         r = await a.call("mutation", "repositories:remove", {"repositoryId": repo3})
         check(ok(r), f"the owner removes a repository: {r}")
-        r = await a.call("mutation", "repositories:sync", {"repositories": [REPO_3, REPO_2], "prune": True})
+        r = await a.call("mutation", "repositories:save", {"repositories": [REPO_3, REPO_2], "prune": True})
         repo3b = (r.get("value") or [None])[0]
         r = await a.call("query", "repositories:list")
         ids = sorted(x["_id"] for x in r.get("value") or [])
         check(ok(r) and ids == sorted([repo1, repo2, repo3b]) and repo3b != repo3,
               f"prune keeps the repository with an active job: {r}")
-        r = await a.call("mutation", "repositories:sync", {"repositories": [REPO_2], "prune": True})
+        r = await a.call("mutation", "repositories:save", {"repositories": [REPO_2], "prune": True})
         r = await a.call("query", "repositories:list")
         check(ok(r) and sorted(x["_id"] for x in val(r)) == sorted([repo1, repo2]),
               f"prune drops the repository no longer on GitHub: {r}")
@@ -589,6 +606,333 @@ async def scenario(server, issuer):
             check(not c.errors, f"{c.name}: protocol errors {c.errors[:3]}")
 
 
+# ---- a fake GitHub REST API on loopback ------------------------------------
+
+def api_repo(login, n, private=False, description="", branch="main", name=None):
+    """A repository as GitHub's REST API sends it (the fields that matter,
+    and a few that do not)."""
+    name = name or f"repo-{n:03d}"
+    return {"id": 5_000_000 + n, "node_id": f"R_kgDO{n:06d}", "name": name,
+            "full_name": f"{login}/{name}", "private": private,
+            "owner": {"login": login, "id": 4242, "type": "User"},
+            "html_url": f"https://github.com/{login}/{name}",
+            "description": description if description != "" else f"Project number {n}",
+            "fork": False, "default_branch": branch, "stargazers_count": n % 7,
+            "created_at": "2024-01-01T00:00:00Z"}
+
+
+class FakeGitHub(httpserver.ThreadingHTTPServer):
+    """GET /user/repos (a token's own repositories, private ones too) and
+    GET /users/{login}/repos (public ones), paginated as GitHub does:
+    per_page (default 30, at most 100), page, and a Link header with
+    rel="next" / "last" (and "prev" / "first" after page 1)."""
+    daemon_threads = True
+
+    def __init__(self):
+        self.repos = {"dora": [api_repo("dora", n, private=(n % 40 == 7),
+                                        description=None if n % 3 == 0 else "",
+                                        branch="master" if n % 5 == 0 else "main")
+                               for n in range(130)]}
+        self.tokens = {"gho_dora": "dora"}
+        self.requests = []
+        self.next_base = None  # a Link to another server, when set
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), FakeGitHubHandler)
+
+    @property
+    def base(self):
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def seen(self):
+        with self.lock:
+            return list(self.requests)
+
+
+class FakeGitHubHandler(httpserver.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def reply(self, status, body, headers=()):
+        out = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def do_GET(self):
+        gh = self.server
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        with gh.lock:
+            gh.requests.append({"path": url.path, "query": query,
+                                "headers": {k.lower(): v for k, v in self.headers.items()}})
+        auth = self.headers.get("Authorization", "")
+        if url.path == "/user/repos":
+            login = gh.tokens.get(auth[7:]) if auth.startswith("Bearer ") else None
+            if not login:
+                return self.reply(401, {"message": "Bad credentials",
+                                        "documentation_url": "https://docs.github.com/rest"})
+            repos = gh.repos.get(login, [])
+        elif url.path.startswith("/users/") and url.path.endswith("/repos"):
+            login = url.path[len("/users/"):-len("/repos")]
+            if login not in gh.repos:
+                return self.reply(404, {"message": "Not Found"})
+            repos = [r for r in gh.repos[login] if not r["private"]]
+        else:
+            return self.reply(404, {"message": "Not Found"})
+        per_page = min(int(query.get("per_page", 30)), 100)
+        page = int(query.get("page", 1))
+        last = max(1, -(-len(repos) // per_page))
+        base = gh.next_base or gh.base
+
+        def link(n, rel):
+            return f'<{base}{url.path}?per_page={per_page}&page={n}>; rel="{rel}"'
+        links = []
+        if page > 1:
+            links += [link(page - 1, "prev"), link(1, "first")]
+        if page < last:
+            links += [link(page + 1, "next"), link(last, "last")]
+        headers = [("X-RateLimit-Remaining", "4999")]
+        if links:
+            headers.append(("Link", ", ".join(links)))
+        self.reply(200, repos[(page - 1) * per_page:page * per_page], headers)
+
+
+def admin(server, kind, path, args):
+    st, rep = call(server, kind, path, args, server.key)
+    check(st == 200, f"admin {path} {args}: {st} {rep}")
+    return rep.get("value")
+
+
+async def github_sync(server, issuer, gh):
+    tok_d = issuer.token("4242", preferred_username="dora")
+    async with server.ws() as wd, server.ws() as wanon:
+        d, anon = Recorder(wd, "D"), Recorder(wanon, "anonymous")
+        await d.request({"type": "auth", "token": tok_d})
+        r = await d.call("action", "repositories:sync", {"githubToken": "gho_dora"})
+        check(app_code(r) == "NOT_REGISTERED", f"sync before registering: {r}")
+        r = await anon.call("action", "repositories:sync", {})
+        check(app_code(r) == "UNAUTHENTICATED", f"anonymous sync: {r}")
+        check(gh.seen() == [], "nobody reached GitHub yet")
+        r = await d.call("mutation", "users:upsertFromGitHub")
+        user_d = val(r)
+        check(ok(r) and user_d, f"D registers: {r}")
+
+        # The GitHub API's URL is the operator's setting.
+        st, rep = await worker(server, "mutation", "settings:set", {"key": "githubApiUrl", "value": gh.base})
+        check(rep.get("code") == "NotFound", f"settings:set without the admin key: {st} {rep}")
+        r = await d.call("mutation", "settings:set", {"key": "githubApiUrl", "value": gh.base})
+        check(r.get("code") == "NotFound", f"a signed-in user cannot set it either: {r}")
+        st, rep = await worker(server, "query", "settings:get", {"key": "githubApiUrl"})
+        check(rep.get("code") == "NotFound", f"nor read it: {rep}")
+        check(admin(server, "query", "settings:get", {"key": "githubApiUrl"}) == "https://api.github.com",
+              "the default is the real GitHub API")
+        st, rep = call(server, "mutation", "settings:set", {"key": "githubApiUrl", "value": "ftp://x"}, server.key)
+        check(http_code(rep) == "INVALID_SETTING", f"a URL that is not http(s): {rep}")
+        st, rep = call(server, "mutation", "settings:set", {"key": "color", "value": "red"}, server.key)
+        check(http_code(rep) == "UNKNOWN_SETTING", f"an unknown setting: {rep}")
+        check(admin(server, "mutation", "settings:set", {"key": "githubApiUrl", "value": gh.base + "/"}) == gh.base,
+              "the operator points the app at the fake GitHub (the trailing / dropped)")
+
+        # ---- sync with D's OAuth token: /user/repos, two pages -------------
+        await d.sub("repos", "repositories:list")
+        check(d.results.get("repos") == [], "D has no repositories cached")
+        r = await d.call("action", "repositories:sync", {"githubToken": "gho_dora"})
+        check(ok(r) and len(val(r) or []) == 130, f"sync reads and caches 130 repositories: {str(r)[:300]}")
+        first_ids = val(r) or []
+        reqs = gh.seen()
+        check([(q["path"], q["query"]) for q in reqs] ==
+              [("/user/repos", {"per_page": "100", "page": "1"}), ("/user/repos", {"per_page": "100", "page": "2"})],
+              f"two pages of 100, the second from the Link header: {[(q['path'], q['query']) for q in reqs]}")
+        check(all(q["headers"].get("authorization") == "Bearer gho_dora"
+                  and q["headers"].get("accept") == "application/vnd.github+json"
+                  and q["headers"].get("x-github-api-version") and q["headers"].get("user-agent")
+                  for q in reqs), f"each request as GitHub wants it: {reqs[0]['headers'] if reqs else None}")
+        await d.wait_for(lambda: len(d.results.get("repos") or []) == 130, "D's repository list follows live")
+
+        def cached():
+            return {x["githubRepoId"]: x for x in d.results.get("repos") or []}
+
+        def expected(api):
+            row = {"githubRepoId": str(api["id"]), "name": api["name"], "fullName": api["full_name"],
+                   "defaultBranch": api["default_branch"], "userId": user_d}
+            if api["description"] is not None:
+                row["description"] = api["description"]
+            return row
+
+        def matches(api_list):
+            rows = cached()
+            wrong = [a["name"] for a in api_list
+                     if {k: rows.get(str(a["id"]), {}).get(k) for k in expected(a)} != expected(a)
+                     or ("description" not in expected(a) and "description" in rows.get(str(a["id"]), {}))]
+            return len(rows) == len(api_list) and not wrong, wrong
+
+        good, wrong = matches(gh.repos["dora"])
+        check(good, f"every row is GitHub's repository in the seed's shape (wrong: {wrong[:5]})")
+        row = cached().get(str(5_000_000 + 7)) or {}
+        check(row.get("fullName") == "dora/repo-007", f"private repositories come with the token: {row}")
+        check(sorted(x["_id"] for x in d.results.get("repos") or []) == sorted(first_ids),
+              "the action returns the cached rows' ids")
+
+        # ---- GitHub changes; a second sync follows --------------------------
+        repos = gh.repos["dora"]
+        repos[:] = [x for x in repos if x["name"] != "repo-005"]
+        renamed = next(x for x in repos if x["name"] == "repo-010")
+        renamed.update(name="renamed", full_name="dora/renamed", description="Now renamed", default_branch="trunk")
+        repos.append(api_repo("dora", 999, description=None))
+        before = {x["githubRepoId"]: x["_id"] for x in d.results.get("repos") or []}
+        n0 = len(gh.seen())
+        r = await d.call("action", "repositories:sync", {"githubToken": "gho_dora"})
+        check(ok(r) and len(val(r) or []) == 130, f"the second sync: {str(r)[:200]}")
+        check(len(gh.seen()) - n0 == 2, "two pages again")
+        await d.wait_for(lambda: str(5_000_999) in cached() and str(5_000_005) not in cached()
+                         and (cached().get(str(5_000_010)) or {}).get("name") == "renamed",
+                         "the list follows: repo-005 gone, repo-999 new, repo-010 renamed")
+        good, wrong = matches(repos)
+        check(good, f"the cache is GitHub's list again (wrong: {wrong[:5]})")
+        check(all(before.get(k) == x["_id"] for k, x in cached().items() if k != str(5_000_999)),
+              "repositories still on GitHub keep their rows (and ids)")
+
+        # ---- without a token: the public listing, nothing dropped ------------
+        n0 = len(gh.seen())
+        r = await d.call("action", "repositories:sync", {})
+        public = [x for x in repos if not x["private"]]
+        check(ok(r) and len(val(r) or []) == len(public), f"the public sync: {str(r)[:200]}")
+        reqs = gh.seen()[n0:]
+        check([q["path"] for q in reqs] == ["/users/dora/repos"] * 2
+              and all("authorization" not in q["headers"] for q in reqs),
+              f"GET /users/dora/repos without a token: {[(q['path'], q['query']) for q in reqs]}")
+        r = await d.call("query", "repositories:list")
+        check(ok(r) and len(val(r) or []) == 130,
+              f"the private repositories stay (the public list cannot see them): {len(val(r) or [])}")
+
+        # ---- failures leave the cache as it was -------------------------------
+        r = await d.call("action", "repositories:sync", {"githubToken": "gho_wrong"})
+        check(app_code(r) == "GITHUB_UNAUTHORIZED" and "Bad credentials" in r.get("message", ""),
+              f"a token GitHub refuses: {r}")
+        check("gho_wrong" not in json.dumps(r), "the error does not echo the token")
+        gh.next_base = "http://127.0.0.1:1"
+        n0 = len(gh.seen())
+        r = await d.call("action", "repositories:sync", {"githubToken": "gho_dora"})
+        gh.next_base = None
+        check(app_code(r) == "GITHUB_ERROR" and len(gh.seen()) - n0 == 1,
+              f"a Link to another server is not followed with the token: {r}")
+        admin(server, "mutation", "settings:set", {"key": "githubApiUrl", "value": "http://127.0.0.1:1"})
+        r = await d.call("action", "repositories:sync", {"githubToken": "gho_dora"})
+        check(app_code(r) == "GITHUB_UNREACHABLE", f"GitHub down: {r}")
+        admin(server, "mutation", "settings:set", {"key": "githubApiUrl", "value": gh.base})
+        r = await d.call("query", "repositories:list")
+        check(ok(r) and len(val(r) or []) == 130, "no failed sync changed the cache")
+        check(not d.errors and not anon.errors, f"protocol errors: {d.errors[:3]} {anon.errors[:3]}")
+
+
+# ---- the worker's callback route ---------------------------------------------
+
+def post_callback(server, body, headers=None, method="POST"):
+    """One request of the worker to POST /http/jobs/callback: (status, JSON, headers)."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(server.url("/http/jobs/callback"), data=data if method == "POST" else None,
+                                 method=method)
+    req.add_header("Content-Type", "application/json")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"null"), r.headers
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            return e.code, json.loads(raw or b"null"), e.headers
+        except ValueError:
+            return e.code, raw.decode(errors="replace"), e.headers
+
+
+async def callback_route(server, issuer):
+    tok_d = issuer.token("4242", preferred_username="dora")
+    loop = asyncio.get_running_loop()
+
+    async def post(body, headers=None, method="POST"):
+        return await loop.run_in_executor(None, post_callback, server, body, headers, method)
+
+    async with server.ws() as wd:
+        d = Recorder(wd, "D")
+        await d.request({"type": "auth", "token": tok_d})
+        repo = ((await d.call("query", "repositories:list")).get("value") or [{}])[0].get("_id")
+        r = await d.call("mutation", "jobs:create", {"repositoryId": repo})
+        job, token = (val(r) or {}).get("jobId"), (val(r) or {}).get("callbackToken", "")
+        check(ok(r) and job and token, f"D starts a job: {r}")
+        r = await d.call("mutation", "jobs:create", {"repositoryId": repo})
+        other_job, other_token = (val(r) or {}).get("jobId"), (val(r) or {}).get("callbackToken", "")
+        await d.sub("job", "jobs:get", {"jobId": job})
+        await d.sub("log", "messages:listForJob", {"jobId": job})
+
+        # Refused: no token, a wrong one, and each leaves the job as it was.
+        st, rep, hdrs = await post({"jobId": job, "status": "running"})
+        check(st == 401 and rep.get("error") == "MISSING_TOKEN" and "Bearer" in (hdrs.get("WWW-Authenticate") or ""),
+              f"no token: 401 with WWW-Authenticate: {st} {rep}")
+        st, rep, _ = await post({"jobId": job, "status": "running"}, {"X-Callback-Token": ""})
+        check(st == 401, f"an empty X-Callback-Token is no token: {st} {rep}")
+        st, rep, _ = await post({"jobId": job, "status": "running"}, {"Authorization": "Basic " + token})
+        check(st == 401, f"a token that is not a bearer token is none: {st} {rep}")
+        near = token[:-1] + ("A" if token[-1] != "A" else "B")
+        for what, headers in (("a wrong token", {"X-Callback-Token": "x" * len(token)}),
+                              ("a token differing in its last character", {"X-Callback-Token": near}),
+                              ("a prefix of the token", {"X-Callback-Token": token[:-1]}),
+                              ("another job's token", {"X-Callback-Token": other_token}),
+                              ("a wrong bearer token", {"Authorization": "Bearer " + near})):
+            st, rep, _ = await post({"jobId": job, "status": "running"}, headers)
+            check(st == 403 and rep.get("error") == "INVALID_TOKEN", f"{what}: 403: {st} {rep}")
+            check(token not in json.dumps(rep) and other_token not in json.dumps(rep), f"{what}: no token echoed")
+            st, rep, _ = await post({"jobId": job, "message": "spoofed"}, headers)
+            check(st == 403, f"{what}: no log message either: {st} {rep}")
+        r = await d.call("query", "jobs:get", {"jobId": job})
+        check(ok(r) and val(r).get("status") == "pending", f"the refused callbacks changed nothing: {r}")
+        r = await d.call("query", "messages:listForJob", {"jobId": job})
+        check(ok(r) and val(r) == [], f"and logged nothing: {r}")
+
+        # The right token, in either place, drives the job; the page follows live.
+        st, rep, _ = await post({"jobId": job, "status": "running"}, {"X-Callback-Token": token})
+        check(st == 200 and rep == {"ok": True, "status": "running"}, f"running, by X-Callback-Token: {st} {rep}")
+        await d.wait_for(lambda: (d.results.get("job") or {}).get("status") == "running", "jobs:get shows running")
+        st, rep, _ = await post({"jobId": job, "message": "Cloning dora/repo-000"}, {"Authorization": "Bearer " + token})
+        check(st == 200 and rep.get("ok") is True and isinstance(rep.get("messageId"), str),
+              f"a log message, by Authorization: Bearer: {st} {rep}")
+        st, rep, _ = await post({"jobId": job, "message": "read_file README.md", "type": "tool"},
+                                {"X-Callback-Token": token})
+        check(st == 200, f"a tool message: {st} {rep}")
+        await d.wait_for(lambda: [(m["type"], m["content"]) for m in d.results.get("log") or []] ==
+                         [("log", "Cloning dora/repo-000"), ("tool", "read_file README.md")],
+                         "the log follows the callbacks")
+        st, rep, _ = await post({"jobId": job, "status": "pending"}, {"X-Callback-Token": token})
+        check(st == 409 and rep.get("error") == "INVALID_TRANSITION", f"running -> pending: 409: {st} {rep}")
+        for what, body in (("a body that is not JSON", b"status=running"),
+                           ("no jobId", {"status": "running"}),
+                           ("an unknown status", {"jobId": job, "status": "done"}),
+                           ("a jobId of another table", {"jobId": repo, "status": "completed"})):
+            st, rep, _ = await post(body, {"X-Callback-Token": token})
+            check(st == 400 and rep.get("error") == "BAD_REQUEST", f"{what}: 400: {st} {rep}")
+        st, rep, _ = await post({"jobId": job, "status": "completed", "message": "Docs written"},
+                                {"Authorization": "Bearer " + token})
+        check(st == 200 and rep == {"ok": True, "status": "completed"}, f"completed: {st} {rep}")
+        await d.wait_for(lambda: (d.results.get("job") or {}).get("status") == "completed", "jobs:get shows completed")
+        await d.wait_for(lambda: len(d.results.get("log") or []) == 3, "the completion's message is logged")
+        st, rep, _ = await post({"jobId": job, "message": "late"}, {"X-Callback-Token": token})
+        check(st == 409 and rep.get("error") == "JOB_FINISHED", f"a finished job's log is closed: {st} {rep}")
+        st, rep, _ = await post({"jobId": job}, {"X-Callback-Token": token}, method="GET")
+        check(st == 405, f"GET on the callback route: {st}")
+
+        # A job that no longer exists: the same answer as a wrong token.
+        st, rep = await loop.run_in_executor(None, http, server, "mutation",
+                                             {"ops": [{"op": "delete", "id": other_job}]}, server.key)
+        check(st == 200, f"the admin deletes the other job: {st} {rep}")
+        st, rep, _ = await post({"jobId": other_job, "status": "running"}, {"X-Callback-Token": other_token})
+        check(st == 403 and rep.get("error") == "INVALID_TOKEN", f"a deleted job: 403, as a wrong token: {st} {rep}")
+        check(not d.errors, f"D: protocol errors {d.errors[:3]}")
+
+
 def main():
     herald, root = sys.argv[1], sys.argv[2]
     app = os.path.join(root, "examples", "fondation")
@@ -599,14 +943,19 @@ def main():
         plain = Server(herald, app, os.path.join(tmp, "data0"))
         servers.append(plain)
         check("1 auth providers" in plain.output(), f"the shipped app has one auth provider: {plain.output()}")
-        check("15 functions loaded" in plain.output(), f"15 functions loaded: {plain.output()}")
+        check("18 functions loaded" in plain.output(), f"18 functions loaded: {plain.output()}")
         check(plain.stop() == 0, "the first server stops cleanly")
 
         issuer = Issuer(ISSUER, AUDIENCE)
         test_app = app_with_issuers(app, [issuer], os.path.join(tmp, "app"))
-        server = Server(herald, test_app, os.path.join(tmp, "data"))
+        github = FakeGitHub()
+        threading.Thread(target=github.serve_forever, daemon=True).start()
+        server = Server(herald, test_app, os.path.join(tmp, "data"), extra=["--allow-fetch", "127.0.0.1"])
         servers.append(server)
         asyncio.run(scenario(server, issuer))
+        asyncio.run(github_sync(server, issuer, github))
+        asyncio.run(callback_route(server, issuer))
+        github.shutdown()
         code = server.stop()
         check(code == 0, f"server stops cleanly on SIGTERM (exit {code})")
     except Exception as e:  # the report says what broke; the checks above say what else

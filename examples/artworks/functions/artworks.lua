@@ -293,13 +293,9 @@ M.setEmbedding = herald.internalMutation{
     local existing = ctx.db:query("artworkEmbeddings")
       :withIndex("by_artwork", function(q) return q:eq("artworkId", args.artworkId) end)
       :unique()
-    local doc = {artworkId = args.artworkId, embedding = args.embedding, model = args.model,
-                 createdAt = lib.now(ctx)}
-    if existing then
-      ctx.db:replace(existing._id, doc)
-      return existing._id
-    end
-    return ctx.db:insert("artworkEmbeddings", doc)
+    return lib.put(ctx, "artworkEmbeddings", existing, {
+      artworkId = args.artworkId, embedding = args.embedding, model = args.model, createdAt = lib.now(ctx),
+    })
   end,
 }
 

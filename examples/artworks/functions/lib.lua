@@ -117,6 +117,16 @@ function M.owned_artwork(ctx, id, identity)
   return artwork
 end
 
+-- Puts `doc` in place of `existing` (a document of `table_name`), or
+-- inserts it when there is none; returns its id.
+function M.put(ctx, table_name, existing, doc)
+  if existing then
+    ctx.db:replace(existing._id, doc)
+    return existing._id
+  end
+  return ctx.db:insert(table_name, doc)
+end
+
 -- A patch field the caller left out stays as it is.
 function M.set_if(fields, name, value)
   if value ~= nil then fields[name] = value end
