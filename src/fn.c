@@ -1268,7 +1268,8 @@ static int p_is_admin(lua_State *L)
 static int p_now_seconds(lua_State *L)
 {
     call_state *cs = rt_of(L)->cur;
-    double ms = cs ? cs->now_ms : (double)time(NULL) * 1000.0;
+    /* Fixed for a query or mutation (they are deterministic); an action's clock moves. */
+    double ms = cs && !cs->action ? cs->now_ms : (double)time(NULL) * 1000.0;
     lua_pushinteger(L, (lua_Integer)floor(ms / 1000.0));
     return 1;
 }
@@ -2030,8 +2031,9 @@ static int callable(hd_fnrt *rt, const char *path, hd_fn_kind kind, bool interna
     if (!d || (d->internal && !internal))
         return herald_fail(err, HERALD_ENOTFOUND, "no %sfunction `%s`", d ? "public " : "", norm);
     if (d->kind != kind)
-        return herald_fail(err, HERALD_EINVAL, "`%s` is a %s; call it as a %s", norm,
-                           kind_name(d->kind), kind_name(d->kind));
+        return herald_fail(err, HERALD_EINVAL, "`%s` is a%s %s; call it as a%s %s", norm,
+                           d->kind == HD_FN_ACTION ? "n" : "", kind_name(d->kind),
+                           d->kind == HD_FN_ACTION ? "n" : "", kind_name(d->kind));
     if (rt->cur || rt->co)
         return herald_fail(err, HERALD_EBUSY, "a function is already running here");
     if (args->type != HERALD_OBJECT)

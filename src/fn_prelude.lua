@@ -436,7 +436,7 @@ local action_run_action = ctx_method(function(path, args)
 end)
 local action_vector_search = ctx_method(function(...) return with_snapshot(vector_search, ...) end)
 make_action_ctx = function(now)
-  return {auth = auth, storage = action_storage, scheduler = action_scheduler, now = now,
+  return {auth = auth, storage = action_storage, scheduler = action_scheduler, now = now, clock = P.clock_ms,
           runQuery = action_run_query, runMutation = action_run_mutation,
           runAction = action_run_action, vectorSearch = action_vector_search}
 end

@@ -204,17 +204,24 @@ static int run_query_fn(hd_server *s, hd_conn *c, const char *path, const herald
  * Checks on the loop's runtime that `path` names a mutation the caller may
  * call, so that a mistake is answered at once; the writer checks again.
  */
-static int check_mutation(hd_server *s, hd_conn *c, const char *path, herald_error *err)
+/*
+ * Whether the connection may call `path` as a `want` (its normalised path
+ * into norm): NotFound for none, or an internal one without the admin key;
+ * InvalidArgument naming what it is for another kind.
+ */
+static int check_kind(hd_server *s, hd_conn *c, const char *path, hd_fn_kind want, char *norm,
+                      size_t n, herald_error *err)
 {
-    char norm[300];
     hd_fn_kind kind;
     bool internal;
-    int rc = hd__fn_path_normalize(path, norm, sizeof norm, err);
+    int rc = hd__fn_path_normalize(path, norm, n, err);
     if (rc) return rc;
     if (!s->fnrt || hd__fn_kind(s->fnrt, norm, &kind, &internal) || (internal && !c->admin))
         return herald_fail(err, HERALD_ENOTFOUND, "no public function `%s`", norm);
-    if (kind != HD_FN_MUTATION)
-        return herald_fail(err, HERALD_EINVAL, "`%s` is a query; call it as a query", norm);
+    if (kind != want)
+        return herald_fail(err, HERALD_EINVAL, "`%s` is a%s %s; call it as a%s %s", norm,
+                           kind == HD_FN_ACTION ? "n" : "", hd__fn_kind_name(kind),
+                           kind == HD_FN_ACTION ? "n" : "", hd__fn_kind_name(kind));
     return 0;
 }
 
@@ -222,7 +229,8 @@ int hd__submit(hd_server *s, hd_conn *c, const char *id, const herald_value *ops
                const herald_value *args, const herald_value *idem, herald_error *err)
 {
     int rc;
-    if (path && (rc = check_mutation(s, c, path, err))) return rc;
+    char norm[300];
+    if (path && (rc = check_kind(s, c, path, HD_FN_MUTATION, norm, sizeof norm, err))) return rc;
     if (args && args->type != HERALD_OBJECT)
         return herald_fail(err, HERALD_EVALIDATION, "`args` must be an object");
     if (idem &&
@@ -713,18 +721,9 @@ void hd__proto_answer(hd_server *s, hd_wreq *r)
 int hd__submit_action(hd_server *s, hd_conn *c, const char *id, const char *path,
                       const herald_value *args, herald_error *err)
 {
-    char norm[256];
-    hd_fn_kind kind;
-    bool internal;
-    int rc = hd__fn_path_normalize(path, norm, sizeof norm, err);
+    char norm[300];
+    int rc = check_kind(s, c, path, HD_FN_ACTION, norm, sizeof norm, err);
     if (rc) return rc;
-    if (!s->fnrt || hd__fn_kind(s->fnrt, norm, &kind, &internal) || (internal && !c->admin))
-        return herald_fail(err, HERALD_ENOTFOUND, "no %sfunction `%s`",
-                           s->fnrt && !hd__fn_kind(s->fnrt, norm, NULL, NULL) ? "public " : "",
-                           norm);
-    if (kind != HD_FN_ACTION)
-        return herald_fail(err, HERALD_EINVAL, "`%s` is a %s; call it as a %s", norm,
-                           hd__fn_kind_name(kind), hd__fn_kind_name(kind));
     if (args && args->type != HERALD_OBJECT && args->type != HERALD_UNDEFINED)
         return herald_fail(err, HERALD_EVALIDATION, "%s: args must be an object", norm);
     if (!s->actions) return herald_fail(err, HERALD_EBUSY, "this server runs no actions");

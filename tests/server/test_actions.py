@@ -93,6 +93,11 @@ M.hello = herald.action{args = {name = v.string()}, handler = function(ctx, a)
   return "hello " .. a.name
 end}
 M.whoami = herald.action{handler = function(ctx) return ctx.auth:isAdmin() end}
+M.clock = herald.action{args = {url = v.string()}, handler = function(ctx, a)
+  local t0, s0 = ctx:clock(), os.time()
+  fetch(a.url)
+  return {started = ctx.now, before = t0, after = ctx:clock(), moved = os.time() >= s0}
+end}
 M.get = herald.action{args = {url = v.string()}, handler = function(ctx, a)
   local r = fetch(a.url, {headers = {["X-Test"] = "yes"}})
   return {status = r.status, ok = r.ok, body = r:text(), type = r.headers["content-type"]}
@@ -299,6 +304,9 @@ def main():
               f"an action runs over the native protocol: {got['a1']}")
         check(got["a2"].get("type") == "error" and "mutation" in got["a2"].get("message", ""),
               f"a mutation called as an action is refused: {got['a2']}")
+        status, reply = call(server, "mutation", "actions:hello", {"name": "m"})
+        check(status != 200 and "is an action; call it as an action" in json.dumps(reply),
+              f"an action called as a mutation is refused, saying what it is: {status} {reply}")
         status, reply = call(server, "action", "actions:boom")
         check(status != 200 and "no public function" in json.dumps(reply),
               f"an internal action cannot be called by a client: {status} {reply}")
@@ -319,6 +327,9 @@ def main():
         check(r == {"status": 200, "ok": True, "body": "seen yes", "type": "text/plain"},
               f"fetch GET: {r}")
         check(lb.requests[-1][2].get("X-Test") == "yes", "the request's headers reached the server")
+        r = value(server, "action", "actions:clock", {"url": base + "/hello"})
+        check(r["started"] <= r["before"] <= r["after"] and r["moved"],
+              f"an action's clock moves (ctx.now is its start): {r}")
         r = value(server, "action", "actions:post", {"url": base + "/echo"})
         check(r == {"got": {"n": 41}, "type": "application/json"}, f"fetch POST with a JSON body: {r}")
         status, reply = call(server, "action", "actions:refused")
