@@ -53,11 +53,12 @@ static const char usage[] =
     "                        http://localhost:PORT); 100 MiB a file, no total but the\n"
     "                        disk, 16 uploads at once\n"
     "        [--allow-fetch LIST] [--action-timeout SECONDS] [--fetch-timeout SECONDS]\n"
-    "        [--max-actions N] [--action-threads N]\n"
+    "        [--max-actions N] [--action-threads N] [--scheduled-retention SECONDS]\n"
     "                        actions: fetch() refuses loopback, private and link-local\n"
     "                        addresses but those of LIST (addresses, CIDR ranges); an\n"
     "                        action runs 600 s at most, a fetch 30 s; 64 actions run at\n"
-    "                        once on 2 threads, more wait\n"
+    "                        once on 2 threads, more wait; finished scheduled runs are\n"
+    "                        kept 7 days\n"
     "                        run the live server (docs/protocol.md, \"Limits\"): port 3210\n"
     "                        on every address (127.0.0.1 with --dev unless --host); static\n"
     "                        files from DIR, else the app's public/, else ./web-demo;\n"
@@ -456,6 +457,13 @@ static int cmd_serve(const options *o, int argc, char **argv, herald_error *err)
             if (*end || !*text || *text == '-' || n < 1 || n > 10000)
                 return usage_error("serve: bad --max-uploads (1 to 10,000)");
             cfg.max_uploads = (size_t)n;
+        } else if (!strcmp(argv[i], "--scheduled-retention") && i + 1 < argc) {
+            char *end;
+            const char *text = argv[++i];
+            unsigned long long secs = strtoull(text, &end, 10);
+            if (*end || !*text || *text == '-' || secs < 1 || secs > 3660ull * 86400)
+                return usage_error("serve: bad --scheduled-retention (1 s to 10 years)");
+            cfg.scheduled_retention = (double)secs;
         } else if (!strcmp(argv[i], "--allow-fetch") && i + 1 < argc) {
             cfg.actions.fetch.allow = argv[++i];
         } else if ((!strcmp(argv[i], "--action-timeout") || !strcmp(argv[i], "--fetch-timeout") ||

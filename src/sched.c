@@ -135,19 +135,73 @@ static void sched_timer(lws_sorted_usec_list_t *sul)
     hd__sched_tick((hd_server *)(void *)((char *)sul - offsetof(hd_server, sched_sul)));
 }
 
-/* The pending runs due by `until` (ms since the epoch; take `n`), oldest first. */
-static int pending(hd_server *s, double until, int n, herald_value *rows, herald_error *err)
+/* The runs in state `kind` due by `until` (ms since the epoch; take `n`), oldest first. */
+static int due(hd_server *s, const char *kind, double until, int n, herald_value *rows,
+               herald_error *err)
 {
     char text[300];
     snprintf(text, sizeof text,
              "{\"table\": \"_scheduled_functions\", \"index\": \"by_state_time\", "
-             "\"range\": [{\"eq\": [\"state.kind\", \"pending\"]}, "
+             "\"range\": [{\"eq\": [\"state.kind\", \"%s\"]}, "
              "{\"lte\": [\"scheduledTime\", %.3f]}], \"take\": %d}",
-             until, n);
+             kind, until, n);
     herald_value q;
     *rows = herald_undefined();
     int rc = herald_value_from_json(text, strlen(text), &q, err);
     return rc ? rc : run_rows(s, &q, rows, err);
+}
+
+static int pending(hd_server *s, double until, int n, herald_value *rows, herald_error *err)
+{
+    return due(s, "pending", until, n, rows, err);
+}
+
+/* Finished runs deleted per pass at most. */
+#define PURGE_BATCH 1000
+
+/*
+ * Finished runs (success, failed, canceled) older than --scheduled-retention
+ * (7 days) are deleted, a batch at a time, so that crons and retries do not
+ * grow the table without end.
+ */
+static void purge_finished(hd_server *s, double now)
+{
+    double keep = s->cfg.scheduled_retention > 0 ? s->cfg.scheduled_retention : 7 * 86400.0;
+    if (now < s->sched_purge_at) return;
+    /* Hourly, or sooner for a short retention; again soon while batches come out full. */
+    s->sched_purge_at = now + 1000 * (keep / 2 < 3600 ? (keep / 2 > 1 ? keep / 2 : 1) : 3600);
+    static const char *const kinds[] = {"success", "failed", "canceled"};
+    hd_wreq *r = calloc(1, sizeof *r);
+    if (!r) return;
+    herald_array_init(&r->ops);
+    bool failed = false;
+    for (size_t k = 0; k < 3 && !failed && r->ops.u.arr.len < PURGE_BATCH; k++) {
+        herald_value rows;
+        herald_error err = {0};
+        if (due(s, kinds[k], now - keep * 1000, PURGE_BATCH - (int)r->ops.u.arr.len, &rows, &err))
+            break;
+        for (size_t i = 0; rows.type == HERALD_ARRAY && i < rows.u.arr.len && !failed; i++) {
+            const herald_value *id = herald_object_get(&rows.u.arr.items[i], "_id");
+            herald_value op, v;
+            herald_object_init(&op);
+            failed = !id || id->type != HERALD_STRING || herald_string(&v, "delete", 6) ||
+                     herald_object_set(&op, "op", 2, v) ||
+                     herald_string(&v, id->u.s.ptr, id->u.s.len) ||
+                     herald_object_set(&op, "id", 2, v);
+            if (failed)
+                herald_value_free(&op);
+            else
+                failed = herald_array_push(&r->ops, op);
+        }
+        herald_value_free(&rows);
+    }
+    if (failed || !r->ops.u.arr.len) {
+        hd__wreq_free(r);
+        return;
+    }
+    if (r->ops.u.arr.len == PURGE_BATCH) s->sched_purge_at = now + 1000;
+    r->system = true;
+    hd__writer_submit(s->writer, r);
 }
 
 static void cron_tick(hd_server *s, double now);
@@ -162,6 +216,7 @@ void hd__sched_tick(hd_server *s)
     struct timespec now_ts;
     clock_gettime(CLOCK_REALTIME, &now_ts);
     cron_tick(s, (double)now_ts.tv_sec * 1e3 + (double)now_ts.tv_nsec / 1e6);
+    purge_finished(s, (double)now_ts.tv_sec * 1e3 + (double)now_ts.tv_nsec / 1e6);
     if (s->nsched >= SCHED_PER_TICK) return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -59,7 +59,7 @@ typedef struct hd_server_config {
     size_t max_uploads;     /* uploads being received at once; 0: 16 */
     /* Actions (action.h): threads, actions at once, wall-clock limit, fetch's limits. */
     hd_actions_config actions;
-    size_t max_http_route_body; /* bytes of a request body to an HTTP route; 0: 16 MiB */
+    double scheduled_retention; /* seconds a finished scheduled run is kept; 0: 7 days */
 } hd_server_config;
 
 /* One outbound frame. */
@@ -251,7 +251,8 @@ struct hd_server {
     bool sched_poke;                  /* a commit scheduled something: look now */
     lws_sorted_usec_list_t sched_sul; /* the next run due before the next tick */
     bool sched_swept;                 /* actions a previous run left inProgress are marked failed */
-    struct cron_state *crons;         /* functions/crons.lua's crons, when each runs next */
+    double sched_purge_at;    /* when finished runs past their retention are deleted next (ms) */
+    struct cron_state *crons; /* functions/crons.lua's crons, when each runs next */
     size_t ncrons;
     bool crons_loaded;
     unsigned cron_generation; /* the fn_generation they were loaded for */

@@ -173,6 +173,18 @@ def main():
               "once")
     finally:
         server.stop()
+    # Finished runs are deleted after --scheduled-retention; pending ones stay.
+    server = Server(HERALD, app, data, extra=["--scheduled-retention", "2"])
+    try:
+        old = value(server, "query", "jobs:run", {"id": did})
+        check(old is not None, "a run finished before the start is there")
+        keep = value(server, "mutation", "jobs:later", {"name": "k", "ms": 60000})
+        check(wait_for(lambda: value(server, "query", "jobs:run", {"id": did}) is None, 10),
+              "a finished run older than the retention is deleted")
+        check(value(server, "query", "jobs:run", {"id": keep})["state"]["kind"] == "pending",
+              "a pending run is kept")
+    finally:
+        server.stop()
     shutil.rmtree(work, ignore_errors=True)
     return finish("scheduler")
 
