@@ -376,25 +376,16 @@ def main():
               f"the waiting actions all end: {results[:2]}")
         lb.release.clear()
 
-        # ---- failures
-        status, reply = call(server, "action", "actions:throw")
-        check(status != 200 and "failed on purpose" in json.dumps(reply),
-              f"an action that throws: {status} {reply}")
-        status, reply = call(server, "action", "actions:spin")
-        check(status != 200 and "instruction limit" in json.dumps(reply),
-              f"an action that spins: {status} {reply}")
-        status, reply = call(server, "action", "actions:yields")
-        check(status != 200 and "yield" in json.dumps(reply),
-              f"coroutine.yield at an action's top: {status} {reply}")
-        status, reply = call(server, "action", "actions:get", {"url": base + "/big"})
-        check(status != 200 and "larger than" in json.dumps(reply),
-              f"a response over 16 MiB fails: {status} {reply}")
-        status, reply = call(server, "action", "actions:scheduleNothing")
-        check(status != 200 and "no function" in json.dumps(reply),
-              f"scheduling an unknown function fails: {status} {reply}")
-        status, reply = call(server, "action", "actions:scheduleQuery")
-        check(status != 200 and "a query has no effect" in json.dumps(reply),
-              f"scheduling a query fails: {status} {reply}")
+        # ---- failures: each a clear error, and the server goes on
+        for path, args, expect, what in [
+                ("actions:throw", {}, "failed on purpose", "an action that throws"),
+                ("actions:spin", {}, "instruction limit", "an action that spins"),
+                ("actions:yields", {}, "yield", "coroutine.yield at an action's top"),
+                ("actions:get", {"url": base + "/big"}, "larger than", "a response over 16 MiB"),
+                ("actions:scheduleNothing", {}, "no function", "scheduling an unknown function"),
+                ("actions:scheduleQuery", {}, "a query has no effect", "scheduling a query")]:
+            status, reply = call(server, "action", path, args)
+            check(status != 200 and expect in json.dumps(reply), f"{what} fails: {status} {reply}")
         t0 = time.time()
         status, reply = call(server, "action", "actions:slow", {"url": base + "/slow"})
         check(status != 200 and ("time" in json.dumps(reply)),
