@@ -16,23 +16,32 @@
 #include "codegen.h"
 #include "console.h"
 #include "dump.h"
+#include "options.h"
 #include "server.h"
 #include "herald/query.h"
 #include "herald/store.h"
 
 #define DEFAULT_DATA "herald-data"
 
+#ifndef HERALD_VERSION
+#define HERALD_VERSION "0.1.0"
+#endif
+
 static const char usage[] =
     "usage: herald [--data DIR] [--app DIR] [--no-sync] COMMAND [ARGS]\n"
+    "       herald --version | --help\n"
     "\n"
-    "  --data DIR     data folder (default ./" DEFAULT_DATA ")\n"
-    "  --app DIR      app folder with schema.ts or schema.json; its schema is\n"
-    "                 applied to the data folder before a command that writes\n"
+    "  --data DIR     data folder (default ./" DEFAULT_DATA ", or $HERALD_DATA)\n"
+    "  --app DIR      app folder with schema.ts or schema.json (or $HERALD_APP); its\n"
+    "                 schema is applied to the data folder before a command that writes\n"
     "                 (schema apply, import, serve); get, query, export, check and\n"
     "                 schema show read the folder as it is, also beside a server\n"
     "  --no-sync      do not fsync commits (faster, not durable; for tests)\n"
     "\n"
     "commands:\n"
+    "  serve [OPTIONS]       run the live server; `herald serve --help` lists its options,\n"
+    "                        each also read from HERALD_<NAME> or a --config FILE\n"
+    "                        (docs/operations.md, \"Configuration\")\n"
     "  schema check [FILE]   parse a schema file (default: the app's) and report problems\n"
     "  schema show [FILE]    print a schema as canonical JSON (default: the stored one)\n"
     "  schema apply          apply the app's schema to the data folder\n"
@@ -42,36 +51,6 @@ static const char usage[] =
     "  import --table T FILE import a JSON-lines file into table T\n"
     "  export DIR            write every table as JSON lines into DIR, stored files in DIR/files\n"
     "  check                 verify that indexes match documents and stored files their rows\n"
-    "  serve [--port N] [--host ADDR] [--dev] [--static DIR] [--allow-origin LIST]\n"
-    "        [--max-outbound BYTES] [--max-behind SECONDS] [--max-message BYTES]\n"
-    "        [--max-queued BYTES] [--max-memory MIB] [--max-connections N]\n"
-    "        [--max-per-address N] [--idle-timeout SECONDS] [--request-timeout SECONDS]\n"
-    "        [--fn-instructions N] [--fn-memory MIB] [--evaluators N]\n"
-    "        [--idempotency-retention SECONDS]  (a key answers retries for 24 h)\n"
-    "        [--public-url URL] [--max-file-size MIB] [--max-storage MIB] [--max-uploads N]\n"
-    "                        files (ctx.storage): URLs start with URL (default\n"
-    "                        http://localhost:PORT); 100 MiB a file, no total but the\n"
-    "                        disk, 16 uploads at once\n"
-    "        [--allow-fetch LIST] [--action-timeout SECONDS] [--fetch-timeout SECONDS]\n"
-    "        [--max-actions N] [--action-threads N] [--scheduled-retention SECONDS]\n"
-    "                        actions: fetch() refuses loopback, private and link-local\n"
-    "                        addresses but those of LIST (addresses, CIDR ranges); an\n"
-    "                        action runs 600 s at most, a fetch 30 s; 64 actions run at\n"
-    "                        once on 2 threads, more wait; finished scheduled runs are\n"
-    "                        kept 7 days\n"
-    "                        run the live server (docs/protocol.md, \"Limits\"): port 3210\n"
-    "                        on every address (127.0.0.1 with --dev unless --host); static\n"
-    "                        files from DIR, else the app's public/, else ./web-demo;\n"
-    "                        browsers only from the server's own origin and LIST\n"
-    "                        (comma-separated, * for any); 64 KiB queued per client\n"
-    "                        before its updates merge, 16 MiB at most, closed after 30 s\n"
-    "                        without progress; 1 GiB for all connection buffers;\n"
-    "                        10,000 connections, 1,000 per address; silent WebSockets\n"
-    "                        pinged, closed after 60 s; a request or message must\n"
-    "                        arrive within 30 s; messages up to 1 MiB + 64 KiB;\n"
-    "                        functions may run 50 million instructions and use 64 MiB;\n"
-    "                        a query taking over 2 ms goes to one of N evaluator\n"
-    "                        threads (default: one per processor)\n"
     "  functions             load the app's functions/*.lua and list them\n"
     "  codegen --out DIR     write DIR/api.js, api.d.ts and dataModel.d.ts (Convex's\n"
     "                        convex/_generated) from the app's schema and the validators\n"
@@ -81,7 +60,8 @@ static const char usage[] =
     "                        (default ws://localhost:3210; docs/console.md)\n"
     "  admin-key             make a new admin key for the data folder (the old one stops\n"
     "                        working; a running server takes it on SIGHUP)\n"
-    "  version               print the version\n";
+    "  version               print the version (also --version, -V)\n"
+    "  help [serve]          print this, or serve's options\n";
 
 static int fail(const herald_error *err, int rc)
 {
@@ -134,6 +114,7 @@ static void print_line(void *ctx, const char *line)
 typedef struct options {
     const char *data;
     const char *app;
+    bool data_given, app_given; /* on the command line: they win over serve's other sources */
     bool no_sync;
     const char *command; /* named in the data folder's lock while it writes */
 } options;
@@ -375,183 +356,251 @@ static int cmd_admin_key(const options *o, herald_error *err)
     return 0;
 }
 
-/* Reads a whole decimal number between lo and hi. */
-static bool positive(const char *text, double lo, double hi, double *out)
+/*
+ * `herald serve`'s options: one entry each drives the command line, the
+ * environment (HERALD_<NAME>), the --config file and --help
+ * (options.h). An option is added by adding its entry here, and a field to
+ * hd_server_config; docs/operations.md's table is checked against --help.
+ */
+typedef struct serve_settings {
+    hd_server_config cfg;
+    const char *config; /* --config FILE */
+} serve_settings;
+
+#define SERVE(member) HD_OPT_FIELD(serve_settings, member)
+#define MIB           ((uint64_t)1 << 20)
+#define TEN_YEARS     (3660.0 * 86400)
+
+static bool http_url(const char *url)
 {
-    char *end;
-    *out = strtod(text, &end);
-    return end != text && !*end && *out >= lo && *out <= hi && *out == (double)(long long)*out;
+    return (!strncmp(url, "http://", 7) || !strncmp(url, "https://", 8)) && strlen(url) <= 200;
 }
 
-static int cmd_serve(const options *o, int argc, char **argv, herald_error *err)
+static const hd_option serve_opts[] = {
+    {"config", .kind = HD_OPT_STRING, .metavar = "FILE", SERVE(config), .def = "none",
+     .help = "read options from FILE, one \"name = value\" a line (# starts a comment); the "
+             "environment and the command line override it"},
+    {"data", .kind = HD_OPT_STRING, .metavar = "DIR", SERVE(cfg.data_dir), .def = "./" DEFAULT_DATA,
+     .help = "the data folder (as `herald --data DIR serve`)"},
+    {"app", .kind = HD_OPT_STRING, .metavar = "DIR", SERVE(cfg.app_dir), .def = "none",
+     .help = "the app folder (schema.ts or schema.json, functions/, public/), as `herald --app "
+             "DIR serve`; its schema is applied to the data folder before serving"},
+    {"port", .kind = HD_OPT_NUMBER, .metavar = "N", .lo = 0, .hi = 65535, .range = "0 to 65535",
+     SERVE(cfg.port), .def = "3210", .help = "the port of HTTP and WebSocket"},
+    {"host", "bind", HD_OPT_STRING, "ADDR", SERVE(cfg.host),
+     .def = "every address; 127.0.0.1 with --dev",
+     .help = "the address to listen on (an IPv4 or IPv6 address of this machine)"},
+    {"dev", .kind = HD_OPT_FLAG, SERVE(cfg.dev), .def = "off",
+     .help = "development: ANY client may run raw queries and mutations without a key, and "
+             "errors show where they were raised; listens on 127.0.0.1 unless --host is given"},
+    {"static", .kind = HD_OPT_STRING, .metavar = "DIR", SERVE(cfg.static_dir),
+     .def = "the app's public/, else ./web-demo", .help = "serve the files of DIR at /"},
+    {"allow-origin", .kind = HD_OPT_LIST, .metavar = "LIST", SERVE(cfg.allow_origins),
+     .def = "the server's own origin",
+     .help = "other origins browsers may call from (comma-separated, * for any)"},
+    {"public-url", .kind = HD_OPT_STRING, .metavar = "URL", .check = http_url,
+     .range = "an http:// or https:// URL of 200 characters at most", SERVE(cfg.public_url),
+     .def = "http://localhost:PORT",
+     .help = "where clients reach the server: the URLs of stored files start with it"},
+    {"max-connections", .kind = HD_OPT_NUMBER, .metavar = "N", .lo = 1, .hi = 1e7,
+     .range = "1 to 10,000,000", SERVE(cfg.max_connections),
+     .def = "10000 (the descriptor limit minus 64 when lower)",
+     .help = "connections open at once; the next is answered 503"},
+    {"max-per-address", .kind = HD_OPT_NUMBER, .metavar = "N", .lo = 1, .hi = 1e7,
+     .range = "1 to 10,000,000", SERVE(cfg.max_per_address), .def = "1000",
+     .help = "connections open at once from one client address"},
+    {"idle-timeout", .kind = HD_OPT_SECONDS, .metavar = "SECONDS", .lo = 2, .hi = 86400,
+     .range = "2 to 86400", SERVE(cfg.idle_seconds), .def = "60",
+     .help = "a silent WebSocket is pinged after half of this and closed after all of it"},
+    {"request-timeout", .kind = HD_OPT_SECONDS, .metavar = "SECONDS", .lo = 1, .hi = 3600,
+     .range = "1 to 3600", SERVE(cfg.request_seconds), .def = "30",
+     .help = "an HTTP request or a WebSocket message must arrive within this from its first "
+             "byte (408, or the WebSocket closed)"},
+    {"max-message", .kind = HD_OPT_SIZE, .metavar = "BYTES", .lo = 1024, .hi = 1 << 30,
+     .range = "1024 to 1073741824", SERVE(cfg.max_message), .def = "1114112 (1 MiB + 64 KiB)",
+     .help = "the largest WebSocket message or HTTP request body (413 beyond)"},
+    {"max-outbound", .kind = HD_OPT_SIZE, .metavar = "BYTES", .lo = 1024, .hi = 1 << 30,
+     .range = "1024 to 1073741824", SERVE(cfg.max_outbound), .def = "65536 (64 KiB)",
+     .help = "bytes queued to one client before its updates merge (it skips intermediate "
+             "states)"},
+    {"max-behind", .kind = HD_OPT_SECONDS, .metavar = "SECONDS", .lo = 0.1, .hi = 86400,
+     .range = "0.1 to 86400", SERVE(cfg.max_behind_seconds), .def = "30",
+     .help = "a client whose updates stay merged this long, or that stops reading an HTTP "
+             "answer this long, is disconnected"},
+    {"max-queued", .kind = HD_OPT_SIZE, .metavar = "BYTES", .lo = 65536, .hi = 1e12,
+     .range = "at least 65536", SERVE(cfg.max_queued), .def = "16777216 (16 MiB)",
+     .help = "bytes queued to one client at most"},
+    {"max-memory", .kind = HD_OPT_SIZE, .metavar = "MIB", .lo = 16, .hi = 1048576, .scale = MIB,
+     .range = "16 MiB or more", SERVE(cfg.max_memory), .def = "1024 (1 GiB)",
+     .help = "memory for all clients' messages and queued frames together; a message beyond "
+             "it is answered Busy"},
+    {"fn-instructions", .kind = HD_OPT_NUMBER, .metavar = "N", .lo = 1000, .hi = 1e15,
+     .range = "at least 1000", SERVE(cfg.fn_limits.instructions), .def = "50000000",
+     .help = "Lua instructions one function call may run"},
+    {"fn-memory", .kind = HD_OPT_SIZE, .metavar = "MIB", .lo = 1, .hi = 1024, .scale = MIB,
+     .range = "1 to 1024 MiB", SERVE(cfg.fn_limits.memory), .def = "64",
+     .help = "memory one function call may use"},
+    {"evaluators", .kind = HD_OPT_NUMBER, .metavar = "N", .lo = 1, .hi = 64, .range = "1 to 64",
+     SERVE(cfg.evaluators), .def = "one per processor, at most 8",
+     .help = "threads that run a query taking over 2 ms, off the event loop"},
+    {"idempotency-retention", .kind = HD_OPT_SECONDS, .metavar = "SECONDS", .lo = 1,
+     .hi = TEN_YEARS, .range = "1 s to 10 years", SERVE(cfg.idempotency_retention),
+     .def = "86400 (24 h)", .help = "how long an idempotency key answers retries"},
+    {"max-file-size", .kind = HD_OPT_SIZE, .metavar = "MIB", .lo = 1, .hi = 1 << 30, .scale = MIB,
+     .range = "MiB, 1 or more", SERVE(cfg.max_file_size), .def = "100",
+     .help = "the largest file ctx.storage takes"},
+    {"max-storage", .kind = HD_OPT_SIZE, .metavar = "MIB", .lo = 1, .hi = 1 << 30, .scale = MIB,
+     .range = "MiB, 1 or more", SERVE(cfg.max_storage), .def = "no limit but the disk",
+     .help = "all stored files together (507 beyond)"},
+    {"max-uploads", .kind = HD_OPT_NUMBER, .metavar = "N", .lo = 1, .hi = 10000,
+     .range = "1 to 10,000", SERVE(cfg.max_uploads), .def = "16",
+     .help = "uploads being received at once"},
+    {"allow-fetch", .kind = HD_OPT_LIST, .metavar = "LIST", SERVE(cfg.actions.fetch.allow),
+     .def = "none",
+     .help = "addresses and CIDR ranges (comma-separated) fetch() may reach although they are "
+             "loopback, private or link-local, which it refuses otherwise"},
+    {"action-timeout", .kind = HD_OPT_SECONDS, .metavar = "SECONDS", .lo = 1, .hi = 86400,
+     .range = "1 to 86,400 s", SERVE(cfg.actions.seconds), .def = "600",
+     .help = "how long one action may run"},
+    {"fetch-timeout", .kind = HD_OPT_SECONDS, .metavar = "SECONDS", .lo = 1, .hi = 3600,
+     .range = "1 to 3,600 s", SERVE(cfg.actions.fetch.timeout_seconds), .def = "30",
+     .help = "how long one fetch() may take, body included"},
+    {"max-actions", .kind = HD_OPT_NUMBER, .metavar = "N", .lo = 1, .hi = 10000,
+     .range = "1 to 10,000", SERVE(cfg.actions.max_running), .def = "64",
+     .help = "actions running at once; more wait"},
+    {"action-threads", .kind = HD_OPT_NUMBER, .metavar = "N", .lo = 1, .hi = 64, .range = "1 to 64",
+     SERVE(cfg.actions.threads), .def = "2", .help = "threads that run actions"},
+    {"scheduled-retention", .kind = HD_OPT_SECONDS, .metavar = "SECONDS", .lo = 1, .hi = TEN_YEARS,
+     .range = "1 s to 10 years", SERVE(cfg.scheduled_retention), .def = "604800 (7 days)",
+     .help = "how long a finished scheduled run is kept"},
+};
+
+static const hd_options serve_table = {serve_opts, sizeof serve_opts / sizeof *serve_opts,
+                                       "HERALD_", "serve"};
+
+static void serve_help(FILE *out)
 {
-    hd_server_config cfg = {
-        .data_dir = o->data, .app_dir = o->app, .port = 3210, .no_sync = o->no_sync};
-    double n;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--port") && i + 1 < argc) {
-            char *end;
-            long port = strtol(argv[++i], &end, 10);
-            if (*end || port < 0 || port > 65535) return usage_error("serve: bad --port");
-            cfg.port = (int)port;
-        } else if (!strcmp(argv[i], "--max-outbound") && i + 1 < argc) {
-            cfg.max_outbound = strtoul(argv[++i], NULL, 10);
-        } else if (!strcmp(argv[i], "--max-message") && i + 1 < argc) {
-            cfg.max_message = strtoul(argv[++i], NULL, 10);
-        } else if (!strcmp(argv[i], "--max-behind") && i + 1 < argc) {
-            cfg.max_behind_seconds = strtod(argv[++i], NULL);
-        } else if ((!strcmp(argv[i], "--host") || !strcmp(argv[i], "--bind")) && i + 1 < argc) {
-            cfg.host = argv[++i];
-        } else if (!strcmp(argv[i], "--allow-origin") && i + 1 < argc) {
-            cfg.allow_origins = argv[++i];
-        } else if (!strcmp(argv[i], "--max-connections") && i + 1 < argc) {
-            if (!positive(argv[++i], 1, 10000000, &n))
-                return usage_error("serve: bad --max-connections");
-            cfg.max_connections = (size_t)n;
-        } else if (!strcmp(argv[i], "--max-per-address") && i + 1 < argc) {
-            if (!positive(argv[++i], 1, 10000000, &n))
-                return usage_error("serve: bad --max-per-address");
-            cfg.max_per_address = (size_t)n;
-        } else if (!strcmp(argv[i], "--idle-timeout") && i + 1 < argc) {
-            if (!positive(argv[++i], 2, 86400, &n))
-                return usage_error("serve: bad --idle-timeout (2 to 86400)");
-            cfg.idle_seconds = n;
-        } else if (!strcmp(argv[i], "--request-timeout") && i + 1 < argc) {
-            if (!positive(argv[++i], 1, 3600, &n))
-                return usage_error("serve: bad --request-timeout (1 to 3600)");
-            cfg.request_seconds = n;
-        } else if (!strcmp(argv[i], "--max-queued") && i + 1 < argc) {
-            if (!positive(argv[++i], 65536, 1e12, &n))
-                return usage_error("serve: bad --max-queued (at least 65536)");
-            cfg.max_queued = (size_t)n;
-        } else if (!strcmp(argv[i], "--max-memory") && i + 1 < argc) {
-            if (!positive(argv[++i], 16, 1048576, &n))
-                return usage_error("serve: bad --max-memory (16 MiB or more)");
-            cfg.max_memory = (size_t)n << 20;
-        } else if (!strcmp(argv[i], "--idempotency-retention") && i + 1 < argc) {
-            char *end;
-            const char *text = argv[++i];
-            unsigned long long secs = strtoull(text, &end, 10);
-            if (*end || !*text || *text == '-' || secs < 1 || secs > 3660ull * 86400)
-                return usage_error("serve: bad --idempotency-retention (1 s to 10 years)");
-            cfg.idempotency_retention = (double)secs;
-        } else if (!strcmp(argv[i], "--public-url") && i + 1 < argc) {
-            cfg.public_url = argv[++i];
-            if (strncmp(cfg.public_url, "http://", 7) && strncmp(cfg.public_url, "https://", 8))
-                return usage_error("serve: --public-url must start with http:// or https://");
-            if (strlen(cfg.public_url) > 200) return usage_error("serve: --public-url is too long");
-        } else if ((!strcmp(argv[i], "--max-file-size") || !strcmp(argv[i], "--max-storage")) &&
-                   i + 1 < argc) {
-            bool file = !strcmp(argv[i], "--max-file-size");
-            char *end;
-            const char *text = argv[++i];
-            unsigned long long mib = strtoull(text, &end, 10);
-            if (*end || !*text || *text == '-' || mib < 1 || mib > (1ull << 30))
-                return usage_error(file ? "serve: bad --max-file-size (MiB, 1 or more)"
-                                        : "serve: bad --max-storage (MiB, 1 or more)");
-            *(file ? &cfg.max_file_size : &cfg.max_storage) = (uint64_t)mib << 20;
-        } else if (!strcmp(argv[i], "--max-uploads") && i + 1 < argc) {
-            char *end;
-            const char *text = argv[++i];
-            unsigned long long n = strtoull(text, &end, 10);
-            if (*end || !*text || *text == '-' || n < 1 || n > 10000)
-                return usage_error("serve: bad --max-uploads (1 to 10,000)");
-            cfg.max_uploads = (size_t)n;
-        } else if (!strcmp(argv[i], "--scheduled-retention") && i + 1 < argc) {
-            char *end;
-            const char *text = argv[++i];
-            unsigned long long secs = strtoull(text, &end, 10);
-            if (*end || !*text || *text == '-' || secs < 1 || secs > 3660ull * 86400)
-                return usage_error("serve: bad --scheduled-retention (1 s to 10 years)");
-            cfg.scheduled_retention = (double)secs;
-        } else if (!strcmp(argv[i], "--allow-fetch") && i + 1 < argc) {
-            cfg.actions.fetch.allow = argv[++i];
-        } else if ((!strcmp(argv[i], "--action-timeout") || !strcmp(argv[i], "--fetch-timeout") ||
-                    !strcmp(argv[i], "--max-actions") || !strcmp(argv[i], "--action-threads")) &&
-                   i + 1 < argc) {
-            /* Actions (docs/functions.md, "Actions"): each a whole number in its range. */
-            static const struct {
-                const char *flag;
-                unsigned long long lo, hi;
-                const char *message;
-            } ranges[] = {
-                {"--action-timeout", 1, 86400, "serve: bad --action-timeout (1 to 86,400 s)"},
-                {"--fetch-timeout", 1, 3600, "serve: bad --fetch-timeout (1 to 3,600 s)"},
-                {"--max-actions", 1, 10000, "serve: bad --max-actions (1 to 10,000)"},
-                {"--action-threads", 1, 64, "serve: bad --action-threads (1 to 64)"},
-            };
-            size_t k = 0;
-            while (strcmp(ranges[k].flag, argv[i]))
-                k++;
-            char *end;
-            const char *text = argv[++i];
-            unsigned long long n = strtoull(text, &end, 10);
-            if (*end || !*text || *text == '-' || n < ranges[k].lo || n > ranges[k].hi)
-                return usage_error(ranges[k].message);
-            if (k == 0) cfg.actions.seconds = (double)n;
-            if (k == 1) cfg.actions.fetch.timeout_seconds = (double)n;
-            if (k == 2) cfg.actions.max_running = (size_t)n;
-            if (k == 3) cfg.actions.threads = (size_t)n;
-        } else if (!strcmp(argv[i], "--dev")) {
-            cfg.dev = cfg.fn_limits.dev = true;
-        } else if (!strcmp(argv[i], "--static") && i + 1 < argc) {
-            cfg.static_dir = argv[++i];
-        } else if (!strcmp(argv[i], "--fn-instructions") && i + 1 < argc) {
-            char *end;
-            unsigned long long n = strtoull(argv[++i], &end, 10);
-            if (*end || n < 1000)
-                return usage_error("serve: bad --fn-instructions (at least 1000)");
-            cfg.fn_limits.instructions = n;
-        } else if (!strcmp(argv[i], "--fn-memory") && i + 1 < argc) {
-            char *end;
-            unsigned long mib = strtoul(argv[++i], &end, 10);
-            if (*end || mib < 1 || mib > 1024)
-                return usage_error("serve: bad --fn-memory (1 to 1024 MiB)");
-            cfg.fn_limits.memory = (size_t)mib << 20;
-        } else if (!strcmp(argv[i], "--evaluators") && i + 1 < argc) {
-            char *end;
-            unsigned long n = strtoul(argv[++i], &end, 10);
-            if (*end || n < 1 || n > 64) return usage_error("serve: bad --evaluators (1 to 64)");
-            cfg.evaluators = n;
-        } else {
-            return usage_error("serve: unknown option");
-        }
+    fputs("usage: herald [--data DIR] [--app DIR] serve [OPTIONS]\n"
+          "\n"
+          "Runs the live server (docs/protocol.md; docs/operations.md for production).\n"
+          "Every option is also read from its environment variable and from the file\n"
+          "given by --config (or HERALD_CONFIG), a line \"name = value\" each, the name\n"
+          "without dashes (\"max-connections = 5000\"). The command line wins over the\n"
+          "environment, the environment over the file.\n"
+          "\n"
+          "options:\n",
+          out);
+    hd__options_help(&serve_table, out);
+}
+
+/* A bad option of serve's: exit 2, with the list of options after an unknown one. */
+static int serve_usage_error(const herald_error *err)
+{
+    if (err->code != HERALD_EINVAL && err->code != HERALD_ENOTFOUND) return fail(err, err->code);
+    fprintf(stderr, "herald: %s\n", err->message);
+    if (err->code == HERALD_ENOTFOUND) {
+        fputs("the options of herald serve are:\n", stderr);
+        hd__options_list(&serve_table, stderr);
     }
+    fputs("(herald serve --help describes them)\n", stderr);
+    return 2;
+}
+
+/*
+ * Settings from the lowest precedence up: defaults, the --config file, the
+ * environment, the command line (the global --data and --app, then serve's
+ * own). The command line is read once first on its own, for --help and the
+ * file it names.
+ */
+static int serve_settings_read(const options *o, int argc, char **argv, serve_settings *set,
+                               char **text, herald_error *err)
+{
+    *set = (serve_settings){.cfg = {.data_dir = DEFAULT_DATA, .port = 3210, .no_sync = o->no_sync}};
+    serve_settings first = *set;
+    int rc = hd__options_args(&serve_table, &first, argc, argv, err);
+    if (rc) return rc;
+    const char *config = first.config ? first.config : getenv("HERALD_CONFIG");
+    if (config && *config && (rc = hd__options_file(&serve_table, set, config, text, err)))
+        return rc;
+    if ((rc = hd__options_env(&serve_table, set, err))) return rc;
+    if (o->data_given) set->cfg.data_dir = o->data;
+    if (o->app_given) set->cfg.app_dir = o->app;
+    if ((rc = hd__options_args(&serve_table, set, argc, argv, err))) return rc;
+    set->cfg.fn_limits.dev = set->cfg.dev;
+    return 0;
+}
+
+static int cmd_serve(const options *global, int argc, char **argv, herald_error *err)
+{
+    serve_settings set;
+    char *text = NULL; /* the config file's, which string settings point into */
+    int rc = serve_settings_read(global, argc, argv, &set, &text, err);
+    if (rc == 1) serve_help(stdout);
+    if (rc) {
+        free(text);
+        return rc == 1 ? 0 : serve_usage_error(err);
+    }
+    hd_server_config cfg = set.cfg;
+    options o = *global;
+    o.data = cfg.data_dir;
+    o.app = cfg.app_dir;
     char public_dir[4096];
     struct stat st;
-    if (!cfg.static_dir && o->app) {
-        snprintf(public_dir, sizeof public_dir, "%s/public", o->app);
+    if (!cfg.static_dir && o.app) {
+        snprintf(public_dir, sizeof public_dir, "%s/public", o.app);
         if (stat(public_dir, &st) == 0 && S_ISDIR(st.st_mode)) cfg.static_dir = public_dir;
     }
     /* From a checkout, the web demo is the page to show. */
     if (!cfg.static_dir && stat("web-demo/index.html", &st) == 0) cfg.static_dir = "web-demo";
     if (cfg.dev && !cfg.host) cfg.host = "127.0.0.1";
-    if (o->app) {
+    if (o.app) {
         /* Apply the app's schema before serving it. */
         herald_store *s;
-        int rc = open_store(o, &s, err);
-        if (rc) return fail(err, rc);
+        if ((rc = open_store(&o, &s, err))) {
+            free(text);
+            return fail(err, rc);
+        }
         herald_store_close(s);
     }
-    return hd__server_run(&cfg);
+    rc = hd__server_run(&cfg);
+    free(text);
+    return rc;
+}
+
+static bool is_arg(const char *arg, const char *a, const char *b)
+{
+    return !strcmp(arg, a) || (b && !strcmp(arg, b));
 }
 
 int main(int argc, char **argv)
 {
-    options o = {.data = DEFAULT_DATA};
+    options o = {.data = getenv("HERALD_DATA"), .app = getenv("HERALD_APP")};
+    if (!o.data || !*o.data) o.data = DEFAULT_DATA;
+    if (o.app && !*o.app) o.app = NULL;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        if (!strcmp(argv[i], "--data") && i + 1 < argc)
-            o.data = argv[++i];
-        else if (!strcmp(argv[i], "--app") && i + 1 < argc)
-            o.app = argv[++i];
-        else if (!strcmp(argv[i], "--no-sync"))
+        const char *arg = argv[i], *eq = strchr(arg, '=');
+        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const char *value = eq ? eq + 1 : i + 1 < argc ? argv[i + 1] : NULL;
+        bool data = len == 6 && !strncmp(arg, "--data", 6),
+             app = len == 5 && !strncmp(arg, "--app", 5);
+        if ((data || app) && value) {
+            *(data ? &o.data : &o.app) = value;
+            *(data ? &o.data_given : &o.app_given) = true;
+            i += !eq;
+        } else if (!strcmp(arg, "--no-sync")) {
             o.no_sync = true;
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        } else if (is_arg(arg, "--help", "-h")) {
             fputs(usage, stdout);
             return 0;
-        } else
-            return usage_error("unknown option");
+        } else if (is_arg(arg, "--version", "-V")) {
+            puts("herald " HERALD_VERSION);
+            return 0;
+        } else {
+            char what[120];
+            snprintf(what, sizeof what, "unknown option %.60s", arg);
+            return usage_error(what);
+        }
     }
     if (i >= argc) return usage_error("no command");
     const char *cmd = argv[i++];
@@ -570,11 +619,15 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "codegen")) return cmd_codegen(&o, rest, args, &err);
     if (!strcmp(cmd, "admin-key")) return cmd_admin_key(&o, &err);
     if (!strcmp(cmd, "console")) return hd__console_main(rest, args);
-    if (!strcmp(cmd, "version")) {
-        puts("herald 0.1.0");
+    if (!strcmp(cmd, "version") && rest == 0) {
+        puts("herald " HERALD_VERSION);
         return 0;
     }
-    if (!strcmp(cmd, "help")) {
+    if (!strcmp(cmd, "help") && rest == 1 && !strcmp(args[0], "serve")) {
+        serve_help(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "help") && rest == 0) {
         fputs(usage, stdout);
         return 0;
     }
