@@ -11,7 +11,8 @@
  *
  * It must never: accept `alg: none` or an algorithm outside the provider's
  * list; use a key with an algorithm of another family (the HS256-with-an-
- * RSA-public-key confusion); take a key from the token itself; fetch
+ * RSA-public-key confusion, or an Ed25519 key for anything but EdDSA);
+ * take a key from the token itself; fetch
  * anything over the network; or put a token, a claim value or key material
  * into an error message.
  */
@@ -50,7 +51,7 @@ struct hd_jwk {
     unsigned serves;       /* the one HD_JWA_* algorithm its type can verify */
     char *kid;             /* NULL when the JWK has none */
     char *alg;             /* the JWK's own `alg`, NULL when absent */
-    EVP_PKEY *pkey;        /* RSA and EC keys */
+    EVP_PKEY *pkey;        /* RSA, EC and OKP keys */
     unsigned char *secret; /* oct keys; wiped when freed */
     size_t secret_len;
 };
@@ -77,6 +78,7 @@ static const struct {
     {"RS256", HD_JWA_RS256, "an RSA"},
     {"ES256", HD_JWA_ES256, "an EC P-256"},
     {"HS256", HD_JWA_HS256, "an oct"},
+    {"EdDSA", HD_JWA_EDDSA, "an OKP Ed25519"},
 };
 #define NALGS (sizeof jwa_table / sizeof jwa_table[0])
 
@@ -154,10 +156,11 @@ static int jwk_bytes(const cJSON *j, const char *name, const char *where, hd_buf
 }
 
 /*
- * Builds a public key of `type` ("RSA", "EC") from OSSL_PARAMs and runs
- * OpenSSL's public key check on it (EC: the point is on the curve and of
- * the group's order; RSA: the modulus is odd, composite and free of small
- * factors, the exponent odd and above 1). NULL if any of it fails.
+ * Builds a public key of `type` ("RSA", "EC", "ED25519") from OSSL_PARAMs
+ * and runs OpenSSL's public key check on it (EC: the point is on the curve
+ * and of the group's order; RSA: the modulus is odd, composite and free of
+ * small factors, the exponent odd and above 1; Ed25519: a key is there).
+ * NULL if any of it fails.
  */
 static EVP_PKEY *public_key_from(const char *type, OSSL_PARAM *params)
 {
@@ -266,6 +269,27 @@ done:
     return rc;
 }
 
+/* RFC 8037 §2: an Ed25519 public key is `x`, the 32-byte encoded point. */
+static int okp_key(const cJSON *j, const char *where, hd_jwk *k, herald_error *err)
+{
+    hd_buf x = HD_BUF_INIT;
+    OSSL_PARAM params[2];
+    int rc = jwk_bytes(j, "x", where, &x, err);
+    if (rc) goto done;
+    if (x.len != 32) {
+        rc = herald_fail(err, HERALD_ESCHEMA, "%s: an Ed25519 key's `x` must be 32 bytes", where);
+        goto done;
+    }
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, x.p, x.len);
+    params[1] = OSSL_PARAM_construct_end();
+    k->pkey = public_key_from("ED25519", params);
+    if (!k->pkey)
+        rc = herald_fail(err, HERALD_ESCHEMA, "%s: `x` is not a valid Ed25519 public key", where);
+done:
+    hd__buf_free(&x);
+    return rc;
+}
+
 static int oct_key(const cJSON *j, const char *where, hd_jwk *k, herald_error *err)
 {
     hd_buf s = HD_BUF_INIT;
@@ -283,15 +307,27 @@ static int oct_key(const cJSON *j, const char *where, hd_jwk *k, herald_error *e
     return 0;
 }
 
-/* A JWK's `alg` must belong to its type's family (RFC 7518 §3.1). */
+/* A JWK's `alg` must belong to its type's family (RFC 7518 §3.1, RFC 8037 §3.1). */
 static bool alg_fits(unsigned serves, const char *alg)
 {
+    if (serves == HD_JWA_EDDSA) return strcmp(alg, "EdDSA") == 0;
     const char *family = serves == HD_JWA_RS256 ? "RS" : serves == HD_JWA_ES256 ? "ES" : "HS";
     if (serves == HD_JWA_RS256 && strncmp(alg, "PS", 2) == 0) return true;
     return strncmp(alg, family, 2) == 0;
 }
 
 #define JWK_SKIP 1 /* a well-formed key Herald cannot use; the JWKS loader passes over it */
+
+/* An EC or OKP key's `crv` must be `curve`: 0, JWK_SKIP for another curve, HERALD_ESCHEMA. */
+static int check_curve(const cJSON *crv, const char *kty, const char *curve, const char *where,
+                       herald_error *err)
+{
+    if (!crv) return herald_fail(err, HERALD_ESCHEMA, "%s: the %s key has no `crv`", where, kty);
+    if (strcmp(crv->valuestring, curve) == 0) return 0;
+    herald_fail(err, HERALD_ESCHEMA, "%s: %s curve `%.16s` is not supported (%s is)", where, kty,
+                crv->valuestring, curve);
+    return JWK_SKIP;
+}
 
 /*
  * Parses one JWK into *out. Returns 0, JWK_SKIP (a key for encryption, or
@@ -321,19 +357,20 @@ static int parse_jwk(const cJSON *j, const char *where, hd_jwk **out, herald_err
     const char *t = kty->valuestring;
     if (strcmp(t, "RSA") == 0) {
         serves = HD_JWA_RS256;
-    } else if (strcmp(t, "EC") == 0) {
-        if (!crv) return herald_fail(err, HERALD_ESCHEMA, "%s: the EC key has no `crv`", where);
-        if (strcmp(crv->valuestring, "P-256") != 0) {
-            herald_fail(err, HERALD_ESCHEMA, "%s: EC curve `%.16s` is not supported (P-256 is)",
-                        where, crv->valuestring);
-            return JWK_SKIP;
-        }
-        serves = HD_JWA_ES256;
+    } else if (strcmp(t, "EC") == 0 || strcmp(t, "OKP") == 0) {
+        /* One curve each: OKP's Ed448 signs too but Herald does not verify it, and X25519 and
+         * X448 are for key agreement. */
+        bool ec = strcmp(t, "EC") == 0;
+        int rc = check_curve(crv, t, ec ? "P-256" : "Ed25519", where, err);
+        if (rc) return rc;
+        serves = ec ? HD_JWA_ES256 : HD_JWA_EDDSA;
     } else if (strcmp(t, "oct") == 0) {
         serves = HD_JWA_HS256;
     } else {
         herald_fail(err, HERALD_ESCHEMA,
-                    "%s: key type `%.16s` is not supported (RSA, EC P-256 and oct are)", where, t);
+                    "%s: key type `%.16s` is not supported (RSA, EC P-256, OKP Ed25519 and oct "
+                    "are)",
+                    where, t);
         return JWK_SKIP;
     }
     if (alg && !alg_fits(serves, alg->valuestring))
@@ -356,6 +393,8 @@ static int parse_jwk(const cJSON *j, const char *where, hd_jwk **out, herald_err
         rc = rsa_key(j, where, k, err);
     else if (serves == HD_JWA_ES256)
         rc = ec_key(j, where, k, err);
+    else if (serves == HD_JWA_EDDSA)
+        rc = okp_key(j, where, k, err);
     else
         rc = oct_key(j, where, k, err);
     if (rc) {
@@ -497,7 +536,8 @@ static int load_jwks(const char *path, hd_jwk ***out, size_t *nout, herald_error
     }
     if (n == 0)
         rc = herald_fail(err, HERALD_ESCHEMA,
-                         "%s: holds no key Herald can use (RSA, EC P-256 or oct signing keys)",
+                         "%s: holds no key Herald can use (RSA, EC P-256, OKP Ed25519 or oct "
+                         "signing keys)",
                          path);
 done:
     if (rc) {
@@ -588,7 +628,7 @@ static int parse_provider(const cJSON *p, const char *where, const char *base_di
                                           "jwks",   "algorithms", "leeway",   NULL};
     char *path = NULL;
     memset(out, 0, sizeof *out);
-    out->algorithms = HD_JWA_RS256 | HD_JWA_ES256;
+    out->algorithms = HD_JWA_RS256 | HD_JWA_ES256 | HD_JWA_EDDSA;
     out->leeway = HD_AUTH_DEFAULT_LEEWAY;
     int rc = 0;
     if (!cJSON_IsObject(p)) {
@@ -612,7 +652,8 @@ static int parse_provider(const cJSON *p, const char *where, const char *base_di
             unsigned bit = cJSON_IsString(c) ? alg_bit(c->valuestring, strlen(c->valuestring)) : 0;
             if (!bit) {
                 rc = herald_fail(err, HERALD_ESCHEMA,
-                                 "%s: `algorithms` may hold RS256, ES256 and HS256, not `%.16s`",
+                                 "%s: `algorithms` may hold RS256, ES256, EdDSA and HS256, not "
+                                 "`%.16s`",
                                  where, cJSON_IsString(c) ? c->valuestring : "(not a string)");
                 goto done;
             }
@@ -834,7 +875,8 @@ static int decode_token(const char *token, jws *t, herald_error *err)
     if (alg->u.s.len == 4 && strncasecmp(alg->u.s.ptr, "none", 4) == 0)
         return deny(err, "algorithm none is not accepted");
     t->alg = alg_bit(alg->u.s.ptr, alg->u.s.len);
-    if (!t->alg) return deny(err, "token algorithm is not supported (RS256, ES256 and HS256 are)");
+    if (!t->alg)
+        return deny(err, "token algorithm is not supported (RS256, ES256, EdDSA and HS256 are)");
     t->kid = herald_object_get(&t->header, "kid");
     if (t->kid && t->kid->type != HERALD_STRING) return deny(err, "token kid is not a string");
     const herald_value *typ = herald_object_get(&t->header, "typ");
@@ -873,12 +915,13 @@ static int es256_der(const unsigned char *raw, unsigned char **der, int *der_len
     return *der_len > 0 ? 0 : HERALD_ENOMEM;
 }
 
-static int digest_verify(EVP_PKEY *pkey, const unsigned char *sig, size_t sig_len,
-                         const unsigned char *data, size_t len)
+/* `digest` NULL for EdDSA, which hashes inside the signature scheme (one-shot only). */
+static int digest_verify(EVP_PKEY *pkey, const char *digest, const unsigned char *sig,
+                         size_t sig_len, const unsigned char *data, size_t len)
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     if (!md) return HERALD_ENOMEM;
-    int ok = EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, NULL, pkey, NULL) == 1 &&
+    int ok = EVP_DigestVerifyInit_ex(md, NULL, digest, NULL, NULL, pkey, NULL) == 1 &&
              EVP_DigestVerify(md, sig, sig_len, data, len) == 1;
     EVP_MD_CTX_free(md);
     return ok;
@@ -890,14 +933,16 @@ static int signature_ok(const jws *t, const char *token, const hd_jwk *key)
     const unsigned char *data = (const unsigned char *)token;
     int ok = 0;
     if (t->alg == HD_JWA_RS256) {
-        ok = digest_verify(key->pkey, t->sig.p, t->sig.len, data, t->signing_len);
+        ok = digest_verify(key->pkey, "SHA256", t->sig.p, t->sig.len, data, t->signing_len);
+    } else if (t->alg == HD_JWA_EDDSA) {
+        ok = digest_verify(key->pkey, NULL, t->sig.p, t->sig.len, data, t->signing_len);
     } else if (t->alg == HD_JWA_ES256) {
         unsigned char *der = NULL;
         int der_len = 0;
         if (es256_der(t->sig.p, &der, &der_len))
             ok = HERALD_ENOMEM;
         else
-            ok = digest_verify(key->pkey, der, (size_t)der_len, data, t->signing_len);
+            ok = digest_verify(key->pkey, "SHA256", der, (size_t)der_len, data, t->signing_len);
         OPENSSL_free(der);
     } else if (t->alg == HD_JWA_HS256 && t->sig.len == 32) {
         unsigned char mac[32];
@@ -920,6 +965,8 @@ static int verify_with(const jws *t, const char *token, const hd_jwk *const *key
 {
     if (t->alg == HD_JWA_ES256 && t->sig.len != 64)
         return deny(err, "signature does not verify: an ES256 signature is 64 bytes (r||s)");
+    if (t->alg == HD_JWA_EDDSA && t->sig.len != 64)
+        return deny(err, "signature does not verify: an Ed25519 signature is 64 bytes");
     bool kid_known = false, type_fits = false, alg_fits_key = false;
     const char *name = alg_name(t->alg);
     for (size_t i = 0; i < n; i++) {

@@ -34,8 +34,9 @@ enum hd_jwa {
     HD_JWA_RS256 = 1, /* RSASSA-PKCS1-v1_5 with SHA-256; RSA keys only */
     HD_JWA_ES256 = 2, /* ECDSA P-256 with SHA-256, r||s signatures; EC P-256 keys only */
     HD_JWA_HS256 = 4, /* HMAC SHA-256; oct (symmetric) keys only */
+    HD_JWA_EDDSA = 8, /* EdDSA (RFC 8037) on Ed25519, 64-byte signatures; OKP Ed25519 keys only */
 };
-#define HD_JWA_ALL (HD_JWA_RS256 | HD_JWA_ES256 | HD_JWA_HS256)
+#define HD_JWA_ALL (HD_JWA_RS256 | HD_JWA_ES256 | HD_JWA_HS256 | HD_JWA_EDDSA)
 
 #define HD_JWT_MAX_BYTES       16384 /* longer tokens are refused unread */
 #define HD_AUTH_DEFAULT_LEEWAY 60    /* seconds of clock skew allowed for exp, nbf and iat */
@@ -45,8 +46,8 @@ enum hd_jwa {
 typedef struct hd_auth hd_auth;
 
 /*
- * One public key (RSA or EC P-256) or symmetric secret (oct) parsed from a
- * JWK, with its optional `kid` and `alg`. Immutable once parsed.
+ * One public key (RSA, EC P-256 or OKP Ed25519) or symmetric secret (oct)
+ * parsed from a JWK, with its optional `kid` and `alg`. Immutable once parsed.
  */
 typedef struct hd_jwk hd_jwk;
 
@@ -106,7 +107,8 @@ int hd__auth_verify_until(const hd_auth *a, const char *token, double now, heral
 
 /*
  * The signature layer alone, for tests and tools: parses one JWK (an
- * object with `kty` RSA, EC with `crv` P-256, or oct). The caller owns
+ * object with `kty` RSA, EC with `crv` P-256, OKP with `crv` Ed25519, or
+ * oct). The caller owns
  * *out (hd__jwk_free()). HERALD_ESCHEMA for a malformed or unsupported
  * key, HERALD_ENOMEM.
  */

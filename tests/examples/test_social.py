@@ -696,12 +696,15 @@ def main():
     srv = None
     try:
         test_shipped_config(work)
-        iss = Issuer(ISSUER, "social", "RS256")
+        iss = Issuer(ISSUER, "social", "EdDSA")  # Better Auth's default algorithm
         app = app_with_issuers(APP, [iss], workdir=os.path.join(work, "app"))
         srv = Server(HERALD, app, os.path.join(work, "data"))
         tA = iss.token("user_A", email="a@social.example", name="A")
         tB = iss.token("user_B")
         tC = iss.token("user_C")
+        forged = Issuer(ISSUER, "social", "EdDSA").token("user_A")  # same kid, another Ed25519 key
+        st, r = call(srv, "query", "profiles:getMine", {}, token=forged)
+        check(st == 401 and r.get("code") == "Unauthorized", f"a forged EdDSA token: {st} {r}")
         test_anonymous_and_validation(srv, tA)
         test_profiles(srv, tA, tB, tC, iss.token("user_D"))
         test_posts(srv, tA, tB)

@@ -8,7 +8,8 @@
  * https://fuzz.herald.invalid twice, told apart by audience: once with the
  * RSA and EC keys of tests/fuzz/jwt/fuzz.jwks.json (made by
  * tests/fuzz/make_seeds.py, which signs the seeds with their private
- * halves), once with the RFC's HS256 key and no leeway.
+ * halves), once with the RFC's HS256 key and no leeway, once with RFC
+ * 8037's Ed25519 key (tests/fuzz/jwt/rfc8037.jwks.json), EdDSA only.
  *
  * Byte 0 of the input says how to read the rest:
  *   bit 0      0: the rest is a token, verified as it is;
@@ -56,10 +57,12 @@ static const char config[] =
     "  \"jwks\": \"tests/fuzz/jwt/fuzz.jwks.json\"},"
     " {\"issuer\": \"https://fuzz.herald.invalid\", \"audience\": \"herald-fuzz-hs\","
     "  \"jwks\": \"tests/fixtures/jwt/app/keys/rfc7515.jwks.json\","
-    "  \"algorithms\": [\"HS256\"], \"leeway\": 0}]}";
+    "  \"algorithms\": [\"HS256\"], \"leeway\": 0},"
+    " {\"issuer\": \"https://fuzz.herald.invalid\", \"audience\": \"herald-fuzz-eddsa\","
+    "  \"jwks\": \"tests/fuzz/jwt/rfc8037.jwks.json\", \"algorithms\": [\"EdDSA\"]}]}";
 
 static const char *const key_files[] = {"rfc7515-a1.jwk.json", "rfc7515-a2.jwk.json",
-                                        "rfc7515-a3.jwk.json"};
+                                        "rfc7515-a3.jwk.json", "rfc8037-a.jwk.json"};
 #define NKEYS (sizeof key_files / sizeof *key_files)
 
 static hd_auth *auth, *no_providers;

@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "server"))
 from herald_testlib import Issuer, b64url  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519  # noqa: E402
 
 CORPUS = os.path.join(HERE, "corpus")
 FOREVER = 4102444800  # 2100-01-01: tokens in seeds must not expire
@@ -156,6 +156,47 @@ def jwt_seeds():
     for name in ("rfc7515-a1.jws", "rfc7515-a2.jws", "rfc7515-a3.jws", "rfc7515-a5.jws", "rfc7519-3.1.jws"):
         with open(os.path.join(ROOT, "tests", "fixtures", "jwt", name)) as f:
             seeds["rfc-" + name[:-4]] = raw(1, f.read().strip())
+    for name, data in seeds.items():
+        write("fuzz_jwt", name, data)
+    eddsa_seeds()
+
+
+# RFC 8037 A.1's Ed25519 key: the private part the RFC prints, for tests/fixtures/jwt/rfc8037-a.jwk.json.
+RFC_8037_D = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"
+
+
+def eddsa_seeds():
+    """EdDSA seeds of fuzz_jwt, signed with RFC 8037's key (Ed25519 signatures are deterministic,
+    so these files come out the same each time and need no new keys)."""
+    ed = Issuer("https://fuzz.herald.invalid", "herald-fuzz-eddsa", "EdDSA")
+    ed.key, ed.kid = ed25519.Ed25519PrivateKey.from_private_bytes(b64decode(RFC_8037_D)), "rfc8037"
+    if ed.jwk()["x"] != fixture_key("rfc8037-a.jwk.json")["x"]:
+        raise SystemExit("RFC_8037_D is not the private half of rfc8037-a.jwk.json")
+    raw = lambda tok: bytes([0]) + tok.encode()
+    good = token(ed, "user|ed", email="ed@example.com")
+    head, body, sig = good.split(".")
+    sig_bytes = b64decode(sig)
+    with open(os.path.join(ROOT, "tests", "fixtures", "jwt", "rfc8037-a4.jws")) as f:
+        rfc = f.read().strip()
+
+    def signed(header, claims=None):
+        signing = b64url(json.dumps(header)) + "." + (b64url(json.dumps(claims)) if claims else body)
+        return signing + "." + b64url(ed.key.sign(signing.encode()))
+    claims = {"iss": ed.issuer, "aud": ed.audience, "sub": "s", "iat": NOW - 10, "exp": FOREVER}
+    seeds = {
+        "valid-eddsa-rfc8037-key": raw(good),
+        "valid-eddsa-no-kid": raw(signed({"alg": "EdDSA"})),
+        "eddsa-tampered-payload": raw(head + "." + b64url(json.dumps(dict(claims, sub="root"))) + "." + sig),
+        "eddsa-bad-signature": raw(head + "." + body + "." + b64url(bytes([sig_bytes[0] ^ 1]) + sig_bytes[1:])),
+        "eddsa-63-byte-signature": raw(head + "." + body + "." + b64url(sig_bytes[:63])),
+        "eddsa-expired": raw(token(ed, "user|old", exp=NOW - 3600)),
+        # alg and key type must agree both ways: an RSA key for EdDSA, the Ed25519 key for RS256.
+        "eddsa-naming-the-rsa-key": raw(signed({"alg": "EdDSA", "kid": "fuzz-rsa"}, dict(claims, aud="herald-fuzz"))),
+        "rs256-naming-the-ed25519-key": raw(signed({"alg": "RS256", "kid": "rfc8037"})),
+        "eddsa-not-allowed-for-issuer": raw(signed({"alg": "EdDSA"}, dict(claims, iss="joe", aud="herald-test"))),
+        "alg-ed448": raw(signed({"alg": "Ed448", "kid": "rfc8037"})),
+        "rfc-rfc8037-a4": raw(rfc),
+    }
     for name, data in seeds.items():
         write("fuzz_jwt", name, data)
 
@@ -331,7 +372,8 @@ def diff_seeds():
 
 
 if __name__ == "__main__":
-    # Which seeds: any of jwt (new fuzz keys, so the JWKS changes too), server, diff; default all.
-    makers = {"jwt": jwt_seeds, "server": proto_seeds, "diff": diff_seeds}
-    for which in sys.argv[1:] or list(makers):
+    # Which seeds: any of jwt (new fuzz keys, so the JWKS changes too), eddsa (fuzz_jwt's EdDSA
+    # seeds alone, no new keys), server, diff; default all but eddsa, which jwt includes.
+    makers = {"jwt": jwt_seeds, "eddsa": eddsa_seeds, "server": proto_seeds, "diff": diff_seeds}
+    for which in sys.argv[1:] or ["jwt", "server", "diff"]:
         makers[which]()

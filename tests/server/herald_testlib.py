@@ -21,8 +21,8 @@ import urllib.error
 import urllib.request
 
 import websockets
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 failures = []
@@ -203,6 +203,8 @@ class Issuer:
             self.key = ec.generate_private_key(ec.SECP256R1())
         elif alg == "HS256":
             self.key = os.urandom(32)
+        elif alg == "EdDSA":  # Ed25519 (RFC 8037), Better Auth's default
+            self.key = ed25519.Ed25519PrivateKey.generate()
         else:
             raise ValueError(alg)
 
@@ -215,6 +217,11 @@ class Issuer:
             pub = self.key.public_key().public_numbers()
             return {"kty": "EC", "kid": self.kid, "crv": "P-256", "alg": "ES256",
                     "x": _int_b64(pub.x, 32), "y": _int_b64(pub.y, 32)}
+        if self.alg == "EdDSA":
+            raw = self.key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                     serialization.PublicFormat.Raw)
+            return {"kty": "OKP", "kid": self.kid, "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+                    "x": b64url(raw)}
         return {"kty": "oct", "kid": self.kid, "alg": "HS256", "k": b64url(self.key)}
 
     def provider(self, jwks_path):
@@ -236,6 +243,8 @@ class Issuer:
         elif self.alg == "ES256":
             r, s = decode_dss_signature(self.key.sign(signing, ec.ECDSA(hashes.SHA256())))
             sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        elif self.alg == "EdDSA":
+            sig = self.key.sign(signing)
         else:
             sig = hmac.new(self.key, signing, hashlib.sha256).digest()
         return signing.decode() + "." + b64url(sig)

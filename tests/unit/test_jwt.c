@@ -4,9 +4,11 @@
  * - The RFC 7515 A.1-A.3 and RFC 7519 §3.1 example tokens through the
  *   signature layer: they verify, and fail with any one bit of their
  *   signature flipped; A.5 (alg none) is refused.
- * - Tokens minted here with OpenSSL (an RSA 2048 key, an EC P-256 key and
- *   an HMAC secret generated at start, published in JWKS files in a
- *   temporary app folder): valid ones give the right identity; expired,
+ * - RFC 8037's EdDSA example: its key signs its input into exactly its
+ *   signature, and JWTs signed with that key verify and fail when changed.
+ * - Tokens minted here with OpenSSL (an RSA 2048 key, an EC P-256 key, an
+ *   Ed25519 key and an HMAC secret generated at start, published in JWKS
+ *   files in a temporary app folder): valid ones give the right identity; expired,
  *   not yet valid, wrong audience or issuer, unknown kid, tampered, alg
  *   none, unsupported algorithms and key confusion are refused with
  *   HERALD_EACCESS and the expected reason.
@@ -54,7 +56,7 @@
 
 static const char *fixtures; /* SOURCE_ROOT/tests/fixtures/jwt */
 static char app_dir[] = "/tmp/herald-test-jwt-XXXXXX";
-static EVP_PKEY *rsa_key, *rsa_other, *ec_key;
+static EVP_PKEY *rsa_key, *rsa_other, *ec_key, *ed_key, *ed_other, *ed_rfc;
 static unsigned char hs_secret[32];
 
 static void die(const char *what)
@@ -167,6 +169,9 @@ enum signer {
     SIGN_RSA_OTHER, /* an RSA key nobody trusts */
     SIGN_EC,        /* the EC key, r||s as JWS wants */
     SIGN_EC_DER,    /* the EC key, OpenSSL's DER form (wrong for JWS) */
+    SIGN_ED,        /* the Ed25519 key in the JWKS (kid ed2) */
+    SIGN_ED_OTHER,  /* an Ed25519 key nobody trusts */
+    SIGN_ED_RFC,    /* RFC 8037's Ed25519 key (kid ed1) */
     SIGN_HMAC,      /* HMAC-SHA256 with the given secret */
     SIGN_NONE,      /* an empty signature */
 };
@@ -185,10 +190,17 @@ static char *mint_raw(const char *header, const char *claims, enum signer how, c
                        (const unsigned char *)input, strlen(input), sig, sizeof sig, &sig_len))
             die("HMAC");
     } else if (how != SIGN_NONE) {
-        EVP_PKEY *k = how == SIGN_RSA ? rsa_key : how == SIGN_RSA_OTHER ? rsa_other : ec_key;
+        EVP_PKEY *keys[] = {
+            [SIGN_RSA] = rsa_key,   [SIGN_RSA_OTHER] = rsa_other, [SIGN_EC] = ec_key,
+            [SIGN_EC_DER] = ec_key, [SIGN_ED] = ed_key,           [SIGN_ED_OTHER] = ed_other,
+            [SIGN_ED_RFC] = ed_rfc};
+        EVP_PKEY *k = keys[how];
+        /* EdDSA hashes inside the scheme: no digest, one-shot signing. */
+        const char *digest =
+            how == SIGN_ED || how == SIGN_ED_OTHER || how == SIGN_ED_RFC ? NULL : "SHA256";
         EVP_MD_CTX *md = EVP_MD_CTX_new();
         sig_len = sizeof sig;
-        if (!md || EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, k, NULL) != 1 ||
+        if (!md || EVP_DigestSignInit_ex(md, NULL, digest, NULL, NULL, k, NULL) != 1 ||
             EVP_DigestSign(md, sig, &sig_len, (const unsigned char *)input, strlen(input)) != 1)
             die("signing");
         EVP_MD_CTX_free(md);
@@ -420,15 +432,16 @@ static void check_rfc_claims(const herald_value *c)
     CHECK(root && root->type == HERALD_BOOLEAN && root->u.b);
 }
 
-/* Verifies an RFC token, then every one-bit change of its signature, then a changed claim. */
-static void rfc_vector(const char *token_file, const char *key_file, unsigned alg)
+/*
+ * Verifies a token of the RFC examples' claims signed with `key` in algorithm `alg`, then every
+ * one-bit change of its signature, then a changed claim.
+ */
+static void rfc_claims_token(const char *token, const hd_jwk *key, unsigned alg)
 {
-    char *token = read_text(fixtures, token_file);
-    hd_jwk *key = fixture_key(key_file);
     herald_value claims;
     herald_error err = {0};
     int rc = hd__jws_verify(token, key, HD_JWA_ALL, &claims, &err);
-    if (rc) fprintf(stderr, "%s: %s\n", token_file, err.message);
+    if (rc) fprintf(stderr, "%.40s...: %s\n", token, err.message);
     CHECK(rc == 0);
     check_rfc_claims(&claims);
     herald_value_free(&claims);
@@ -452,6 +465,13 @@ static void rfc_vector(const char *token_file, const char *key_file, unsigned al
     JWS_REFUSED(t, key, HD_JWA_ALL, "signature does not verify");
     free(t);
     free(payload);
+}
+
+static void rfc_vector(const char *token_file, const char *key_file, unsigned alg)
+{
+    char *token = read_text(fixtures, token_file);
+    hd_jwk *key = fixture_key(key_file);
+    rfc_claims_token(token, key, alg);
     hd__jwk_free(key);
     free(token);
 }
@@ -557,7 +577,21 @@ static char *bn_text(EVP_PKEY *k, const char *param, int pad)
     return b64u(buf, (size_t)n);
 }
 
-static char *rsa_n, *rsa_e, *ec_x, *ec_y, *hs_k;
+static char *rsa_n, *rsa_e, *ec_x, *ec_y, *ed_x, *hs_k;
+
+/* RFC 8037 A.1: the private part `d` of the Ed25519 key whose public part is in the fixtures. */
+static const char rfc8037_d[] = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
+/* An Ed448 public key (RFC 8032 §7.4, the first test vector), which Herald passes over. */
+static const char ed448_x[] =
+    "X9dEm1m0Yf0s54fsYWrUah2hNCSFpw4fig6nXYDpZ3jt8SR2m0bHBhvWeD3x5Q9s0foavq_oJWGA";
+
+static char *raw_public_text(EVP_PKEY *k)
+{
+    unsigned char raw[32];
+    size_t n = sizeof raw;
+    if (EVP_PKEY_get_raw_public_key(k, raw, &n) != 1 || n != 32) die("Ed25519 public key");
+    return b64u(raw, n);
+}
 static char config_text[4096];
 
 static void make_app(void)
@@ -566,8 +600,16 @@ static void make_app(void)
     rsa_key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     rsa_other = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     ec_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    if (!rsa_key || !rsa_other || !ec_key || RAND_bytes(hs_secret, sizeof hs_secret) != 1)
+    ed_key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    ed_other = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    size_t d_len;
+    unsigned char *d = unb64u(rfc8037_d, strlen(rfc8037_d), &d_len);
+    ed_rfc = EVP_PKEY_new_raw_private_key_ex(NULL, "ED25519", NULL, d, d_len);
+    free(d);
+    if (!rsa_key || !rsa_other || !ec_key || !ed_key || !ed_other || !ed_rfc ||
+        RAND_bytes(hs_secret, sizeof hs_secret) != 1)
         die("key generation");
+    ed_x = raw_public_text(ed_key);
     rsa_n = bn_text(rsa_key, OSSL_PKEY_PARAM_RSA_N, 0);
     rsa_e = bn_text(rsa_key, OSSL_PKEY_PARAM_RSA_E, 0);
     ec_x = bn_text(ec_key, OSSL_PKEY_PARAM_EC_PUB_X, 32);
@@ -575,36 +617,41 @@ static void make_app(void)
     hs_k = b64u(hs_secret, sizeof hs_secret);
 
     static char text[8192];
-    /* Also an Ed25519 key and an encryption key, which a set may hold and Herald passes over. */
+    /* RFC 8037's Ed25519 key and a fresh one; an Ed448 key, an X25519 (key agreement) key and an
+     * encryption key, which a set may hold and Herald passes over. */
     snprintf(text, sizeof text,
              "{\"keys\":[\n"
              " {\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"kid\":\"ed1\","
              "\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"},\n"
+             " {\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"alg\":\"EdDSA\",\"use\":\"sig\","
+             "\"kid\":\"ed2\",\"x\":\"%s\"},\n"
+             " {\"kty\":\"OKP\",\"crv\":\"Ed448\",\"kid\":\"ed448\",\"x\":\"%s\"},\n"
+             " {\"kty\":\"OKP\",\"crv\":\"X25519\",\"kid\":\"x25519\",\"x\":\"%s\"},\n"
              " {\"kty\":\"RSA\",\"use\":\"enc\",\"kid\":\"rsa-enc\",\"n\":\"%s\",\"e\":\"%s\"},\n"
              " {\"kty\":\"RSA\",\"use\":\"sig\",\"alg\":\"RS256\",\"kid\":\"rsa1\","
              "\"n\":\"%s\",\"e\":\"%s\"},\n"
              " {\"kty\":\"RSA\",\"alg\":\"PS256\",\"kid\":\"rsa-ps\",\"n\":\"%s\",\"e\":\"%s\"},\n"
              " {\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"ec1\",\"x\":\"%s\",\"y\":\"%s\"},\n"
              " {\"kty\":\"oct\",\"alg\":\"HS256\",\"kid\":\"hs1\",\"k\":\"%s\"}\n]}\n",
-             rsa_n, rsa_e, rsa_n, rsa_e, rsa_n, rsa_e, ec_x, ec_y, hs_k);
+             ed_x, ed448_x, ed_x, rsa_n, rsa_e, rsa_n, rsa_e, rsa_n, rsa_e, ec_x, ec_y, hs_k);
     write_text("keys.jwks.json", text);
     snprintf(text, sizeof text,
              "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"rsa1\",\"n\":\"%s\",\"e\":\"%s\"}]}", rsa_n,
              rsa_e);
     write_text("rsa-only.jwks.json", text);
-    snprintf(
-        config_text, sizeof config_text,
-        "{\"providers\": [\n"
-        "  {\"issuer\": \"https://issuer.test/\", \"audience\": \"app\",\n"
-        "   \"jwks\": \"keys.jwks.json\", \"algorithms\": [\"RS256\", \"ES256\", \"HS256\"]},\n"
-        "  {\"issuer\": \"https://confused.test/\", \"audience\": \"app\",\n"
-        "   \"jwks\": \"rsa-only.jwks.json\", \"algorithms\": [\"RS256\", \"HS256\"]},\n"
-        "  {\"domain\": \"https://convex-spelling.test\", \"applicationID\": \"app2\",\n"
-        "   \"jwks\": \"%s/keys.jwks.json\", \"leeway\": 0},\n"
-        "  {\"issuer\": \"https://issuer.test/\", \"audience\": \"other-app\",\n"
-        "   \"jwks\": \"keys.jwks.json\", \"leeway\": 600}\n"
-        "]}\n",
-        app_dir);
+    snprintf(config_text, sizeof config_text,
+             "{\"providers\": [\n"
+             "  {\"issuer\": \"https://issuer.test/\", \"audience\": \"app\",\n"
+             "   \"jwks\": \"keys.jwks.json\", \"algorithms\": [\"RS256\", \"ES256\", \"HS256\", "
+             "\"EdDSA\"]},\n"
+             "  {\"issuer\": \"https://confused.test/\", \"audience\": \"app\",\n"
+             "   \"jwks\": \"rsa-only.jwks.json\", \"algorithms\": [\"RS256\", \"HS256\"]},\n"
+             "  {\"domain\": \"https://convex-spelling.test\", \"applicationID\": \"app2\",\n"
+             "   \"jwks\": \"%s/keys.jwks.json\", \"leeway\": 0},\n"
+             "  {\"issuer\": \"https://issuer.test/\", \"audience\": \"other-app\",\n"
+             "   \"jwks\": \"keys.jwks.json\", \"leeway\": 600}\n"
+             "]}\n",
+             app_dir);
     write_text("auth.config.json", config_text);
 }
 
@@ -687,8 +734,10 @@ static void test_valid(hd_auth *a)
         const char *alg, *kid;
         enum signer how;
     } ways[] = {
-        {"RS256", "rsa1", SIGN_RSA}, {"RS256", NULL, SIGN_RSA},   {"ES256", "ec1", SIGN_EC},
-        {"ES256", NULL, SIGN_EC},    {"HS256", "hs1", SIGN_HMAC}, {"HS256", NULL, SIGN_HMAC},
+        {"RS256", "rsa1", SIGN_RSA},  {"RS256", NULL, SIGN_RSA},   {"ES256", "ec1", SIGN_EC},
+        {"ES256", NULL, SIGN_EC},     {"HS256", "hs1", SIGN_HMAC}, {"HS256", NULL, SIGN_HMAC},
+        {"EdDSA", "ed2", SIGN_ED},    {"EdDSA", NULL, SIGN_ED},    {"EdDSA", "ed1", SIGN_ED_RFC},
+        {"EdDSA", NULL, SIGN_ED_RFC},
     };
     for (size_t i = 0; i < sizeof ways / sizeof *ways; i++) {
         herald_value id =
@@ -893,7 +942,8 @@ static void test_refused(hd_auth *a)
     /* Keys. */
     REFUSED(a, mint("RS256", "nope", claims_with(""), SIGN_RSA), "unknown key id");
     REFUSED(a, mint("RS256", "rsa-enc", claims_with(""), SIGN_RSA), "unknown key id");
-    REFUSED(a, mint("RS256", "ed1", claims_with(""), SIGN_RSA), "unknown key id");
+    REFUSED(a, mint("RS256", "ed448", claims_with(""), SIGN_RSA), "unknown key id");
+    REFUSED(a, mint("EdDSA", "x25519", claims_with(""), SIGN_ED), "unknown key id");
     REFUSED(a, mint("RS256", "RSA1", claims_with(""), SIGN_RSA), "unknown key id");
     REFUSED(a, mint("RS256", "rsa-ps", claims_with(""), SIGN_RSA), "own alg is not the token's");
     REFUSED(a, mint("ES256", "rsa1", claims_with(""), SIGN_EC), "key type does not match");
@@ -1011,6 +1061,142 @@ static char *token_of(const char *header, const char *claims, const char *sig)
     free(c);
     free(hc);
     return t;
+}
+
+/* ---- EdDSA (RFC 8037) ---------------------------------------------------- */
+
+/* RFC 8037 A.4 signs a payload that is not JSON: the test's signer reproduces its signature
+ * exactly, and JWTs signed with the RFC's key go through the signature layer. */
+static void test_eddsa_rfc_vector(void)
+{
+    char *rfc = read_text(fixtures, "rfc8037-a4.jws");
+    hd_jwk *key = fixture_key("rfc8037-a.jwk.json");
+    const char *dot = strrchr(rfc, '.');
+    CHECK(strncmp(rfc, "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc.",
+                  (size_t)(dot - rfc + 1)) == 0);
+    char *pub = raw_public_text(ed_rfc);
+    CHECK(strcmp(pub, "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo") == 0);
+    free(pub);
+    char *again =
+        mint_raw("{\"alg\":\"EdDSA\"}", "Example of Ed25519 signing", SIGN_ED_RFC, NULL, 0);
+    CHECK(strcmp(again, rfc) == 0);
+    free(again);
+    /* A JWS, not a JWT: its algorithm and shape pass, its payload is refused as claims. */
+    JWS_REFUSED(rfc, key, HD_JWA_ALL, "token payload is not valid JSON");
+
+    const char *claims = "{\"iss\":\"joe\",\"exp\":1300819380,\"http://example.com/is_root\":true}";
+    char *token = mint_raw("{\"alg\":\"EdDSA\"}", claims, SIGN_ED_RFC, NULL, 0);
+    CHECK(signature_bytes(token) == 64);
+    rfc_claims_token(token, key, HD_JWA_EDDSA);
+
+    /* An Ed25519 key verifies EdDSA only, and EdDSA needs an Ed25519 key: both ways round. */
+    hd_jwk *oct = fixture_key("rfc7515-a1.jwk.json"), *rsa = fixture_key("rfc7515-a2.jwk.json"),
+           *ec = fixture_key("rfc7515-a3.jwk.json");
+    JWS_REFUSED(token, rsa, HD_JWA_ALL, "EdDSA needs an OKP Ed25519 key");
+    JWS_REFUSED(token, ec, HD_JWA_ALL, "key type does not match the algorithm");
+    JWS_REFUSED(token, oct, HD_JWA_ALL, "key type does not match the algorithm");
+    const char *others[] = {"rfc7515-a1.jws", "rfc7515-a2.jws", "rfc7515-a3.jws"};
+    for (size_t i = 0; i < 3; i++) {
+        char *o = read_text(fixtures, others[i]);
+        JWS_REFUSED(o, key, HD_JWA_ALL, "key type does not match the algorithm");
+        free(o);
+    }
+    /* The same signature under another algorithm name, with the Ed25519 key. */
+    char *sig_text = must(strdup(strrchr(token, '.') + 1));
+    char *renamed = token_of("{\"alg\":\"RS256\"}", claims, sig_text);
+    JWS_REFUSED(renamed, key, HD_JWA_ALL, "RS256 needs an RSA key");
+    free(renamed);
+    free(sig_text);
+    hd__jwk_free(oct);
+    hd__jwk_free(rsa);
+    hd__jwk_free(ec);
+    hd__jwk_free(key);
+    free(token);
+    free(rfc);
+}
+
+/* Minimal claims: issuer, audience, subject "s" and expiry. The text lives until the next call. */
+static const char *claims_of(const char *iss, const char *aud, int exp)
+{
+    static char c[512];
+    snprintf(c, sizeof c, "{\"iss\":\"%s\",\"aud\":\"%s\",\"sub\":\"s\",\"exp\":%d}", iss, aud,
+             exp);
+    return c;
+}
+
+/* Ed25519 tokens through the providers: the fresh key (ed2), refusals of every kind. */
+static void test_eddsa(hd_auth *a)
+{
+    test_eddsa_rfc_vector();
+    char *good = mint("EdDSA", "ed2", claims_with(""), SIGN_ED);
+    herald_value id = ACCEPTED(a, must(strdup(good)));
+    CHECK(is_str(herald_object_get(&id, "tokenIdentifier"), "https://issuer.test/|user-42"));
+    herald_value_free(&id);
+
+    /* Tampered: a changed payload, each bit of the signature, another key's signature. */
+    const char *other = claims_with(",\"role\":\"admin\"");
+    char *payload = b64u(other, strlen(other));
+    REFUSED(a, with_part(good, 1, payload), "signature does not verify");
+    free(payload);
+    for (size_t bit = 0; bit < 64 * 8; bit += 7)
+        REFUSED(a, flip_signature_bit(good, bit), "signature does not verify");
+    REFUSED(a, mint("EdDSA", "ed2", claims_with(""), SIGN_ED_OTHER), "signature does not verify");
+    REFUSED(a, mint("EdDSA", NULL, claims_with(""), SIGN_ED_OTHER), "signature does not verify");
+    /* RFC 8037's key (ed1) did not sign a token signed by ed2's, and the other way round. */
+    REFUSED(a, mint("EdDSA", "ed1", claims_with(""), SIGN_ED), "signature does not verify");
+    REFUSED(a, mint("EdDSA", "ed2", claims_with(""), SIGN_ED_RFC), "signature does not verify");
+
+    /* Signatures of the wrong length, and none. */
+    const char *s = strrchr(good, '.') + 1;
+    size_t n;
+    unsigned char *raw = unb64u(s, strlen(s), &n);
+    CHECK(n == 64);
+    unsigned char longer[65];
+    memcpy(longer, raw, 64);
+    longer[64] = 0;
+    char *short_text = b64u(raw, 63), *long_text = b64u(longer, 65);
+    REFUSED(a, with_part(good, 2, short_text), "an Ed25519 signature is 64 bytes");
+    REFUSED(a, with_part(good, 2, long_text), "an Ed25519 signature is 64 bytes");
+    REFUSED(a, mint("EdDSA", "ed2", claims_with(""), SIGN_NONE), "no signature");
+    free(short_text);
+    free(long_text);
+    free(raw);
+
+    /* Key types and algorithms: an OKP key serves EdDSA only, EdDSA only OKP Ed25519 keys. */
+    REFUSED(a, mint("EdDSA", "rsa1", claims_with(""), SIGN_ED), "EdDSA needs an OKP Ed25519 key");
+    REFUSED(a, mint("EdDSA", "ec1", claims_with(""), SIGN_ED), "key type does not match");
+    REFUSED(a, mint("EdDSA", "hs1", claims_with(""), SIGN_ED), "key type does not match");
+    REFUSED(a, mint("RS256", "ed2", claims_with(""), SIGN_RSA), "RS256 needs an RSA key");
+    REFUSED(a, mint("ES256", "ed1", claims_with(""), SIGN_EC), "key type does not match");
+    /* HS256 keyed with the Ed25519 public key's bytes (the key confusion, Ed25519 flavour). */
+    size_t pub_len;
+    unsigned char *pub = unb64u(ed_x, strlen(ed_x), &pub_len);
+    REFUSED(
+        a,
+        mint_raw("{\"alg\":\"HS256\",\"kid\":\"ed2\"}", claims_with(""), SIGN_HMAC, pub, pub_len),
+        "key type does not match");
+    REFUSED(a, mint_raw("{\"alg\":\"HS256\"}", claims_with(""), SIGN_HMAC, pub, pub_len),
+            "signature does not verify");
+    free(pub);
+    /* Names that are not EdDSA: JWS algorithm names are case-sensitive; Ed448 is refused. */
+    REFUSED(a, mint("EDDSA", "ed2", claims_with(""), SIGN_ED), "token algorithm is not supported");
+    REFUSED(a, mint("Ed25519", "ed2", claims_with(""), SIGN_ED),
+            "token algorithm is not supported");
+    REFUSED(a, mint("Ed448", "ed448", claims_with(""), SIGN_ED),
+            "token algorithm is not supported");
+
+    /* A provider that does not list EdDSA refuses it; one that lists nothing allows it. */
+    REFUSED(a, mint("EdDSA", "ed2", claims_of("https://confused.test/", "app", NOW + 60), SIGN_ED),
+            "algorithm EdDSA is not allowed for this issuer");
+    id = ACCEPTED(
+        a, mint("EdDSA", "ed2", claims_of("https://convex-spelling.test", "app2", NOW), SIGN_ED));
+    herald_value_free(&id);
+    /* Claims are checked after the signature as for any algorithm. */
+    REFUSED(a, mint("EdDSA", "ed2", claims_of("https://issuer.test/", "app", NOW - 61), SIGN_ED),
+            "token expired");
+    REFUSED(a, mint("EdDSA", "ed2", claims_of("https://issuer.test/", "nope", NOW + 60), SIGN_ED),
+            "audience does not match");
+    free(good);
 }
 
 static void test_malformed(hd_auth *a)
@@ -1349,8 +1535,9 @@ static void test_config_errors(void)
     JWKS_ERROR("[]", "not a JWK Set");
     JWKS_ERROR("{\"kty\":\"oct\",\"k\":\"AAAA\"}", "not a JWK Set");
     JWKS_ERROR("{\"keys\":[]}", "holds no key Herald can use");
-    JWKS_ERROR(jwks_of("{\"kty\":\"OKP\",\"crv\":\"Ed25519\","
-                       "\"x\":\"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo\"}"),
+    JWKS_ERROR(jwks_of("{\"kty\":\"OKP\",\"crv\":\"Ed448\",\"x\":\"%s\"}", ed448_x),
+               "holds no key Herald can use");
+    JWKS_ERROR(jwks_of("{\"kty\":\"OKP\",\"crv\":\"X25519\",\"x\":\"%s\"}", ed_x),
                "holds no key Herald can use");
     JWKS_ERROR(jwks_of("{\"kty\":\"EC\",\"crv\":\"P-384\",\"x\":\"AA\",\"y\":\"AA\"}"),
                "holds no key Herald can use");
@@ -1397,6 +1584,45 @@ static void test_config_errors(void)
                        "\"y\":\"%s\"}",
                        ec_x, ec_y),
                "does not fit");
+    JWKS_ERROR(jwks_of("{\"kty\":\"OKP\",\"x\":\"%s\"}", ed_x), "the OKP key has no `crv`");
+    JWKS_ERROR(jwks_of("{\"kty\":\"OKP\",\"crv\":\"Ed25519\"}"), "the key has no `x`");
+    JWKS_ERROR(jwks_of("{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"%.40s\"}", ed_x),
+               "an Ed25519 key's `x` must be 32 bytes");
+    JWKS_ERROR(jwks_of("{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"%s=\"}", ed_x),
+               "not base64url");
+    JWKS_ERROR(
+        jwks_of("{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"%s\",\"d\":\"%s\"}", ed_x, rfc8037_d),
+        "private part");
+    JWKS_ERROR(
+        jwks_of("{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"alg\":\"ES256\",\"x\":\"%s\"}", ed_x),
+        "`alg` ES256 does not fit a OKP key");
+    JWKS_ERROR(jwks_of("{\"kty\":\"RSA\",\"alg\":\"EdDSA\",\"n\":\"%s\",\"e\":\"AQAB\"}", rsa_n),
+               "`alg` EdDSA does not fit a RSA key");
+    /* EdDSA only, with a set that holds RSA keys only; and the other way round. */
+    snprintf(text, sizeof text,
+             "{\"providers\":[{\"issuer\":\"i\",\"audience\":\"a\",\"jwks\":\"rsa-only.jwks.json\","
+             "\"algorithms\":[\"EdDSA\"]}]}");
+    CONFIG_ERROR(text, HERALD_ESCHEMA, "can verify the allowed `algorithms`");
+    write_text("ed-only.jwks.json",
+               jwks_of("{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"%s\"}", ed_x));
+    snprintf(text, sizeof text,
+             "{\"providers\":[{\"issuer\":\"i\",\"audience\":\"a\",\"jwks\":\"ed-only.jwks.json\","
+             "\"algorithms\":[\"RS256\",\"ES256\"]}]}");
+    CONFIG_ERROR(text, HERALD_ESCHEMA, "can verify the allowed `algorithms`");
+    snprintf(text, sizeof text,
+             "{\"providers\":[{\"issuer\":\"i\",\"audience\":\"a\",\"jwks\":\"ed-only.jwks.json\","
+             "\"algorithms\":[\"Ed448\"]}]}");
+    CONFIG_ERROR(text, HERALD_ESCHEMA, "`algorithms` may hold RS256, ES256, EdDSA and HS256");
+    {
+        /* An Ed25519-only set with the default algorithms: Better Auth's default keys load. */
+        hd_auth *ed = NULL;
+        herald_error e = {0};
+        snprintf(text, sizeof text,
+                 "{\"providers\":[{\"issuer\":\"i\",\"audience\":\"a\",\"jwks\":\"ed-only.jwks."
+                 "json\"}]}");
+        CHECK_OK(hd__auth_load_text(text, strlen(text), app_dir, &ed, &e));
+        hd__auth_free(ed);
+    }
     JWKS_ERROR(jwks_of("{\"kty\":\"oct\",\"k\":\"AAAAAAAAAAAAAAAAAAAAAA\"}"),
                "an HS256 secret must be 32 to 1024 bytes; this one has 16");
     JWKS_ERROR(jwks_of("{\"kty\":\"oct\"}"), "the key has no `k`");
@@ -1408,9 +1634,12 @@ static void test_config_errors(void)
     /* hd__jwk_parse: one key, unsupported types are errors there. */
     hd_jwk *k = NULL;
     herald_error err = {0};
-    const char *okp = "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AA\"}";
+    const char *okp = "{\"kty\":\"OKP\",\"crv\":\"Ed448\",\"x\":\"AA\"}";
     CHECK(hd__jwk_parse(okp, strlen(okp), &k, &err) == HERALD_ESCHEMA && !k);
-    CHECK(strstr(err.message, "`OKP` is not supported"));
+    CHECK(strstr(err.message, "OKP curve `Ed448` is not supported (Ed25519 is)"));
+    const char *rsa_kty = "{\"kty\":\"RSA-OAEP\"}";
+    CHECK(hd__jwk_parse(rsa_kty, strlen(rsa_kty), &k, &err) == HERALD_ESCHEMA && !k);
+    CHECK(strstr(err.message, "key type `RSA-OAEP` is not supported"));
     CHECK(hd__jwk_parse("{", 1, &k, &err) == HERALD_ESCHEMA && !k);
     hd__jwk_free(NULL);
 
@@ -1468,23 +1697,26 @@ static void test_out_of_memory(void)
         failures++;
     }
     CHECK(hd__auth_provider_count(a) == 4);
-    char *good = mint("RS256", "rsa1", claims_with(profile_claims), SIGN_RSA);
+    char *goods[] = {mint("RS256", "rsa1", claims_with(profile_claims), SIGN_RSA),
+                     mint("EdDSA", "ed2", claims_with(profile_claims), SIGN_ED)};
     char *expired = mint("ES256", "ec1",
                          "{\"iss\":\"https://issuer.test/\",\"aud\":\"app\",\"sub\":\"s\","
                          "\"exp\":1600000000}",
                          SIGN_EC);
-    for (long budget = 0;; budget++) {
-        herald_value id;
-        alloc_budget = budget;
-        int rc = hd__auth_verify(a, good, NOW, &id, &err);
-        alloc_budget = -1;
-        if (rc == 0) {
-            check_full_identity(&id);
-            herald_value_free(&id);
-            break;
+    for (size_t g = 0; g < sizeof goods / sizeof *goods; g++) {
+        for (long budget = 0;; budget++) {
+            herald_value id;
+            alloc_budget = budget;
+            int rc = hd__auth_verify(a, goods[g], NOW, &id, &err);
+            alloc_budget = -1;
+            if (rc == 0) {
+                check_full_identity(&id);
+                herald_value_free(&id);
+                break;
+            }
+            CHECK(rc == HERALD_ENOMEM && id.type == HERALD_UNDEFINED);
+            failures++;
         }
-        CHECK(rc == HERALD_ENOMEM && id.type == HERALD_UNDEFINED);
-        failures++;
     }
     for (long budget = 0;; budget++) {
         herald_value id;
@@ -1513,7 +1745,8 @@ static void test_out_of_memory(void)
     }
     printf("  out of memory: %lu failed allocations handled\n", failures);
     CHECK(failures > 20);
-    free(good);
+    free(goods[0]);
+    free(goods[1]);
     free(expired);
     hd__auth_free(a);
 }
@@ -1622,6 +1855,7 @@ int main(int argc, char **argv)
     test_valid(a);
     test_refused(a);
     test_key_confusion(a);
+    test_eddsa(a);
     test_malformed(a);
     test_mutations(a);
     test_threads(a);
@@ -1638,6 +1872,10 @@ int main(int argc, char **argv)
     EVP_PKEY_free(rsa_key);
     EVP_PKEY_free(rsa_other);
     EVP_PKEY_free(ec_key);
+    EVP_PKEY_free(ed_key);
+    EVP_PKEY_free(ed_other);
+    EVP_PKEY_free(ed_rfc);
+    free(ed_x);
     free(rsa_n);
     free(rsa_e);
     free(ec_x);

@@ -6,9 +6,9 @@
 -- user id of Better Auth is the token's subject (`sub`), so every
 -- authorId / senderId / userId / memberIds entry in the schema is an
 -- identity's `subject`. auth.config.json names the app's Better Auth
--- instance as the provider (README.md: the JWKS file). Herald verifies
--- RS256, ES256 and HS256; Better Auth's JWT plugin signs with EdDSA unless
--- told otherwise, so configure it for RS256 (as auth.config.json expects).
+-- instance as the provider (README.md: the JWKS file). Better Auth's JWT
+-- plugin signs with EdDSA (Ed25519) by default, which Herald verifies, so
+-- auth.config.json expects EdDSA and the plugin needs no configuration.
 local A = {}
 
 -- The signed-in user's id, or a refusal for anonymous callers.
