@@ -4,8 +4,8 @@
  * checks, a free port, and starting and stopping `herald ... serve`.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createServer } from 'node:net';
 
 /* The browser the Playwright tests drive (Debian's chromium). */
@@ -130,6 +130,19 @@ export function stopProcess(proc) {
     proc.on('close', (code, signal) => resolve(signal ? signal : code));
     proc.kill('SIGTERM');
   });
+}
+
+/*
+ * Where the browser tests save their screenshots: HERALD_SCREENSHOT_DIR
+ * (meson sets it to the build folder's tests/screenshots; scripts/screenshots
+ * to docs/screenshots, to refresh the docs' images), else `screenshots` in the
+ * folder of the `herald` binary under test. Never the source tree by default,
+ * so that a test run leaves `git status` as it was. Created if missing.
+ */
+export function screenshotDir(herald) {
+  const dir = process.env.HERALD_SCREENSHOT_DIR || join(dirname(herald), 'screenshots');
+  mkdirSync(dir, { recursive: true });
+  return dir;
 }
 
 /* Headless Chromium as the browser tests run it (Debian's, no sandbox, no GPU, no network chatter). */

@@ -8,8 +8,9 @@
  * calls, error display, the live tail of another client's commits, stats,
  * the document view, narrow screens, and a reconnect after a server restart;
  * then, against a second server whose app schedules runs, the Scheduled view
- * (scheduledView below). Saves docs/screenshots/admin.png, admin-narrow.png
- * and admin-scheduled.png.
+ * (scheduledView below). Saves admin.png, admin-narrow.png and
+ * admin-scheduled.png in screenshotDir() (lib.mjs: the build folder;
+ * scripts/screenshots points it at docs/screenshots).
  *
  * Run as: node test_admin.mjs <herald> <source root>
  * Needs playwright-core and ws (npm ci in tests/js) and /usr/bin/chromium;
@@ -20,14 +21,14 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { checker, freePort, importOrSkip, startHerald, stopProcess, launchChromium, watchedPage } from './lib.mjs';
+import { checker, freePort, importOrSkip, startHerald, stopProcess, launchChromium, watchedPage, screenshotDir } from './lib.mjs';
 
 const [{ WebSocket }, { chromium }] = await importOrSkip(['ws', 'playwright-core'], { chromium: true });
 const [herald, root] = process.argv.slice(2);
 const { connect } = await import(join(root, 'web-demo', 'herald.js'));
 const app = join(root, 'examples', 'twitch-jobs');
 const seed = join(app, 'seed', 'videos.jsonl');
-const shots = join(root, 'docs', 'screenshots');
+const shots = screenshotDir(herald);
 
 const { check, failures } = checker();
 
@@ -62,7 +63,7 @@ const rowIds = (page) => page.$$eval('#b-docs tbody tr', (rows) => rows.map((r) 
  * run shows as pending with its function, arguments and when it is due, then
  * as a success once it ran; a failing run shows its error; a run cancelled
  * by the app's mutation moves to the finished ones as canceled; finished runs
- * are newest first. Saves docs/screenshots/admin-scheduled.png.
+ * are newest first. Saves admin-scheduled.png (screenshotDir()).
  */
 async function scheduledView(browser) {
   const dir = mkdtempSync(join(tmpdir(), 'herald-admin-sched-'));

@@ -17,7 +17,8 @@
  *       an error state, not her reels (and the API refuses him too).
  *
  * Every page must load only from Herald (no CDN) and raise no script error.
- * Screenshots go to docs/screenshots/demo-*.png.
+ * Screenshots go to demo-*.png in screenshotDir() (lib.mjs: the build folder;
+ * scripts/screenshots points it at docs/screenshots).
  *
  * Run as: node test_demo.mjs <herald> <source root>
  * Needs playwright-core (npm ci in tests/js) and /usr/bin/chromium; exits 77
@@ -27,7 +28,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checker, freePort, importOrSkip, startHerald, stopProcess, launchChromium, watchedPage } from './lib.mjs';
+import { checker, freePort, importOrSkip, startHerald, stopProcess, launchChromium, watchedPage, screenshotDir } from './lib.mjs';
 
 const [{ chromium }] = await importOrSkip(['playwright-core'], { chromium: true });
 
@@ -38,7 +39,7 @@ if (!herald || !root) {
 }
 const APP = join(root, 'examples', 'demo');
 const STATIC = join(root, 'web-demo');
-const SHOTS = join(root, 'docs', 'screenshots');
+const SHOTS = screenshotDir(herald);
 const { mintDemoToken } = await import(join(STATIC, 'demo-auth.js'));
 
 const { check, failures, passed } = checker();
