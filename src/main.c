@@ -584,7 +584,9 @@ int main(int argc, char **argv)
         const char *value = eq ? eq + 1 : i + 1 < argc ? argv[i + 1] : NULL;
         bool data = len == 6 && !strncmp(arg, "--data", 6),
              app = len == 5 && !strncmp(arg, "--app", 5);
-        if ((data || app) && value) {
+        if ((data || app) && !(value && *value)) {
+            return usage_error(data ? "--data needs a folder" : "--app needs a folder");
+        } else if (data || app) {
             *(data ? &o.data : &o.app) = value;
             *(data ? &o.data_given : &o.app_given) = true;
             i += !eq;

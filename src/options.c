@@ -126,14 +126,15 @@ int hd__option_set(const hd_option *o, void *base, const char *value, const char
         if (ok && o->store == HD_STORE_DOUBLE) memcpy(field, &s, sizeof s);
         if (ok && o->store == HD_STORE_UNSIGNED) store_unsigned(o, field, (uint64_t)s);
     } else {
-        ok = (!o->choices || one_of(o->choices, value)) && (!o->check || o->check(value));
+        ok = *value && (!o->choices || one_of(o->choices, value)) && (!o->check || o->check(value));
         if (ok) memcpy(field, &value, sizeof value);
     }
     if (ok) return 0;
-    return herald_fail(err, HERALD_EINVAL, "%s: bad --%s (%s)", where, o->name,
-                       o->range     ? o->range
-                       : o->choices ? o->choices
-                                    : "true or false");
+    const char *expected = o->range     ? o->range
+                           : o->choices ? o->choices
+                           : o->metavar ? o->metavar
+                                        : "true or false";
+    return herald_fail(err, HERALD_EINVAL, "%s: bad --%s (%s)", where, o->name, expected);
 }
 
 static int unknown(const hd_options *t, herald_error *err, const char *what)
@@ -147,6 +148,7 @@ int hd__options_args(const hd_options *t, void *base, int argc, char **argv, her
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) return 1;
+        if (arg[0] == '-' && strncmp(arg, "--", 2)) return unknown(t, err, arg);
         if (strncmp(arg, "--", 2) || !arg[2]) {
             return herald_fail(err, HERALD_EINVAL, "%s: unexpected argument \"%.*s\"", t->command,
                                SHOWN_VALUE, arg);
@@ -175,7 +177,8 @@ int hd__options_env(const hd_options *t, void *base, herald_error *err)
         hd__option_env_name(t, &t->opts[i], var, sizeof var);
         const char *value = getenv(var);
         if (!value || !*value) continue;
-        snprintf(where, sizeof where, "%s=%.*s", var, SHOWN_VALUE, value);
+        snprintf(where, sizeof where, "%s=%.*s", var, SHOWN_VALUE,
+                 t->opts[i].secret ? "(not shown)" : value);
         int rc = hd__option_set(&t->opts[i], base, value, where, err);
         if (rc) return rc;
     }

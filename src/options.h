@@ -49,7 +49,8 @@ typedef struct hd_option {
     bool (*check)(const char *value); /* strings: false refuses the value; NULL: any */
     const char *def;                  /* the default, as --help and the docs show it */
     const char *help;                 /* one or more sentences, no line breaks */
-    size_t offset, size;              /* where the value goes in the caller's struct */
+    bool secret;         /* its value is never repeated in a message (a key, a password) */
+    size_t offset, size; /* where the value goes in the caller's struct */
     hd_opt_store store;
 } hd_option;
 
