@@ -1,6 +1,8 @@
 /*
  * Static files, served from LWS_CALLBACK_HTTP with lws_serve_http_file()
- * (lws streams the file in pieces as the socket takes them).
+ * (lws streams the file in pieces as the socket takes them), and the files
+ * embedded in the binary (assets.h: the admin console, the JavaScript
+ * client), written from memory.
  *
  * Why not lws's own LWSMPRO_FILE mount: it follows symlinks out of the
  * folder, serves dotfiles, and adds no security headers. Here a request is
@@ -19,6 +21,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "assets.h"
 #include "files.h"
 
 /*
@@ -38,6 +41,7 @@ static const struct {
     {"map", "application/json"},
     {"webmanifest", "application/manifest+json"},
     {"txt", "text/plain; charset=utf-8"},
+    {"ts", "application/typescript; charset=utf-8"}, /* the client's .d.ts types */
     {"xml", "application/xml"},
     {"svg", "image/svg+xml"},
     {"png", "image/png"},
@@ -136,6 +140,74 @@ static bool resolve_inside(const char *root, const char *wanted, char real[PATH_
     return !has_dot_component(real + n);
 }
 
+/*
+ * Answers an embedded file: 304 when the client's If-None-Match holds its
+ * ETag, else the bytes in one lws_write (lws keeps what the socket did not
+ * take and completes the transaction once it is out). Cache-Control asks
+ * browsers to revalidate, so that a new herald's console is seen at once.
+ */
+static int serve_asset(struct lws *wsi, const hd__asset *asset, bool head)
+{
+    static const char revalidate[] = "no-cache";
+    char match[256] = "";
+    int mlen = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH);
+    if (mlen > 0 && mlen < (int)sizeof match)
+        lws_hdr_copy(wsi, match, sizeof match, WSI_TOKEN_HTTP_IF_NONE_MATCH);
+    bool fresh = match[0] && (strstr(match, asset->etag) || !strcmp(match, "*"));
+    const char *type = content_type(asset->path);
+
+    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf;
+    if ((fresh ? lws_add_http_header_status(wsi, HTTP_STATUS_NOT_MODIFIED, &p, end)
+               : lws_add_http_common_headers(wsi, HTTP_STATUS_OK, type, (lws_filepos_t)asset->len,
+                                             &p, end)) ||
+        lws_add_http_header_by_name(
+            wsi, (const unsigned char *)"etag:", (const unsigned char *)asset->etag,
+            (int)strlen(asset->etag), &p, end) ||
+        lws_add_http_header_by_name(
+            wsi, (const unsigned char *)"cache-control:", (const unsigned char *)revalidate,
+            sizeof revalidate - 1, &p, end) ||
+        add_security_headers(wsi, &p, end) || lws_finalize_http_header(wsi, &p, end))
+        return -1;
+    if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0) return -1;
+    if (!fresh && !head) {
+        /* lws_write may use the LWS_PRE bytes before the data (HTTP/2 frames): a copy. */
+        unsigned char *body = malloc(LWS_PRE + asset->len);
+        if (!body) return -1;
+        memcpy(body + LWS_PRE, asset->data, asset->len);
+        int n = lws_write(wsi, body + LWS_PRE, asset->len, LWS_WRITE_HTTP_FINAL);
+        free(body);
+        if (n < 0) return -1;
+    }
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/*
+ * The file of the folder `root` that `path` names, `index.html` for a
+ * folder, into `real` with its type: false when there is none, or none
+ * that may be served.
+ */
+static bool find_in_folder(const char *root, const char *path, char real[PATH_MAX],
+                           const char **type)
+{
+    char base[PATH_MAX], wanted[2 * PATH_MAX + 16];
+    struct stat st;
+    if (!realpath(root, base)) return false;
+    snprintf(wanted, sizeof wanted, "%s%s", base, path);
+    if (!resolve_inside(base, wanted, real) || stat(real, &st) != 0) return false;
+    if (S_ISDIR(st.st_mode)) {
+        /* A folder is its index.html, with or without the trailing slash (/admin). */
+        snprintf(wanted, sizeof wanted, "%s/index.html", real);
+        if (!resolve_inside(base, wanted, real) || stat(real, &st) != 0) return false;
+    }
+    *type = content_type(real);
+    return S_ISREG(st.st_mode) && *type;
+}
+
+bool hd__files_embedded(const char *path)
+{
+    return hd__asset_find(path, NULL) != NULL;
+}
+
 int hd__files_serve(struct lws *wsi, const char *root)
 {
     bool head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
@@ -154,19 +226,13 @@ int hd__files_serve(struct lws *wsi, const char *root)
         return answer_error(wsi, HTTP_STATUS_BAD_REQUEST, "InvalidArgument", "bad path", head);
     if (has_dot_component(path)) return not_found(wsi, head);
 
-    char base[PATH_MAX], wanted[2 * PATH_MAX + 16], real[PATH_MAX];
-    struct stat st;
-    if (!realpath(root, base)) return not_found(wsi, head);
-    snprintf(wanted, sizeof wanted, "%s%s", base, path);
-    if (!resolve_inside(base, wanted, real) || stat(real, &st) != 0) return not_found(wsi, head);
-    if (S_ISDIR(st.st_mode)) {
-        /* A folder is its index.html, with or without the trailing slash (/admin). */
-        snprintf(wanted, sizeof wanted, "%s/index.html", real);
-        if (!resolve_inside(base, wanted, real) || stat(real, &st) != 0)
-            return not_found(wsi, head);
-    }
-    const char *type = content_type(real);
-    if (!S_ISREG(st.st_mode) || !type) return not_found(wsi, head);
+    bool overridable = false;
+    const hd__asset *asset = hd__asset_find(path, &overridable);
+    if (asset && !overridable) return serve_asset(wsi, asset, head);
+    char real[PATH_MAX];
+    const char *type;
+    if (!root || !find_in_folder(root, path, real, &type))
+        return asset ? serve_asset(wsi, asset, head) : not_found(wsi, head);
 
     unsigned char extra[256], *p = extra;
     if (add_security_headers(wsi, &p, extra + sizeof extra)) return -1;

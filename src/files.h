@@ -1,5 +1,7 @@
 /*
- * Static files: the folder served at / (the app's public/ or web-demo/).
+ * Static files: the folder served at / (the app's public/ or web-demo/),
+ * and the files embedded in the binary (assets.h: /admin, /herald.js...),
+ * which answer whatever the folder, or when there is none.
  *
  * Caveats:
  * - Runs on the event-loop thread, inside LWS_CALLBACK_HTTP; it keeps no
@@ -15,10 +17,12 @@
 #define HD_FILES_H
 
 #include <libwebsockets.h>
+#include <stdbool.h>
 
 /*
  * Answers the request on `wsi` (its method and path are read from lws's
- * headers) from the folder `root`: the file, `index.html` for a folder,
+ * headers) from the embedded files and the folder `root` (NULL: none), in
+ * the precedence assets.h gives: the file, `index.html` for a folder,
  * 404 for what is not there or not served, 400 for a path that is not a
  * plain one (backslashes, NUL), 405 for methods other than GET and HEAD.
  * A HEAD is answered with the headers alone. Error bodies have the HTTP
@@ -32,5 +36,9 @@
  * be done with its per-session data before calling this.
  */
 int hd__files_serve(struct lws *wsi, const char *root);
+
+/* True when `path` (a URL path, no query string) names a file embedded in
+ * the binary: hd__files_serve() answers it even with no folder. */
+bool hd__files_embedded(const char *path);
 
 #endif

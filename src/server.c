@@ -1245,8 +1245,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (!strncmp(uri, "/api/", 5) || !strcmp(uri, "/api")) {
             hd__http_error(c, HERALD_EINVAL, "the API takes POST requests");
             c->http_status = 405;
-        } else if (s->cfg.static_dir) {
-            /* A static file needs no request record. It goes first: completing the
+        } else if (s->cfg.static_dir || hd__files_embedded(uri)) {
+            /* A static or embedded file needs no request record. It goes first: completing the
              * transaction, as files.c may, makes lws replace this session's data. */
             hd__conn_gone(s, c);
             p->conn = NULL;

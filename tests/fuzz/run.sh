@@ -49,6 +49,12 @@ mapfile -t core < <(sed -n '/^core_src = files(/,/^)/p' meson.build | grep -o "'
                     tr -d "'")
 # And the server, as meson.build lists it in server_src (the console reads plain lines here).
 mapfile -t server < <(grep -E '^server_src \+?= files\(' meson.build | grep -o "'src/[^']*'" | tr -d "'")
+# The files it answers from the binary (src/assets.h), embedded as meson's custom_target does.
+mkdir -p "$build"
+python3 src/embed.py --assets src/assets.list . "$build/assets_data.c.new"
+cmp -s "$build/assets_data.c.new" "$build/assets_data.c" || mv "$build/assets_data.c.new" "$build/assets_data.c"
+rm -f "$build/assets_data.c.new"
+server+=("$build/assets_data.c")
 
 mkdir -p "$build/obj" tests/fuzz/crashes
 # The function runtime's Lua prelude, embedded as meson's custom_target does.

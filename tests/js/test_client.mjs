@@ -6,7 +6,9 @@
  * re-subscribes and sees current results again.
  *
  * Run as: node test_client.mjs <herald> <source root>
- * Needs the `ws` package (npm ci in tests/js); exits 77 (skipped) without it.
+ * Needs the `ws` package and the client as its npm package (herald-db-client,
+ * installed from web-demo/ by npm ci in tests/js); exits 77 (skipped) without
+ * them.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,9 +16,8 @@ import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { checker, freePort, importOrSkip, startHerald, stopProcess } from './lib.mjs';
 
-const [{ WebSocket }] = await importOrSkip(['ws']);
+const [{ WebSocket }, { connect }] = await importOrSkip(['ws', 'herald-db-client']);
 const [herald, root] = process.argv.slice(2);
-const { connect } = await import(join(root, 'web-demo', 'herald.js'));
 
 const { check, failures } = checker();
 
