@@ -312,7 +312,8 @@ void hd__options_help(const hd_options *t, FILE *out)
                  range ? ")" : "");
         wrap(out, help, 6);
         hd__option_env_name(t, o, var, sizeof var);
-        fprintf(out, "      env %s, default %s\n", var, o->def);
+        snprintf(help, sizeof help, "env %s, default %s", var, o->def);
+        wrap(out, help, 6);
     }
 }
 

@@ -36,25 +36,22 @@ def run(*args, env=None):
 
 
 def parse_help(text):
-    """`herald serve --help`'s options: [{flag, alias, env, default, help}] in order."""
+    """`herald serve --help`'s options: [{name, metavar, alias, help, env, default}] in order.
+    Each is a line "  --name VALUE (or --alias)", then its help and "env VAR, default
+    DEFAULT", wrapped in lines indented by six spaces."""
     opts = []
     lines = text.split("\n")
-    start = lines.index("options:") + 1
-    for line in lines[start:]:
+    for line in lines[lines.index("options:") + 1:]:
         m = re.fullmatch(r"  --([a-z0-9-]+)(?: (\S+))?(?: \(or --([a-z0-9-]+)\))?", line)
         if m:
-            opts.append({"name": m.group(1), "metavar": m.group(2), "alias": m.group(3),
-                         "help": [], "env": None, "default": None})
-            continue
-        m = re.fullmatch(r"      env (HERALD_[A-Z0-9_]+), default (.+)", line)
-        if m and opts:
-            opts[-1]["env"], opts[-1]["default"] = m.group(1), m.group(2)
+            opts.append({"name": m.group(1), "metavar": m.group(2), "alias": m.group(3), "text": []})
         elif line.startswith("      ") and opts:
-            opts[-1]["help"].append(line.strip())
+            opts[-1]["text"].append(line.strip())
         elif line.strip():
             raise ValueError(f"unexpected line in serve --help: {line!r}")
     for o in opts:
-        o["help"] = " ".join(o["help"])
+        m = re.fullmatch(r"(.*) env (HERALD_[A-Z0-9_]+), default (.+)", " ".join(o.pop("text")))
+        o["help"], o["env"], o["default"] = m.groups() if m else ("", None, None)
     return opts
 
 
@@ -116,6 +113,8 @@ def test_version_and_help():
     for p in outputs:
         check(p.returncode == 0 and p.stdout == outputs[0].stdout and "--port N" in p.stdout,
               f"serve --help (and -h, help serve): {p.returncode} {p.stderr}")
+    wide = [line for line in outputs[0].stdout.split("\n") if len(line) > 80]
+    check(not wide, f"serve --help fits 80 columns: {wide}")
     opts = parse_help(outputs[0].stdout)
     names = [o["name"] for o in opts]
     for name in ("config", "data", "app", "port", "host", "dev", "allow-origin", "max-connections",
