@@ -28,8 +28,6 @@
 
 #define IMPORT_GROUP 1000
 #define STORAGE      "_storage"
-/* Stored files are copied through a buffer of this size. */
-#define COPY_CHUNK ((size_t)256 * 1024)
 
 /* ---- stored files ---- */
 
@@ -48,14 +46,7 @@ static int sync_dir(const char *dir, herald_error *err)
     return ok ? 0 : herald_fail(err, HERALD_EIO, "cannot sync %s: %s", dir, strerror(errno));
 }
 
-/* A `_storage` row's id, size and SHA-256, as a row written by Herald has them. */
-typedef struct blob_row {
-    const char *id;
-    uint64_t size;
-    const char *sha256;
-} blob_row;
-
-static int blob_row_of(const herald_value *doc, blob_row *r, herald_error *err)
+int hd__blob_row_of(const herald_value *doc, hd_blob_row *r, herald_error *err)
 {
     const herald_value *id = herald_object_get(doc, "_id");
     const herald_value *size = herald_object_get(doc, "size");
@@ -67,18 +58,12 @@ static int blob_row_of(const herald_value *doc, blob_row *r, herald_error *err)
         sha->u.s.len != 64)
         return herald_fail(err, HERALD_EINVAL, "`_storage` row %s has no valid size and sha256",
                            id->u.s.ptr);
-    *r = (blob_row){id->u.s.ptr, (uint64_t)size->u.f, sha->u.s.ptr};
+    *r = (hd_blob_row){id->u.s.ptr, (uint64_t)size->u.f, sha->u.s.ptr};
     return 0;
 }
 
-/*
- * Copies `from` (a stored file, row `r`) into a new temporary file in
- * folder `to_dir` through `buf`, fsyncs it, and checks its size and SHA-256
- * against the row; on success `w->path` names the durable temporary file,
- * which the caller renames. Errors name the row and the file.
- */
-static int copy_blob(const char *from, const blob_row *r, const char *to_dir, uint8_t *buf,
-                     hd_blob_writer *w, herald_error *err)
+int hd__blob_copy(const char *from, const hd_blob_row *r, const char *to_dir, uint8_t *buf,
+                  hd_blob_writer *w, herald_error *err)
 {
     w->path[0] = 0;
     w->fd = -1;
@@ -89,7 +74,7 @@ static int copy_blob(const char *from, const blob_row *r, const char *to_dir, ui
                            errno == ENOENT ? "is missing" : strerror(errno));
     int rc = hd__blob_begin(to_dir, w, err);
     while (!rc) {
-        ssize_t n = read(in, buf, COPY_CHUNK);
+        ssize_t n = read(in, buf, HD_BLOB_COPY_CHUNK);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) rc = herald_fail(err, HERALD_EIO, "reading %s: %s", from, strerror(errno));
         if (n <= 0) break;
@@ -133,15 +118,15 @@ typedef struct export_ctx {
 /* Copies the file of `_storage` row `doc` to the export's files/<id>. */
 static int export_blob(export_ctx *c, const herald_value *doc)
 {
-    blob_row r = {0};
+    hd_blob_row r = {0};
     char from[PATH_MAX], to[PATH_MAX];
-    int rc = blob_row_of(doc, &r, c->err);
+    int rc = hd__blob_row_of(doc, &r, c->err);
     if (rc) return rc;
     if (!hd__blob_path(c->files_from, r.id, from, sizeof from) ||
         !hd__blob_path(c->files_to, r.id, to, sizeof to))
         return herald_fail(c->err, HERALD_EINVAL, "`%.64s` is not a storage id", r.id);
     hd_blob_writer w;
-    rc = copy_blob(from, &r, c->files_to, c->buf, &w, c->err);
+    rc = hd__blob_copy(from, &r, c->files_to, c->buf, &w, c->err);
     if ((rc == HERALD_ENOTFOUND || rc == HERALD_ECORRUPT) && c->err) {
         /* A server beside the export may have deleted the row since the snapshot. */
         size_t n = strlen(c->err->message);
@@ -234,7 +219,7 @@ int hd__export(herald_store *s, const char *dir, herald_error *err)
                                  strerror(errno));
                 break;
             }
-            if (!(c.buf = malloc(COPY_CHUNK))) {
+            if (!(c.buf = malloc(HD_BLOB_COPY_CHUNK))) {
                 rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
                 break;
             }
@@ -309,9 +294,9 @@ typedef struct blob_import {
 
 static int import_blob(blob_import *b, const herald_value *doc, herald_error *err)
 {
-    blob_row r = {0};
+    hd_blob_row r = {0};
     char from[PATH_MAX], to[PATH_MAX];
-    int rc = blob_row_of(doc, &r, err);
+    int rc = hd__blob_row_of(doc, &r, err);
     if (rc) return rc;
     if (!hd__blob_path(b->from, r.id, from, sizeof from) ||
         !hd__blob_path(b->to, r.id, to, sizeof to))
@@ -324,7 +309,7 @@ static int import_blob(blob_import *b, const herald_value *doc, herald_error *er
         b->cap = cap;
     }
     hd_blob_writer w;
-    if ((rc = copy_blob(from, &r, b->to, b->buf, &w, err))) {
+    if ((rc = hd__blob_copy(from, &r, b->to, b->buf, &w, err))) {
         if (rc == HERALD_ENOTFOUND)
             rc = herald_fail(err, HERALD_ENOTFOUND,
                              "`_storage` row %s has no file in the export (%s is missing)", r.id,
@@ -468,7 +453,8 @@ static int import_storage(herald_store *s, const char *dir, const char *path, ui
     if (!rc) rc = hd__blobs_dir(data_dir, b.to, sizeof b.to, err);
     if (!rc && (size_t)snprintf(b.from, sizeof b.from, "%s/files", dir) >= sizeof b.from)
         rc = herald_fail(err, HERALD_EINVAL, "the export's path is too long");
-    if (!rc && !(b.buf = malloc(COPY_CHUNK))) rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+    if (!rc && !(b.buf = malloc(HD_BLOB_COPY_CHUNK)))
+        rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
     if (!rc) rc = import_jsonl(s, path, STORAGE, &b, count, err);
     free(b.buf);
     free(b.placed);

@@ -12,7 +12,32 @@
 #ifndef HD_DUMP_H
 #define HD_DUMP_H
 
+#include "blobs.h"
 #include "herald/store.h"
+
+/* Stored files are copied through a buffer of this size. */
+#define HD_BLOB_COPY_CHUNK ((size_t)256 * 1024)
+
+/* A `_storage` row's id, size and SHA-256 (pointers into the row's value). */
+typedef struct hd_blob_row {
+    const char *id;
+    uint64_t size;
+    const char *sha256;
+} hd_blob_row;
+
+/* Reads them from row `doc`: HERALD_EINVAL for a row Herald did not write. */
+int hd__blob_row_of(const herald_value *doc, hd_blob_row *r, herald_error *err);
+
+/*
+ * Copies `from` (a stored file, row `r`) into a new temporary file in
+ * folder `to_dir` through `buf` (HD_BLOB_COPY_CHUNK bytes), fsyncs it, and
+ * checks its size and SHA-256 against the row; on success `w->path` names
+ * the durable temporary file, which the caller renames. Errors name the
+ * row and the file: HERALD_ENOTFOUND (no file), HERALD_ECORRUPT (not the
+ * row's bytes), HERALD_EIO.
+ */
+int hd__blob_copy(const char *from, const hd_blob_row *r, const char *to_dir, uint8_t *buf,
+                  hd_blob_writer *w, herald_error *err);
 
 /*
  * Writes every table of `s` into folder `dir` (created if needed), from one

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "adminkey.h"
+#include "backup.h"
 #include "blobcheck.h"
 #include "codegen.h"
 #include "console.h"
@@ -51,6 +52,9 @@ static const char usage[] =
     "  import --table T FILE import a JSON-lines file into table T\n"
     "  export DIR            write every table as JSON lines into DIR, stored files in DIR/files\n"
     "  check                 verify that indexes match documents and stored files their rows\n"
+    "  backup DEST           copy the data folder into new folder DEST, also while a\n"
+    "                        server writes (docs/operations.md, \"Backups\")\n"
+    "  restore BACKUP        copy backup BACKUP into the --data folder (new or empty)\n"
     "  functions             load the app's functions/*.lua and list them\n"
     "  codegen --out DIR     write DIR/api.js, api.d.ts and dataModel.d.ts (Convex's\n"
     "                        convex/_generated) from the app's schema and the validators\n"
@@ -251,6 +255,25 @@ static int cmd_export(const options *o, const char *dir, herald_error *err)
     if (!rc) printf("exported to %s\n", dir);
     herald_store_close(s);
     return rc ? fail(err, rc) : 0;
+}
+
+/* A backup of `from` (open read-only: a server may run on it) into `to`; restore is the same copy. */
+static int cmd_backup(const char *from, const char *to, const char *done, herald_error *err)
+{
+    herald_store *s;
+    herald_store_options so = {.read_only = true};
+    int rc = herald_store_open(from, &so, &s, err);
+    if (rc) return fail(err, rc);
+    hd_backup_info info;
+    rc = hd__backup(s, from, to, &info, err);
+    herald_store_close(s);
+    if (rc) return fail(err, rc);
+    printf("%s %s: version %llu, %llu files, %.1f MiB", done, to,
+           (unsigned long long)info.version, (unsigned long long)info.files,
+           (double)info.bytes / (1 << 20));
+    /* More snapshots: files were deleted while they were being copied. */
+    printf(info.attempts > 1 ? " (%u snapshots)\n" : "\n", info.attempts);
+    return 0;
 }
 
 static int cmd_check(const options *o, herald_error *err)
@@ -616,6 +639,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "import")) return cmd_import(&o, rest, args, &err);
     if (!strcmp(cmd, "export") && rest == 1) return cmd_export(&o, args[0], &err);
     if (!strcmp(cmd, "check") && rest == 0) return cmd_check(&o, &err);
+    if (!strcmp(cmd, "backup") && rest == 1) return cmd_backup(o.data, args[0], "backed up to", &err);
+    if (!strcmp(cmd, "restore") && rest == 1) return cmd_backup(args[0], o.data, "restored into", &err);
     if (!strcmp(cmd, "serve")) return cmd_serve(&o, rest, args, &err);
     if (!strcmp(cmd, "functions")) return cmd_functions(&o, &err);
     if (!strcmp(cmd, "codegen")) return cmd_codegen(&o, rest, args, &err);

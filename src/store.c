@@ -530,6 +530,32 @@ void herald_store_map_info(herald_store *s, size_t *map_size, size_t *used, size
     if (max) *max = s->max_map_size;
 }
 
+/*
+ * Called with the map lock held shared after `*rc` came back from beginning
+ * a read: when it says the writer, in another process, grew the map
+ * (MDB_MAP_RESIZED), adopts the new size and returns true (retry), the
+ * lock held shared again; *rc is the failure when the size cannot be taken.
+ */
+static bool adopt_map_size(herald_store *s, int *rc)
+{
+    if (*rc != MDB_MAP_RESIZED || !s->read_only) return false;
+    pthread_rwlock_unlock(&s->map_lock);
+    pthread_rwlock_wrlock(&s->map_lock);
+    *rc = mdb_env_set_mapsize(s->env, 0);
+    pthread_rwlock_unlock(&s->map_lock);
+    pthread_rwlock_rdlock(&s->map_lock);
+    return *rc == 0;
+}
+
+int herald_store_copy(herald_store *s, int fd, herald_error *err)
+{
+    pthread_rwlock_rdlock(&s->map_lock);
+    int rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+    if (adopt_map_size(s, &rc)) rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+    pthread_rwlock_unlock(&s->map_lock);
+    return rc ? hd__mdb_fail(err, rc, "copying the database") : 0;
+}
+
 /* ---- read snapshots ---- */
 
 int herald_read_begin(herald_store *s, herald_txn **out, herald_error *err)
@@ -538,15 +564,7 @@ int herald_read_begin(herald_store *s, herald_txn **out, herald_error *err)
     if (!t) return herald_fail(err, HERALD_ENOMEM, "out of memory");
     pthread_rwlock_rdlock(&s->map_lock);
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->txn);
-    if (rc == MDB_MAP_RESIZED && s->read_only) {
-        /* The writer, in another process, grew the map: adopt its size. */
-        pthread_rwlock_unlock(&s->map_lock);
-        pthread_rwlock_wrlock(&s->map_lock);
-        rc = mdb_env_set_mapsize(s->env, 0);
-        pthread_rwlock_unlock(&s->map_lock);
-        pthread_rwlock_rdlock(&s->map_lock);
-        if (!rc) rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->txn);
-    }
+    if (adopt_map_size(s, &rc)) rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->txn);
     if (rc) {
         pthread_rwlock_unlock(&s->map_lock);
         free(t);

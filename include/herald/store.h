@@ -121,6 +121,18 @@ uint64_t herald_store_version(herald_store *s);
 /* Current and maximum map size, and bytes in use, for stats. */
 void herald_store_map_info(herald_store *s, size_t *map_size, size_t *used, size_t *max);
 
+/*
+ * Writes a compacted copy of the database (LMDB's copy with MDB_CP_COMPACT:
+ * free pages left out, pages renumbered) to `fd`, an empty file open for
+ * writing, from one read snapshot that LMDB begins and ends inside this
+ * call. Works on a store opened read-only, beside the folder's writer,
+ * which keeps committing meanwhile: the snapshot holds the pages it reads,
+ * so the writer's file grows instead of reusing them until the copy ends.
+ * The caller fsyncs `fd`. Errors: HERALD_EIO (writing `fd`), HERALD_ENOMEM,
+ * HERALD_ESTORE.
+ */
+int herald_store_copy(herald_store *s, int fd, herald_error *err);
+
 /* ---- read snapshots -------------------------------------------------- */
 
 /*
