@@ -11,7 +11,9 @@
 - a backup into a non-empty folder and a restore into a non-empty data
   folder are refused, writing nothing; no temporary folder is left behind;
 - a restored folder passes `herald check`, and `herald serve` on it answers
-  queries and serves its files with the URLs of the original.
+  queries and serves its files with the URLs of the original;
+- a folder whose stored file went missing behind Herald's back is refused
+  (Corrupt, naming the row), and leaves nothing behind.
 
 Run as: /usr/bin/python3 test_backup.py <herald> <source root>
 """
@@ -269,6 +271,15 @@ def main():
                   "a file URL of the original reads the file from the restored folder")
     finally:
         check(server.stop() == 0, "the restored server stops cleanly")
+
+    # A folder that lost a stored file (not deleted through Herald) is refused, naming the row.
+    os.remove(os.path.join(restored, "files", keeper_id))
+    damaged = os.path.join(work, "backup-damaged")
+    r = herald("--data", restored, "backup", damaged)
+    check(r.returncode == 1 and keeper_id in r.stderr and "has no file" in r.stderr,
+          f"a row without its file fails the backup: {r.returncode} {r.stderr}")
+    check(not os.path.exists(damaged), "a failed backup leaves nothing at its destination")
+    no_temporaries(work)
     code = finish("test_backup")
     if code == 0:
         shutil.rmtree(work, ignore_errors=True)
