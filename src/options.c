@@ -206,7 +206,11 @@ static int file_line(const hd_options *t, void *base, const char *path, int line
     if (!eq)
         return herald_fail(err, HERALD_EINVAL, "%s:%d: expected \"name = value\"", path, lineno);
     char *name = trim(text, eq), *value = eq + 1;
-    const hd_option *o = hd__option_find(t, name, strlen(name));
+    /* A variable's name works too: one file serves as --config and as a list of variables
+     * (systemd's EnvironmentFile). */
+    size_t prefix = strlen(t->env_prefix);
+    const char *bare = strncmp(name, t->env_prefix, prefix) ? name : name + prefix;
+    const hd_option *o = hd__option_find(t, bare, strlen(bare));
     if (!o)
         return herald_fail(err, HERALD_ENOTFOUND, "%s:%d: unknown option \"%.*s\"", path, lineno,
                            SHOWN_VALUE, name);

@@ -99,7 +99,8 @@ int hd__options_env(const hd_options *t, void *base, herald_error *err);
 
 /*
  * A configuration file: `name = value` lines (the name as the long flag
- * without dashes, '_' allowed for '-'), blank lines and `#` comments, a value
+ * without dashes, '_' allowed for '-', or the variable's name: MAX_AGE=1 as
+ * max-age = 1), blank lines and `#` comments, a value
  * optionally in double quotes (then `#` is part of it). On success *text
  * holds the file's text, which string values point into: the caller frees it
  * after the last use of `base`. Fails with HERALD_ENOTFOUND/HERALD_EIO when

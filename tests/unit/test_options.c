@@ -176,7 +176,7 @@ static void test_file(void)
                                "Flag = on\n"
                                "name = \"a # b\"  # quoted\n"
                                "list = x#y,z\n"
-                               "timeout = 2.5"; /* no newline at the end */
+                               "TESTOPT_TIMEOUT=2.5"; /* a variable; no newline at the end */
     char *kept = NULL;
     CHECK_OK(from_file(good, sizeof good - 1, &s, &kept, &err));
     CHECK(s.port == 81 && s.count == 3 && s.bytes == 2u << 20 && s.flag && s.seconds == 2.5);
