@@ -1614,9 +1614,14 @@ static int cmd_reload(console *con, const char *rest, herald_error *err)
     if ((rc = message_new(&m, "reload", id, err))) return rc;
     rc = request(con, &m, id, &reply, err);
     herald_value_free(&m);
+    /* The server says whether the app's schema changed ("applied" or "unchanged"). */
+    const herald_value *value = rc ? NULL : herald_object_get(&reply, "value");
+    const herald_value *schema = value ? herald_object_get(value, "schema") : NULL;
+    if (!rc && !con->json)
+        printf("reloaded: the app's functions and auth configuration; schema %s\n",
+               schema && schema->type == HERALD_STRING ? schema->u.s.ptr : "unchanged");
     herald_value_free(&reply);
     herald_value_free(&con->functions);
-    if (!rc && !con->json) puts("reloaded: the app's functions and auth configuration");
     return rc;
 }
 

@@ -5,11 +5,13 @@
  * Every failure prints one line "herald: <ErrorCode>: <message>" on stderr
  * and exits 1 (2 for usage errors); nothing here may print secrets.
  */
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "adminkey.h"
 #include "backup.h"
@@ -18,6 +20,7 @@
 #include "console.h"
 #include "dump.h"
 #include "options.h"
+#include "schema_priv.h"
 #include "server.h"
 #include "herald/query.h"
 #include "herald/store.h"
@@ -45,7 +48,10 @@ static const char usage[] =
     "                        (docs/operations.md, \"Configuration\")\n"
     "  schema check [FILE]   parse a schema file (default: the app's) and report problems\n"
     "  schema show [FILE]    print a schema as canonical JSON (default: the stored one)\n"
-    "  schema apply          apply the app's schema to the data folder\n"
+    "  schema apply [--url URL [--key KEY]]\n"
+    "                        apply the app's schema to the data folder; with --url, to\n"
+    "                        the server running on it, live (admin key: --key,\n"
+    "                        HERALD_ADMIN_KEY or DATA/admin.key)\n"
     "  query JSON            run a query (docs/queries.md) and print its result\n"
     "  get ID                print one document\n"
     "  import DIR            import an export folder (ids kept)\n"
@@ -80,26 +86,6 @@ static int usage_error(const char *what)
     return 2;
 }
 
-/* The app's schema file: schema.json if present, else schema.ts. */
-static int app_schema_path(const char *app, char *out, size_t n)
-{
-    static const char *const names[] = {"schema.json", "schema.ts"};
-    for (size_t i = 0; i < 2; i++) {
-        struct stat st;
-        int len = snprintf(out, n, "%s/%s", app, names[i]);
-        if (len > 0 && (size_t)len < n && stat(out, &st) == 0) return 0;
-    }
-    return -1;
-}
-
-static int load_app_schema(const char *app, herald_schema **out, herald_error *err)
-{
-    char path[4096];
-    if (app_schema_path(app, path, sizeof path) != 0)
-        return herald_fail(err, HERALD_ENOTFOUND, "%s has no schema.json or schema.ts", app);
-    return herald_schema_load_file(path, out, err);
-}
-
 static int print_json(const herald_value *v)
 {
     char *json = herald_value_to_json(v);
@@ -132,7 +118,7 @@ static int open_store(const options *o, herald_store **s, herald_error *err)
     int rc = herald_store_open(o->data, &so, s, err);
     if (rc || !o->app) return rc;
     herald_schema *schema;
-    if ((rc = load_app_schema(o->app, &schema, err)) ||
+    if ((rc = hd__schema_load_app(o->app, &schema, err)) ||
         (rc = herald_store_set_schema(*s, schema, err))) {
         herald_store_close(*s);
         *s = NULL;
@@ -147,6 +133,45 @@ static int open_reader(const options *o, herald_store **s, herald_error *err)
     return herald_store_open(o->data, &so, s, err);
 }
 
+/*
+ * `schema apply --url URL [--key KEY]`: the server at URL, which holds the
+ * data folder, reads its app's schema again and applies it (the admin
+ * `reload` message, sent by the console). The admin key comes from --key,
+ * HERALD_ADMIN_KEY or DATA/admin.key, in that order.
+ */
+static int schema_apply_live(const options *o, int argc, char **argv)
+{
+    const char *url = NULL, *key = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--url") && i + 1 < argc)
+            url = argv[++i];
+        else if (!strcmp(argv[i], "--key") && i + 1 < argc)
+            key = argv[++i];
+        else
+            return usage_error("schema apply: expected --url URL [--key KEY]");
+    }
+    if (!url) return usage_error("schema apply: --key needs --url URL");
+    char key_file[4200];
+    const char *env_key = getenv("HERALD_ADMIN_KEY");
+    snprintf(key_file, sizeof key_file, "%s/" HD_ADMINKEY_FILE, o->data);
+    char *args[4] = {key ? "--key" : "--key-file", key ? (char *)key : key_file, (char *)url};
+    int nargs = 3;
+    if (!key && env_key && env_key[0]) {
+        args[0] = (char *)url; /* the console takes HERALD_ADMIN_KEY itself */
+        nargs = 1;
+    }
+    /* The console reads its commands from stdin when it is not a terminal: one. */
+    int fds[2];
+    if (pipe(fds) != 0 || write(fds[1], "reload\n", 7) != 7 || close(fds[1]) != 0 ||
+        dup2(fds[0], STDIN_FILENO) < 0) {
+        fprintf(stderr, "herald: schema apply: cannot talk to the console: %s\n", strerror(errno));
+        return 1;
+    }
+    close(fds[0]);
+    /* It prints the outcome ("schema applied" or "unchanged"), or the refusal. */
+    return hd__console_main(nargs, args);
+}
+
 static int cmd_schema(const options *o, int argc, char **argv, herald_error *err)
 {
     if (argc < 1) return usage_error("schema: expected check, show or apply");
@@ -157,7 +182,7 @@ static int cmd_schema(const options *o, int argc, char **argv, herald_error *err
     if (!strcmp(sub, "check") || (!strcmp(sub, "show") && (file || o->app))) {
         char path[4096];
         if (!file && !o->app) return usage_error("schema check: give a FILE or --app DIR");
-        if (!file && app_schema_path(o->app, path, sizeof path) != 0)
+        if (!file && hd__schema_app_path(o->app, path, sizeof path) != 0)
             return fail(err, herald_fail(err, HERALD_ENOTFOUND, "%s has no schema", o->app));
         if ((rc = herald_schema_load_file(file ? file : path, &schema, err))) return fail(err, rc);
         if (!strcmp(sub, "check")) {
@@ -171,10 +196,16 @@ static int cmd_schema(const options *o, int argc, char **argv, herald_error *err
         herald_schema_free(schema);
         return 0;
     }
+    if (!strcmp(sub, "apply") && argc > 1) return schema_apply_live(o, argc - 1, argv + 1);
     if (!strcmp(sub, "show") || !strcmp(sub, "apply")) {
         if (!strcmp(sub, "apply") && !o->app) return usage_error("schema apply needs --app DIR");
         herald_store *s;
         rc = !strcmp(sub, "apply") ? open_store(o, &s, err) : open_reader(o, &s, err);
+        if (rc == HERALD_EBUSY && !strcmp(sub, "apply"))
+            fprintf(stderr,
+                    "herald: a server holds %s: `schema apply --url URL` applies the "
+                    "schema through it\n",
+                    o->data);
         if (rc) return fail(err, rc);
         const herald_schema *cur = herald_store_schema(s);
         if (!strcmp(sub, "show")) {
@@ -299,7 +330,7 @@ static int cmd_functions(const options *o, herald_error *err)
     herald_schema *schema = NULL;
     hd_fnbundle *b = NULL;
     hd_fnrt *rt = NULL;
-    int rc = load_app_schema(o->app, &schema, err);
+    int rc = hd__schema_load_app(o->app, &schema, err);
     if (!rc) rc = hd__fnbundle_read(o->app, &b, err);
     if (!rc) rc = hd__fnrt_new(b, schema, NULL, &rt, err);
     for (size_t i = 0; !rc && i < hd__fnrt_count(rt); i++) {
@@ -332,7 +363,7 @@ static int cmd_codegen(const options *o, int argc, char **argv, herald_error *er
     herald_schema *schema = NULL;
     hd_fnbundle *b = NULL;
     hd_fnrt *rt = NULL;
-    int rc = load_app_schema(app, &schema, err);
+    int rc = hd__schema_load_app(app, &schema, err);
     if (!rc) rc = hd__fnbundle_read(app, &b, err);
     if (!rc) rc = hd__fnrt_new(b, schema, NULL, &rt, err);
     if (!rc) rc = hd__codegen_write(schema, rt, out, err);

@@ -92,6 +92,17 @@ void hd__proto_error_data(hd_conn *c, const char *id, int code, const char *mess
     send_buf(c, &b);
 }
 
+void hd__proto_reload_ack(hd_conn *c, const char *id, bool schema_applied)
+{
+    const char *word = schema_applied ? "applied" : "unchanged";
+    herald_value outcome, text;
+    herald_object_init(&outcome);
+    bool ok = herald_string(&text, word, strlen(word)) == 0 &&
+              herald_object_set(&outcome, "schema", 6, text) == 0;
+    hd__proto_send(c, "ack", id, 0, ok ? &outcome : NULL);
+    herald_value_free(&outcome);
+}
+
 void hd__proto_send(hd_conn *c, const char *type, const char *id, uint64_t version,
                     const herald_value *value)
 {
@@ -340,10 +351,15 @@ void hd__proto_message(hd_server *s, hd_conn *c, const char *text, size_t len)
     } else if (!strcmp(type, "reload")) {
         if (!c->admin) {
             hd__proto_error(c, id, HERALD_EACCESS, "reload needs the admin key");
-        } else if ((rc = hd__server_reload(s, &err))) {
-            hd__proto_error(c, id, rc, err.message);
         } else {
-            hd__proto_send(c, "ack", id, 0, NULL);
+            /* A schema change is answered when the writer has applied or refused it. */
+            rc = hd__server_reload(s, c, id, &err);
+            if (rc < 0) {
+                fprintf(stderr, "herald: reload refused: %s\n", err.message);
+                hd__proto_error(c, id, rc, err.message);
+            } else if (rc != HD_RELOAD_PENDING) {
+                hd__proto_reload_ack(c, id, false);
+            }
         }
     } else if (!strcmp(type, "action")) {
         const char *path = get_str(&msg, "path");

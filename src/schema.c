@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "schema_priv.h"
 
@@ -890,6 +891,26 @@ done:
     free(text);
     fclose(f);
     return rc;
+}
+
+int hd__schema_app_path(const char *app, char *out, size_t n)
+{
+    static const char *const names[] = {"schema.json", "schema.ts"};
+    for (size_t i = 0; i < 2; i++) {
+        struct stat st;
+        int len = snprintf(out, n, "%s/%s", app, names[i]);
+        if (len > 0 && (size_t)len < n && stat(out, &st) == 0) return 0;
+    }
+    return -1;
+}
+
+int hd__schema_load_app(const char *app, herald_schema **out, herald_error *err)
+{
+    char path[4096];
+    *out = NULL;
+    if (hd__schema_app_path(app, path, sizeof path) != 0)
+        return herald_fail(err, HERALD_ENOTFOUND, "%s has no schema.json or schema.ts", app);
+    return herald_schema_load_file(path, out, err);
 }
 
 const herald_table_def *herald_schema_table(const herald_schema *s, const char *name)

@@ -53,4 +53,13 @@ const herald_schema *hd__system_schema(void);
 /* True when the two validators accept exactly the same documents (same tree). */
 int hd__validator_equal(const herald_validator *a, const herald_validator *b);
 
+/*
+ * An app folder's schema file: `app`/schema.json if present, else
+ * `app`/schema.ts, written to `out` (n bytes). Returns 0, or -1 when the
+ * folder has neither.
+ */
+int hd__schema_app_path(const char *app, char *out, size_t n);
+/* Loads the app folder's schema file (HERALD_ENOTFOUND when it has none). */
+int hd__schema_load_app(const char *app, herald_schema **out, herald_error *err);
+
 #endif

@@ -33,6 +33,7 @@
 #include "base64.h"
 #include "files.h"
 #include "jwt.h"
+#include "schema_priv.h"
 #include "server.h"
 #include "wsguard.h"
 
@@ -532,21 +533,68 @@ static void admin_key_changed(hd_server *s)
     }
 }
 
-int hd__server_reload(hd_server *s, herald_error *err)
+/*
+ * A schema change a reload handed to the writer: the functions read with it
+ * (installed once the writer has applied it), and who asked (a connection's
+ * serial and request id; 0 for SIGHUP), answered then.
+ */
+struct hd_schema_reload {
+    hd_fnbundle *bundle;
+    uint64_t asker;
+    char *id;
+};
+
+static void schema_reload_free(struct hd_schema_reload *r)
+{
+    if (!r) return;
+    hd__fnbundle_unref(r->bundle);
+    free(r->id);
+    free(r);
+}
+
+/*
+ * The app's schema file read again: *out gets it when it differs from the
+ * store's, NULL when it is the same.
+ */
+static int read_app_schema(hd_server *s, herald_schema **out, herald_error *err)
+{
+    *out = NULL;
+    if (!s->cfg.app_dir) return 0;
+    herald_schema *next = NULL;
+    int rc = hd__schema_load_app(s->cfg.app_dir, &next, err);
+    if (rc) return rc;
+    char *want = herald_schema_to_json(next);
+    char *have = herald_schema_to_json(herald_store_schema(s->store));
+    if (!want || !have) rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+    bool same = !rc && !strcmp(want, have);
+    free(want);
+    free(have);
+    if (rc || same)
+        herald_schema_free(next);
+    else
+        *out = next;
+    return rc;
+}
+
+/*
+ * Builds the loop's runtime from `b` against the store's schema, loads the
+ * auth configuration and the admin key, and only when all of them loaded
+ * installs them and hands `b` to the writer, the evaluators and the action
+ * pool; then every subscription runs again.
+ */
+static int install_functions(hd_server *s, hd_fnbundle *b, herald_error *err)
 {
     unsigned char old_hash[sizeof s->admin_hash];
     memcpy(old_hash, s->admin_hash, sizeof old_hash);
-    hd_fnbundle *b = NULL;
     hd_fnrt *rt = NULL;
     hd_auth *auth = NULL;
-    int rc = hd__fnbundle_read(s->cfg.app_dir, &b, err);
-    if (!rc) rc = hd__fnrt_new(b, herald_store_schema(s->store), &s->cfg.fn_limits, &rt, err);
+    int rc = hd__fnrt_new(b, herald_store_schema(s->store), &s->cfg.fn_limits, &rt, err);
     if (!rc) rc = hd__auth_load(s->cfg.app_dir ? s->cfg.app_dir : ".", &auth, err);
     /* A key made with `herald admin-key` takes over (at start the key is handled later). */
     if (!rc && s->have_admin) rc = admin_hash_read(s, err);
     if (rc) {
         hd__fnrt_free(rt);
-        hd__fnbundle_unref(b);
+        hd__auth_free(auth);
         return rc;
     }
     hd__fnrt_free(s->fnrt);
@@ -556,7 +604,6 @@ int hd__server_reload(hd_server *s, herald_error *err)
     if (s->writer) hd__writer_set_functions(s->writer, b, &s->cfg.fn_limits);
     if (s->eval) hd__eval_set_functions(s->eval, b, &s->cfg.fn_limits);
     if (s->actions) hd__actions_set_functions(s->actions, b, &s->cfg.fn_limits);
-    hd__fnbundle_unref(b);
     s->rerun_functions = true;
     s->fn_generation++;
     if (s->have_admin && memcmp(old_hash, s->admin_hash, sizeof old_hash)) admin_key_changed(s);
@@ -567,14 +614,92 @@ int hd__server_reload(hd_server *s, herald_error *err)
     return 0;
 }
 
+int hd__server_reload(hd_server *s, hd_conn *asker, const char *id, herald_error *err)
+{
+    if (s->schema_reload)
+        return herald_fail(err, HERALD_EBUSY, "a schema change is being applied: reload after it");
+    hd_fnbundle *b = NULL;
+    herald_schema *next = NULL;
+    int rc = hd__fnbundle_read(s->cfg.app_dir, &b, err);
+    if (!rc) rc = read_app_schema(s, &next, err);
+    if (!rc && next && s->writer) {
+        /* The writer applies it between two groups while the loop serves on; the
+         * functions follow in schema_reload_done(), checked against it. */
+        struct hd_schema_reload *pending = calloc(1, sizeof *pending);
+        if (!pending || (id && !(pending->id = strdup(id)))) {
+            free(pending);
+            herald_schema_free(next);
+            rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+        } else if ((rc = hd__writer_change_schema(s->writer, next, err))) {
+            schema_reload_free(pending);
+        } else {
+            pending->bundle = b;
+            pending->asker = asker ? asker->serial : 0;
+            s->schema_reload = pending;
+            return HD_RELOAD_PENDING;
+        }
+    } else if (!rc && next) {
+        /* No writer yet (the server starts): the store applies it here. */
+        rc = herald_store_set_schema(s->store, next, err);
+    }
+    if (!rc) rc = install_functions(s, b, err);
+    hd__fnbundle_unref(b);
+    return rc;
+}
+
+/*
+ * The writer's answer to a schema change a reload handed over: applied (the
+ * functions read with it are installed, checked against it) or refused (the
+ * running schema and functions stay). Logged, and answered to the admin who
+ * sent `reload` if still connected.
+ */
+static void schema_reload_done(hd_server *s)
+{
+    struct hd_schema_reload *pending = s->schema_reload;
+    herald_error err = {0};
+    double seconds = 0;
+    int rc;
+    if (!pending || !hd__writer_schema_done(s->writer, &rc, &seconds, &err)) return;
+    s->schema_reload = NULL;
+    if (!rc) {
+        printf("herald: schema applied: %zu tables (writes waited %.3f s)\n",
+               herald_store_schema(s->store)->ntables, seconds);
+        fflush(stdout);
+        if ((rc = install_functions(s, pending->bundle, &err))) {
+            /* The store runs the new schema already: subscriptions follow it. */
+            herald_error why = err;
+            herald_fail(&err, why.code, "the schema was applied, but the functions stay: %s",
+                        why.message);
+            s->rerun_functions = true;
+            if (s->lws) lws_cancel_service(s->lws);
+        }
+    }
+    if (rc)
+        fprintf(stderr, "herald: reload refused, the previous schema and functions stay: %s\n",
+                err.message);
+    hd_conn *c = s->conns;
+    while (pending->asker && c && c->serial != pending->asker)
+        c = c->next;
+    if (pending->asker && c && !c->dead && c->websocket) {
+        if (rc)
+            hd__proto_error(c, pending->id, rc, err.message);
+        else
+            hd__proto_reload_ack(c, pending->id, true);
+    }
+    schema_reload_free(pending);
+}
+
 /* SIGHUP: reload; a broken file is reported and the previous version stays. */
 static void reload_on_signal(hd_server *s)
 {
-    if (!s->reload) return;
+    schema_reload_done(s);
+    /* A SIGHUP during a schema change waits for it. */
+    if (!s->reload || s->schema_reload) return;
     s->reload = 0;
     herald_error err = {0};
-    if (hd__server_reload(s, &err))
-        fprintf(stderr, "herald: reload refused, the previous functions stay: %s\n", err.message);
+    if (hd__server_reload(s, NULL, NULL, &err) < 0)
+        fprintf(stderr, "herald: reload refused, the previous schema and functions stay: %s\n",
+                err.message);
 }
 
 /*
@@ -1434,7 +1559,7 @@ int hd__server_run(const hd_server_config *cfg)
     s->seen_version = herald_store_version(s->store);
     /* File storage first: the functions' runtimes take its key and URL. */
     if ((rc = hd__storage_start(s, &err))) goto fail;
-    if ((rc = hd__server_reload(s, &err))) goto fail;
+    if ((rc = hd__server_reload(s, NULL, NULL, &err))) goto fail;
     if ((rc = admin_key(s, &err))) goto fail;
     if (hd__rsindex_new(&s->rsindex)) {
         rc = herald_fail(&err, HERALD_ENOMEM, "out of memory");
@@ -1535,6 +1660,8 @@ done:
     hd__eval_free(s->eval);
     s->eval = NULL;
     hd__writer_free(s->writer);
+    schema_reload_free(s->schema_reload);
+    s->schema_reload = NULL;
     hd__sub_free_all(s);
     hd__fnrt_free(s->fnrt);
     hd__auth_free(s->auth);

@@ -232,6 +232,8 @@ struct hd_server {
     volatile int stop;
     volatile int reload;  /* SIGHUP: reload functions and auth */
     bool rerun_functions; /* functions changed: re-run every function subscription */
+    /* A schema change a reload handed to the writer (server.c), or NULL. */
+    struct hd_schema_reload *schema_reload;
     hd_fnrt *fnrt;        /* the loop's function runtime (queries), or NULL */
     struct hd_auth *auth; /* the app's auth providers */
     /* stats */
@@ -469,10 +471,20 @@ void hd__proto_error(hd_conn *c, const char *id, int code, const char *message);
 void hd__proto_error_data(hd_conn *c, const char *id, int code, const char *message,
                           const herald_value *data);
 /*
- * Reloads the app's functions and auth configuration. On any error the
- * previous ones stay and the error is returned (naming file and line).
+ * Reloads the app's schema, functions and auth configuration. Returns 0 when
+ * done with the schema unchanged; HD_RELOAD_PENDING when the app's schema
+ * differs from the running one and was handed to the writer, which applies
+ * it between two groups while the loop serves on: the functions follow once
+ * it is applied, and `asker` (may be NULL) is answered then with `id`, an ack
+ * {"schema": "applied"} or the refusal (docs/schema.md "Changing the schema
+ * of a running server"). On any error the previous schema, functions and
+ * auth stay and the error is returned (naming file and line, or the
+ * documents a schema change would break). Called on the loop.
  */
-int hd__server_reload(hd_server *s, herald_error *err);
+#define HD_RELOAD_PENDING 1
+int hd__server_reload(hd_server *s, hd_conn *asker, const char *id, herald_error *err);
+/* The ack of a `reload` message: {"schema": "applied"} or {"schema": "unchanged"}. */
+void hd__proto_reload_ack(hd_conn *c, const char *id, bool schema_applied);
 /* Sets the connection's rights from a token: the admin key, a JWT, or none (NULL, ""). */
 int hd__authenticate(hd_server *s, hd_conn *c, const char *token, herald_error *err);
 /*

@@ -93,6 +93,21 @@ static void free_tables(hd_table *tables, size_t n)
     free(tables);
 }
 
+/*
+ * A schema replaced while the store is open. Threads hold the store's schema
+ * and table pointers past any lock (function runtimes, parsed queries and
+ * subscriptions keep `const herald_schema *`), so a replaced schema lives on
+ * until herald_store_close(): schema changes are rare operator actions and
+ * cost a few kilobytes each. Keeping the address alive also means a stale
+ * pointer never compares equal to a new schema at the same address.
+ */
+typedef struct hd_retired {
+    struct hd_retired *next;
+    herald_schema *schema;
+    hd_table *tables;
+    size_t ntables;
+} hd_retired;
+
 /* ---- meta helpers ---- */
 
 static int meta_get_u32(herald_store *s, MDB_txn *txn, const char *key, uint32_t *out, bool *found)
@@ -505,13 +520,20 @@ void herald_store_close(herald_store *s)
     hd__fts_free(s->fts);
     hd__vector_free(atomic_load(&s->vec));
     herald_schema_free(s->schema);
+    for (hd_retired *r = s->retired, *next; r; r = next) {
+        next = r->next;
+        free_tables(r->tables, r->ntables);
+        herald_schema_free(r->schema);
+        free(r);
+    }
     pthread_rwlock_destroy(&s->map_lock);
     free(s);
 }
 
 const herald_schema *herald_store_schema(const herald_store *s)
 {
-    return s->schema;
+    /* Other threads read it while the writer may replace it (set_schema). */
+    return __atomic_load_n(&s->schema, __ATOMIC_ACQUIRE);
 }
 
 uint64_t herald_store_version(herald_store *s)
@@ -816,6 +838,7 @@ int herald_store_set_schema(herald_store *s, herald_schema *schema, herald_error
     char *json = NULL;
     herald_txn t = {.s = s};
     change_ctx c = {.s = s, .t = &t, .err = err};
+    hd_retired *retired = NULL;
     int rc = mdb_txn_begin(s->env, NULL, 0, &r.txn);
     if (rc) {
         rc = hd__mdb_fail(err, rc, "changing the schema");
@@ -880,18 +903,35 @@ int herald_store_set_schema(herald_store *s, herald_schema *schema, herald_error
         goto done;
     }
     if ((rc = meta_put(s, r.txn, "schema", json, strlen(json)))) goto mdb_fail;
+    if (s->schema && !(retired = calloc(1, sizeof *retired))) {
+        rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+        goto done;
+    }
+    /* Every read snapshot holds map_lock shared for its whole life and reads
+     * the runtime tables and search indexes through the store: holding it
+     * exclusively, the new data and the new tables appear together. */
+    pthread_rwlock_wrlock(&s->map_lock);
     rc = mdb_txn_commit(r.txn);
     r.txn = NULL;
-    if (rc) goto mdb_fail;
-    free_tables(s->tables, s->ntables);
-    herald_schema_free(s->schema);
+    if (rc) {
+        pthread_rwlock_unlock(&s->map_lock);
+        goto mdb_fail;
+    }
+    if (retired) {
+        *retired = (hd_retired){s->retired, s->schema, s->tables, s->ntables};
+        s->retired = retired;
+        retired = NULL;
+    } else {
+        free_tables(s->tables, s->ntables); /* the first schema: none in use before */
+    }
     /* The vector rows point into the old tables: the next search rebuilds. */
     hd__vector_free(atomic_exchange(&s->vec, NULL));
-    s->schema = schema;
+    __atomic_store_n(&s->schema, schema, __ATOMIC_RELEASE);
     s->tables = tables;
     s->ntables = ntables;
     hd__fts_free(s->fts);
     s->fts = fts;
+    pthread_rwlock_unlock(&s->map_lock);
     fts = NULL;
     schema = NULL;
     tables = NULL;
@@ -903,6 +943,7 @@ done:
     hd__buf_free(&c.report);
     free(r.new_ids);
     free(json);
+    free(retired);
     if (tables) free_tables(tables, ntables);
     hd__fts_free(fts);
     herald_schema_free(schema);

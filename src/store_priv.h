@@ -62,6 +62,9 @@ struct herald_store {
     /* Packed vector index rows (vector.c), made by the first search or commit. */
     _Atomic(struct hd_vecstore *) vec;
     struct hd_fts *fts; /* search indexes (fts.c); NULL before a schema */
+    /* Schemas and their runtime tables replaced by herald_store_set_schema():
+     * kept until the store closes, for the threads that still hold them. */
+    struct hd_retired *retired;
 };
 
 typedef struct hd_keys {

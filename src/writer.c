@@ -40,6 +40,13 @@ struct hd_writer {
     hd_fnrt *fnrt;
     hd_fnbundle *next_bundle;
     hd_fn_limits fn_limits;
+    /* A schema change (hd__writer_change_schema): applied between groups,
+     * its outcome kept under `lock` until hd__writer_schema_done() takes it. */
+    herald_schema *next_schema;
+    bool schema_pending, schema_done;
+    int schema_rc;
+    herald_error schema_err;
+    double schema_seconds;
 };
 
 static const char *str_field(const herald_value *op, const char *name)
@@ -412,17 +419,74 @@ void hd__writer_set_functions(hd_writer *w, hd_fnbundle *bundle, const hd_fn_lim
     pthread_mutex_unlock(&w->lock);
 }
 
+/*
+ * Applies a schema change handed over by the loop, between two groups (no
+ * group is open, so the store accepts it); `lock` is held on entry and on
+ * return. Writes queued meanwhile wait for it; readers go on with their
+ * snapshots, and the loop is woken to take the outcome.
+ */
+static void change_schema(hd_writer *w)
+{
+    herald_schema *schema = w->next_schema;
+    w->next_schema = NULL;
+    pthread_mutex_unlock(&w->lock);
+    herald_error err = {0};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = herald_store_set_schema(w->s, schema, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    pthread_mutex_lock(&w->lock);
+    w->schema_rc = rc;
+    w->schema_err = err;
+    w->schema_seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    w->schema_done = true;
+    w->wake(w->wake_ctx);
+}
+
+int hd__writer_change_schema(hd_writer *w, herald_schema *schema, herald_error *err)
+{
+    pthread_mutex_lock(&w->lock);
+    if (!w->started || w->stopping || w->schema_pending) {
+        pthread_mutex_unlock(&w->lock);
+        herald_schema_free(schema);
+        return herald_fail(err, HERALD_EBUSY, "the writer cannot change the schema now");
+    }
+    w->next_schema = schema;
+    w->schema_pending = true;
+    w->schema_done = false;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    return 0;
+}
+
+bool hd__writer_schema_done(hd_writer *w, int *rc, double *seconds, herald_error *err)
+{
+    pthread_mutex_lock(&w->lock);
+    bool done = w->schema_pending && w->schema_done;
+    if (done) {
+        w->schema_pending = false;
+        *rc = w->schema_rc;
+        if (seconds) *seconds = w->schema_seconds;
+        if (err) *err = w->schema_err;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return done;
+}
+
 static void *writer_main(void *arg)
 {
     hd_writer *w = arg;
     hd_wreq *retry = NULL; /* requests that ran out of map: once more after growth */
     for (;;) {
         pthread_mutex_lock(&w->lock);
-        while (!w->queue && !retry && !w->stopping)
+        while (!w->queue && !retry && !w->stopping && !w->next_schema)
             pthread_cond_wait(&w->cond, &w->lock);
-        if (!w->queue && !retry && w->stopping) {
+        if (w->next_schema) change_schema(w);
+        if (!w->queue && !retry) {
+            bool stop = w->stopping;
             pthread_mutex_unlock(&w->lock);
-            break;
+            if (stop) break;
+            continue;
         }
         /* Take up to max_group requests, retries first. */
         hd_wreq *take = retry, *tail = NULL;
@@ -625,5 +689,6 @@ void hd__writer_free(hd_writer *w)
     pthread_mutex_destroy(&w->lock);
     pthread_mutex_destroy(&w->publish);
     pthread_cond_destroy(&w->cond);
+    herald_schema_free(w->next_schema);
     free(w);
 }

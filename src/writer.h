@@ -80,6 +80,21 @@ int hd__writer_start(herald_store *s, size_t max_group, void (*wake)(void *), vo
  * writer builds its own runtime from it before its next group.
  */
 void hd__writer_set_functions(hd_writer *w, hd_fnbundle *bundle, const hd_fn_limits *limits);
+/*
+ * Hands the writer a new schema (it takes ownership, also on failure), which
+ * it applies between two groups with herald_store_set_schema(): writes
+ * queued meanwhile wait, read snapshots go on with the old schema until the
+ * change commits. Returns at once: 0, or HERALD_EBUSY while another change
+ * is pending or the writer stops. The writer wakes the loop when done.
+ */
+int hd__writer_change_schema(hd_writer *w, herald_schema *schema, herald_error *err);
+/*
+ * The outcome of the change handed over, once the writer has applied or
+ * refused it: returns true with *rc (0, or the store's refusal in *err; the
+ * running schema stays then) and *seconds, how long the change held the
+ * writer (may be NULL). False while it is pending or none was handed over.
+ */
+bool hd__writer_schema_done(hd_writer *w, int *rc, double *seconds, herald_error *err);
 /* Queues a request; the writer owns it until it comes back in a batch. */
 void hd__writer_submit(hd_writer *w, hd_wreq *r);
 /* Finished batches, oldest first (a linked list), or NULL. */

@@ -98,9 +98,11 @@ void herald_store_close(herald_store *s);
 int herald_store_writer(const char *path, long *pid, char *owner, size_t size, herald_error *err);
 
 /*
- * The schema the store runs with: owned by the store, valid until the next
- * herald_store_set_schema() or herald_store_close(). NULL before a schema
- * was ever set.
+ * The schema the store runs with: owned by the store, valid until
+ * herald_store_close(), also after herald_store_set_schema() replaced it
+ * (a replaced schema is kept for the threads still using it). NULL before a
+ * schema was ever set. Another thread may replace it meanwhile: a caller
+ * that needs the schema its snapshot sees reads it inside the snapshot.
  */
 const herald_schema *herald_store_schema(const herald_store *s);
 
@@ -111,7 +113,11 @@ const herald_schema *herald_store_schema(const herald_store *s);
  * violates the new schema nothing changes and the error names the table,
  * the first offending documents and the reason. Dropping a table that still
  * has documents is refused the same way. Must not be called while a group
- * is open.
+ * is open. Safe while other threads read: validation and backfill run in
+ * one write transaction that readers do not see (snapshots keep the old
+ * data and schema; other writes wait); the commit and the switch to the new
+ * schema happen together, with no read snapshot open (each holds the
+ * store's map lock, which this takes exclusively for that moment).
  */
 int herald_store_set_schema(herald_store *s, herald_schema *schema, herald_error *err);
 

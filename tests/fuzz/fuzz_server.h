@@ -206,7 +206,7 @@ static inline void fz_start(void)
     herald_store_options opts = {.no_sync = true, .owner = "herald serve"};
     if (herald_store_open(fz.data_dir, &opts, &s->store, &err)) fz_die("open", &err);
     fz.version = herald_store_version(s->store);
-    if (hd__server_reload(s, &err)) fz_die("loading the app", &err);
+    if (hd__server_reload(s, NULL, NULL, &err)) fz_die("loading the app", &err);
     if (hd__writer_start(s->store, 1000, fz_wake, NULL, &s->writer, &err)) fz_die("writer", &err);
     hd__writer_set_functions(s->writer, hd__fnrt_bundle(s->fnrt), &s->cfg.fn_limits);
     s->rerun_functions = false;
