@@ -18,7 +18,8 @@
   other files are the folder's;
 - the JavaScript client's npm package (web-demo/package.json) has Herald's
   version (meson.build), in tests/js's lock file too, with exports and
-  types that exist.
+  types that exist, and `npm pack` would put in it the client and nothing
+  else.
 
 Run as: /usr/bin/python3 test_install.py <herald> <source root> <build root>
 """
@@ -221,6 +222,16 @@ def check_package():
             check(os.path.isfile(os.path.join(ROOT, "web-demo", path)), f"exports names {path}")
     for path in pkg.get("files", []):
         check(os.path.isfile(os.path.join(ROOT, "web-demo", path)), f"files names {path}")
+    npm = shutil.which("npm")
+    if npm:
+        # What `npm publish` would send: the client and its types, none of the demo's pages.
+        p = subprocess.run([npm, "pack", "--dry-run", "--json", "--loglevel=error"],
+                           cwd=os.path.join(ROOT, "web-demo"), capture_output=True, text=True)
+        packed = sorted(f["path"] for f in json.loads(p.stdout or "[{}]")[0].get("files", []))
+        check(p.returncode == 0 and packed == sorted(set(pkg.get("files", [])) | {"package.json"}),
+              f"npm pack --dry-run: exit {p.returncode}, files {packed} {p.stderr[-500:]}")
+    else:
+        print("npm pack --dry-run: skipped (no npm on this machine)")
     tests_pkg = json.load(open(os.path.join(ROOT, "tests", "js", "package.json"), encoding="utf-8"))
     check(tests_pkg["dependencies"].get(pkg["name"]) == "file:../../web-demo",
           "tests/js does not install the client from web-demo/")
