@@ -26,6 +26,9 @@
 #include <locale.h>
 #include <math.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -80,6 +83,9 @@ typedef struct console {
     char url[1400]; /* as shown to people */
     int port;
     bool tls;
+    const char *ca_file; /* --ca: a CA trusted besides the system's, or NULL */
+    /* OpenSSL's first objection to the server's certificate (X509_V_ERR_*), or 0 */
+    long tls_error;
     char *token; /* the admin key (or a user's JWT): never printed */
     bool json, interactive;
     /* the connection */
@@ -494,17 +500,41 @@ static int received(console *con)
     return 0;
 }
 
+/* Verification errors that name no problem with the certificate but its issuer's absence. */
+static bool unknown_issuer(long e)
+{
+    return e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+           e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+           e == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT || e == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
     console *con = lws_context_user(lws_get_context(wsi));
     switch (reason) {
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS:
+        /* The client context (user): nothing older than the server accepts, TLS 1.2. */
+        SSL_CTX_set_min_proto_version(user, TLS1_2_VERSION);
+        return 0;
+    case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+        /* OpenSSL's verdict on a certificate of the server's chain (len 0: refused): lws
+         * fails the handshake, and the first reason is what the user is told. */
+        if (!len && !con->tls_error) con->tls_error = X509_STORE_CTX_get_error(user);
+        return 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         con->state = CONN_OPEN;
         if (con->out_head) lws_callback_on_writable(wsi);
         return 0;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        set_reason(con, "%s", in && len ? (const char *)in : "the connection failed");
+        if (con->tls_error)
+            set_reason(con, "the server's certificate is not trusted: %s%s",
+                       X509_verify_cert_error_string(con->tls_error),
+                       unknown_issuer(con->tls_error)
+                           ? " (to trust a private CA, give its certificate with --ca FILE)"
+                           : "");
+        else
+            set_reason(con, "%s", in && len ? (const char *)in : "the connection failed");
         con->state = CONN_CLOSED;
         con->wsi = NULL;
         outbox_clear(con);
@@ -706,6 +736,7 @@ static int conn_open(console *con, herald_error *err)
 {
     conn_close(con);
     con->reason[0] = 0;
+    con->tls_error = 0;
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
@@ -715,7 +746,12 @@ static int conn_open(console *con, herald_error *err)
     info.uid = -1;
     /* lws indexes its sockets by descriptor: room for any we may be given. */
     info.fd_limit_per_thread = 1024;
+    /* The server's certificate is checked against the system's CAs (and --ca's), and
+     * its name against the host; lws refuses the connection otherwise. */
     if (con->tls) info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.client_ssl_ca_filepath = con->ca_file;
+    /* The Origin is sent as written: lws would make it http:// even for a wss:// server. */
+    info.options |= LWS_SERVER_OPTION_JUST_USE_RAW_ORIGIN;
     con->lws = lws_create_context(&info);
     if (!con->lws) return herald_fail(err, HERALD_ENOMEM, "cannot start libwebsockets");
     memset(&con->tick, 0, sizeof con->tick);
@@ -729,7 +765,9 @@ static int conn_open(console *con, herald_error *err)
     ci.port = con->port;
     ci.path = con->path;
     ci.host = con->host_header;
-    ci.origin = con->host_header;
+    char origin[sizeof con->host_header + 16];
+    snprintf(origin, sizeof origin, "%s://%s", con->tls ? "https" : "http", con->host_header);
+    ci.origin = origin;
     ci.ssl_connection = con->tls ? LCCSCF_USE_SSL : 0;
     ci.local_protocol_name = protocols[0].name;
     ci.pwsi = &con->wsi;
@@ -1859,13 +1897,15 @@ static int script_loop(console *con)
 /* ---- setup ---- */
 
 static const char usage[] =
-    "usage: herald console [--key KEY | --key-file FILE] [--json] [URL]\n"
+    "usage: herald console [--key KEY | --key-file FILE] [--json] [--ca FILE] [URL]\n"
     "\n"
     "  URL              the server: ws://HOST:PORT (default " DEFAULT_URL "), /ws is added\n"
     "  --key KEY        sign in with the admin key (visible to other users in `ps`: prefer\n"
     "                   HERALD_ADMIN_KEY or --key-file)\n"
     "  --key-file FILE  read the admin key from FILE\n"
     "  --json           print results as one line of Convex JSON each, for scripts\n"
+    "  --ca FILE        with wss://, trust the CA certificates in FILE (PEM) besides the\n"
+    "                   system's: a server whose certificate neither vouches for is refused\n"
     "\n"
     "Without a terminal on stdin it reads one command a line and stops with status 1 at\n"
     "the first one that fails. Type `help` for the commands; see docs/console.md.\n";
@@ -1925,6 +1965,19 @@ static int parse_url(console *con, const char *url, herald_error *err)
     return 0;
 }
 
+/* --ca FILE is read here, so that a wrong file is named at once, not as a failed handshake. */
+static int check_ca_file(const char *file, herald_error *err)
+{
+    FILE *f = fopen(file, "r");
+    if (!f) return herald_fail(err, HERALD_ENOTFOUND, "cannot read %s: %s", file, strerror(errno));
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    ERR_clear_error();
+    if (!x) return herald_fail(err, HERALD_EINVAL, "%s holds no PEM certificate", file);
+    X509_free(x);
+    return 0;
+}
+
 static int read_key_file(console *con, const char *file, herald_error *err)
 {
     FILE *f = fopen(file, "r");
@@ -1965,6 +2018,8 @@ int hd__console_main(int argc, char **argv)
             key_file = argv[++i];
         } else if (!strcmp(argv[i], "--json")) {
             con.json = true;
+        } else if (!strcmp(argv[i], "--ca") && i + 1 < argc) {
+            con.ca_file = argv[++i];
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage, stdout);
             return 0;
@@ -1981,6 +2036,10 @@ int hd__console_main(int argc, char **argv)
     }
     if (parse_url(&con, url ? url : DEFAULT_URL, &err)) {
         fprintf(stderr, "herald console: %s\n", err.message);
+        return 2;
+    }
+    if (con.ca_file && check_ca_file(con.ca_file, &err)) {
+        fprintf(stderr, "herald console: --ca: %s\n", err.message);
         return 2;
     }
     const char *env_key = getenv("HERALD_ADMIN_KEY");

@@ -65,9 +65,11 @@ static const char usage[] =
     "  codegen --out DIR     write DIR/api.js, api.d.ts and dataModel.d.ts (Convex's\n"
     "                        convex/_generated) from the app's schema and the validators\n"
     "                        of its functions, for a TypeScript frontend (docs/codegen.md)\n"
-    "  console [URL] [--key KEY | --key-file FILE] [--json]\n"
+    "  console [URL] [--key KEY | --key-file FILE] [--json] [--ca FILE]\n"
     "                        the admin console in a terminal, on a running server\n"
-    "                        (default ws://localhost:3210; docs/console.md)\n"
+    "                        (default ws://localhost:3210; wss:// with TLS, the server's\n"
+    "                        certificate checked against the system's CAs and FILE's;\n"
+    "                        docs/console.md)\n"
     "  admin-key             make a new admin key for the data folder (the old one stops\n"
     "                        working; a running server takes it on SIGHUP)\n"
     "  version               print the version (also --version, -V)\n"
@@ -452,9 +454,16 @@ static const hd_option serve_opts[] = {
     {"allow-origin", .kind = HD_OPT_LIST, .metavar = "LIST", SERVE(cfg.allow_origins),
      .def = "the server's own origin",
      .help = "other origins browsers may call from (comma-separated, * for any)"},
+    {"tls-cert", .kind = HD_OPT_STRING, .metavar = "FILE", SERVE(cfg.tls_cert), .def = "none",
+     .help = "serve HTTPS and wss:// on the port, all of it, with the certificate chain of FILE "
+             "(PEM: the server's certificate, then intermediates); needs --tls-key; TLS 1.2 and "
+             "1.3; SIGHUP reloads both files without dropping connections (docs/operations.md, "
+             "\"TLS\")"},
+    {"tls-key", .kind = HD_OPT_STRING, .metavar = "FILE", SERVE(cfg.tls_key), .def = "none",
+     .help = "the private key of --tls-cert (PEM, unencrypted)"},
     {"public-url", .kind = HD_OPT_STRING, .metavar = "URL", .check = http_url,
      .range = "an http:// or https:// URL of 200 characters at most", SERVE(cfg.public_url),
-     .def = "http://localhost:PORT",
+     .def = "http://localhost:PORT (https:// with --tls-cert)",
      .help = "where clients reach the server: the URLs of stored files start with it"},
     {"max-connections", .kind = HD_OPT_NUMBER, .metavar = "N", .lo = 1, .hi = 1e7,
      .range = "1 to 10,000,000", SERVE(cfg.max_connections),
@@ -581,6 +590,8 @@ static int serve_settings_read(const options *o, int argc, char **argv, serve_se
     if (o->app_given) set->cfg.app_dir = o->app;
     if ((rc = hd__options_args(&serve_table, set, argc, argv, err))) return rc;
     set->cfg.fn_limits.dev = set->cfg.dev;
+    if (!set->cfg.tls_cert != !set->cfg.tls_key)
+        return herald_fail(err, HERALD_EINVAL, "serve: --tls-cert and --tls-key go together");
     return 0;
 }
 

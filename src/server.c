@@ -35,6 +35,7 @@
 #include "jwt.h"
 #include "schema_priv.h"
 #include "server.h"
+#include "tls.h"
 #include "wsguard.h"
 
 #define DEFAULT_MAX_MESSAGE     ((size_t)1024 * 1024 + 65536)
@@ -689,6 +690,21 @@ static void schema_reload_done(hd_server *s)
     schema_reload_free(pending);
 }
 
+/* SIGHUP with TLS: the certificate and key files again; a broken pair leaves the current one. */
+static void reload_tls(hd_server *s)
+{
+    herald_error err = {0};
+    char about[600];
+    if (hd__tls_reload(s->tls, &err)) {
+        fprintf(stderr, "herald: TLS reload refused, the previous certificate stays: %s\n",
+                err.message);
+        return;
+    }
+    hd__tls_describe(s->tls, about, sizeof about);
+    printf("herald: TLS certificate reloaded: %s\n", about);
+    fflush(stdout);
+}
+
 /* SIGHUP: reload; a broken file is reported and the previous version stays. */
 static void reload_on_signal(hd_server *s)
 {
@@ -700,6 +716,7 @@ static void reload_on_signal(hd_server *s)
     if (hd__server_reload(s, NULL, NULL, &err) < 0)
         fprintf(stderr, "herald: reload refused, the previous schema and functions stay: %s\n",
                 err.message);
+    if (s->tls) reload_tls(s);
 }
 
 /*
@@ -856,9 +873,13 @@ static int error_json(char *out, size_t n, int code, const char *message)
     return len > 0 && (size_t)len < n ? len : -1;
 }
 
-/* Tells a refused client why in a plain HTTP answer, then lws closes the socket. */
-static void refuse_socket(int fd, const char *status, int code, const char *reason)
+/*
+ * Tells a refused client why in a plain HTTP answer, then lws closes the socket
+ * (on a TLS port, where the client waits for a handshake, it only closes).
+ */
+static void refuse_socket(hd_server *s, int fd, const char *status, int code, const char *reason)
 {
+    if (s->tls) return;
     char body[256], msg[512];
     int bl = error_json(body, sizeof body, code, reason);
     int ml = snprintf(msg, sizeof msg,
@@ -882,7 +903,7 @@ static int admit_socket(hd_server *s, struct lws *listener, void *filt_arg, int 
     const struct lws_filter_network_conn_args *filt = filt_arg;
     s->listener = listener;
     if (s->fd_limit && fd >= 0 && (size_t)fd + FD_RESERVE >= s->fd_limit) {
-        refuse_socket(fd, "503 Service Unavailable", HERALD_EBUSY,
+        refuse_socket(s, fd, "503 Service Unavailable", HERALD_EBUSY,
                       "the server is out of file descriptors; try again later");
         s->refused++;
         if (!s->accept_paused) {
@@ -894,7 +915,7 @@ static int admit_socket(hd_server *s, struct lws *listener, void *filt_arg, int 
     const char *why =
         hd__admit_accept(s->admit, (const struct sockaddr *)&filt->cli_addr, filt->clilen);
     if (why) {
-        refuse_socket(fd, "503 Service Unavailable", HERALD_EBUSY, why);
+        refuse_socket(s, fd, "503 Service Unavailable", HERALD_EBUSY, why);
         s->refused++;
         return 1;
     }
@@ -929,7 +950,7 @@ bool hd__origin_allowed(hd_server *s, struct lws *wsi)
         origin[--olen] = 0;
     /* The server's own pages: the origin names the host the request was sent to. */
     if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) > 0) {
-        snprintf(own, sizeof own, "http://%s", host);
+        snprintf(own, sizeof own, "%s://%s", lws_is_ssl(wsi) ? "https" : "http", host);
         if (!strcasecmp(own, origin)) return true;
     }
     return origin_listed(s->cfg.allow_origins, origin, olen);
@@ -1161,6 +1182,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
         return s ? admit_socket(s, wsi, user, (int)(intptr_t)in) : 0;
+    case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS: {
+        /* lws made the TLS port's context (user): Herald's versions, ciphers and pair. */
+        herald_error err = {0};
+        if (!s || !s->tls || !hd__tls_setup(s->tls, user, &err)) return 0;
+        fprintf(stderr, "herald: %s\n", err.message);
+        return -1;
+    }
     case LWS_CALLBACK_WSI_CREATE:
         if (s && s->admit) hd__admit_bind(s->admit, wsi);
         return 0;
@@ -1546,6 +1574,9 @@ int hd__server_run(const hd_server_config *cfg)
         rc = herald_fail(&err, HERALD_ENOMEM, "out of memory");
         goto fail;
     }
+    /* A certificate that cannot serve is reported before anything starts. */
+    if (s->cfg.tls_cert && (rc = hd__tls_new(s->cfg.tls_cert, s->cfg.tls_key, &s->tls, &err)))
+        goto fail;
     herald_store_options so = {.no_sync = cfg->no_sync,
                                .owner = "herald serve",
                                .idem_retention = cfg->idempotency_retention};
@@ -1598,8 +1629,21 @@ int hd__server_run(const hd_server_config *cfg)
     info.pt_serv_buf_size = 32 * 1024;
     /* Request headers may carry a JWT of several kilobytes. */
     info.max_http_header_data = 16 * 1024;
+    /* With TLS lws makes the port's SSL_CTX and Herald sets it up (the callback's
+     * LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS): HTTP and WebSocket both. */
+    if (s->tls)
+        info.options |=
+            LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_CREATE_VHOST_SSL_CTX;
+    /* HTTP/1.1 alone, as without TLS: lws would offer HTTP/2 by ALPN, which Herald's
+     * request and WebSocket handling are not written for. */
+    info.alpn = "http/1.1";
     if (loop_create(s, &info)) {
         rc = herald_fail(&err, HERALD_EBUSY, "cannot listen on port %d (is it in use?)", cfg->port);
+        goto fail;
+    }
+    if (s->tls && !hd__tls_ready(s->tls)) {
+        rc = herald_fail(&err, HERALD_EINVAL, "libwebsockets did not set up TLS on port %d",
+                         cfg->port);
         goto fail;
     }
     if ((rc = hd__writer_start(s->store, 1000, wake_loop, s, &s->writer, &err))) goto fail;
@@ -1622,8 +1666,13 @@ int hd__server_run(const hd_server_config *cfg)
     if (cfg->dev)
         printf("\n  *** --dev: ANY client may read and write ANY data without a key ***\n\n");
     const char *shown = cfg->host && strcmp(cfg->host, "0.0.0.0") ? cfg->host : "localhost";
-    printf("herald listening on http://%s:%d (WebSocket at ws://%s:%d/ws)\n", shown, cfg->port,
-           shown, cfg->port);
+    if (s->tls) {
+        char about[600];
+        hd__tls_describe(s->tls, about, sizeof about);
+        printf("herald: TLS certificate %s\n", about);
+    }
+    printf("herald listening on %s://%s:%d (WebSocket at %s://%s:%d/ws)\n",
+           s->tls ? "https" : "http", shown, cfg->port, s->tls ? "wss" : "ws", shown, cfg->port);
     fflush(stdout);
     memset(&tick_sul, 0, sizeof tick_sul);
     memset(&listen_sul, 0, sizeof listen_sul);
@@ -1653,6 +1702,8 @@ fail:
     fprintf(stderr, "herald: %s: %s\n", herald_errcode_name(rc), err.message);
 done:
     loop_destroy(s);
+    hd__tls_free(s->tls);
+    s->tls = NULL;
     hd__actions_free(s->actions);
     s->actions = NULL;
     free(s->crons);

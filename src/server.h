@@ -60,6 +60,8 @@ typedef struct hd_server_config {
     /* Actions (action.h): threads, actions at once, wall-clock limit, fetch's limits. */
     hd_actions_config actions;
     double scheduled_retention; /* seconds a finished scheduled run is kept; 0: 7 days */
+    /* TLS (tls.h): the certificate chain and its key, PEM files; both or neither (no TLS). */
+    const char *tls_cert, *tls_key;
 } hd_server_config;
 
 /* One outbound frame. */
@@ -203,6 +205,8 @@ struct hd_server {
     hd_actions *actions; /* the action pool, or NULL (not started yet) */
     struct lws_context *lws;
     void *evloop; /* the libev loop lws runs on, or NULL: lws's own poll() loop */
+    /* The port's certificate and key (tls.h), or NULL: no TLS. */
+    struct hd_tls *tls;
     hd_rsindex *rsindex;
     hd_conn *conns;
     hd_dlist watch;        /* queued output, a message or request arriving */

@@ -51,7 +51,8 @@ int hd__storage_start(hd_server *s, herald_error *err)
     if (s->cfg.public_url)
         snprintf(s->public_url, sizeof s->public_url, "%s", s->cfg.public_url);
     else
-        snprintf(s->public_url, sizeof s->public_url, "http://%s:%d", host, s->cfg.port);
+        snprintf(s->public_url, sizeof s->public_url, "%s://%s:%d",
+                 s->cfg.tls_cert ? "https" : "http", host, s->cfg.port);
     size_t n = strlen(s->public_url);
     while (n && s->public_url[n - 1] == '/')
         s->public_url[--n] = 0;
