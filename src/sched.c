@@ -255,6 +255,8 @@ void hd__sched_tick(hd_server *s)
 
 void hd__sched_done(hd_server *s, hd_wreq *r)
 {
+    /* At the cap, due runs were left for later: look again after this batch. */
+    if (s->nsched >= SCHED_PER_TICK) s->sched_poke = true;
     for (size_t i = 0; i < s->nsched; i++)
         if (!strcmp(s->sched_inflight[i], r->scheduled_id)) {
             memmove(s->sched_inflight[i], s->sched_inflight[i + 1],
