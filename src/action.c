@@ -386,6 +386,14 @@ size_t hd__actions_count(hd_actions *a)
     return n;
 }
 
+size_t hd__actions_running(hd_actions *a)
+{
+    pthread_mutex_lock(&a->lock);
+    size_t n = a->running;
+    pthread_mutex_unlock(&a->lock);
+    return n;
+}
+
 void hd__actions_stop(hd_actions *a)
 {
     if (!a) return;

@@ -85,6 +85,8 @@ hd_wreq *hd__actions_take_writes(hd_actions *a);
 void hd__actions_written(hd_actions *a, hd_wreq *r);
 /* Actions running or waiting. */
 size_t hd__actions_count(hd_actions *a);
+/* Actions holding a runtime (the others counted wait for one). */
+size_t hd__actions_running(hd_actions *a);
 /*
  * Stops the threads after the steps running; every action not done comes
  * back done with HERALD_EBUSY ("the server stopped"), writes out at the

@@ -341,6 +341,8 @@ void hd__admin_commit(hd_server *s, hd_wbatch *batches)
         }
         /* One latency sample per commit of the group: they were pushed together. */
         float ms = b->committed_at > 0 ? (float)((now - b->committed_at) * 1000.0) : 0;
+        if (n) s->metrics.groups++;
+        hd__metrics_latency(s, b->committed_at > 0 ? now - b->committed_at : 0, n);
         for (size_t i = 0; i < n; i++) {
             s->latency_ms[s->latency_next] = ms;
             s->latency_next =

@@ -1,4 +1,5 @@
 /* Growable byte buffer; see buf.h. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,4 +55,35 @@ uint8_t *hd__buf_take(hd_buf *b, size_t *len)
     b->p = NULL;
     b->len = b->cap = 0;
     return p;
+}
+
+void hd__buf_vprintf(hd_buf *b, const char *fmt, va_list ap)
+{
+    char small[256];
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    if (n < 0) {
+        b->failed = true;
+    } else if ((size_t)n < sizeof small) {
+        hd__buf_append(b, small, (size_t)n);
+    } else {
+        char *big = malloc((size_t)n + 1);
+        if (big) {
+            vsnprintf(big, (size_t)n + 1, fmt, again);
+            hd__buf_append(b, big, (size_t)n);
+            free(big);
+        } else {
+            b->failed = true;
+        }
+    }
+    va_end(again);
+}
+
+void hd__buf_printf(hd_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    hd__buf_vprintf(b, fmt, ap);
+    va_end(ap);
 }

@@ -6,6 +6,7 @@
 #ifndef HD_BUF_H
 #define HD_BUF_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +25,9 @@ typedef struct hd_buf {
 void hd__buf_append(hd_buf *b, const void *p, size_t n);
 void hd__buf_byte(hd_buf *b, uint8_t c);
 void hd__buf_str(hd_buf *b, const char *s);
+/* Appends printf's text (without its terminating NUL). */
+void hd__buf_printf(hd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void hd__buf_vprintf(hd_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void hd__buf_free(hd_buf *b);
 static inline bool hd__buf_failed(const hd_buf *b)
 {

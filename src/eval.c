@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
+
 /* Jobs of one client (or of the subscriptions), first come first served. */
 typedef struct lane {
     struct lane *next; /* the ring of lanes with jobs */
@@ -140,7 +142,8 @@ static void *worker(void *arg)
                 hd__fnrt_free(rt);
                 rt = fresh;
             } else {
-                fprintf(stderr, "herald: evaluator thread keeps its functions: %s\n", err.message);
+                hd__log(HD_LOG_WARN, "reload_refused",
+                        "herald: evaluator thread keeps its functions: %s", err.message);
             }
             hd__fnbundle_unref(bundle);
         }

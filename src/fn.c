@@ -39,6 +39,7 @@
 #include "fn.h"
 #include "herald/query.h"
 #include "jwt.h"
+#include "log.h"
 #include "schema_priv.h"
 #include "blobs.h"
 #include "cron.h"
@@ -1323,8 +1324,10 @@ static int l_print(lua_State *L)
     luaL_pushresult(&b);
     size_t len;
     const char *s = lua_tolstring(L, -1, &len);
-    fprintf(stderr, "herald: [%s] %.*s\n", cs && cs->path ? cs->path : "load",
-            (int)(len > 2000 ? 2000 : len), s);
+    const char *where = cs && cs->path ? cs->path : "load";
+    const hd_log_field f[] = {HD_LOG_STR("function", where)};
+    hd__logf(HD_LOG_WARN, "print", f, 1, "herald: [%s] %.*s", where, (int)(len > 2000 ? 2000 : len),
+             s);
     return 0;
 }
 
@@ -2042,6 +2045,8 @@ static int callable(hd_fnrt *rt, const char *path, hd_fn_kind kind, bool interna
     return 0;
 }
 
+void (*hd__fn_observer)(const char *path, hd_fn_kind kind, int rc, double seconds);
+
 int hd__fn_call(hd_fnrt *rt, const hd_fncall *call, herald_value *result, herald_value *error_data,
                 herald_error *err)
 {
@@ -2055,7 +2060,8 @@ int hd__fn_call(hd_fnrt *rt, const hd_fncall *call, herald_value *result, herald
     const fndef *d;
     int rc = callable(rt, call->path, call->kind, call->admin || call->internal, args, &d, err);
     if (rc) return rc;
-    struct timespec ts;
+    struct timespec ts, started;
+    clock_gettime(CLOCK_MONOTONIC, &started);
     clock_gettime(CLOCK_REALTIME, &ts);
     call_state cs = {
         .path = d->path,
@@ -2099,6 +2105,13 @@ int hd__fn_call(hd_fnrt *rt, const hd_fncall *call, herald_value *result, herald
     lua_settop(L, 0);
     scratch_clear(rt);
     rt->cur = NULL;
+    if (hd__fn_observer && !(call->yielded && *call->yielded)) {
+        struct timespec ended;
+        clock_gettime(CLOCK_MONOTONIC, &ended);
+        hd__fn_observer(d->path, d->kind, rc,
+                        (double)(ended.tv_sec - started.tv_sec) +
+                            (double)(ended.tv_nsec - started.tv_nsec) / 1e9);
+    }
     return rc;
 }
 

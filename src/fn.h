@@ -153,6 +153,14 @@ typedef struct hd_fncall {
  */
 int hd__fn_call(hd_fnrt *rt, const hd_fncall *call, herald_value *result, herald_value *error_data,
                 herald_error *err);
+/*
+ * When set, told of every call hd__fn_call() ran (not of one refused before
+ * it started, nor of a query that yielded to run again elsewhere): the
+ * function's own path, its kind, the call's code and its wall-clock time.
+ * Called on the thread that ran the call, so it must be thread-safe. Set
+ * it before any thread calls functions and clear it after they stopped.
+ */
+extern void (*hd__fn_observer)(const char *path, hd_fn_kind kind, int rc, double seconds);
 
 /* ---- actions (docs/functions.md, "Actions") ----
  *

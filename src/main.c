@@ -536,6 +536,14 @@ static const hd_option serve_opts[] = {
     {"scheduled-retention", .kind = HD_OPT_SECONDS, .metavar = "SECONDS", .lo = 1, .hi = TEN_YEARS,
      .range = "1 s to 10 years", SERVE(cfg.scheduled_retention), .def = "604800 (7 days)",
      .help = "how long a finished scheduled run is kept"},
+    {"metrics-bind", .kind = HD_OPT_STRING, .metavar = "[ADDR:]PORT", SERVE(cfg.metrics_bind),
+     .def = "none: /metrics on the main port, with the admin key",
+     .help = "a second listener that serves /metrics, /healthz and /version without the admin "
+             "key (127.0.0.1 when only a port is given)"},
+    {"log-format", .kind = HD_OPT_STRING, .metavar = "FORMAT", .choices = "text|json",
+     .range = "text or json", SERVE(cfg.log_format), .def = "text",
+     .help = "json: each log line one JSON object (time, level, event, fields), an access line "
+             "per HTTP request and WebSocket"},
 };
 
 static const hd_options serve_table = {serve_opts, sizeof serve_opts / sizeof *serve_opts,

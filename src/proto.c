@@ -807,6 +807,7 @@ void hd__actions_drain(hd_server *s)
     for (hd_action *act = hd__actions_take_done(s->actions), *next; act; act = next) {
         next = act->next;
         act->next = NULL;
+        hd__metrics_action_done(s, act);
         if (act->scheduled_id)
             hd__sched_action_done(s, act);
         else if (act->origin)

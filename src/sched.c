@@ -79,7 +79,8 @@ static void finish_action(hd_server *s, const char *id, const char *path, const 
     if (!r || !(r->scheduled_id = strdup(id)) || !(r->fn_path = strdup(path)) ||
         (error && !(r->sched_error = strdup(error)))) {
         hd__wreq_free(r);
-        fprintf(stderr, "herald: scheduled %s (%s): out of memory recording its end\n", path, id);
+        hd__log(HD_LOG_ERROR, "scheduled_failed",
+                "herald: scheduled %s (%s): out of memory recording its end", path, id);
         return;
     }
     r->sched_finish = true;
@@ -117,7 +118,8 @@ static void sweep_interrupted(hd_server *s)
     herald_error err = {0};
     if (rows_where(s, "_scheduled_functions", "by_state_time", "state.kind", "inProgress", 10000,
                    &rows, &err)) {
-        fprintf(stderr, "herald: scheduled actions left running: %s\n", err.message);
+        hd__log(HD_LOG_WARN, "scheduled_sweep", "herald: scheduled actions left running: %s",
+                err.message);
         return;
     }
     for (size_t i = 0; rows.type == HERALD_ARRAY && i < rows.u.arr.len; i++) {
@@ -248,7 +250,8 @@ void hd__sched_tick(hd_server *s)
         static double logged;
         if (hd__now() - logged > 60) {
             logged = hd__now();
-            fprintf(stderr, "herald: scheduled functions wait: %s\n", err.message);
+            hd__log(HD_LOG_WARN, "scheduled_wait", "herald: scheduled functions wait: %s",
+                    err.message);
         }
     }
 }
@@ -265,8 +268,8 @@ void hd__sched_done(hd_server *s, hd_wreq *r)
             break;
         }
     if (r->rc) {
-        fprintf(stderr, "herald: scheduled %s (%s) could not run: %s\n", r->fn_path,
-                r->scheduled_id, r->err.message);
+        hd__log(HD_LOG_WARN, "scheduled_failed", "herald: scheduled %s (%s) could not run: %s",
+                r->fn_path, r->scheduled_id, r->err.message);
         return;
     }
     if (!r->sched_start || r->replayed) return;
@@ -288,8 +291,8 @@ void hd__sched_action_done(hd_server *s, hd_action *act)
         snprintf(error, sizeof error, "%s",
                  act->err.message[0] ? act->err.message : herald_strerror(act->rc));
     if (act->rc)
-        fprintf(stderr, "herald: scheduled %s (%s) failed: %s\n", act->fn_path, act->scheduled_id,
-                error);
+        hd__log(HD_LOG_WARN, "scheduled_failed", "herald: scheduled %s (%s) failed: %s",
+                act->fn_path, act->scheduled_id, error);
     if (s->writer) finish_action(s, act->scheduled_id, act->fn_path, act->rc ? error : NULL);
 }
 
@@ -421,8 +424,8 @@ void hd__sched_cron_done(hd_server *s, hd_wreq *r)
             ids->u.arr.items[1].type == HERALD_STRING)
             snprintf(c->id, sizeof c->id, "%s", ids->u.arr.items[1].u.s.ptr);
         if (r->rc)
-            fprintf(stderr, "herald: cron \"%s\" could not be scheduled: %s\n", c->name,
-                    r->err.message);
+            hd__log(HD_LOG_WARN, "cron_failed", "herald: cron \"%s\" could not be scheduled: %s",
+                    c->name, r->err.message);
         break;
     }
 }

@@ -33,6 +33,7 @@
 #include "base64.h"
 #include "files.h"
 #include "jwt.h"
+#include "log.h"
 #include "schema_priv.h"
 #include "server.h"
 #include "tls.h"
@@ -113,6 +114,7 @@ hd_conn *hd__conn_new(hd_server *s, struct lws *wsi, bool websocket)
     c->wsi = wsi;
     c->websocket = websocket;
     c->serial = ++s->next_serial;
+    c->opened_at = hd__now();
     c->file_fd = -1;
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
@@ -248,17 +250,17 @@ void hd__conn_close(hd_conn *c, const char *reason)
 static void cull(hd_conn *c, const char *reason)
 {
     if (c->closing || c->dead) return;
+    c->srv->metrics.culled++;
+    const hd_log_field f[] = {HD_LOG_INT("conn", c->serial), HD_LOG_STR("reason", reason)};
+    hd__logf(HD_LOG_WARN, "cull", f, 2, "herald: closing connection");
     if (c->out_sent) {
         /* Half a message is on the wire: the close frame cannot follow it. */
-        fprintf(stderr, "herald: closing connection %llu: %s\n", (unsigned long long)c->serial,
-                reason);
         drop_queue(c);
         c->closing = true;
         if (c->wsi) lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
     }
     drop_queue(c);
-    fprintf(stderr, "herald: closing connection %llu: %s\n", (unsigned long long)c->serial, reason);
     hd__conn_close(c, reason);
     if (c->wsi) lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 30);
 }
@@ -353,6 +355,7 @@ static int http_write(struct lws *wsi, pss *p, hd_conn *c)
         lws_callback_on_writable(wsi);
         return 0;
     }
+    hd__access_http(c->srv, c, wsi, c->http_status, c->http_reply_len);
     drop_reply(c);
     p->http_phase = 0;
     bool close = c->http_close;
@@ -387,6 +390,8 @@ static int http_file_write(struct lws *wsi, pss *p, hd_conn *c)
             return -1;
         n = lws_write(wsi, start, (size_t)(pos - start), LWS_WRITE_HTTP_HEADERS);
         p->http_phase = 1;
+        /* The body's length, for the access log (a file's answer has no http_reply). */
+        c->http_reply_len = c->file_left;
         if (n < 0) return -1;
         if (c->file_left) {
             c->last_progress = hd__now();
@@ -410,6 +415,7 @@ static int http_file_write(struct lws *wsi, pss *p, hd_conn *c)
     close(c->file_fd);
     c->file_fd = -1;
     p->http_phase = 0;
+    hd__access_http(c->srv, c, wsi, c->http_status, c->http_reply_len);
     hd__conn_gone(c->srv, c);
     p->conn = NULL;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
@@ -609,9 +615,11 @@ static int install_functions(hd_server *s, hd_fnbundle *b, herald_error *err)
     s->fn_generation++;
     if (s->have_admin && memcmp(old_hash, s->admin_hash, sizeof old_hash)) admin_key_changed(s);
     if (s->lws) lws_cancel_service(s->lws);
-    printf("herald: %zu functions loaded, %zu auth providers\n", hd__fnrt_count(rt),
-           hd__auth_provider_count(auth));
-    fflush(stdout);
+    const hd_log_field f[] = {HD_LOG_INT("functions", hd__fnrt_count(rt)),
+                              HD_LOG_INT("auth_providers", hd__auth_provider_count(auth))};
+    hd__logf(HD_LOG_INFO, "functions_loaded", f, 2,
+             "herald: %zu functions loaded, %zu auth providers", hd__fnrt_count(rt),
+             hd__auth_provider_count(auth));
     return 0;
 }
 
@@ -824,9 +832,9 @@ static void listen_apply(lws_sorted_usec_list_t *sul)
     lws_rx_flow_control(s->listener, s->accept_paused ? 0 : 1);
     if (s->accept_paused && !listen_logged_pause) {
         listen_logged_pause = true;
-        fprintf(stderr,
+        hd__log(HD_LOG_WARN, "accept_paused",
                 "herald: out of file descriptors (limit %zu, %zu connections): not accepting new "
-                "connections until some close\n",
+                "connections until some close",
                 s->fd_limit, hd__admit_count(s->admit));
     }
 }
@@ -837,7 +845,7 @@ static void listen_switch(hd_server *s)
         hd__admit_count(s->admit) + 3 * FD_RESERVE / 2 < s->fd_limit) {
         /* Well clear of the limit again: say so, and a later shortage is news. */
         listen_logged_pause = false;
-        fprintf(stderr, "herald: accepting connections again\n");
+        hd__log(HD_LOG_INFO, "accept_resumed", "herald: accepting connections again");
     }
     if (s->lws) lws_sul_schedule(s->lws, 0, &listen_sul, listen_apply, 1);
 }
@@ -851,10 +859,11 @@ static void lws_log(int level, const char *line)
 {
     static double window;
     static int lines, dropped;
-    (void)level;
     double now = hd__now();
     if (now - window >= 1.0) {
-        if (dropped) fprintf(stderr, "herald: %d more libwebsockets messages not shown\n", dropped);
+        if (dropped)
+            hd__log(HD_LOG_WARN, "libwebsockets",
+                    "herald: %d more libwebsockets messages not shown", dropped);
         window = now;
         lines = dropped = 0;
     }
@@ -862,7 +871,8 @@ static void lws_log(int level, const char *line)
         dropped++;
         return;
     }
-    fprintf(stderr, "libwebsockets: %s", line);
+    hd__log(level & LLL_ERR ? HD_LOG_ERROR : HD_LOG_WARN, "libwebsockets", "libwebsockets: %s",
+            line);
 }
 
 /* The API's error body for a fixed message (no characters that need escaping). */
@@ -901,7 +911,8 @@ static void refuse_socket(hd_server *s, int fd, const char *status, int code, co
 static int admit_socket(hd_server *s, struct lws *listener, void *filt_arg, int fd)
 {
     const struct lws_filter_network_conn_args *filt = filt_arg;
-    s->listener = listener;
+    /* The listener that pauses when descriptors run short is the main one. */
+    if (!hd__metrics_listener(s, listener)) s->listener = listener;
     if (s->fd_limit && fd >= 0 && (size_t)fd + FD_RESERVE >= s->fd_limit) {
         refuse_socket(s, fd, "503 Service Unavailable", HERALD_EBUSY,
                       "the server is out of file descriptors; try again later");
@@ -961,6 +972,13 @@ bool hd__origin_allowed(hd_server *s, struct lws *wsi)
  * API's shape; the caller then closes the connection (a body that may
  * follow is never read). For refusals before anything else was written.
  */
+/* The access log's line for a request answered from inside its callback. */
+static void access_now(hd_server *s, struct lws *wsi, int status, uint64_t bytes)
+{
+    pss *p = lws_wsi_user(wsi);
+    hd__access_http(s, p ? p->conn : NULL, wsi, status, bytes);
+}
+
 static void answer_now(struct lws *wsi, int status, int code, const char *message)
 {
     unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *pos = start,
@@ -983,6 +1001,7 @@ static void answer_now(struct lws *wsi, int status, int code, const char *messag
     memcpy(pos, body, (size_t)bl);
     pos += bl;
     lws_write(wsi, start, (size_t)(pos - start), LWS_WRITE_HTTP_HEADERS);
+    if (the_server) access_now(the_server, wsi, status, (uint64_t)bl);
 }
 
 /*
@@ -1019,6 +1038,7 @@ static bool preflight(hd_server *s, struct lws *wsi)
         lws_finalize_http_header(wsi, &pos, end))
         return true;
     lws_write(wsi, start, (size_t)(pos - start), LWS_WRITE_HTTP_HEADERS);
+    access_now(s, wsi, 204, 0);
     return true;
 }
 
@@ -1102,8 +1122,9 @@ static int loop_create(hd_server *s, struct lws_context_creation_info *info)
     if (!s->lws) return -1;
 #ifdef HERALD_HAVE_LIBEV
     if (!want || strcmp(want, "poll"))
-        fprintf(stderr, "herald: libwebsockets' libev plugin (libwebsockets-evlib-ev) is missing: "
-                        "serving with poll(), which costs more per connection\n");
+        hd__log(HD_LOG_WARN, "no_libev",
+                "herald: libwebsockets' libev plugin (libwebsockets-evlib-ev) is missing: "
+                "serving with poll(), which costs more per connection");
 #endif
     return 0;
 }
@@ -1227,6 +1248,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         char uri[64];
         request_uri(wsi, uri, sizeof uri);
         p->conn = hd__conn_new(s, wsi, true);
+        if (p->conn) {
+            snprintf(p->conn->http_path, sizeof p->conn->http_path, "%s", uri);
+            hd__access_ws_open(s, p->conn, wsi);
+        }
         if (p->conn && hd__sync_path(uri) && hd__sync_attach(p->conn)) return -1;
         return p->conn ? 0 : -1;
     }
@@ -1299,6 +1324,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                               (enum lws_write_protocol)lws_write_ws_flags(
                                   LWS_WRITE_TEXT, c->out_sent == 0, chunk == left));
             if (n < 0) return -1;
+            s->metrics.bytes_pushed += chunk;
             if (chunk < left) {
                 c->out_sent += chunk;
             } else {
@@ -1331,6 +1357,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 
     case LWS_CALLBACK_CLOSED:
+        if (c) hd__access_ws_close(s, c, wsi);
         if (c) hd__conn_gone(s, c);
         if (p) p->conn = NULL;
         return 0;
@@ -1344,6 +1371,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         snprintf(c->http_path, sizeof c->http_path, "%s", uri);
         cors_origin(s, wsi, c->cors_origin, sizeof c->cors_origin);
         bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+        /* /metrics, /healthz, /version (metrics.c); all of the metrics listener's requests. */
+        if (hd__metrics_request(s, c, wsi, uri, get)) return 0;
         if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0 && !strncmp(uri, "/api/", 5))
             return preflight(s, wsi) ? -1 : 0;
         if (hd__route_path(uri)) {
@@ -1468,7 +1497,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* Two WebSocket endpoints: the native protocol at /ws, Convex's at /api/<v>/sync. */
         char uri[64];
         request_uri(wsi, uri, sizeof uri);
-        if (strcmp(uri, "/ws") && !hd__sync_path(uri)) {
+        if ((strcmp(uri, "/ws") && !hd__sync_path(uri)) || hd__metrics_listener(s, wsi)) {
             answer_now(wsi, 404, HERALD_ENOTFOUND,
                        "no WebSocket endpoint here: the native protocol is at /ws, Convex's "
                        "sync protocol at /api/<version>/sync");
@@ -1538,8 +1567,7 @@ static int admin_key(hd_server *s, herald_error *err)
     char path[4200];
     rc = hd__adminkey_new(s->cfg.data_dir, path, sizeof path, s->admin_hash, err);
     if (rc) return rc;
-    printf("admin key written to %s (mode 0600)\n", path);
-    fflush(stdout);
+    hd__log(HD_LOG_INFO, "admin_key_written", "admin key written to %s (mode 0600)", path);
     s->have_admin = true;
     return 0;
 }
@@ -1550,6 +1578,12 @@ int hd__server_run(const hd_server_config *cfg)
     hd_server *s = &srv;
     herald_error err = {0};
     int rc = 0;
+    hd_log_format log_format = HD_LOG_TEXT;
+    if (cfg->log_format && !hd__log_format_parse(cfg->log_format, &log_format)) {
+        rc = herald_fail(&err, HERALD_EINVAL, "--log-format must be text or json");
+        goto fail;
+    }
+    hd__log_set_format(log_format);
     if (!s->cfg.max_message) s->cfg.max_message = DEFAULT_MAX_MESSAGE;
     if (!s->cfg.max_outbound) s->cfg.max_outbound = DEFAULT_MAX_OUTBOUND;
     if (s->cfg.max_behind_seconds <= 0) s->cfg.max_behind_seconds = 30;
@@ -1597,6 +1631,7 @@ int hd__server_run(const hd_server_config *cfg)
         goto fail;
     }
     the_server = s;
+    hd__metrics_start();
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
     struct lws_http_mount api = {
         .mountpoint = "/api",
@@ -1646,6 +1681,7 @@ int hd__server_run(const hd_server_config *cfg)
                          cfg->port);
         goto fail;
     }
+    if (cfg->metrics_bind && (rc = hd__metrics_listen(s, protocols, &err))) goto fail;
     if ((rc = hd__writer_start(s->store, 1000, wake_loop, s, &s->writer, &err))) goto fail;
     hd__writer_set_functions(s->writer, hd__fnrt_bundle(s->fnrt), &s->cfg.fn_limits);
     s->rerun_functions = false;
@@ -1664,7 +1700,8 @@ int hd__server_run(const hd_server_config *cfg)
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
     if (cfg->dev)
-        printf("\n  *** --dev: ANY client may read and write ANY data without a key ***\n\n");
+        hd__log(HD_LOG_WARN, "dev_mode",
+                "\n  *** --dev: ANY client may read and write ANY data without a key ***\n");
     const char *shown = cfg->host && strcmp(cfg->host, "0.0.0.0") ? cfg->host : "localhost";
     if (s->tls) {
         char about[600];
@@ -1696,10 +1733,11 @@ int hd__server_run(const hd_server_config *cfg)
     while (s->conns && hd__now() < deadline)
         loop_once(s);
     loop_destroy(s);
-    printf("herald stopped at version %llu\n", (unsigned long long)herald_store_version(s->store));
+    hd__log(HD_LOG_INFO, "stopped", "herald stopped at version %llu",
+            (unsigned long long)herald_store_version(s->store));
     goto done;
 fail:
-    fprintf(stderr, "herald: %s: %s\n", herald_errcode_name(rc), err.message);
+    hd__log(HD_LOG_ERROR, "fatal", "herald: %s: %s", herald_errcode_name(rc), err.message);
 done:
     loop_destroy(s);
     hd__tls_free(s->tls);
@@ -1720,6 +1758,7 @@ done:
     hd__admit_free(s->admit);
     hd__deadlines_free(&s->expiries);
     herald_store_close(s->store);
+    hd__metrics_stop();
     the_server = NULL;
     return rc ? 1 : 0;
 }

@@ -22,6 +22,7 @@
 #include "fn.h"
 #include "herald/query.h"
 #include "herald/store.h"
+#include "log.h"
 #include "rsindex.h"
 #include "writer.h"
 
@@ -60,6 +61,8 @@ typedef struct hd_server_config {
     /* Actions (action.h): threads, actions at once, wall-clock limit, fetch's limits. */
     hd_actions_config actions;
     double scheduled_retention; /* seconds a finished scheduled run is kept; 0: 7 days */
+    const char *metrics_bind;   /* "[ADDR:]PORT" of a listener for /metrics without the key */
+    const char *log_format;     /* "text" (NULL) or "json" (log.h) */
     /* TLS (tls.h): the certificate chain and its key, PEM files; both or neither (no TLS). */
     const char *tls_cert, *tls_key;
 } hd_server_config;
@@ -84,6 +87,7 @@ struct hd_conn {
     hd_server *srv;
     struct lws *wsi;
     uint64_t serial;
+    double opened_at; /* when the WebSocket opened, or the HTTP request began */
     bool websocket;
     struct hd_sync *sync; /* speaks Convex's sync protocol (sync.c), or NULL: the native one */
     bool admin;
@@ -197,6 +201,20 @@ struct hd_qinst {
 /* Convex's sync protocol on a connection (sync.c). */
 typedef struct hd_sync hd_sync;
 
+/* Counters for /metrics that nothing else keeps (metrics.c); the loop's only. */
+#define HD_LATENCY_BUCKETS 13
+typedef struct hd_metrics {
+    uint64_t ws_opened;        /* WebSockets opened */
+    uint64_t http_requests[6]; /* answered, by status class (1xx at 1 ... 5xx at 5; 0: other) */
+    uint64_t groups;           /* group commits processed */
+    uint64_t reruns;           /* query instances re-run after commits */
+    uint64_t bytes_pushed;     /* bytes written to WebSockets */
+    uint64_t culled;           /* slow clients disconnected */
+    uint64_t latency_buckets[HD_LATENCY_BUCKETS]; /* commit-to-push, per bucket (not cumulative) */
+    uint64_t latency_count;
+    double latency_sum;
+} hd_metrics;
+
 struct hd_server {
     hd_server_config cfg;
     herald_store *store;
@@ -271,6 +289,8 @@ struct hd_server {
     size_t nlatency, latency_next;
     float durable_ms[1000]; /* submit-to-durable: a mutation queued, run, committed and synced */
     size_t ndurable, durable_next;
+    hd_metrics metrics;
+    struct lws_vhost *metrics_vhost; /* --metrics-bind's listener, or NULL */
 };
 
 /* ---- server.c ---- */
@@ -451,6 +471,32 @@ void hd__admin_tail(hd_server *s, hd_conn *c, const char *id);
 void hd__admin_untail(hd_server *s, hd_conn *c);
 /* After a commit's updates were queued: tail frames, commit rate and latency. */
 void hd__admin_commit(hd_server *s, hd_wbatch *batches);
+
+/* ---- metrics.c: /metrics, /healthz, /version, the access log (docs/operations.md) ---- */
+/* Starts counting function calls by path (before any thread runs functions). */
+void hd__metrics_start(void);
+/* Stops counting them and forgets the counts (after every such thread stopped). */
+void hd__metrics_stop(void);
+/* An action ended: its time and outcome count for its path. */
+void hd__metrics_action_done(hd_server *s, const hd_action *act);
+/* `commits` commits pushed `seconds` after they became durable. */
+void hd__metrics_latency(hd_server *s, double seconds, size_t commits);
+/*
+ * GET /metrics (the admin key, unless on --metrics-bind's listener),
+ * /healthz and /version: true when it answered the request (on the
+ * metrics listener every request is answered: 404 for other paths).
+ */
+bool hd__metrics_request(hd_server *s, hd_conn *c, struct lws *wsi, const char *uri, bool get);
+/* Opens --metrics-bind's listener on the server's context (after it is created). */
+int hd__metrics_listen(hd_server *s, const struct lws_protocols *protocols, herald_error *err);
+/* Whether `wsi` came in through the metrics listener. */
+bool hd__metrics_listener(hd_server *s, struct lws *wsi);
+/* The access log's line for an HTTP request answered with `status` and `bytes` of body
+ * (c may be NULL: a request refused before it had a record). */
+void hd__access_http(hd_server *s, hd_conn *c, struct lws *wsi, int status, uint64_t bytes);
+/* A WebSocket opened (c->http_path holds its path), or closed. */
+void hd__access_ws_open(hd_server *s, hd_conn *c, struct lws *wsi);
+void hd__access_ws_close(hd_server *s, hd_conn *c, struct lws *wsi);
 
 /* ---- proto.c ---- */
 /* Appends a JSON string for a C string. */

@@ -40,7 +40,9 @@ int hd__storage_start(hd_server *s, herald_error *err)
     size_t swept = 0;
     if (!rc) rc = hd__blobs_sweep(s->store, s->files_dir, &swept, err);
     if (rc) return rc;
-    if (swept) fprintf(stderr, "herald: removed %zu files a crash left without a row\n", swept);
+    if (swept)
+        hd__log(HD_LOG_WARN, "files_swept", "herald: removed %zu files a crash left without a row",
+                swept);
     herald_txn *t;
     if ((rc = herald_read_begin(s->store, &t, err))) return rc;
     s->stored_bytes = 0;

@@ -715,6 +715,7 @@ void hd__sub_commit(hd_server *s, hd_wbatch *batches, herald_txn *snapshot)
             herald_value old;
             int old_rc = qi->rc;
             bool handed;
+            s->metrics.reruns++;
             evaluate(s, qi, snapshot, &old, &handed);
             if (handed) continue;
             char *text = NULL;

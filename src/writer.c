@@ -12,6 +12,7 @@
 
 #include "blobs.h"
 #include "keycodec.h"
+#include "log.h"
 #include "writer.h"
 
 #define MAX_OPS 1000
@@ -405,7 +406,8 @@ static void update_functions(hd_writer *w)
         w->fnrt = rt;
     } else {
         /* The loop built the same bundle; only memory can fail here. */
-        fprintf(stderr, "herald: the writer keeps its previous functions: %s\n", err.message);
+        hd__log(HD_LOG_WARN, "reload_refused",
+                "herald: the writer keeps its previous functions: %s", err.message);
     }
     hd__fnbundle_unref(b);
 }
@@ -519,8 +521,8 @@ static void *writer_main(void *arg)
             herald_error perr = {0};
             size_t budget = 2 * n > MIN_PURGE ? 2 * n : MIN_PURGE;
             if (herald_idem_purge(b->group, budget, NULL, &perr))
-                fprintf(stderr, "herald: expired idempotency records stay for now: %s\n",
-                        perr.message);
+                hd__log(HD_LOG_WARN, "idempotency_purge",
+                        "herald: expired idempotency records stay for now: %s", perr.message);
         }
         hd_wreq *keep = NULL, *keep_tail = NULL, *retry_tail = NULL;
         for (hd_wreq *r = take, *next; r; r = next) {
@@ -625,6 +627,23 @@ void hd__writer_submit(hd_writer *w, hd_wreq *r)
     w->queue_tail = r;
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
+}
+
+bool hd__writer_health(hd_writer *w, size_t *queued, double *oldest_wait)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    size_t n = 0;
+    pthread_mutex_lock(&w->lock);
+    /* The thread leaves its loop only once stopping. */
+    bool running = w->started && !w->stopping;
+    for (hd_wreq *r = w->queue; r; r = r->next)
+        n++;
+    *oldest_wait = w->queue ? now - w->queue->submitted_at : 0;
+    pthread_mutex_unlock(&w->lock);
+    *queued = n;
+    return running;
 }
 
 hd_wbatch *hd__writer_take_done(hd_writer *w)

@@ -117,6 +117,12 @@ int hd__writer_take_consistent(hd_writer *w, hd_wbatch **batches, herald_txn **s
  */
 int hd__writer_take_consistent_wait(hd_writer *w, hd_wbatch **batches, herald_txn **snapshot,
                                     herald_error *err);
+/*
+ * For /healthz and /metrics, from any thread: whether the writer thread
+ * runs, the requests queued and not taken yet, and how long the oldest of
+ * them has waited (seconds; 0 when none waits).
+ */
+bool hd__writer_health(hd_writer *w, size_t *queued, double *oldest_wait);
 /* Finishes and commits what is queued, stops the thread; done batches stay takeable. */
 void hd__writer_stop(hd_writer *w);
 void hd__writer_free(hd_writer *w);
