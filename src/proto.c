@@ -355,7 +355,7 @@ void hd__proto_message(hd_server *s, hd_conn *c, const char *text, size_t len)
             /* A schema change is answered when the writer has applied or refused it. */
             rc = hd__server_reload(s, c, id, &err);
             if (rc < 0) {
-                fprintf(stderr, "herald: reload refused: %s\n", err.message);
+                hd__log(HD_LOG_WARN, "reload_refused", "herald: reload refused: %s", err.message);
                 hd__proto_error(c, id, rc, err.message);
             } else if (rc != HD_RELOAD_PENDING) {
                 hd__proto_reload_ack(c, id, false);

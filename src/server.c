@@ -671,9 +671,9 @@ static void schema_reload_done(hd_server *s)
     if (!pending || !hd__writer_schema_done(s->writer, &rc, &seconds, &err)) return;
     s->schema_reload = NULL;
     if (!rc) {
-        printf("herald: schema applied: %zu tables (writes waited %.3f s)\n",
-               herald_store_schema(s->store)->ntables, seconds);
-        fflush(stdout);
+        hd__log(HD_LOG_INFO, "schema_applied",
+                "herald: schema applied: %zu tables (writes waited %.3f s)",
+                herald_store_schema(s->store)->ntables, seconds);
         if ((rc = install_functions(s, pending->bundle, &err))) {
             /* The store runs the new schema already: subscriptions follow it. */
             herald_error why = err;
@@ -684,8 +684,8 @@ static void schema_reload_done(hd_server *s)
         }
     }
     if (rc)
-        fprintf(stderr, "herald: reload refused, the previous schema and functions stay: %s\n",
-                err.message);
+        hd__log(HD_LOG_WARN, "reload_refused",
+                "herald: reload refused, the previous schema and functions stay: %s", err.message);
     hd_conn *c = s->conns;
     while (pending->asker && c && c->serial != pending->asker)
         c = c->next;
@@ -704,12 +704,12 @@ static void reload_tls(hd_server *s)
     herald_error err = {0};
     char about[600];
     if (hd__tls_reload(s->tls, &err)) {
-        fprintf(stderr, "herald: TLS reload refused, the previous certificate stays: %s\n",
-                err.message);
+        hd__log(HD_LOG_WARN, "tls_reload_refused",
+                "herald: TLS reload refused, the previous certificate stays: %s", err.message);
         return;
     }
     hd__tls_describe(s->tls, about, sizeof about);
-    printf("herald: TLS certificate reloaded: %s\n", about);
+    hd__log(HD_LOG_INFO, "tls_reloaded", "herald: TLS certificate reloaded: %s", about);
     fflush(stdout);
 }
 
@@ -722,8 +722,8 @@ static void reload_on_signal(hd_server *s)
     s->reload = 0;
     herald_error err = {0};
     if (hd__server_reload(s, NULL, NULL, &err) < 0)
-        fprintf(stderr, "herald: reload refused, the previous schema and functions stay: %s\n",
-                err.message);
+        hd__log(HD_LOG_WARN, "reload_refused",
+                "herald: reload refused, the previous schema and functions stay: %s", err.message);
     if (s->tls) reload_tls(s);
 }
 
@@ -1207,7 +1207,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* lws made the TLS port's context (user): Herald's versions, ciphers and pair. */
         herald_error err = {0};
         if (!s || !s->tls || !hd__tls_setup(s->tls, user, &err)) return 0;
-        fprintf(stderr, "herald: %s\n", err.message);
+        hd__log(HD_LOG_ERROR, "tls_setup", "herald: %s", err.message);
         return -1;
     }
     case LWS_CALLBACK_WSI_CREATE:
@@ -1706,11 +1706,10 @@ int hd__server_run(const hd_server_config *cfg)
     if (s->tls) {
         char about[600];
         hd__tls_describe(s->tls, about, sizeof about);
-        printf("herald: TLS certificate %s\n", about);
+        hd__log(HD_LOG_INFO, "tls_certificate", "herald: TLS certificate %s", about);
     }
-    printf("herald listening on %s://%s:%d (WebSocket at %s://%s:%d/ws)\n",
-           s->tls ? "https" : "http", shown, cfg->port, s->tls ? "wss" : "ws", shown, cfg->port);
-    fflush(stdout);
+    hd__log(HD_LOG_INFO, "listening", "herald listening on %s://%s:%d (WebSocket at %s://%s:%d/ws)",
+            s->tls ? "https" : "http", shown, cfg->port, s->tls ? "wss" : "ws", shown, cfg->port);
     memset(&tick_sul, 0, sizeof tick_sul);
     memset(&listen_sul, 0, sizeof listen_sul);
     memset(&drain_retry_sul, 0, sizeof drain_retry_sul);

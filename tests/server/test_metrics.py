@@ -264,7 +264,7 @@ def json_log(work):
               f"RFC 3339 UTC with milliseconds: {obj['time']}")
         check(obj["level"] in ("info", "warn", "error"), f"a level: {obj['level']}")
     events = [o.get("event") for o in parsed]
-    check("listening" in " ".join(o.get("msg", "") for o in parsed), "the start is logged")
+    check("listening" in events, f"the start is logged: {events[:4]}")
     http = [o for o in parsed if o.get("event") == "http"]
     muts = [o for o in http if o.get("path") == "/api/mutation" and o.get("method") == "POST"]
     check(muts and muts[0].get("status") == 200 and muts[0].get("client") == "127.0.0.1" and
