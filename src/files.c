@@ -90,7 +90,7 @@ static int add_security_headers(struct lws *wsi, unsigned char **p, unsigned cha
  * callback too.
  */
 static int answer_error(struct lws *wsi, unsigned status, const char *code, const char *message,
-                        bool head)
+                        bool head, hd_files_answer *out)
 {
     unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf;
     char body[LWS_PRE + 256];
@@ -104,6 +104,8 @@ static int answer_error(struct lws *wsi, unsigned status, const char *code, cons
                                      (const unsigned char *)"GET, HEAD", 9, &p, end)) ||
         lws_finalize_http_header(wsi, &p, end))
         return -1;
+    out->status = (int)status;
+    out->bytes = head ? 0 : (uint64_t)n;
     if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0) return -1;
     if (!head &&
         lws_write(wsi, (unsigned char *)body + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_FINAL) < 0)
@@ -111,9 +113,9 @@ static int answer_error(struct lws *wsi, unsigned status, const char *code, cons
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-static int not_found(struct lws *wsi, bool head)
+static int not_found(struct lws *wsi, bool head, hd_files_answer *out)
 {
-    return answer_error(wsi, HTTP_STATUS_NOT_FOUND, "NotFound", "no such page", head);
+    return answer_error(wsi, HTTP_STATUS_NOT_FOUND, "NotFound", "no such page", head, out);
 }
 
 /* True when some component of `path` (components are separated by '/') starts with a dot:
@@ -146,7 +148,7 @@ static bool resolve_inside(const char *root, const char *wanted, char real[PATH_
  * take and completes the transaction once it is out). Cache-Control asks
  * browsers to revalidate, so that a new herald's console is seen at once.
  */
-static int serve_asset(struct lws *wsi, const hd__asset *asset, bool head)
+static int serve_asset(struct lws *wsi, const hd__asset *asset, bool head, hd_files_answer *out)
 {
     static const char revalidate[] = "no-cache";
     char match[256] = "";
@@ -155,6 +157,8 @@ static int serve_asset(struct lws *wsi, const hd__asset *asset, bool head)
         lws_hdr_copy(wsi, match, sizeof match, WSI_TOKEN_HTTP_IF_NONE_MATCH);
     bool fresh = match[0] && (strstr(match, asset->etag) || !strcmp(match, "*"));
     const char *type = content_type(asset->path);
+    out->status = fresh ? 304 : 200;
+    out->bytes = fresh || head ? 0 : asset->len;
 
     unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf;
     if ((fresh ? lws_add_http_header_status(wsi, HTTP_STATUS_NOT_MODIFIED, &p, end)
@@ -208,31 +212,33 @@ bool hd__files_embedded(const char *path)
     return hd__asset_find(path, NULL) != NULL;
 }
 
-int hd__files_serve(struct lws *wsi, const char *root)
+int hd__files_serve(struct lws *wsi, const char *root, hd_files_answer *out)
 {
+    out->status = 0;
+    out->bytes = 0;
     bool head = lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
     enum lws_token_indexes token = head ? WSI_TOKEN_HEAD_URI : WSI_TOKEN_GET_URI;
     int len = lws_hdr_total_length(wsi, token);
     if (len <= 0)
         return answer_error(wsi, HTTP_STATUS_METHOD_NOT_ALLOWED, "InvalidArgument",
-                            "static files take GET and HEAD requests", head);
+                            "static files take GET and HEAD requests", head, out);
 
     /* lws gives the path decoded (%xx) and with "." and ".." segments already folded;
      * what follows does not rely on it. */
     char path[PATH_MAX];
-    if (len >= (int)sizeof path) return not_found(wsi, head);
+    if (len >= (int)sizeof path) return not_found(wsi, head, out);
     if (lws_hdr_copy(wsi, path, sizeof path, token) != len || strlen(path) != (size_t)len ||
         path[0] != '/' || strchr(path, '\\'))
-        return answer_error(wsi, HTTP_STATUS_BAD_REQUEST, "InvalidArgument", "bad path", head);
-    if (has_dot_component(path)) return not_found(wsi, head);
+        return answer_error(wsi, HTTP_STATUS_BAD_REQUEST, "InvalidArgument", "bad path", head, out);
+    if (has_dot_component(path)) return not_found(wsi, head, out);
 
     bool overridable = false;
     const hd__asset *asset = hd__asset_find(path, &overridable);
-    if (asset && !overridable) return serve_asset(wsi, asset, head);
+    if (asset && !overridable) return serve_asset(wsi, asset, head, out);
     char real[PATH_MAX];
     const char *type;
     if (!root || !find_in_folder(root, path, real, &type))
-        return asset ? serve_asset(wsi, asset, head) : not_found(wsi, head);
+        return asset ? serve_asset(wsi, asset, head, out) : not_found(wsi, head, out);
 
     unsigned char extra[256], *p = extra;
     if (add_security_headers(wsi, &p, extra + sizeof extra)) return -1;
@@ -241,7 +247,11 @@ int hd__files_serve(struct lws *wsi, const char *root)
      * so only someone who may write into the folder could swap a component
      * in between, and they can change what is served anyway.
      */
+    struct stat st;
+    out->status = 200;
+    out->bytes = !head && stat(real, &st) == 0 ? (uint64_t)st.st_size : 0;
     int n = lws_serve_http_file(wsi, real, type, (const char *)extra, (int)(p - extra));
+    if (n > 0) out->status = 404;
     if (n < 0) return -1;
     if (n > 0) /* lws could not open it and answered 404 itself */
         return lws_http_transaction_completed(wsi) ? -1 : 0;

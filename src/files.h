@@ -18,6 +18,7 @@
 
 #include <libwebsockets.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 /*
  * Answers the request on `wsi` (its method and path are read from lws's
@@ -28,14 +29,19 @@
  * A HEAD is answered with the headers alone. Error bodies have the HTTP
  * API's shape: {"status":"error","errorMessage":...,"code":...}.
  *
- * Returns what LWS_CALLBACK_HTTP returns: 0, or -1 when the connection
+ * *out says what the answer was, for the access log. Returns what
+ * LWS_CALLBACK_HTTP returns: 0, or -1 when the connection
  * must close. A file is then being streamed by lws (its end comes as
  * LWS_CALLBACK_HTTP_FILE_COMPLETION, which lws_callback_http_dummy()
  * completes), or the answer is complete. Completing the transaction makes
  * lws free the session's user data and bind a fresh one: the caller must
  * be done with its per-session data before calling this.
  */
-int hd__files_serve(struct lws *wsi, const char *root);
+typedef struct hd_files_answer {
+    int status;     /* the answer's status (0: none was made) */
+    uint64_t bytes; /* of its body */
+} hd_files_answer;
+int hd__files_serve(struct lws *wsi, const char *root, hd_files_answer *out);
 
 /* True when `path` (a URL path, no query string) names a file embedded in
  * the binary: hd__files_serve() answers it even with no folder. */

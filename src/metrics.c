@@ -495,24 +495,34 @@ static void peer(struct lws *wsi, char *out, size_t n)
         memmove(out, out + 7, strlen(out + 7) + 1);
 }
 
+void hd__access_seen(struct lws *wsi, hd_access_seen *seen)
+{
+    seen->method = request_line(wsi, seen->path, sizeof seen->path);
+    peer(wsi, seen->client, sizeof seen->client);
+    seen->started = hd__now();
+}
+
 void hd__access_http(hd_server *s, hd_conn *c, struct lws *wsi, int status, uint64_t bytes)
+{
+    hd_access_seen seen;
+    hd__access_seen(wsi, &seen);
+    seen.started = c && c->opened_at > 0 ? c->opened_at : 0;
+    hd__access_http_seen(s, &seen, c ? c->serial : 0, status, bytes);
+}
+
+void hd__access_http_seen(hd_server *s, const hd_access_seen *seen, uint64_t conn, int status,
+                          uint64_t bytes)
 {
     if (status >= 100 && status < 600)
         s->metrics.http_requests[status / 100]++;
     else
         s->metrics.http_requests[0]++;
-    char path[256], client[64];
-    const char *method = request_line(wsi, path, sizeof path);
-    peer(wsi, client, sizeof client);
-    double ms = c && c->opened_at > 0 ? (hd__now() - c->opened_at) * 1000.0 : 0;
+    double ms = seen->started > 0 ? (hd__now() - seen->started) * 1000.0 : 0;
     const hd_log_field f[] = {
-        HD_LOG_STR("client", client),
-        HD_LOG_STR("method", method),
-        HD_LOG_STR("path", path),
-        HD_LOG_INT("status", status),
-        HD_LOG_NUM("duration_ms", ms),
-        HD_LOG_INT("bytes", bytes),
-        HD_LOG_INT("conn", c ? c->serial : 0),
+        HD_LOG_STR("client", seen->client), HD_LOG_STR("method", seen->method),
+        HD_LOG_STR("path", seen->path),     HD_LOG_INT("status", status),
+        HD_LOG_NUM("duration_ms", ms),      HD_LOG_INT("bytes", bytes),
+        HD_LOG_INT("conn", conn),
     };
     hd__logf(HD_LOG_INFO, "http", f, sizeof f / sizeof f[0], "herald: http");
 }

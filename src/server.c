@@ -1430,9 +1430,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         } else if (s->cfg.static_dir || hd__files_embedded(uri)) {
             /* A static or embedded file needs no request record. It goes first: completing the
              * transaction, as files.c may, makes lws replace this session's data. */
+            hd_access_seen seen;
+            hd_files_answer answer;
+            hd__access_seen(wsi, &seen);
             hd__conn_gone(s, c);
             p->conn = NULL;
-            return hd__files_serve(wsi, s->cfg.static_dir);
+            int rc = hd__files_serve(wsi, s->cfg.static_dir, &answer);
+            hd__access_http_seen(s, &seen, 0, answer.status, answer.bytes);
+            return rc;
         } else {
             hd__http_error(c, HERALD_ENOTFOUND, "no such page");
         }

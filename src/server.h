@@ -494,6 +494,16 @@ bool hd__metrics_listener(hd_server *s, struct lws *wsi);
 /* The access log's line for an HTTP request answered with `status` and `bytes` of body
  * (c may be NULL: a request refused before it had a record). */
 void hd__access_http(hd_server *s, hd_conn *c, struct lws *wsi, int status, uint64_t bytes);
+/* A request's method, path and client, read before it is answered (files.c may end it). */
+typedef struct hd_access_seen {
+    const char *method;
+    char path[256];
+    char client[64];
+    double started;
+} hd_access_seen;
+void hd__access_seen(struct lws *wsi, hd_access_seen *seen);
+void hd__access_http_seen(hd_server *s, const hd_access_seen *seen, uint64_t conn, int status,
+                          uint64_t bytes);
 /* A WebSocket opened (c->http_path holds its path), or closed. */
 void hd__access_ws_open(hd_server *s, hd_conn *c, struct lws *wsi);
 void hd__access_ws_close(hd_server *s, hd_conn *c, struct lws *wsi);

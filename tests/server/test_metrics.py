@@ -239,6 +239,10 @@ def json_log(work):
         secrets.append(bad.rsplit("/", 1)[-1])
         check(get(bad)[0] in (403, 404), "a forged file URL is refused")
 
+        # Files the binary carries and missing pages are requests too.
+        check(get(server.url("/herald.js"))[0] == 200, "the embedded client is served")
+        check(get(server.url("/no-such-page"))[0] == 404, "a missing page is a 404")
+
         async def ws_session():
             async with server.ws() as ws:
                 c = Client(ws)
@@ -272,6 +276,10 @@ def json_log(work):
           f"an access line for a mutation: {muts[:1]}")
     check(any(o.get("path") == "/api/storage/upload/[token]" and o.get("status") == 200
               for o in http), "the upload is logged without its token")
+    check(any(o.get("path") == "/herald.js" and o.get("status") == 200 and o.get("bytes", 0) > 1000
+              for o in http), "a static file has its access line, with its size")
+    check(any(o.get("path") == "/no-such-page" and o.get("status") == 404 for o in http),
+          "a missing page has its access line")
     check(any(o.get("status") in (403, 404) and o.get("path", "").endswith("/[token]")
               for o in http), "the forged file URL is logged without its token")
     opens = [o for o in parsed if o.get("event") == "ws_open"]
