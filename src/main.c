@@ -290,7 +290,8 @@ static int cmd_export(const options *o, const char *dir, herald_error *err)
     return rc ? fail(err, rc) : 0;
 }
 
-/* A backup of `from` (open read-only: a server may run on it) into `to`; restore is the same copy. */
+/* A backup of `from` (open read-only: a server may run on it) into `to`; restore is the same copy.
+ */
 static int cmd_backup(const char *from, const char *to, const char *done, herald_error *err)
 {
     herald_store *s;
@@ -301,9 +302,8 @@ static int cmd_backup(const char *from, const char *to, const char *done, herald
     rc = hd__backup(s, from, to, &info, err);
     herald_store_close(s);
     if (rc) return fail(err, rc);
-    printf("%s %s: version %llu, %llu files, %.1f MiB", done, to,
-           (unsigned long long)info.version, (unsigned long long)info.files,
-           (double)info.bytes / (1 << 20));
+    printf("%s %s: version %llu, %llu files, %.1f MiB", done, to, (unsigned long long)info.version,
+           (unsigned long long)info.files, (double)info.bytes / (1 << 20));
     /* More snapshots: files were deleted while they were being copied. */
     printf(info.attempts > 1 ? " (%u snapshots)\n" : "\n", info.attempts);
     return 0;
@@ -540,6 +540,9 @@ static const hd_option serve_opts[] = {
      .def = "none: /metrics on the main port, with the admin key",
      .help = "a second listener that serves /metrics, /healthz and /version without the admin "
              "key (127.0.0.1 when only a port is given)"},
+    {"writer-stall", .kind = HD_OPT_SECONDS, .metavar = "SECONDS", .lo = 1, .hi = 86400,
+     .range = "1 to 86,400 s", SERVE(cfg.writer_stall), .def = "30",
+     .help = "/healthz answers 503 once a mutation has waited this long for the writer"},
     {"log-format", .kind = HD_OPT_STRING, .metavar = "FORMAT", .choices = "text|json",
      .range = "text or json", SERVE(cfg.log_format), .def = "text",
      .help = "json: each log line one JSON object (time, level, event, fields), an access line "
@@ -689,8 +692,10 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "import")) return cmd_import(&o, rest, args, &err);
     if (!strcmp(cmd, "export") && rest == 1) return cmd_export(&o, args[0], &err);
     if (!strcmp(cmd, "check") && rest == 0) return cmd_check(&o, &err);
-    if (!strcmp(cmd, "backup") && rest == 1) return cmd_backup(o.data, args[0], "backed up to", &err);
-    if (!strcmp(cmd, "restore") && rest == 1) return cmd_backup(args[0], o.data, "restored into", &err);
+    if (!strcmp(cmd, "backup") && rest == 1)
+        return cmd_backup(o.data, args[0], "backed up to", &err);
+    if (!strcmp(cmd, "restore") && rest == 1)
+        return cmd_backup(args[0], o.data, "restored into", &err);
     if (!strcmp(cmd, "serve")) return cmd_serve(&o, rest, args, &err);
     if (!strcmp(cmd, "functions")) return cmd_functions(&o, &err);
     if (!strcmp(cmd, "codegen")) return cmd_codegen(&o, rest, args, &err);

@@ -332,7 +332,9 @@ static const char *unhealthy(hd_server *s)
     double oldest = 0;
     if (!s->writer || !hd__writer_health(s->writer, &queued, &oldest))
         return "the writer thread is not running";
-    if (oldest > WRITER_STALL_SECONDS) return "the writer has not taken a mutation for 30 s";
+    double stall = s->cfg.writer_stall > 0 ? s->cfg.writer_stall : WRITER_STALL_SECONDS;
+    if (oldest > stall)
+        return "the writer has not taken a waiting mutation for --writer-stall seconds";
     return NULL;
 }
 

@@ -62,7 +62,9 @@ typedef struct hd_server_config {
     hd_actions_config actions;
     double scheduled_retention; /* seconds a finished scheduled run is kept; 0: 7 days */
     const char *metrics_bind;   /* "[ADDR:]PORT" of a listener for /metrics without the key */
-    const char *log_format;     /* "text" (NULL) or "json" (log.h) */
+    double writer_stall; /* seconds a mutation may wait for the writer before /healthz says 503; 0:
+                            30 */
+    const char *log_format; /* "text" (NULL) or "json" (log.h) */
     /* TLS (tls.h): the certificate chain and its key, PEM files; both or neither (no TLS). */
     const char *tls_cert, *tls_key;
 } hd_server_config;

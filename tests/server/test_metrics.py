@@ -24,6 +24,8 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -53,6 +55,10 @@ M.boom = herald.mutation{handler = function(ctx) error("boom on purpose") end}
 M.say = herald.query{args = {text = v.string()}, handler = function(ctx, a)
   print("said:", a.text)
   return a.text
+end}
+M.spin = herald.mutation{args = {seconds = v.number()}, handler = function(ctx, a)
+  local t0 = os.clock()
+  while os.clock() - t0 < a.seconds do end -- CPU time: the writer is busy this long at least
 end}
 M.badByte = herald.query{handler = function(ctx) print("not UTF-8: \255 end") return 1 end}
 M.uploadUrl = herald.mutation{handler = function(ctx) return ctx.storage:generateUploadUrl() end}
@@ -299,6 +305,35 @@ def json_log(work):
         check(secret and secret not in text, f"a secret ({secret[:6]}...) is not in the log")
 
 
+def stalled_writer(work):
+    """/healthz says 503 while a mutation waits behind a writer that does not take it."""
+    app = write_app(os.path.join(work, "stall"), SCHEMA, {"notes": NOTES})
+    server = Server(HERALD, app, os.path.join(work, "stall-data"),
+                    extra=["--writer-stall", "1", "--fn-instructions", "100000000000"])
+    try:
+        check(get(server.url("/healthz"))[0] == 200, "healthy before")
+        spin = threading.Thread(target=call, args=(server, "mutation", "notes:spin", {"seconds": 4}))
+        spin.start()
+        time.sleep(0.2)  # the spin is at the writer; the next mutation waits behind it
+        waiter = threading.Thread(target=call, args=(server, "mutation", "notes:add", {"text": "w"}))
+        waiter.start()
+        seen = []
+
+        def unhealthy():
+            status, _, body = get(server.url("/healthz"))
+            seen.append((status, body))
+            return status == 503
+        check(wait_for(unhealthy, 10), f"503 while a mutation waits past --writer-stall: {seen[-1:]}")
+        status, body = seen[-1]
+        check(json.loads(body).get("status") == "unavailable" and
+              "writer" in json.loads(body).get("reason", ""), f"saying why: {body}")
+        spin.join(30)
+        waiter.join(30)
+        check(wait_for(lambda: get(server.url("/healthz"))[0] == 200, 10), "healthy again after")
+    finally:
+        server.stop()
+
+
 def main():
     work = tempfile.mkdtemp(prefix="herald-metrics-")
     try:
@@ -316,6 +351,7 @@ def main():
         finally:
             check(server.stop() == 0, "the server stops cleanly")
         json_log(work)
+        stalled_writer(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return finish("test_metrics")
