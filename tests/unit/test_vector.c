@@ -194,6 +194,20 @@ static void commit(void)
     mut = NULL;
 }
 
+/* Writes document `d` (taken) as `id` in the open mutation: replaced if it is there, else inserted. */
+static void upsert(char *id, herald_value *d)
+{
+    herald_error err = {0};
+    herald_value cur;
+    if (herald_get(mut, "items", id, &cur, NULL, &err) == 0) {
+        herald_value_free(&cur);
+        CHECK_OK(herald_replace(mut, id, d, &err));
+    } else {
+        CHECK_OK(herald_insert(mut, "items", d, id, &err));
+    }
+    herald_value_free(d);
+}
+
 static const char *kinds[] = {"a", "b", "c"};
 
 static void insert_random(herald_store *s, size_t n, char ids[][HERALD_ID_CHARS + 1])
@@ -406,21 +420,14 @@ static void test_snapshots(herald_store *s, char ids[][HERALD_ID_CHARS + 1])
 static void replace_random(herald_store *s, char ids[][HERALD_ID_CHARS + 1], size_t n,
                            size_t count)
 {
-    herald_error err = {0};
     begin(s);
     for (size_t c = 0; c < count; c++) {
         size_t i = c < n ? c : check_rand() % n;
         double e[DIMS];
         for (size_t k = 0; k < DIMS; k++)
             e[k] = rnd();
-        herald_value d = make_doc(e, DIMS, kinds[i % 3], 2), cur;
-        if (herald_get(mut, "items", ids[i], &cur, NULL, &err) == 0) {
-            herald_value_free(&cur);
-            CHECK_OK(herald_replace(mut, ids[i], &d, &err));
-        } else {
-            CHECK_OK(herald_insert(mut, "items", &d, ids[i], &err));
-        }
-        herald_value_free(&d);
+        herald_value d = make_doc(e, DIMS, kinds[i % 3], 2);
+        upsert(ids[i], &d);
     }
     commit();
 }
@@ -578,7 +585,6 @@ static void test_threads(herald_store *s, char ids[][HERALD_ID_CHARS + 1], size_
     reader_arg args[2] = {{s, 300, 11}, {s, 300, 12345}};
     for (int i = 0; i < 2; i++)
         pthread_create(&th[i], NULL, reader, &args[i]);
-    herald_error err = {0};
     for (int round = 0; round < 200; round++) {
         begin(s);
         size_t i = check_rand() % n;
@@ -586,14 +592,7 @@ static void test_threads(herald_store *s, char ids[][HERALD_ID_CHARS + 1], size_
         for (size_t k = 0; k < DIMS; k++)
             e[k] = rnd();
         herald_value d = make_doc(e, DIMS, kinds[i % 3], 1);
-        herald_value cur;
-        if (herald_get(mut, "items", ids[i], &cur, NULL, &err) == 0) {
-            herald_value_free(&cur);
-            CHECK_OK(herald_replace(mut, ids[i], &d, &err));
-        } else {
-            CHECK_OK(herald_insert(mut, "items", &d, ids[i], &err));
-        }
-        herald_value_free(&d);
+        upsert(ids[i], &d);
         commit();
     }
     for (int i = 0; i < 2; i++)
