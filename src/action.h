@@ -41,7 +41,6 @@ typedef struct hd_action {
     uint64_t origin_serial;
     char *request_id;
     char *scheduled_id; /* a `_scheduled_functions` run */
-    bool http;          /* answers an HTTP request (/api/action or a route) */
     bool route;         /* an HTTP route's handler: the result is the response */
     /* The outcome. */
     int rc;

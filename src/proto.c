@@ -757,7 +757,6 @@ int hd__submit_action(hd_server *s, hd_conn *c, const char *id, const char *path
     }
     act->origin = c;
     act->origin_serial = c->serial;
-    act->http = !c->websocket;
     c->pending_requests++;
     c->nactions++;
     hd__actions_submit(s->actions, act);

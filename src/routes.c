@@ -174,7 +174,6 @@ void hd__route_request(hd_server *s, hd_conn *c, struct lws *wsi)
     act->request = req;
     act->internal = true;
     act->route = true;
-    act->http = true;
     act->origin = c;
     act->origin_serial = c->serial;
     c->pending_requests++;
