@@ -2483,7 +2483,10 @@ static int p_action_prepare(lua_State *L)
 static int p_action_result(lua_State *L)
 {
     call_state *cs = need_action(L, "ctx.runAction");
-    const fndef *d = find_def(rt_of(L), luaL_checkstring(L, 1));
+    char norm[MAX_PATH_CHARS];
+    const fndef *d = hd__fn_path_normalize(luaL_checkstring(L, 1), norm, sizeof norm, NULL)
+                         ? NULL
+                         : find_def(rt_of(L), norm);
     herald_error e = {0};
     herald_value *result = scratch_new(L);
     conv cv = {&e, false};

@@ -118,6 +118,8 @@ M.rw = herald.action{args = {name = v.string()}, handler = function(ctx, a)
   ctx.runMutation("jobs:bump", {name = a.name})
   return {before = before, after = ctx:runQuery("jobs:get", {name = a.name})}
 end}
+M.wrongReturn = herald.internalAction{returns = v.number(), handler = function(ctx) return "text" end}
+M.nestedWrong = herald.action{handler = function(ctx) return ctx:runAction("actions.js:wrongReturn", {}) end}
 M.nested = herald.action{handler = function(ctx)
   return ctx:runAction("actions:hello", {name = "inner"})
 end}
@@ -318,6 +320,9 @@ def main():
         r = value(server, "action", "actions:rw", {"name": "rw"})
         check(r == {"before": 0, "after": 2}, f"runQuery/runMutation: {r}")
         check(value(server, "action", "actions:nested") == "hello inner", "runAction")
+        status, reply = call(server, "action", "actions:nestedWrong")
+        check(status != 200 and "return value" in json.dumps(reply),
+              f"runAction checks the callee's return value, whatever the path's spelling: {reply}")
         r = value(server, "action", "actions:writeFails")
         check(r["ok"] is False and "name" in r["message"],
               f"a mutation the action calls fails with its error: {r}")
@@ -439,8 +444,8 @@ def main():
               "an interval cron runs")
 
         # ---- an action cut short by a crash is marked failed at the next start
+        lb.release.clear()  # before scheduling: the action must be waiting when the server dies
         rid = value(server, "mutation", "jobs:slowLater", {"url": base + "/slow"})
-        lb.release.clear()
         check(wait_for(lambda: run_state(server, rid) == "inProgress"), "a scheduled action runs")
         server.proc.send_signal(signal.SIGKILL)
         server.stop()
