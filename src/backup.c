@@ -97,8 +97,8 @@ static void remove_files(const char *dir, const blob_id *keep, size_t nkeep)
     closedir(d);
 }
 
-/* Takes away an unfinished backup folder: its files, then the folder. */
-static void remove_backup(const char *dir)
+/* Takes away a backup folder (an unfinished one, too): its files, then the folder. */
+void hd__backup_remove(const char *dir)
 {
     char files[PATH_MAX + 48];
     snprintf(files, sizeof files, "%s/files", dir);
@@ -366,7 +366,7 @@ int hd__backup(herald_store *s, const char *data_dir, const char *dest, hd_backu
         rc = herald_fail(err, errno == ENOTEMPTY || errno == EEXIST ? HERALD_EINVAL : HERALD_EIO,
                          "cannot rename %s to %s: %s", tmp, target, strerror(errno));
     if (rc) {
-        remove_backup(tmp);
+        hd__backup_remove(tmp);
         return rc;
     }
     parent_of(target, parent, sizeof parent);

@@ -54,4 +54,7 @@ typedef struct hd_backup_info {
 int hd__backup(herald_store *s, const char *data_dir, const char *dest, hd_backup_info *info,
                herald_error *err);
 
+/* Removes a backup folder (its files/ and files, then itself); nothing else is touched. */
+void hd__backup_remove(const char *dir);
+
 #endif

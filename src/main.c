@@ -15,6 +15,7 @@
 
 #include "adminkey.h"
 #include "backup.h"
+#include "repl.h"
 #include "blobcheck.h"
 #include "codegen.h"
 #include "console.h"
@@ -547,6 +548,33 @@ static const hd_option serve_opts[] = {
      .range = "text or json", SERVE(cfg.log_format), .def = "text",
      .help = "json: each log line one JSON object (time, level, event, fields), an access line "
              "per HTTP request and WebSocket"},
+    {"replicate", .kind = HD_OPT_LIST, .metavar = "URLS", SERVE(cfg.repl.urls),
+     .def = "none: a single node",
+     .help = "replicate through NATS JetStream: the nats:// URLs of its servers (comma-separated); "
+             "one node is the primary, the others replicas that serve reads and subscriptions "
+             "and forward writes (docs/replication.md)"},
+    {"role", .kind = HD_OPT_STRING, .metavar = "ROLE", .choices = "auto|primary|replica",
+     .range = "auto, primary or replica", SERVE(cfg.repl.role), .def = "auto",
+     .help = "with --replicate: auto takes the primary's lease when it is free, replica never "
+             "does, primary refuses to start while another node holds it"},
+    {"node", .kind = HD_OPT_STRING, .metavar = "NAME", SERVE(cfg.repl.node),
+     .def = "HOSTNAME-PORT", .help = "with --replicate: this node's name in its cluster"},
+    {"cluster", .kind = HD_OPT_STRING, .metavar = "NAME", SERVE(cfg.repl.cluster),
+     .def = "herald",
+     .help = "with --replicate: the cluster's name (1 to 32 letters, digits, - or _), which "
+             "names its stream, lease bucket and snapshots in JetStream"},
+    {"lease", .kind = HD_OPT_SECONDS, .metavar = "SECONDS", .lo = 0.5, .hi = 600,
+     .range = "0.5 to 600 s", SERVE(cfg.repl.lease), .def = "5",
+     .help = "with --replicate: how long the primary's lease lives unrenewed; a replica takes "
+             "over once it lapsed"},
+    {"stream-retain", .kind = HD_OPT_NUMBER, .metavar = "N", .lo = 10, .hi = 1e12,
+     .range = "10 to 10^12", SERVE(cfg.repl.retain), .def = "1000000",
+     .help = "with --replicate: commit groups the stream keeps (set when the cluster's stream is "
+             "made); a replica further behind starts again from a snapshot"},
+    {"snapshot-every", .kind = HD_OPT_NUMBER, .metavar = "N", .lo = 1, .hi = 1e12,
+     .range = "1 to 10^12", SERVE(cfg.repl.snapshot_every), .def = "10000",
+     .help = "with --replicate: the primary publishes a snapshot to JetStream every N commit "
+             "groups (and when it becomes primary without a usable one)"},
 };
 
 static const hd_options serve_table = {serve_opts, sizeof serve_opts / sizeof *serve_opts,
@@ -650,6 +678,7 @@ static bool is_arg(const char *arg, const char *a, const char *b)
 
 int main(int argc, char **argv)
 {
+    hd__repl_set_argv(argv);
     options o = {.data = getenv("HERALD_DATA"), .app = getenv("HERALD_APP")};
     if (!o.data || !*o.data) o.data = DEFAULT_DATA;
     if (o.app && !*o.app) o.app = NULL;

@@ -388,6 +388,10 @@ bool hd__metrics_request(hd_server *s, hd_conn *c, struct lws *wsi, const char *
         const char *why = unhealthy(s);
         hd__buf_str(&b, why ? "{\"status\":\"unavailable\",\"reason\":" : "{\"status\":\"ok\"");
         if (why) hd__json_str(&b, why);
+        if (s->repl) {
+            hd__buf_str(&b, ",\"replication\":");
+            hd__repl_status_json(s->repl, &b);
+        }
         hd__buf_byte(&b, '}');
         hd__http_answer(c, why ? 503 : 200, &b);
     } else if (get && !strcmp(uri, "/version")) {

@@ -693,6 +693,11 @@ void hd__proto_query_done(hd_server *s, hd_job *j)
 
 void hd__proto_answer(hd_server *s, hd_wreq *r)
 {
+    if (r->repl_log) return; /* a stream record a replica applied: nobody waits for it */
+    if (r->forward_reply) {
+        hd__repl_answer(s->repl, r);
+        return;
+    }
     if (r->action) {
         if (r->upload_tmp && !r->rc && !r->replayed) s->stored_bytes += hd__storage_size(r);
         hd__actions_written(s->actions, r);

@@ -211,6 +211,11 @@ static void cron_tick(hd_server *s, double now);
 void hd__sched_tick(hd_server *s)
 {
     if (!s->writer) return;
+    /* Scheduled runs and crons are the primary's. */
+    if (s->repl && !hd__repl_is_primary(s->repl)) {
+        s->sched_swept = false; /* a new primary sweeps what the old one left running */
+        return;
+    }
     if (!s->sched_swept) {
         s->sched_swept = true;
         sweep_interrupted(s);

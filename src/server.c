@@ -1616,6 +1616,10 @@ int hd__server_run(const hd_server_config *cfg)
     /* A certificate that cannot serve is reported before anything starts. */
     if (s->cfg.tls_cert && (rc = hd__tls_new(s->cfg.tls_cert, s->cfg.tls_key, &s->tls, &err)))
         goto fail;
+    /* A replica's data folder is filled from a snapshot before the store opens. */
+    if (cfg->repl.urls &&
+        (rc = hd__repl_open(&cfg->repl, cfg->data_dir, cfg->port, &s->repl, &err)))
+        goto fail;
     herald_store_options so = {.no_sync = cfg->no_sync,
                                .owner = "herald serve",
                                .idem_retention = cfg->idempotency_retention};
@@ -1690,6 +1694,9 @@ int hd__server_run(const hd_server_config *cfg)
     if ((rc = hd__writer_start(s->store, 1000, wake_loop, s, &s->writer, &err))) goto fail;
     hd__writer_set_functions(s->writer, hd__fnrt_bundle(s->fnrt), &s->cfg.fn_limits);
     s->rerun_functions = false;
+    if (s->repl &&
+        (rc = hd__repl_run(s->repl, s->store, s->writer, cfg->data_dir, wake_loop, s, &err)))
+        goto fail;
     if (!s->cfg.evaluators) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         s->cfg.evaluators = cpus < 1 ? 1 : cpus > 8 ? 8 : (size_t)cpus;
@@ -1721,7 +1728,9 @@ int hd__server_run(const hd_server_config *cfg)
     listen_logged_pause = false;
     lws_sul_schedule(s->lws, 0, &tick_sul, tick, 250 * LWS_US_PER_MS);
     loop_run(s);
-    /* Stop: finish and fsync the current group, answer it, close clients with a reason. */
+    /* Stop: replication first (a primary gives its lease up), then finish and fsync the
+     * current group, answer it, close clients with a reason. */
+    hd__repl_stop(s->repl);
     hd__writer_stop(s->writer);
     drain_batches(s);
     /* Evaluations still at work are dropped: their clients are told the server stops. */
@@ -1752,7 +1761,10 @@ done:
     s->crons = NULL;
     hd__eval_free(s->eval);
     s->eval = NULL;
+    hd__repl_stop(s->repl);
     hd__writer_free(s->writer);
+    hd__repl_free(s->repl);
+    s->repl = NULL;
     schema_reload_free(s->schema_reload);
     s->schema_reload = NULL;
     hd__sub_free_all(s);

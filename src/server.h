@@ -23,6 +23,7 @@
 #include "herald/query.h"
 #include "herald/store.h"
 #include "log.h"
+#include "repl.h"
 #include "rsindex.h"
 #include "writer.h"
 
@@ -67,6 +68,8 @@ typedef struct hd_server_config {
     const char *log_format; /* "text" (NULL) or "json" (log.h) */
     /* TLS (tls.h): the certificate chain and its key, PEM files; both or neither (no TLS). */
     const char *tls_cert, *tls_key;
+    /* Replication over NATS JetStream (repl.h); repl.urls NULL: a single node. */
+    hd_repl_config repl;
 } hd_server_config;
 
 /* One outbound frame. */
@@ -221,6 +224,7 @@ struct hd_server {
     hd_server_config cfg;
     herald_store *store;
     hd_writer *writer;
+    hd_repl *repl; /* replication (repl.h), or NULL: a single node */
     hd_eval *eval;       /* evaluator threads, or NULL: every query runs on the loop */
     hd_actions *actions; /* the action pool, or NULL (not started yet) */
     struct lws_context *lws;

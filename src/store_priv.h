@@ -67,6 +67,14 @@ struct herald_store {
     struct hd_retired *retired;
 };
 
+/* A metadata key and value a group writes with its commit. */
+struct hd_meta_put {
+    struct hd_meta_put *next;
+    char name[32];
+    size_t len;
+    uint8_t v[64];
+};
+
 typedef struct hd_keys {
     herald_write_key *v;
     size_t len, cap;
@@ -80,6 +88,9 @@ struct herald_txn {
     hd_keys removed, added;
     size_t ndocs;
     bool system; /* may write the system tables (herald_txn_allow_system) */
+    /* The mutation's replication log (its changes), kept while the group logs. */
+    hd_buf log;
+    uint32_t nlogged;
 };
 
 struct herald_group {
@@ -91,6 +102,11 @@ struct herald_group {
     uint64_t version; /* last version handed out */
     double last_ct;   /* last _creationTime handed out */
     bool map_full;    /* a mutation ran out of map: grow after commit */
+    /* Replication (herald_group_log_start): the log of committed mutations, and
+     * metadata written with the commit (herald_group_set_meta). */
+    bool logging;
+    hd_buf log;
+    struct hd_meta_put *meta;
     /* Random bytes for new ids, drawn from OpenSSL a page at a time. */
     uint8_t random[4096];
     size_t random_used;

@@ -21,6 +21,20 @@
 #include "store_priv.h"
 #include "vector.h"
 
+/* Big-endian integers appended to a replication log. */
+static void put_u32(hd_buf *b, uint32_t v)
+{
+    uint8_t p[4];
+    hd__put_be32(p, v);
+    hd__buf_append(b, p, 4);
+}
+
+static void put_u64(hd_buf *b, uint64_t v)
+{
+    put_u32(b, (uint32_t)(v >> 32));
+    put_u32(b, (uint32_t)v);
+}
+
 /* ---- ids ---- */
 
 static const char id_alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
@@ -151,6 +165,17 @@ int herald_group_commit(herald_group *g, herald_error *err)
         MDB_val kc = {7, "last_ct"}, vc = {8, &g->last_ct};
         if (!rc) rc = mdb_put(g->txn, s->meta, &kc, &vc, 0);
     }
+    for (struct hd_meta_put *p = g->meta; p && !rc; p = p->next) {
+        MDB_val k = {strlen(p->name), p->name}, v = {p->len, p->v};
+        rc = mdb_put(g->txn, s->meta, &k, &v, 0);
+    }
+    if (g->logging && g->log.failed) {
+        mdb_txn_abort(g->txn);
+        g->txn = NULL;
+        s->open_group = NULL;
+        free_sets(g);
+        return herald_fail(err, HERALD_ENOMEM, "out of memory for the replication log");
+    }
     if (rc) {
         mdb_txn_abort(g->txn);
     } else {
@@ -172,13 +197,79 @@ int herald_group_commit(herald_group *g, herald_error *err)
 void herald_group_free(herald_group *g)
 {
     if (!g) return;
-    if (g->open_mutation) herald_mutation_abort(g->open_mutation);
-    if (!g->done) {
-        mdb_txn_abort(g->txn);
-        g->s->open_group = NULL;
+    herald_group_abort(g);
+    hd__buf_free(&g->log);
+    for (struct hd_meta_put *p = g->meta, *n; p; p = n) {
+        n = p->next;
+        free(p);
     }
     free_sets(g);
     free(g);
+}
+
+void herald_group_abort(herald_group *g)
+{
+    if (g->open_mutation) herald_mutation_abort(g->open_mutation);
+    if (!g->done) {
+        mdb_txn_abort(g->txn);
+        g->txn = NULL;
+        g->s->open_group = NULL;
+        g->done = true;
+        free_sets(g);
+    }
+}
+
+void herald_group_log_start(herald_group *g)
+{
+    g->logging = true;
+}
+
+const uint8_t *herald_group_log(const herald_group *g, size_t *len)
+{
+    *len = g->log.len;
+    return g->log.len ? g->log.p : NULL;
+}
+
+int herald_group_set_meta(herald_group *g, const char *name, const void *v, size_t n,
+                          herald_error *err)
+{
+    struct hd_meta_put *p = NULL;
+    for (p = g->meta; p && strcmp(p->name, name); p = p->next) {}
+    if (strlen(name) >= sizeof p->name || n > sizeof p->v || strncmp(name, "repl_", 5))
+        return herald_fail(err, HERALD_EINVAL, "bad replication metadata `%.40s`", name);
+    if (!p) {
+        if (!(p = calloc(1, sizeof *p))) return herald_fail(err, HERALD_ENOMEM, "out of memory");
+        strcpy(p->name, name);
+        p->next = g->meta;
+        g->meta = p;
+    }
+    memcpy(p->v, v, n);
+    p->len = n;
+    return 0;
+}
+
+int herald_txn_get_meta(herald_txn *t, const char *name, void *out, size_t cap, size_t *len,
+                        herald_error *err)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    *len = 0;
+    int rc = mdb_get(t->txn, t->s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) return 0;
+    if (rc) return hd__mdb_fail(err, rc, "reading metadata");
+    *len = v.mv_size < cap ? v.mv_size : cap;
+    memcpy(out, v.mv_data, *len);
+    return 0;
+}
+
+int herald_store_get_meta(herald_store *s, const char *name, void *out, size_t cap, size_t *len,
+                          herald_error *err)
+{
+    herald_txn *t;
+    int rc = herald_read_begin(s, &t, err);
+    if (rc) return rc;
+    rc = herald_txn_get_meta(t, name, out, cap, len, err);
+    herald_txn_end(t);
+    return rc;
 }
 
 size_t herald_group_count(const herald_group *g)
@@ -215,6 +306,7 @@ int herald_mutation_begin(herald_group *g, herald_txn **out, herald_error *err)
 static void mutation_free(herald_txn *m)
 {
     m->group->open_mutation = NULL;
+    hd__buf_free(&m->log);
     hd__keys_free(&m->removed);
     hd__keys_free(&m->added);
     free(m);
@@ -248,6 +340,12 @@ int herald_mutation_commit(herald_txn *m, uint64_t *version, herald_error *err)
         return hd__mdb_fail(err, rc, "committing a mutation");
     }
     g->version++;
+    if (g->logging) {
+        hd__buf_byte(&g->log, 'M');
+        put_u64(&g->log, g->version);
+        put_u32(&g->log, m->nlogged);
+        hd__buf_append(&g->log, m->log.p, m->log.len);
+    }
     g->sets[g->nsets++] = (herald_write_set){.version = g->version,
                                              .removed = m->removed.v,
                                              .nremoved = m->removed.len,
@@ -337,6 +435,25 @@ static int check_user_doc(herald_txn *m, const hd_table *tab, const herald_value
     return rc;
 }
 
+/* ---- the replication log (store.h, "replication") ---- */
+
+/* A document's change in the mutation's log: stored (`enc`, its encoding) or deleted. */
+static int log_doc(herald_txn *m, const hd_table *tab, const uint8_t id[HERALD_ID_BYTES],
+                   const hd_buf *enc, herald_error *err)
+{
+    size_t nlen = strlen(tab->def->name);
+    hd__buf_byte(&m->log, enc ? 'P' : 'D');
+    hd__buf_byte(&m->log, (uint8_t)(nlen > 255 ? 255 : nlen));
+    hd__buf_append(&m->log, tab->def->name, nlen > 255 ? 255 : nlen);
+    hd__buf_append(&m->log, id, HERALD_ID_BYTES);
+    if (enc) {
+        put_u32(&m->log, (uint32_t)enc->len);
+        hd__buf_append(&m->log, enc->p, enc->len);
+    }
+    m->nlogged++;
+    return m->log.failed ? herald_fail(err, HERALD_ENOMEM, "out of memory") : 0;
+}
+
 /*
  * Stores `doc` (user fields plus _creationTime, no _id) under `id`,
  * replacing `old` (NULL for an insert) and updating every index.
@@ -383,6 +500,7 @@ static int write_doc(herald_txn *m, const hd_table *tab, const uint8_t id[HERALD
     if ((old && hd__keys_push(&m->removed, tab->indexes[0].id, key, sizeof key)) ||
         (doc && hd__keys_push(&m->added, tab->indexes[0].id, key, sizeof key)))
         rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+    if (!rc && m->group->logging) rc = log_doc(m, tab, id, doc ? &enc : NULL, err);
     m->ndocs++;
 done:
     hd__buf_free(&enc);
@@ -751,40 +869,59 @@ static void time_key(uint8_t out[8 + IDEM_DIGEST], uint64_t at, const uint8_t *k
     memcpy(out + 8, key, IDEM_DIGEST);
 }
 
-int herald_idem_put(herald_txn *m, const herald_idem *req, const herald_value *result,
-                    herald_error *err)
+/*
+ * Stores record `v` (IDEM_HEAD bytes and the encoded result) under `key`
+ * with its time entry; an older record of the key gives way, with its own.
+ */
+static int idem_store(herald_txn *m, const uint8_t key[IDEM_DIGEST], const uint8_t *v, size_t n,
+                      herald_error *err)
 {
-    uint8_t key[IDEM_DIGEST], request[IDEM_DIGEST], tk[8 + IDEM_DIGEST];
-    int rc = need_mutation(m, err);
-    if (rc || (rc = idem_digests(req, key, request, err))) return rc;
     herald_store *s = m->s;
-    MDB_val mk = {IDEM_DIGEST, key}, tv = {sizeof tk, tk}, none = {0, NULL}, old;
-    /* An expired record of the same key gives way, with its time entry. */
-    rc = mdb_get(m->txn, s->idem, &mk, &old);
+    uint8_t tk[8 + IDEM_DIGEST];
+    MDB_val mk = {IDEM_DIGEST, (void *)key}, tv = {sizeof tk, tk}, none = {0, NULL}, old;
+    int rc = mdb_get(m->txn, s->idem, &mk, &old);
     if (rc == 0 && old.mv_size >= IDEM_HEAD) {
         time_key(tk, get_be64((uint8_t *)old.mv_data + 8), key);
         rc = mdb_del(m->txn, s->idem_time, &tv, NULL);
     }
     if (rc && rc != MDB_NOTFOUND) goto fail;
+    MDB_val rv = {n, (void *)v};
+    time_key(tk, get_be64(v + 8), key);
+    rc = mdb_put(m->txn, s->idem, &mk, &rv, 0);
+    if (!rc) rc = mdb_put(m->txn, s->idem_time, &tv, &none, 0);
+    if (rc) goto fail;
+    if (m->group->logging) {
+        hd__buf_byte(&m->log, 'I');
+        hd__buf_append(&m->log, key, IDEM_DIGEST);
+        put_u32(&m->log, (uint32_t)n);
+        hd__buf_append(&m->log, v, n);
+        m->nlogged++;
+        if (m->log.failed) return herald_fail(err, HERALD_ENOMEM, "out of memory");
+    }
+    return 0;
+fail:
+    if (rc == MDB_MAP_FULL) m->group->map_full = true;
+    return hd__mdb_fail(err, rc, "writing an idempotency record");
+}
+
+int herald_idem_put(herald_txn *m, const herald_idem *req, const herald_value *result,
+                    herald_error *err)
+{
+    uint8_t key[IDEM_DIGEST], request[IDEM_DIGEST];
+    int rc = need_mutation(m, err);
+    if (rc || (rc = idem_digests(req, key, request, err))) return rc;
     /* The version this mutation gets if it commits: the next one of its group. */
-    uint64_t at = wall_ms();
     uint8_t head[IDEM_HEAD];
     put_be64(head, m->group->version + 1);
-    put_be64(head + 8, at);
+    put_be64(head + 8, wall_ms());
     memcpy(head + 16, request, IDEM_DIGEST);
     hd_buf b = HD_BUF_INIT;
     hd__buf_append(&b, head, sizeof head);
     hd__key_encode(&b, result);
     if (b.failed) return herald_fail(err, HERALD_ENOMEM, "out of memory");
-    MDB_val v = {b.len, b.p};
-    time_key(tk, at, key);
-    rc = mdb_put(m->txn, s->idem, &mk, &v, 0);
-    if (!rc) rc = mdb_put(m->txn, s->idem_time, &tv, &none, 0);
+    rc = idem_store(m, key, b.p, b.len, err);
     hd__buf_free(&b);
-    if (!rc) return 0;
-fail:
-    if (rc == MDB_MAP_FULL) m->group->map_full = true;
-    return hd__mdb_fail(err, rc, "writing an idempotency record");
+    return rc;
 }
 
 int herald_idem_purge(herald_group *g, size_t max, size_t *purged, herald_error *err)
@@ -891,6 +1028,132 @@ int hd__idem_check(herald_txn *t, void (*problem)(void *ctx, const char *line), 
                  "the idempotency time index holds %llu entries for %llu records",
                  (unsigned long long)st.ms_entries, (unsigned long long)*records);
         problem(ctx, line);
+    }
+    return 0;
+}
+
+/* ---- applying a replication log ---- */
+
+typedef struct log_reader {
+    const uint8_t *p, *end;
+    bool bad;
+} log_reader;
+
+static const uint8_t *take(log_reader *r, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const uint8_t *at = r->p;
+    r->p += n;
+    return at;
+}
+
+static uint32_t take_u32(log_reader *r)
+{
+    const uint8_t *p = take(r, 4);
+    return p ? hd__get_be32(p) : 0;
+}
+
+static uint64_t take_u64(log_reader *r)
+{
+    const uint8_t *p = take(r, 8);
+    return p ? get_be64(p) : 0;
+}
+
+static int log_corrupt(herald_error *err, const char *what)
+{
+    return herald_fail(err, HERALD_ECORRUPT, "replication log: %s", what);
+}
+
+/* One 'P' or 'D' change: the document stored or deleted, its indexes kept in step. */
+static int apply_doc(herald_txn *m, log_reader *r, bool put, herald_error *err)
+{
+    const uint8_t *nlen = take(r, 1);
+    const uint8_t *name = nlen ? take(r, *nlen) : NULL;
+    const uint8_t *id = take(r, HERALD_ID_BYTES);
+    uint32_t len = put ? take_u32(r) : 0;
+    const uint8_t *enc = put ? take(r, len) : NULL;
+    if (r->bad) return log_corrupt(err, "a change is cut short");
+    const hd_table *tab = hd__table_by_number(m->s, hd__get_be32(id));
+    if (!tab || strlen(tab->def->name) != *nlen || memcmp(tab->def->name, name, *nlen))
+        return herald_fail(err, HERALD_ECORRUPT,
+                           "replication log: table `%.*s` is not this store's table %u", (int)*nlen,
+                           (const char *)name, hd__get_be32(id));
+    MDB_val k = {HERALD_ID_BYTES, (void *)id}, v;
+    herald_value old = herald_undefined(), doc = herald_undefined();
+    int rc = mdb_get(m->txn, m->s->docs, &k, &v);
+    if (rc == 0) {
+        rc = hd__doc_decode(id, &v, &old, err);
+    } else if (rc == MDB_NOTFOUND) {
+        rc = 0;
+    } else {
+        rc = hd__mdb_fail(err, rc, "reading a document");
+    }
+    if (!rc && put) {
+        MDB_val dv = {len, (void *)enc};
+        rc = hd__doc_decode(id, &dv, &doc, err);
+        const herald_value *ct = rc ? NULL : herald_object_get(&doc, "_creationTime");
+        if (!rc && (!ct || ct->type != HERALD_FLOAT64))
+            rc = log_corrupt(err, "a document without _creationTime");
+        if (!rc && ct->u.f > m->group->last_ct) m->group->last_ct = ct->u.f;
+        herald_object_remove(&doc, "_id");
+    }
+    herald_object_remove(&old, "_id");
+    if (!rc && (put || old.type != HERALD_UNDEFINED))
+        rc = write_doc(m, tab, id, old.type == HERALD_UNDEFINED ? NULL : &old, put ? &doc : NULL,
+                       err);
+    herald_value_free(&old);
+    herald_value_free(&doc);
+    return rc;
+}
+
+/* One mutation record: its changes in a mutation of their own, under its version. */
+static int apply_record(herald_group *g, log_reader *r, herald_error *err)
+{
+    uint64_t version = take_u64(r);
+    uint32_t n = take_u32(r);
+    if (r->bad) return log_corrupt(err, "a record is cut short");
+    if (version <= g->version)
+        return herald_fail(err, HERALD_ECORRUPT,
+                           "replication log: version %llu is not newer than this store's %llu",
+                           (unsigned long long)version, (unsigned long long)g->version);
+    herald_txn *m;
+    int rc = herald_mutation_begin(g, &m, err);
+    if (rc) return rc;
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        const uint8_t *kind = take(r, 1);
+        if (!kind) {
+            rc = log_corrupt(err, "a record is cut short");
+        } else if (*kind == 'P' || *kind == 'D') {
+            rc = apply_doc(m, r, *kind == 'P', err);
+        } else if (*kind == 'I') {
+            const uint8_t *key = take(r, IDEM_DIGEST);
+            uint32_t len = take_u32(r);
+            const uint8_t *rec = take(r, len);
+            rc = r->bad || len < IDEM_HEAD ? log_corrupt(err, "a bad idempotency record")
+                                           : idem_store(m, key, rec, len, err);
+        } else {
+            rc = log_corrupt(err, "an unknown change");
+        }
+    }
+    if (rc) {
+        herald_mutation_abort(m);
+        return rc;
+    }
+    g->version = version - 1;
+    return herald_mutation_commit(m, NULL, err);
+}
+
+int herald_group_apply_log(herald_group *g, const uint8_t *log, size_t len, herald_error *err)
+{
+    log_reader r = {log, log + len, false};
+    while (r.p < r.end) {
+        const uint8_t *kind = take(&r, 1);
+        if (*kind != 'M') return log_corrupt(err, "a record does not start with 'M'");
+        int rc = apply_record(g, &r, err);
+        if (rc) return rc;
     }
     return 0;
 }

@@ -13,6 +13,7 @@
 #include "blobs.h"
 #include "keycodec.h"
 #include "log.h"
+#include "repl.h"
 #include "writer.h"
 
 #define MAX_OPS 1000
@@ -48,6 +49,9 @@ struct hd_writer {
     int schema_rc;
     herald_error schema_err;
     double schema_seconds;
+    /* Replication (repl.h), or NULL; and forwarded writes waiting for their version. */
+    struct hd_repl *repl;
+    hd_wreq *fwd_wait;
 };
 
 static const char *str_field(const herald_value *op, const char *name)
@@ -145,6 +149,8 @@ void hd__wreq_free(hd_wreq *r)
     free(r->upload_tmp);
     free(r->scheduled_id);
     free(r->sched_error);
+    free(r->repl_log);
+    free(r->forward_reply);
     free(r);
 }
 
@@ -330,9 +336,31 @@ static void run_scheduled(hd_writer *w, herald_group *g, hd_wreq *r)
     r->err = failure; /* for the log: the run failed, its failure is recorded */
 }
 
+/* A record of the stream, on a replica: applied under its versions, its sequence noted. */
+static void apply_record(herald_group *g, hd_wreq *r, uint64_t *seq)
+{
+    r->replayed = true; /* nothing to answer: its write sets are the group's */
+    r->rc = herald_group_apply_log(g, r->repl_log, r->repl_len, &r->err);
+    if (!r->rc) {
+        uint8_t be[8];
+        for (int i = 0; i < 8; i++)
+            be[i] = (uint8_t)(r->repl_seq >> (56 - 8 * i));
+        r->rc = herald_group_set_meta(g, "repl_seq", be, 8, &r->err);
+    }
+    if (!r->rc) *seq = r->repl_seq;
+}
+
 /* Runs one request as a mutation of group `g`. */
 static void run_request(hd_writer *w, herald_group *g, hd_wreq *r)
 {
+    if (r->forwarded) return; /* the primary ran it; answered as it said */
+    if (w->repl && !hd__repl_is_primary(w->repl)) {
+        /* Queued while this node was primary, or forwarded here by a node that
+         * still thinks it is: only the primary writes. */
+        r->rc = herald_fail(&r->err, HERALD_EBUSY,
+                            "this node is no longer the primary: send the write again");
+        return;
+    }
     if (r->scheduled_id) {
         run_scheduled(w, g, r);
         return;
@@ -475,16 +503,98 @@ bool hd__writer_schema_done(hd_writer *w, int *rc, double *seconds, herald_error
     return done;
 }
 
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A forwarded write whose answer may go now: failed, applied here, or waited long enough. */
+static bool fwd_is_ready(hd_writer *w, const hd_wreq *r, double now)
+{
+    return r->rc || r->version <= herald_store_version(w->s) || now >= r->forward_deadline;
+}
+
+/* Moves the forwarded writes that may be answered onto the list at *tail; `lock` held. */
+static size_t take_forwarded(hd_writer *w, hd_wreq **take, hd_wreq **tail)
+{
+    double now = mono_now();
+    size_t n = 0;
+    for (hd_wreq **p = &w->fwd_wait; *p;) {
+        hd_wreq *r = *p;
+        if (!fwd_is_ready(w, r, now)) {
+            p = &r->next;
+            continue;
+        }
+        *p = r->next;
+        r->next = NULL;
+        if (*tail)
+            (*tail)->next = r;
+        else
+            *take = r;
+        *tail = r;
+        n++;
+    }
+    return n;
+}
+
+static bool any_forwarded_ready(hd_writer *w)
+{
+    double now = mono_now();
+    for (hd_wreq *r = w->fwd_wait; r; r = r->next)
+        if (fwd_is_ready(w, r, now)) return true;
+    return false;
+}
+
+/*
+ * Replication, before the group commits: the primary appends the group's
+ * log to the stream and notes its sequence; a replica's failed record, or
+ * an append that failed, leaves nothing of the group. Returns 0 or the
+ * code every request of the group fails with (and *gerr).
+ */
+static int replicate_group(hd_writer *w, herald_group *g, bool lead, int apply_rc,
+                           uint64_t *seq, herald_error *gerr)
+{
+    int rc = apply_rc;
+    if (!rc && lead) {
+        size_t len;
+        const uint8_t *log = herald_group_log(g, &len);
+        if (len && !(rc = hd__repl_append(w->repl, log, len, seq, gerr))) {
+            uint8_t be[8];
+            for (int i = 0; i < 8; i++)
+                be[i] = (uint8_t)(*seq >> (56 - 8 * i));
+            rc = herald_group_set_meta(g, "repl_seq", be, 8, gerr);
+        }
+    }
+    if (rc) herald_group_abort(g);
+    if (apply_rc) hd__repl_apply_failed(w->repl, gerr);
+    return rc;
+}
+
 static void *writer_main(void *arg)
 {
     hd_writer *w = arg;
     hd_wreq *retry = NULL; /* requests that ran out of map: once more after growth */
     for (;;) {
         pthread_mutex_lock(&w->lock);
-        while (!w->queue && !retry && !w->stopping && !w->next_schema)
-            pthread_cond_wait(&w->cond, &w->lock);
+        while (!w->queue && !retry && !w->stopping && !w->next_schema && !any_forwarded_ready(w)) {
+            if (!w->fwd_wait) {
+                pthread_cond_wait(&w->cond, &w->lock);
+                continue;
+            }
+            /* Forwarded writes wait for their version, or their deadline. */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 50 * 1000 * 1000;
+            if (until.tv_nsec >= 1000000000) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&w->cond, &w->lock, &until);
+        }
         if (w->next_schema) change_schema(w);
-        if (!w->queue && !retry) {
+        if (!w->queue && !retry && !any_forwarded_ready(w)) {
             bool stop = w->stopping;
             pthread_mutex_unlock(&w->lock);
             if (stop) break;
@@ -509,13 +619,19 @@ static void *writer_main(void *arg)
             n++;
         }
         if (!w->queue) w->queue_tail = NULL;
+        n += take_forwarded(w, &take, &tail);
         pthread_mutex_unlock(&w->lock);
         update_functions(w);
+        bool lead = w->repl && hd__repl_is_primary(w->repl);
+        uint64_t seq = 0, applied_seq = 0;
+        int apply_rc = 0;
+        herald_error apply_err = {0};
 
         hd_wbatch *b = calloc(1, sizeof *b);
         herald_error gerr = {0};
         /* Out of memory for the batch: the requests fail without running. */
         int grc = b ? herald_group_begin(w->s, &b->group, &gerr) : HERALD_ENOMEM;
+        if (!grc && lead) herald_group_log_start(b->group);
         if (!grc) {
             /* A failed purge changes nothing; the next group tries again. */
             herald_error perr = {0};
@@ -531,6 +647,18 @@ static void *writer_main(void *arg)
             if (grc) {
                 r->rc = grc;
                 r->err = gerr;
+            } else if (r->repl_log) {
+                /* After a record that failed, none of the next may apply. */
+                if (apply_rc) {
+                    r->rc = apply_rc;
+                    r->err = apply_err;
+                } else {
+                    apply_record(b->group, r, &applied_seq);
+                    if (r->rc) {
+                        apply_rc = r->rc;
+                        apply_err = r->err;
+                    }
+                }
             } else {
                 run_request(w, b->group, r);
                 if (r->rc == HERALD_EMAPFULL && r->attempts++ == 0) {
@@ -563,9 +691,20 @@ static void *writer_main(void *arg)
             continue;
         }
         b->reqs = keep;
+        if (!grc && (lead || apply_rc)) grc = replicate_group(w, b->group, lead, apply_rc, &seq, &gerr);
+        if (grc) {
+            for (hd_wreq *r = keep; r; r = r->next)
+                if (r->rc == 0 && !r->forwarded) {
+                    r->rc = grc;
+                    r->err = gerr;
+                    unplace_upload(r);
+                }
+        }
         pthread_mutex_lock(&w->publish);
         if (!grc) {
             b->commit_rc = herald_group_commit(b->group, &gerr);
+            if (!b->commit_rc && w->repl && (seq || applied_seq))
+                hd__repl_committed(w->repl, seq ? seq : applied_seq, herald_store_version(w->s));
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             b->committed_at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -613,8 +752,34 @@ int hd__writer_start(herald_store *s, size_t max_group, void (*wake)(void *), vo
     return 0;
 }
 
+void hd__writer_set_repl(hd_writer *w, struct hd_repl *r)
+{
+    pthread_mutex_lock(&w->lock);
+    w->repl = r;
+    pthread_mutex_unlock(&w->lock);
+}
+
+void hd__writer_submit_forwarded(hd_writer *w, hd_wreq *r)
+{
+    r->forwarded = true;
+    r->replayed = true; /* nothing written by this node for it: the stream's record did */
+    r->forward_deadline = mono_now() + 10.0;
+    pthread_mutex_lock(&w->lock);
+    r->next = w->fwd_wait;
+    w->fwd_wait = r;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
 void hd__writer_submit(hd_writer *w, hd_wreq *r)
 {
+    /* A client's write on a replica: to the primary (never a record, an answer, or a
+     * write the primary got from another node). */
+    if (w->repl && !r->repl_log && !r->forwarded && !r->forward_reply &&
+        !hd__repl_is_primary(w->repl)) {
+        hd__repl_forward(w->repl, r);
+        return;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     r->submitted_at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -700,6 +865,10 @@ void hd__writer_free(hd_writer *w)
     hd__writer_stop(w);
     hd__wbatch_free(w->done);
     for (hd_wreq *r = w->queue, *n; r; r = n) {
+        n = r->next;
+        hd__wreq_free(r);
+    }
+    for (hd_wreq *r = w->fwd_wait, *n; r; r = n) {
         n = r->next;
         hd__wreq_free(r);
     }

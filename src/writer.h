@@ -46,6 +46,18 @@ struct hd_wreq {
     bool cron; /* a cron's run (sched.c): its ops, answered to hd__sched_cron_done */
     /* An action's write (action.h): answered back to the action pool. */
     void *action;
+    /* Replication (repl.h). A replica's record of the stream to apply: its log and
+     * sequence (owned). */
+    uint8_t *repl_log;
+    size_t repl_len;
+    uint64_t repl_seq;
+    /* A write a replica forwarded to the primary, answered (rc, result, version set):
+     * it waits at the writer until this node has applied that version. */
+    bool forwarded;
+    double forward_deadline; /* CLOCK_MONOTONIC seconds; answered then at the latest */
+    uint64_t forward_id;     /* the replica's number for it while it is out */
+    /* On the primary: a write another node forwarded, answered to this NATS subject. */
+    char *forward_reply;
     /* Set by the writer. */
     int rc;
     herald_error err;
@@ -95,8 +107,17 @@ int hd__writer_change_schema(hd_writer *w, herald_schema *schema, herald_error *
  * writer (may be NULL). False while it is pending or none was handed over.
  */
 bool hd__writer_schema_done(hd_writer *w, int *rc, double *seconds, herald_error *err);
-/* Queues a request; the writer owns it until it comes back in a batch. */
+/*
+ * Queues a request; the writer owns it until it comes back in a batch. With
+ * replication, a client's write on a node that is not the primary goes to
+ * the primary instead (hd__repl_forward) and comes back the same way.
+ */
 void hd__writer_submit(hd_writer *w, hd_wreq *r);
+/* Replication: the writer asks `r` before each group whether to lead, and appends. */
+struct hd_repl;
+void hd__writer_set_repl(hd_writer *w, struct hd_repl *r);
+/* A forwarded write, answered: it joins a batch once its version is applied here. */
+void hd__writer_submit_forwarded(hd_writer *w, hd_wreq *r);
 /* Finished batches, oldest first (a linked list), or NULL. */
 hd_wbatch *hd__writer_take_done(hd_writer *w);
 void hd__wbatch_free(hd_wbatch *b);

@@ -225,6 +225,46 @@ int herald_mutation_commit(herald_txn *m, uint64_t *version, herald_error *err);
 /* Rolls back and frees the mutation; the group goes on. */
 void herald_mutation_abort(herald_txn *m);
 
+/* ---- replication (docs/replication.md) --------------------------------
+ *
+ * A primary records what each mutation of a group wrote (its log) and
+ * appends it to the replication stream before the group commits; a replica
+ * applies those records in a group of its own: the same documents, indexes,
+ * write sets and versions as on the primary.
+ *
+ * A log is a list of mutation records, each: 'M', version (u64), number
+ * of changes (u32); then per change 'P' (a document stored: table name
+ * (u8 length, bytes), binary id, u32 length, the stored encoding) or 'D'
+ * (deleted: table name, binary id) or 'I' (an idempotency record: its
+ * 32-byte key, u32 length, the record). Integers are big-endian.
+ */
+
+/* Starts recording the group's log (before its first mutation). */
+void herald_group_log_start(herald_group *g);
+/* The log of the group's committed mutations so far (NULL, *len 0 when none). */
+const uint8_t *herald_group_log(const herald_group *g, size_t *len);
+/*
+ * Applies a log made by another store with the same schema history, one
+ * mutation per record, each under the version it carries (which must be
+ * newer than this store's). HERALD_ECORRUPT for a malformed log or a table
+ * this store does not have; then nothing of the failing record is kept.
+ */
+int herald_group_apply_log(herald_group *g, const uint8_t *log, size_t len, herald_error *err);
+/* Aborts every mutation of an uncommitted group; nothing of it is kept. Free it after. */
+void herald_group_abort(herald_group *g);
+/*
+ * Store metadata of replication (names start with "repl_"): set in a
+ * group, written with its commit (also a group with no mutation); read
+ * from the last commit (*len 0 when absent; at most `cap` bytes copied).
+ */
+int herald_group_set_meta(herald_group *g, const char *name, const void *v, size_t n,
+                          herald_error *err);
+int herald_store_get_meta(herald_store *s, const char *name, void *out, size_t cap, size_t *len,
+                          herald_error *err);
+/* The same, in a read snapshot (a backup's copy of the meta). */
+int herald_txn_get_meta(herald_txn *t, const char *name, void *out, size_t cap, size_t *len,
+                        herald_error *err);
+
 /*
  * Document writes; all validated against the schema. `doc` is borrowed.
  * insert writes the new id's text form into `id_out`
