@@ -38,7 +38,9 @@ cflags=(-g -O1 -std=c11 -D_GNU_SOURCE -Iinclude -Isrc "${lua_cflags[@]}" -fno-om
         -fsanitize=address,undefined -fno-sanitize-recover=undefined
         "-DHERALD_SOURCE_ROOT=\"$PWD\"")
 read -r -a curl_libs <<< "$(pkg-config --libs libcurl)"
-libs=(-llmdb -lcjson "${lua_libs[@]}" "${curl_libs[@]}" -lssl -lcrypto -lm -lpthread)
+# Replication (repl.c, replsnap.c) speaks JetStream through libnats.
+read -r -a nats_libs <<< "$(pkg-config --libs libnats)"
+libs=(-llmdb -lcjson "${lua_libs[@]}" "${curl_libs[@]}" "${nats_libs[@]}" -lssl -lcrypto -lm -lpthread)
 # The targets that play a live server (fuzz_server.h) link its sources and libwebsockets.
 declare -A live=([fuzz_proto]=1 [fuzz_http]=1)
 read -r -a lws_cflags <<< "$(pkg-config --cflags libwebsockets)"
