@@ -388,15 +388,6 @@ static uint64_t stream_msgs(jsCtx *js, const char *subject)
     return n;
 }
 
-static uint64_t stream_first_seq(jsCtx *js)
-{
-    jsStreamInfo *si = NULL;
-    CHECK(js_GetStreamInfo(&si, js, STREAM, NULL, NULL) == NATS_OK);
-    uint64_t first = si ? si->State.FirstSeq : 0;
-    jsStreamInfo_Destroy(si);
-    return first;
-}
-
 static void publish_raw(jsCtx *js, const char *subject, const void *p, size_t n, const char *chunk)
 {
     natsMsg *m = NULL;
@@ -518,8 +509,11 @@ static void test_snapshots(jsCtx *js)
     /* Into a folder that exists: refused. */
     CHECK(hd__replsnap_fetch(js, CLUSTER, fetched, &got, &err) == HERALD_EINVAL);
 
-    /* A chunk deleted from the stream. */
-    CHECK(js_DeleteMsg(js, STREAM, stream_first_seq(js) + 1, NULL, NULL) == NATS_OK);
+    /* A chunk deleted from the stream: the one before the last (the chunks are in a row). */
+    natsMsg *last = NULL;
+    CHECK(js_GetLastMsg(&last, js, STREAM, subject, NULL, NULL) == NATS_OK);
+    CHECK(last && js_DeleteMsg(js, STREAM, natsMsg_GetSequence(last) - 1, NULL, NULL) == NATS_OK);
+    natsMsg_Destroy(last);
     check_refused(js, "deleted chunk");
 
     /* A whole snapshot again, then a manifest of it with another digest. */
