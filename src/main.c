@@ -557,10 +557,9 @@ static const hd_option serve_opts[] = {
      .range = "auto, primary or replica", SERVE(cfg.repl.role), .def = "auto",
      .help = "with --replicate: auto takes the primary's lease when it is free, replica never "
              "does, primary refuses to start while another node holds it"},
-    {"node", .kind = HD_OPT_STRING, .metavar = "NAME", SERVE(cfg.repl.node),
-     .def = "HOSTNAME-PORT", .help = "with --replicate: this node's name in its cluster"},
-    {"cluster", .kind = HD_OPT_STRING, .metavar = "NAME", SERVE(cfg.repl.cluster),
-     .def = "herald",
+    {"node", .kind = HD_OPT_STRING, .metavar = "NAME", SERVE(cfg.repl.node), .def = "HOSTNAME-PORT",
+     .help = "with --replicate: this node's name in its cluster"},
+    {"cluster", .kind = HD_OPT_STRING, .metavar = "NAME", SERVE(cfg.repl.cluster), .def = "herald",
      .help = "with --replicate: the cluster's name (1 to 32 letters, digits, - or _), which "
              "names its stream, lease bucket and snapshots in JetStream"},
     {"lease", .kind = HD_OPT_SECONDS, .metavar = "SECONDS", .lo = 0.5, .hi = 600,
@@ -668,6 +667,7 @@ static int cmd_serve(const options *global, int argc, char **argv, herald_error 
     }
     rc = hd__server_run(&cfg);
     free(text);
+    hd__repl_restart_if_wanted();
     return rc;
 }
 

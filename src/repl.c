@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <nats/nats.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,8 @@
 #define FORWARD_SECONDS 30.0
 /* How long a starting replica waits for the primary's first snapshot. */
 #define SNAPSHOT_WAIT_SECONDS 60.0
+/* In a data folder: the next start must fill it from a snapshot. */
+#define BOOTSTRAP_MARK "repl-bootstrap"
 
 enum { ROLE_STARTING, ROLE_REPLICA, ROLE_PROMOTING, ROLE_PRIMARY };
 static const char *const role_names[] = {"starting", "replica", "starting", "primary"};
@@ -302,7 +305,7 @@ static bool folder_used(const char *dir)
  * Fills the data folder from the latest snapshot, waiting for one while
  * the primary makes its first; an older folder is moved aside, not deleted.
  */
-static int bootstrap(hd_repl *r, const char *dir, bool unused, herald_error *err)
+static int bootstrap(hd_repl *r, const char *dir, bool disposable, herald_error *err)
 {
     hd_replsnap_info info;
     double until = mono_now() + SNAPSHOT_WAIT_SECONDS;
@@ -319,8 +322,9 @@ static int bootstrap(hd_repl *r, const char *dir, bool unused, herald_error *err
     snprintf(fetched, sizeof fetched, "%s.snapshot", dir);
     hd__backup_remove(fetched); /* left by a start that stopped half-way */
     if ((rc = hd__replsnap_fetch(r->js, r->cluster, fetched, &info, err))) return rc;
-    /* A store nothing was ever written to (the app's schema applied before this) goes. */
-    if (unused) hd__backup_remove(dir);
+    /* A store nothing was ever written to (the app's schema applied before this), or a
+     * copy of this cluster's (everything in it is in the snapshot too), goes. */
+    if (disposable) hd__backup_remove(dir);
     if (folder_used(dir)) {
         snprintf(aside, sizeof aside, "%s.stale-%ld", dir, (long)time(NULL));
         if (rename(dir, aside) != 0)
@@ -352,16 +356,25 @@ static int prepare_folder(hd_repl *r, const char *dir, herald_error *err)
     hd_replsnap_info info;
     herald_error ignored;
     bool snapshot = hd__replsnap_latest(r->js, r->cluster, &info, &ignored) == 0;
+    char mark[4200];
+    snprintf(mark, sizeof mark, "%s/%s", dir, BOOTSTRAP_MARK);
+    if (access(mark, F_OK) == 0) {
+        hd__log(HD_LOG_WARN, "replica_bootstrap", "herald: %s asks for a start from a snapshot",
+                mark);
+        rc = bootstrap(r, dir, has_db && (seq > 0 || version == 0), err);
+        if (!rc) unlink(mark); /* a folder moved aside took it along */
+        return rc;
+    }
     if (seq > last)
         return herald_fail(err, HERALD_ECORRUPT,
                            "the data folder holds stream sequence %llu but stream %s ends at %llu: "
                            "it belongs to another cluster (use another --data or --cluster)",
                            (unsigned long long)seq, r->stream, (unsigned long long)last);
     /* A brand-new cluster: this node's folder, empty or not, is where it starts. */
-    if (seq == 0 && last == 0 && !snapshot) return 0;
-    /* Caught up, or the stream still holds every record after this folder's. */
-    if (has_db && (seq > 0 || last == 0) && (last == 0 || seq + 1 >= first)) return 0;
-    return bootstrap(r, dir, has_db && version == 0 && seq == 0, err);
+    if (last == 0 && !snapshot) return 0;
+    /* The stream still holds every record after this folder's. */
+    if (has_db && seq > 0 && seq + 1 >= first) return 0;
+    return bootstrap(r, dir, has_db && (seq > 0 || version == 0), err);
 }
 
 int hd__repl_open(const hd_repl_config *cfg, const char *data_dir, int port, hd_repl **out,
@@ -403,7 +416,8 @@ int hd__repl_open(const hd_repl_config *cfg, const char *data_dir, int port, hd_
     snprintf(r->bucket, sizeof r->bucket, "herald_%s", r->cluster);
     atomic_store(&r->role, ROLE_STARTING);
     if ((rc = connect_nats(r, err)) || (rc = ensure_stream(r, err)) ||
-        (rc = ensure_bucket(r, err)) || (rc = hd__replsnap_ensure(r->js, r->cluster, r->copies, err))) {
+        (rc = ensure_bucket(r, err)) ||
+        (rc = hd__replsnap_ensure(r->js, r->cluster, r->copies, err))) {
         hd__repl_free(r);
         return rc;
     }
@@ -537,7 +551,9 @@ static char *request_json(const hd_wreq *q)
     }
     if (ok && q->idempotency_key)
         ok = cJSON_AddStringToObject(j, "idempotencyKey", q->idempotency_key) != NULL;
-    if (ok) ok = cJSON_AddBoolToObject(j, "admin", q->admin) && cJSON_AddBoolToObject(j, "internal", q->internal);
+    if (ok)
+        ok = cJSON_AddBoolToObject(j, "admin", q->admin) &&
+             cJSON_AddBoolToObject(j, "internal", q->internal);
     if (ok) text = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return text;
@@ -647,8 +663,8 @@ void hd__repl_forward(hd_repl *r, hd_wreq *q)
     pthread_mutex_unlock(&r->lock);
     char reply[200];
     snprintf(reply, sizeof reply, "%s.%llu", r->reply_prefix, (unsigned long long)id);
-    natsStatus st = natsConnection_PublishRequest(r->nc, r->write_subject, reply, body,
-                                                  (int)strlen(body));
+    natsStatus st =
+        natsConnection_PublishRequest(r->nc, r->write_subject, reply, body, (int)strlen(body));
     free(body);
     if (st != NATS_OK) {
         /* The sweep answers it (once it is still pending). */
@@ -814,6 +830,11 @@ int hd__repl_append(hd_repl *r, const uint8_t *log, size_t len, uint64_t *seq, h
                        "the replication stream did not confirm the write (%s): it may have been "
                        "applied; check before retrying without an idempotency key",
                        natsStatus_GetText(st));
+}
+
+uint64_t hd__repl_applied_seq(hd_repl *r)
+{
+    return atomic_load(&r->applied_seq);
 }
 
 void hd__repl_committed(hd_repl *r, uint64_t seq, uint64_t version)
@@ -990,7 +1011,18 @@ static void try_acquire(hd_repl *r)
     double now = wall_now();
     pthread_mutex_lock(&r->lock);
     snprintf(r->primary, sizeof r->primary, "%s", have && until > now ? holder : "");
+    bool mine = have && until > now && !strcmp(holder, r->node);
+    if (mine) {
+        /* Still this node's (an append failed, the lease did not): lead again once
+         * the stream is applied to its end. */
+        r->lease_rev = rev;
+        r->lease_until = until;
+    }
     pthread_mutex_unlock(&r->lock);
+    if (mine) {
+        promote(r);
+        return;
+    }
     if (have && until > now) return;
     /* The most caught-up replica tries first: each record behind waits 20 ms more. */
     uint64_t first, last;
@@ -1012,17 +1044,36 @@ static void try_acquire(hd_repl *r)
     promote(r);
 }
 
-/* Starts the process again from its command line: the folder is bootstrapped at start. */
+/* Set once a replica must start again from a snapshot (hd__repl_restart_wanted). */
+static _Atomic bool restart_wanted;
+
+/*
+ * The stream no longer continues this node's store: the server stops as on
+ * SIGTERM, and `herald serve` starts again from its command line, which
+ * fills the data folder from a snapshot before the store opens.
+ */
 static void restart_process(hd_repl *r)
 {
+    if (atomic_exchange(&restart_wanted, true)) return;
+    /* The next start fills the folder from a snapshot whatever its sequence says
+     * (a record that does not apply would not apply again). */
+    char mark[4200];
+    snprintf(mark, sizeof mark, "%s/%s", r->data_dir, BOOTSTRAP_MARK);
+    FILE *f = fopen(mark, "w");
+    if (f) fclose(f);
     hd__log(HD_LOG_WARN, "replica_restart",
-            "herald: node %s starts again to fill its data folder from a snapshot", r->node);
-    if (!saved_argv) _exit(75);
-    /* Nothing of this process may stay open in the new one (the store's lock above all). */
+            "herald: node %s stops, to start again from a snapshot", r->node);
+    kill(getpid(), SIGTERM);
+}
+
+void hd__repl_restart_if_wanted(void)
+{
+    if (!atomic_load(&restart_wanted) || !saved_argv) return;
+    /* Nothing of this run may stay open in the next one. */
     for (int fd = 3; fd < 65536; fd++)
         close(fd);
     execv("/proc/self/exe", saved_argv);
-    _exit(75);
+    hd__log(HD_LOG_ERROR, "replica_restart", "herald: cannot start again: %s", strerror(errno));
 }
 
 static void *lease_main(void *arg)
@@ -1032,7 +1083,7 @@ static void *lease_main(void *arg)
     bool may_lead = strcmp(role, "replica") != 0;
     for (;;) {
         pthread_mutex_lock(&r->lock);
-        if (!r->stopping && !atomic_load(&r->rebootstrap)) {
+        if (!r->stopping) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             long step = (long)(r->lease_s * 1e9 / 4);

@@ -43,12 +43,12 @@
 #include "herald/store.h"
 
 typedef struct hd_repl_config {
-    const char *urls;      /* --replicate: nats:// URLs, comma-separated; NULL: none */
-    const char *role;      /* auto (NULL), primary or replica */
-    const char *node;      /* this node's name; NULL: host name and port */
-    const char *cluster;   /* the cluster's name; NULL: "herald" */
-    double lease;          /* seconds the primary's lease lives unrenewed; 0: 5 */
-    uint64_t retain;       /* groups the stream keeps; 0: 1,000,000 */
+    const char *urls;        /* --replicate: nats:// URLs, comma-separated; NULL: none */
+    const char *role;        /* auto (NULL), primary or replica */
+    const char *node;        /* this node's name; NULL: host name and port */
+    const char *cluster;     /* the cluster's name; NULL: "herald" */
+    double lease;            /* seconds the primary's lease lives unrenewed; 0: 5 */
+    uint64_t retain;         /* groups the stream keeps; 0: 1,000,000 */
     uint64_t snapshot_every; /* groups between the primary's snapshots; 0: 10,000 */
 } hd_repl_config;
 
@@ -86,6 +86,8 @@ bool hd__repl_is_primary(hd_repl *r);
  * has applied the stream again.
  */
 int hd__repl_append(hd_repl *r, const uint8_t *log, size_t len, uint64_t *seq, herald_error *err);
+/* The last stream record this node's store holds. */
+uint64_t hd__repl_applied_seq(hd_repl *r);
 /* The writer, after a commit that holds stream sequence `seq` (0: none). */
 void hd__repl_committed(hd_repl *r, uint64_t seq, uint64_t version);
 /* The writer could not apply a record: the node starts again from a snapshot. */
@@ -102,7 +104,13 @@ void hd__repl_answer(hd_repl *r, const struct hd_wreq *req);
 /* The "replication" member of /healthz: role, node, primary, seq, version. */
 void hd__repl_status_json(hd_repl *r, hd_buf *b);
 
-/* The command line, for a replica that must start again from a snapshot. */
+/*
+ * The command line, for a replica that must start again from a snapshot:
+ * such a replica stops its server as SIGTERM does, and `herald serve`, once
+ * the server returned, calls hd__repl_restart_if_wanted(), which runs the
+ * same command line again (and returns only if it could not).
+ */
 void hd__repl_set_argv(char **argv);
+void hd__repl_restart_if_wanted(void);
 
 #endif

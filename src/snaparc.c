@@ -470,7 +470,7 @@ int hd__snaparc_place(const char *tmp, const char *target, herald_error *err)
     const char *slash = strrchr(target, '/');
     char parent[PATH_MAX];
     int len = !slash ? 0 : slash == target ? 1 : (int)(slash - target);
-    snprintf(parent, sizeof parent, "%.*s", len, len ? target : ".");
+    snprintf(parent, sizeof parent, "%.*s", len ? len : 1, len ? target : ".");
     return sync_dir(parent, err);
 }
 

@@ -233,8 +233,9 @@ const uint8_t *herald_group_log(const herald_group *g, size_t *len)
 int herald_group_set_meta(herald_group *g, const char *name, const void *v, size_t n,
                           herald_error *err)
 {
-    struct hd_meta_put *p = NULL;
-    for (p = g->meta; p && strcmp(p->name, name); p = p->next) {}
+    struct hd_meta_put *p = g->meta;
+    while (p && strcmp(p->name, name))
+        p = p->next;
     if (strlen(name) >= sizeof p->name || n > sizeof p->v || strncmp(name, "repl_", 5))
         return herald_fail(err, HERALD_EINVAL, "bad replication metadata `%.40s`", name);
     if (!p) {

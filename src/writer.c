@@ -337,9 +337,11 @@ static void run_scheduled(hd_writer *w, herald_group *g, hd_wreq *r)
 }
 
 /* A record of the stream, on a replica: applied under its versions, its sequence noted. */
-static void apply_record(herald_group *g, hd_wreq *r, uint64_t *seq)
+static void apply_record(hd_writer *w, herald_group *g, hd_wreq *r, uint64_t *seq)
 {
     r->replayed = true; /* nothing to answer: its write sets are the group's */
+    /* Delivered twice (a subscription that started again): the store has it. */
+    if (r->repl_seq <= (*seq ? *seq : hd__repl_applied_seq(w->repl))) return;
     r->rc = herald_group_apply_log(g, r->repl_log, r->repl_len, &r->err);
     if (!r->rc) {
         uint8_t be[8];
@@ -553,8 +555,8 @@ static bool any_forwarded_ready(hd_writer *w)
  * an append that failed, leaves nothing of the group. Returns 0 or the
  * code every request of the group fails with (and *gerr).
  */
-static int replicate_group(hd_writer *w, herald_group *g, bool lead, int apply_rc,
-                           uint64_t *seq, herald_error *gerr)
+static int replicate_group(hd_writer *w, herald_group *g, bool lead, int apply_rc, uint64_t *seq,
+                           herald_error *gerr)
 {
     int rc = apply_rc;
     if (!rc && lead) {
@@ -653,7 +655,7 @@ static void *writer_main(void *arg)
                     r->rc = apply_rc;
                     r->err = apply_err;
                 } else {
-                    apply_record(b->group, r, &applied_seq);
+                    apply_record(w, b->group, r, &applied_seq);
                     if (r->rc) {
                         apply_rc = r->rc;
                         apply_err = r->err;
@@ -691,7 +693,8 @@ static void *writer_main(void *arg)
             continue;
         }
         b->reqs = keep;
-        if (!grc && (lead || apply_rc)) grc = replicate_group(w, b->group, lead, apply_rc, &seq, &gerr);
+        if (!grc && (lead || apply_rc))
+            grc = replicate_group(w, b->group, lead, apply_rc, &seq, &gerr);
         if (grc) {
             for (hd_wreq *r = keep; r; r = r->next)
                 if (r->rc == 0 && !r->forwarded) {
