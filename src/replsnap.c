@@ -79,8 +79,10 @@ static int nats_fail(herald_error *err, natsStatus s, jsErrCode jerr, const char
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    const char *detail = nats_GetLastError(NULL);
-    if (!detail) detail = "";
+    /* The thread's last error says more, when it is this failure's (same status). */
+    natsStatus last = NATS_OK;
+    const char *detail = nats_GetLastError(&last);
+    if (!detail || last != s) detail = "";
     if (jerr)
         return herald_fail(err, HERALD_EIO, "%s: %s (JetStream error %d%s%.200s)", what,
                            natsStatus_GetText(s), (int)jerr, *detail ? ": " : "", detail);

@@ -463,6 +463,13 @@ static void test_snapshots(jsCtx *js)
     CHECK(!has_entry(snaps, "")); /* the temporary folder went */
     CHECK(stream_msgs(js, NULL) == first.chunks + 1);
 
+    /* A cluster without its stream: no snapshot, and publishing fails (nothing left behind). */
+    hd_replsnap_info none;
+    CHECK(hd__replsnap_latest(js, "t2", &none, &err) == HERALD_ENOTFOUND);
+    CHECK(hd__replsnap_publish(js, "t2", s, data, snaps, &none, &err) == HERALD_EIO);
+    CHECK(strstr(err.message, "herald.t2.snap.data.") != NULL);
+    CHECK(!has_entry(snaps, ""));
+
     /* A second snapshot: the first one's chunks and manifest are purged. */
     insert_note(s, 100);
     set_seq(s, 43);
