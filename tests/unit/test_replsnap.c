@@ -3,7 +3,9 @@
  * its own on a loopback port, and their archive format (src/snaparc.c).
  *
  * The archive reader refuses paths out of the folder, bad modes, cut and
- * trailing bytes, and reads the same whatever the pieces it is fed in. A
+ * trailing bytes, and reads the same whatever the pieces it is fed in; a
+ * folder is archived without its lock files and unpacked the same, and a
+ * path twice, a file where a folder must go and a link are refused. A
  * store with documents, a stored file spanning several chunks, its secrets
  * and a repl_seq is published twice: the first snapshot's chunks and
  * manifest are purged, the second is fetched into a new folder holding the
@@ -46,6 +48,9 @@
 
 static char root[] = "/tmp/herald-test-replsnap-XXXXXX";
 
+static uint8_t *slurp(const char *dir, const char *name, size_t *n, unsigned *mode);
+static bool has_entry(const char *dir, const char *prefix);
+
 /* ---- the archive format ---- */
 
 typedef struct arc_buf {
@@ -81,6 +86,17 @@ static void put_file(arc_buf *b, const char *path, uint32_t mode, const char *da
     put_be(b, mode, 4);
     put_be(b, strlen(data), 8);
     put(b, data, strlen(data));
+}
+
+/* An archive of file `first` and, unless NULL, `second` (contents "1" and "2"). */
+static arc_buf files_arc(const char *first, const char *second)
+{
+    arc_buf b = {0};
+    put(&b, HD_SNAPARC_MAGIC, 8);
+    put_file(&b, first, 0600, "1");
+    if (second) put_file(&b, second, 0600, "2");
+    put(&b, "E", 1);
+    return b;
 }
 
 /* What a reader reports, as text: "B path mode size", "D n", "E". */
@@ -150,10 +166,7 @@ static void test_archive_format(void)
     const char *bad_paths[] = {"/etc/passwd", "../x",    "files/../../x", "a//b", "a/",
                                ".",           "files/.", "a b",           "a\\b", ""};
     for (size_t i = 0; i < sizeof bad_paths / sizeof *bad_paths; i++) {
-        arc_buf b = {0};
-        put(&b, HD_SNAPARC_MAGIC, 8);
-        put_file(&b, bad_paths[i], 0600, "x");
-        put(&b, "E", 1);
+        arc_buf b = files_arc(bad_paths[i], NULL);
         arc_buf notes = {0};
         CHECK(read_arc(&b, 1, &notes, &err) == HERALD_ECORRUPT);
         CHECK(notes.len == 0); /* refused before the sink heard of it */
@@ -174,6 +187,96 @@ static void test_archive_format(void)
     free(a.p);
     free(whole.p);
     free(bytes.p);
+}
+
+static int emit_to(void *ctx, const uint8_t *p, size_t n, herald_error *err)
+{
+    (void)err;
+    put(ctx, p, n);
+    return 0;
+}
+
+static void write_text(const char *dir, const char *name, const char *text, mode_t mode)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    CHECK(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    if (fd >= 0) close(fd);
+    CHECK(chmod(path, mode) == 0);
+}
+
+/* Unpacks archive `a` into new folder `dir`: the reader's result, or the unpacker's. */
+static int unpack(const arc_buf *a, const char *dir, herald_error *err)
+{
+    CHECK(mkdir(dir, 0700) == 0);
+    hd_snaparc_unpack *u = NULL;
+    hd_snaparc_sink sink;
+    int rc = hd__snaparc_unpack_open(dir, &u, &sink, err);
+    hd_snaparc_reader r;
+    hd__snaparc_reader_init(&r, &sink);
+    if (!rc) rc = hd__snaparc_feed(&r, a->p, a->len, err);
+    if (!rc) rc = hd__snaparc_finish(&r, err);
+    herald_error close_err = {0};
+    int closed = hd__snaparc_unpack_close(u, &close_err);
+    return rc ? rc : closed;
+}
+
+/* A folder archived (lock files left out) and unpacked the same; placed; refusals on disk. */
+static void test_archive_folder(void)
+{
+    herald_error err = {0};
+    char dir[] = "/tmp/herald-test-snaparc-XXXXXX", src[100], files[120], out[200], placed[100];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(src, sizeof src, "%s/src", dir);
+    snprintf(files, sizeof files, "%s/files", src);
+    CHECK(mkdir(src, 0700) == 0 && mkdir(files, 0700) == 0);
+    write_text(src, "data.mdb", "database", 0600);
+    write_text(src, "lock.mdb", "lock", 0600);
+    write_text(src, "herald.lock", "pid", 0644);
+    write_text(src, "storage.key", "key", 0600);
+    write_text(files, "abc", "file", 0644);
+    arc_buf a = {0};
+    uint64_t n = 0;
+    CHECK_OK(hd__snaparc_write(src, emit_to, &a, &n, &err));
+    CHECK(n == 3);
+    snprintf(out, sizeof out, "%s/out", dir);
+    CHECK_OK(unpack(&a, out, &err));
+    size_t len;
+    unsigned mode;
+    uint8_t *p = slurp(out, "data.mdb", &len, &mode);
+    CHECK(p && len == 8 && !memcmp(p, "database", 8) && mode == 0600);
+    free(p);
+    p = slurp(out, "files/abc", &len, &mode);
+    CHECK(p && len == 4 && !memcmp(p, "file", 4) && mode == 0644);
+    free(p);
+    CHECK(!has_entry(out, "lock.mdb") && !has_entry(out, "herald.lock"));
+    /* Placed under a new name, trailing slashes aside; an existing one is refused. */
+    char target[200];
+    snprintf(placed, sizeof placed, "%s/placed//", dir);
+    CHECK_OK(hd__snaparc_target(placed, target, sizeof target, &err));
+    CHECK(strlen(target) == strlen(placed) - 2);
+    CHECK_OK(hd__snaparc_place(out, target, &err));
+    CHECK(hd__snaparc_target(target, out, sizeof out, &err) == HERALD_EINVAL);
+    free(a.p);
+    /* A path twice, and a file where a folder must go: refused on disk. */
+    const char *twice[][2] = {{"a", "a"}, {"files", "files/x"}};
+    for (int i = 0; i < 2; i++) {
+        a = files_arc(twice[i][0], twice[i][1]);
+        snprintf(out, sizeof out, "%s/refused-%d", dir, i);
+        CHECK(unpack(&a, out, &err) == HERALD_ECORRUPT);
+        free(a.p);
+    }
+    /* A link in the folder archived: refused. */
+    char link[300];
+    snprintf(link, sizeof link, "%s/files/link", src);
+    CHECK(symlink("/etc/passwd", link) == 0);
+    a = (arc_buf){0};
+    CHECK(hd__snaparc_write(src, emit_to, &a, NULL, &err) == HERALD_EINVAL);
+    free(a.p);
+    hd__snaparc_remove_tree(dir);
+    struct stat st;
+    CHECK(lstat(dir, &st) != 0);
 }
 
 /* ---- nats-server ---- */
@@ -590,6 +693,7 @@ static void test_snapshots(jsCtx *js)
 int main(void)
 {
     test_archive_format();
+    test_archive_folder();
     const char *exe = find_nats_server();
     if (!exe) {
         fprintf(stderr, "nats-server is not installed: skipping the JetStream part\n");
