@@ -1098,8 +1098,23 @@ static int apply_doc(herald_txn *m, log_reader *r, bool put, herald_error *err)
         const herald_value *ct = rc ? NULL : herald_object_get(&doc, "_creationTime");
         if (!rc && (!ct || ct->type != HERALD_FLOAT64))
             rc = log_corrupt(err, "a document without _creationTime");
-        if (!rc && ct->u.f > m->group->last_ct) m->group->last_ct = ct->u.f;
+        double at = rc ? 0 : ct->u.f;
         herald_object_remove(&doc, "_id");
+        /* The primary validated it; a replica whose schema differs refuses it. */
+        if (!rc) {
+            herald_object_remove(&doc, "_creationTime");
+            rc = check_user_doc(m, tab, &doc, err);
+            if (!rc && herald_object_set(&doc, "_creationTime", 13, herald_float64(at)))
+                rc = herald_fail(err, HERALD_ENOMEM, "out of memory");
+            if (rc && rc != HERALD_ENOMEM) {
+                char why[200];
+                snprintf(why, sizeof why, "%.199s", err ? err->message : "");
+                rc = herald_fail(err, HERALD_ECORRUPT,
+                                 "replication log: a document this store's schema refuses (%s)",
+                                 why);
+            }
+        }
+        if (!rc && at > m->group->last_ct) m->group->last_ct = at;
     }
     herald_object_remove(&old, "_id");
     if (!rc && (put || old.type != HERALD_UNDEFINED))

@@ -19,14 +19,14 @@ seconds=${1:-60}
 [ $# -gt 0 ] && shift
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(fuzz_json fuzz_keydecode fuzz_schema fuzz_query fuzz_fn fuzz_jwt
-                                    fuzz_diff fuzz_proto fuzz_http fuzz_storage fuzz_cron fuzz_snaparc)
+                                    fuzz_diff fuzz_proto fuzz_http fuzz_storage fuzz_cron fuzz_snaparc fuzz_replog)
 build=${HERALD_FUZZ_BUILD:-build-fuzz}
 cc=${CC:-clang}
 
 # Longest input per target: a little above the largest useful seed.
 declare -A max_len=([fuzz_json]=8192 [fuzz_keydecode]=1024 [fuzz_schema]=8192 [fuzz_query]=2048
                    [fuzz_fn]=4096 [fuzz_jwt]=4096 [fuzz_diff]=4096 [fuzz_proto]=4096
-                   [fuzz_http]=4096 [fuzz_storage]=512 [fuzz_cron]=320 [fuzz_snaparc]=2048)
+                   [fuzz_http]=4096 [fuzz_storage]=512 [fuzz_cron]=320 [fuzz_snaparc]=2048 [fuzz_replog]=4096)
 
 # The core includes the function runtime (fn.c, search.c, jwt.c) and fetch
 # (fetch.c), so every target links Lua, OpenSSL and libcurl; the system
