@@ -548,11 +548,16 @@ static const hd_option serve_opts[] = {
      .range = "text or json", SERVE(cfg.log_format), .def = "text",
      .help = "json: each log line one JSON object (time, level, event, fields), an access line "
              "per HTTP request and WebSocket"},
-    {"replicate", .kind = HD_OPT_LIST, .metavar = "URLS", SERVE(cfg.repl.urls),
+    {"replicate", .kind = HD_OPT_LIST, .metavar = "URLS", SERVE(cfg.repl.urls), .secret = true,
      .def = "none: a single node",
      .help = "replicate through NATS JetStream: the nats:// URLs of its servers (comma-separated); "
              "one node is the primary, the others replicas that serve reads and subscriptions "
-             "and forward writes (docs/replication.md)"},
+             "and forward writes (docs/replication.md); a URL may carry user:password@, "
+             "never shown in messages"},
+    {"replicate-ca", .kind = HD_OPT_STRING, .metavar = "FILE", SERVE(cfg.repl.ca),
+     .def = "the system's CAs",
+     .help = "with --replicate: TLS to the NATS servers (also for tls:// URLs), their "
+             "certificates checked against the CA certificates of FILE (PEM)"},
     {"role", .kind = HD_OPT_STRING, .metavar = "ROLE", .choices = "auto|primary|replica",
      .range = "auto, primary or replica", SERVE(cfg.repl.role), .def = "auto",
      .help = "with --replicate: auto takes the primary's lease when it is free, replica never "

@@ -303,6 +303,14 @@ static bool render(hd_server *s, hd_buf *b)
            (double)queued);
     metric(b, "herald_writer_oldest_wait_seconds", "gauge",
            "How long the oldest mutation waiting for the writer has waited.", oldest);
+    if (s->repl) {
+        metric(b, "herald_replication_primary", "gauge",
+               "1 while this node is its cluster's primary, 0 otherwise.",
+               hd__repl_is_primary(s->repl) ? 1 : 0);
+        metric(b, "herald_replication_sequence", "gauge",
+               "The last replication stream record this node's store holds.",
+               (double)hd__repl_applied_seq(s->repl));
+    }
     size_t all = s->actions ? hd__actions_count(s->actions) : 0;
     size_t running = s->actions ? hd__actions_running(s->actions) : 0;
     metric(b, "herald_actions_running", "gauge", "Actions holding a runtime.", (double)running);

@@ -164,14 +164,32 @@ static int connect_nats(hd_repl *r, herald_error *err)
     if (st == NATS_OK) st = natsOptions_SetReconnectWait(o, 250);
     if (st == NATS_OK) st = natsOptions_SetTimeout(o, 2000);
     if (st == NATS_OK) st = natsOptions_SetMaxPendingMsgs(o, 1 << 20);
+    /* tls:// URLs: TLS, the servers' certificates checked against --replicate-ca, else
+     * the system's CAs. */
+    bool tls = false;
+    for (int i = 0; i < n; i++)
+        tls |= !strncmp(list[i], "tls://", 6);
+    if (st == NATS_OK && (tls || r->cfg.ca)) st = natsOptions_SetSecure(o, true);
+    if (st == NATS_OK && (tls || r->cfg.ca))
+        st = natsOptions_LoadCATrustedCertificates(
+            o, r->cfg.ca ? r->cfg.ca : "/etc/ssl/certs/ca-certificates.crt");
     int rc = 0;
     if (st != NATS_OK) {
         rc = nats_fail(err, st, 0, "options");
     } else {
         /* The cluster may be starting beside this node: try for a while. */
         double until = mono_now() + 30;
-        while ((st = natsConnection_Connect(&r->nc, o)) != NATS_OK && mono_now() < until)
+        for (bool told = false;
+             (st = natsConnection_Connect(&r->nc, o)) != NATS_OK && mono_now() < until;
+             told = true) {
+            if (!told) {
+                const char *why = nats_GetLastError(NULL);
+                hd__log(HD_LOG_WARN, "replication_connect",
+                        "herald: cannot reach the NATS servers yet (%s): trying for 30 s",
+                        why ? why : natsStatus_GetText(st));
+            }
             usleep(250 * 1000);
+        }
         if (st != NATS_OK) rc = nats_fail(err, st, 0, "cannot connect to --replicate");
     }
     r->copies = n > 3 ? 3 : n < 1 ? 1 : n;
@@ -1061,8 +1079,8 @@ static void restart_process(hd_repl *r)
     snprintf(mark, sizeof mark, "%s/%s", r->data_dir, BOOTSTRAP_MARK);
     FILE *f = fopen(mark, "w");
     if (f) fclose(f);
-    hd__log(HD_LOG_WARN, "replica_restart",
-            "herald: node %s stops, to start again from a snapshot", r->node);
+    hd__log(HD_LOG_WARN, "replica_restart", "herald: node %s stops, to start again from a snapshot",
+            r->node);
     kill(getpid(), SIGTERM);
 }
 

@@ -50,6 +50,7 @@ typedef struct hd_repl_config {
     double lease;            /* seconds the primary's lease lives unrenewed; 0: 5 */
     uint64_t retain;         /* groups the stream keeps; 0: 1,000,000 */
     uint64_t snapshot_every; /* groups between the primary's snapshots; 0: 10,000 */
+    const char *ca; /* CA certificates (PEM) of the NATS servers' TLS; NULL: the system's */
 } hd_repl_config;
 
 typedef struct hd_repl hd_repl;
