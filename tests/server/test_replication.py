@@ -27,7 +27,8 @@ d) Catching up: a replica stopped while 400 groups commit catches up when
    stopped while 120 groups commit is past the stream's retention: it starts
    again from a snapshot and ends with the primary's data.
 e) Two primaries: a second node started with --role primary while the first
-   holds the lease never becomes primary. Fencing: the primary is stopped
+   holds the lease never becomes primary. Messages on the subject of
+   forwarded writes that are not writes are refused, and the primary lives on. Fencing: the primary is stopped
    (SIGSTOP) past its lease, a replica takes over and commits; the old
    primary, woken with a mutation already waiting in its socket, must not
    append: the mutation is refused or forwarded, and afterwards both nodes
@@ -58,7 +59,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import herald_testlib  # noqa: E402
 from herald_client import Client  # noqa: E402
 from herald_testlib import admin_key, check, finish, free_port, write_app  # noqa: E402
-from nats_cluster import NATS_SERVER, NatsCluster  # noqa: E402
+from nats_cluster import NATS_SERVER, NatsClient, NatsCluster  # noqa: E402
 
 HERALD = sys.argv[1] if len(sys.argv) > 1 else None
 
@@ -320,8 +321,16 @@ class Scene:
             n.stop()
         if failed:
             for n in self.nodes:
+                lines = n.output().splitlines(True)
                 print(f"---- {self.name}: output of {n.name} (last 60 lines) ----")
-                print("".join(n.output().splitlines(True)[-60:]), end="")
+                print("".join(lines[-60:]), end="")
+                # A sanitizer's report, whole: its first lines say what went wrong where.
+                reports = [i for i, line in enumerate(lines)
+                           if "ERROR: AddressSanitizer" in line or "runtime error:" in line or
+                           "ERROR: LeakSanitizer" in line]
+                if reports and reports[0] < len(lines) - 60:
+                    print(f"---- {self.name}: {n.name}'s sanitizer report ----")
+                    print("".join(lines[reports[0]:reports[0] + 120]), end="")
             print(self.nats.logs())
         self.nats.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -722,6 +731,22 @@ def scenario_two_primaries(scene):
         print("e: b refused to start:", "".join(b.output().splitlines(True)[-3:]), flush=True)
     b.stop()
     check(len(a.events() or []) == 25, "e: a holds its 25 events")
+    # Whatever arrives on the subject of forwarded writes is answered, and the primary
+    # lives on: messages that are not writes, many, for the answer to race the message's
+    # release inside the NATS client.
+    client = NatsClient(scene.nats.servers[0].url())
+    try:
+        answers = [client.request(f"herald.{scene.cluster}.write", body, timeout=5)
+                   for body in (b"not json", b"{}", b'{"path": 7}') * 300]
+    except (OSError, ValueError) as e:
+        answers = [repr(e)]
+    finally:
+        client.close()
+    wrong = [x for x in answers if not isinstance(x, dict) or "version" in x]
+    check(not wrong, f"e: 900 messages that are not writes on herald.{scene.cluster}.write "
+          f"are each answered, none as a commit: {wrong[:3]}")
+    check(a.running() and a.role_now() == "primary" and len(a.events() or []) == 25,
+          f"e: a is still the primary after them, its data unchanged: {a.health()}")
 
 
 def scenario_fencing(scene):
