@@ -7,8 +7,9 @@ temporary folders. Every node runs the same small app: a table `events`
 
 a) Fan-out: two clients subscribed to events:list on two replicas while a
    worker writes 200 events, most through the primary and some through a
-   replica (forwarded, and read back at once on that replica: read your
-   writes). Each subscriber's versions only grow, it sees the commit of
+   replica, forwarded (over HTTP, read back at once on that replica; and
+   over the subscribed WebSocket, whose ack must come after the update that
+   holds the write: read your writes). Each subscriber's versions only grow, it sees the commit of
    every acknowledged write, each value it holds is exactly the events
    acknowledged up to its version, and its last value equals a fresh query
    on every node.
@@ -461,18 +462,30 @@ def check_exactly_once(what, export, writer):
 
 class Subscriber:
     """A WebSocket client subscribed to events:list on one node; records every value
-    with its version."""
+    with its version. It also sends events:add on the same connection (mutate())."""
 
     def __init__(self, node):
         self.node = node
         self.history = []  # (version, [n...]) for the first result and each update
         self.update_versions = []
         self.value = None
+        self.ws = None
+        self.inflight = {}  # mutate id -> (n, future of (answer, whether the value held n))
+
+    async def mutate(self, n):
+        """Sends events:add n on this connection; returns (its answer, whether this
+        subscription's value already held n when the answer came)."""
+        fut = asyncio.get_running_loop().create_future()
+        self.inflight[f"m{n}"] = (n, fut)
+        await self.ws.send(json.dumps({"type": "mutate", "id": f"m{n}", "path": "events:add",
+                                       "args": {"n": n, "worker": "ws-" + self.node.name}}))
+        return await asyncio.wait_for(fut, WAIT)
 
     async def run(self, ready, done):
         import websockets
         async with websockets.connect(f"ws://127.0.0.1:{self.node.port}/ws", max_size=None) as ws:
             c = Client(ws)
+            self.ws = ws
 
             def changed(sid, value, version):
                 self.value = value
@@ -505,6 +518,10 @@ class Subscriber:
                     await c.pump(0.2)
                 except asyncio.TimeoutError:
                     pass
+                for mid in [mid for mid in self.inflight if mid in c.answers]:
+                    n, fut = self.inflight.pop(mid)
+                    fut.set_result((c.answers.pop(mid),
+                                    any(e["n"] == n for e in self.value or [])))
 
 
 async def fanout(scene):
@@ -520,9 +537,21 @@ async def fanout(scene):
     acked = {}  # n -> version
     problems = []
 
+    loop = asyncio.get_running_loop()
+
     def work():
         for n in range(1, 201):
-            through = r1 if n % 4 == 0 else p
+            if n % 8 == 4:  # through r1's subscribed WebSocket: its update comes before the ack
+                answer, held = asyncio.run_coroutine_threadsafe(subs[0].mutate(n), loop).result()
+                if answer.get("type") != "ack":
+                    problems.append(f"add {n} over r1's WebSocket: {answer}")
+                    continue
+                acked[n] = answer.get("version")
+                if not held:
+                    problems.append(f"read your writes on r1's WebSocket: the ack of {n} came "
+                                    f"before the update that holds it")
+                continue
+            through = r1 if n % 8 == 0 else p
             status, reply = through.mutate(n, through.name)
             if status != 200:
                 problems.append(f"add {n} through {through.name}: {status} {reply}")
