@@ -15,8 +15,10 @@ a) Fan-out: two clients subscribed to events:list on two replicas while a
    on every node.
 b) Failover: kill -9 the primary under a steady stream of mutations, each
    with its own n and idempotency key, retried with the same key until
-   acknowledged; a replica takes the lease and the writers go on; the old
-   primary, started again, follows as a replica and catches up. Every
+   acknowledged; a replica takes the lease and the writers go on; a client
+   subscribed on the primary reconnects to a replica and ends up with the
+   same result; the old primary, started again, follows as a replica and
+   catches up. Every
    acknowledged n is there exactly once, no n twice; `herald check` passes
    on every node and all nodes' exports are equal.
 c) NATS: kill the NATS server that leads the replication stream: writes are
@@ -605,10 +607,60 @@ def scenario_fanout(scene):
 
 # ---- b) failover under writes ------------------------------------------------------------
 
+class Follower:
+    """A WebSocket client that keeps a subscription to events:list, as an app does: on
+    the first node of `nodes` that takes its connection, and when that connection
+    dies, on the next one (it subscribes again there). Runs on a thread of its own."""
+
+    def __init__(self, nodes):
+        self.nodes = nodes
+        self.value = None
+        self.reconnects = 0
+        self.errors = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self.thread.start()
+
+    async def _run(self):
+        import websockets
+        i = 0
+        while not self.stopping.is_set():
+            node = self.nodes[i % len(self.nodes)]
+            try:
+                async with websockets.connect(f"ws://127.0.0.1:{node.port}/ws",
+                                              max_size=None, open_timeout=5) as ws:
+                    c = Client(ws)
+                    c.on_change = lambda sid, value, version: setattr(self, "value", value)
+                    c.pending_subs.add("list")
+                    r = await c.request({"type": "sub", "id": "list", "path": "events:list",
+                                         "args": {}}, timeout=10)
+                    if r.get("type") != "result":
+                        self.errors.append(f"subscribe on {node.name}: {r}")
+                    while not self.stopping.is_set():
+                        try:
+                            await c.pump(0.2)
+                        except asyncio.TimeoutError:
+                            pass
+            except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException):
+                self.reconnects += 1
+                i += 1
+                await asyncio.sleep(0.1)
+
+    def holds(self, node):
+        """Whether this client's value equals a fresh query on `node`."""
+        fresh = node.events()
+        return fresh is not None and self.value == fresh
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(timeout=WAIT)
+
+
 def scenario_failover(scene):
     p = scene.primary("p")
     r1 = scene.replica("r1")
     r2 = scene.replica("r2")
+    follower = Follower([p, r1, r2])  # subscribed on the primary, which is killed
     writer = Writer([p, r2, r1], scene.cluster)
     try:
         check(writer.wait_more(40), f"b: writes before the kill: {writer.count()}")
@@ -625,6 +677,12 @@ def scenario_failover(scene):
     finally:
         writer.stop()
     check(scene.wait_converged(), f"b: every node at the same version: {scene.describe()}")
+    check(wait_until(lambda: follower.holds(r1)) and follower.reconnects >= 1 and
+          not follower.errors,
+          f"b: a client subscribed on the killed primary reconnects to a replica and its "
+          f"subscription ends equal to a fresh query ({follower.reconnects} reconnects, "
+          f"{len(follower.value or [])} events, {follower.errors[:2]})")
+    follower.stop()
     if new is not None:
         check(all((n.health() or {}).get("primary") == new.name for n in scene.nodes),
               f"b: everyone names {new.name} primary: {scene.describe()}")
