@@ -18,7 +18,7 @@
  * servers that this script starts (bench/repl/nats.py) and stops.
  *
  * node lag.mjs --herald build-bench16/herald --data DIR [--replicas 1] [--rates 1000,2000,4000]
- *   [--seconds 5] [--jobs 100] [--saturate 0] [--primary-watchers] [--node-args "--no-sync"]
+ *   [--seconds 5] [--jobs 100] [--saturate 0] [--primary-watchers] [--no-sync] [--node-args "--max-behind 4096"]
  */
 import {
   Samples, closeAll, cpuBusy, cpuTicks, fmtInt, fmtMs, health, insertVideos, loadavg, now, openMany, openWriter,
@@ -37,7 +37,8 @@ const o = parseArgs(process.argv.slice(2), {
   maxInflight: 20000,
   saturate: 0, // mutations kept in flight for the saturation phase; 0: none
   primaryWatchers: false,
-  nodeArgs: '',
+  nodeArgs: '', // more options of `serve`, split at spaces
+  noSync: false, // every node with --no-sync (commits not fsynced)
   serverCore: '0',
   natsCore: '',
   drain: 10000, // ms to wait after a window for the last acks and pushes
@@ -51,7 +52,7 @@ let topo = null;
 let failed = false;
 const results = [];
 try {
-  topo = await startTopology({ herald: o.herald, data: o.data, basePort: o.port, replicas: o.replicas, nats, core: o.serverCore, extra: o.nodeArgs ? o.nodeArgs.split(' ') : [] });
+  topo = await startTopology({ herald: o.herald, data: o.data, basePort: o.port, replicas: o.replicas, nats, core: o.serverCore, extra: o.nodeArgs ? o.nodeArgs.split(' ') : [], pre: o.noSync ? ['--no-sync'] : [] });
   await main(topo);
 } catch (e) {
   console.error(e);

@@ -99,14 +99,15 @@ export async function startNats({ core = '' } = {}) {
 }
 
 /*
- * Starts one `herald serve` pinned to `core`, with a fresh data folder. With
+ * Starts one `herald serve` pinned to `core`, with a fresh data folder (`pre`:
+ * herald's options before `serve`, such as --no-sync; `extra`: serve's). With
  * `replicate` (the NATS URLs) it joins cluster `cluster` as `node`, with `role`.
  * Resolves once it listens, with its admin key read from the data folder.
  */
-export async function startNode({ herald, dataDir, port, core = '0', replicate = '', node = '', cluster = '', role = 'auto', extra = [] }) {
+export async function startNode({ herald, dataDir, port, core = '0', replicate = '', node = '', cluster = '', role = 'auto', extra = [], pre = [] }) {
   rmSync(dataDir, { recursive: true, force: true });
   mkdirSync(dataDir, { recursive: true });
-  const args = ['-c', String(core), herald, '--data', dataDir, '--app', join(root, 'examples', 'twitch-jobs'),
+  const args = ['-c', String(core), herald, '--data', dataDir, '--app', join(root, 'examples', 'twitch-jobs'), ...pre,
     'serve', '--port', String(port), '--max-connections', '200000', '--max-per-address', '200000'];
   if (replicate) args.push('--replicate', replicate, '--node', node, '--cluster', cluster, '--role', role);
   args.push(...extra);
@@ -182,7 +183,7 @@ export async function waitSeq(ports, seq, ms = 60000) {
  * { primary, replicas: [...], stop }.
  */
 let clusterCount = 0;
-export async function startTopology({ herald, data, basePort, replicas, nats, core = '0', primaryCore = core, extra = [] }) {
+export async function startTopology({ herald, data, basePort, replicas, nats, core = '0', primaryCore = core, extra = [], pre = [] }) {
   const nodes = [];
   const stop = async () => {
     const out = [];
@@ -191,11 +192,11 @@ export async function startTopology({ herald, data, basePort, replicas, nats, co
   };
   try {
     if (replicas < 0) {
-      nodes.push(await startNode({ herald, dataDir: join(data, 'single'), port: basePort, core, extra }));
+      nodes.push(await startNode({ herald, dataDir: join(data, 'single'), port: basePort, core, extra, pre }));
       return { primary: nodes[0], replicas: [], stop, nodes };
     }
     const cluster = `bench${process.pid}x${clusterCount++}`;
-    const common = { herald, replicate: nats.urls, cluster, core, extra };
+    const common = { herald, replicate: nats.urls, cluster, core, extra, pre };
     const primary = await startNode({ ...common, core: primaryCore, dataDir: join(data, 'p'), port: basePort, node: 'p', role: 'primary' });
     nodes.push(primary);
     await waitRole(basePort, 'primary');

@@ -10,11 +10,25 @@ import { join } from 'node:path';
 
 const dir = process.argv[2];
 const runs = {}; // name without the repetition -> [result, ...]
+const byRep = {}; // name -> repetition -> result
 for (const f of readdirSync(dir).filter((f) => f.endsWith('.txt') && f !== 'commands.txt').sort()) {
   const line = readFileSync(join(dir, f), 'utf8').split('\n').find((l) => l.startsWith('RESULT '));
   if (!line) continue;
   const key = f.replace(/_\d+\.txt$/, '');
-  (runs[key] ||= []).push(JSON.parse(line.slice(7)));
+  const r = JSON.parse(line.slice(7));
+  (runs[key] ||= []).push(r);
+  (byRep[key] ||= {})[f.match(/_(\d+)\.txt$/)[1]] = r;
+}
+/* The high ladder continues the lag ladder of the same repetition: one run of each. */
+for (const key of Object.keys(byRep).filter((k) => k.startsWith('high_r'))) {
+  const lagKey = key.replace(/^high/, 'lag');
+  if (!byRep[lagKey]) continue;
+  runs[lagKey] = Object.keys(byRep[lagKey]).map((i) => {
+    const a = byRep[lagKey][i], b = byRep[key][i];
+    if (!b) return a;
+    const low = a.results.filter((r) => typeof r.target !== 'number' || !b.results.some((x) => x.target === r.target));
+    return { ...a, results: [...low, ...b.results] };
+  });
 }
 
 const med = (xs) => {
@@ -50,23 +64,25 @@ function lagTables(prefix, title) {
   };
   /* The cost of the append: the mutation's latency and throughput per configuration. */
   const rows = [];
-  const baseSat = base ? med(base.map((x) => (x.results.find((r) => typeof r.target === 'string') || {}).ackRate)) : NaN;
+  const satOf = (x) => x.results.filter((r) => typeof r.target === 'string').reduce((a, r) => (!a || r.ackRate > a.ackRate ? r : a), null) || {};
+  const baseSat = base ? med(base.map((x) => satOf(x).ackRate)) : NaN;
   const baseP50 = base ? med(at(base, 1000).map((r) => r.ackP50)) : NaN;
   const baseP99 = base ? med(at(base, 1000).map((r) => r.ackP99)) : NaN;
   for (const c of cfgs) {
     const rs = runs[`${prefix}_r${c}`];
     const a1 = at(rs, 1000);
-    const sat = rs.map((x) => x.results.find((r) => typeof r.target === 'string')).filter(Boolean);
+    const sats = rs.map((x) => x.results.filter((r) => typeof r.target === 'string'));
+    const sat = sats.map((l) => l.reduce((a, r) => (!a || r.ackRate > a.ackRate ? r : a), null)).filter(Boolean);
     const hi = rs.map(best);
     const p50 = med(a1.map((r) => r.ackP50)), p99 = med(a1.map((r) => r.ackP99));
     rows.push([
       cfgName(c), `${rs.length}`, ms(p50), ms(p99), base && c >= 0 ? `${(p50 / baseP50).toFixed(2)}x / ${(p99 / baseP99).toFixed(2)}x` : '',
-      int(med(hi.map((r) => (r ? r.target : NaN)))), int(med(sat.map((r) => r.ackRate))), ms(med(sat.map((r) => r.ackP50))), ms(med(sat.map((r) => r.ackP99))),
+      int(med(hi.map((r) => (r ? r.target : NaN)))), `${int(med(sat.map((r) => r.ackRate)))} (${[...new Set(sat.map((r) => r.target.replace('sat ', '')))].join(', ')} in flight)`, ms(med(sat.map((r) => r.ackP50))), ms(med(sat.map((r) => r.ackP99))),
       base && c >= 0 ? `${(med(sat.map((r) => r.ackRate)) / baseSat).toFixed(2)}x` : '',
       int(med(rs.map((x) => x.groups))), pct(med(a1.map((r) => r.natsCpu))),
     ]);
   }
-  console.log('The mutation\'s latency (the writer\'s send to its ack) at 1,000/s, the highest open-loop rate sustained, and the rate with 500 mutations in flight:\n');
+  console.log('The mutation\'s latency (the writer\'s send to its ack) at 1,000/s, the highest open-loop rate sustained, and the highest rate with 500 or 2,000 mutations kept in flight:\n');
   console.log(table(['configuration', 'runs', 'ack p50 ms at 1,000/s', 'ack p99 ms', '/ single (p50 / p99)', 'highest sustained /s', 'saturated acks/s', 'sat. ack p50 ms', 'sat. ack p99 ms', '/ single', 'groups in the run', 'NATS CPU at 1,000/s'], rows));
   console.log();
   /* Replication lag: the replicas' push against the primary's ack. */
@@ -85,7 +101,7 @@ function lagTables(prefix, title) {
     show('1,000/s', at(rs, 1000));
     const hi = rs.map(best).filter(Boolean);
     show(`highest sustained (${hi.map((r) => int(r.target)).join(', ')}/s)`, hi);
-    show('500 in flight', rs.map((x) => x.results.find((r) => typeof r.target === 'string')).filter(Boolean));
+    for (const w of ['sat 500', 'sat 2000']) show(`${w.slice(4)} in flight`, rs.map((x) => x.results.find((r) => r.target === w)).filter(Boolean));
   }
   if (lrows.length) {
     console.log('Replication lag (a replica\'s push minus the primary\'s ack of the same mutation; with 2 replicas the slower one):\n');
@@ -112,6 +128,15 @@ function lagTables(prefix, title) {
 
 lagTables('lag', 'Lag and the append\'s cost, durable');
 lagTables('nosync', 'The same with --no-sync on every node');
+
+/* The floor under the append. */
+if (runs.floor) {
+  const f = runs.floor;
+  console.log(`### The floor: a JetStream publish with ${f[0].copies} copies, acknowledged, one at a time (${f.length} runs of ${int(f[0].count)})\n`);
+  console.log(table(['p50 ms', 'p99 ms', 'max ms', 'publishes/s', 'NATS CPU ms per publish (three servers)'],
+    [[ms(med(f.map((r) => r.p50))), ms(med(f.map((r) => r.p99))), ms(med(f.map((r) => r.max))), int(med(f.map((r) => r.per_s))), med(f.map((r) => r.nats_cpu_ms_per_publish)).toFixed(3)]]));
+  console.log();
+}
 
 /* Fan-out. */
 const fr = runs['fanout_r1'], fs = runs['fanout_r-1'];

@@ -9,14 +9,21 @@
 #
 #   lag      bench/repl/lag.mjs: a single node (no --replicate), then a primary
 #            with 0, 1 and 2 replicas: a writer on the primary at 1,000/s and up a
-#            ladder of rates, then 500 mutations kept in flight (saturation); the
-#            mutation's latency, the replication lag (replica push - primary ack)
-#   nosync   the same for 1 replica with --no-sync on every node (fsync apart)
+#            ladder of rates to 24,000/s, then 500 mutations kept in flight; the
+#            mutation's latency, the replication lag (replica push - primary ack);
+#            subscribers on the primary too, to compare its pushes with the replicas'
+#   high     the same from 24,000/s up to 64,000/s and 2,000 in flight, without
+#            the primary's subscribers (the generator's core is the limit there)
+#   nosync   the lag runs for a single node and 1 replica with --no-sync on every
+#            node (fsync apart)
+#   floor    bench/repl/js_floor.py: a JetStream publish acknowledged by a stream
+#            with 3 copies, one at a time, with nothing else running (the floor
+#            under the append) and the NATS servers' CPU per publish
 #   fanout   bench/repl/fanout.mjs: 1,000 / 5,000 / 10,000 subscribers of one
 #            query on a replica, and on a single node, one write at a time and at
 #            fixed write rates
 #
-#   bench/repl/run.sh [--repeat 3] [--only lag,nosync,fanout] [--out DIR]
+#   bench/repl/run.sh [--repeat 3] [--only lag,high,nosync,floor,fanout] [--out DIR]
 #
 # Prints markdown (bench/repl/report.mjs, medians of the repeats) and keeps
 # every run's raw output in DIR (default build-bench16/bench-repl-results/TIME).
@@ -27,7 +34,7 @@ cd "$(dirname "$0")/../.."
 build=${HERALD_BENCH_BUILD:-build-bench16}
 client_core=${HERALD_BENCH_CLIENT_CORE:-1}
 repeat=3
-only=lag,nosync,fanout
+only=lag,high,nosync,floor,fanout
 out=
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -78,9 +85,18 @@ for i in $(seq 1 "$repeat"); do
       gen "lag_r${r}_$i" lag.mjs --replicas "$r" --rates "$ladder" --seconds 5 --saturate 500 --primary-watchers --label "lag r=$r #$i"
     done
   fi
+  if want high; then
+    for r in -1 0 1 2; do
+      gen "high_r${r}_$i" lag.mjs --replicas "$r" --rates 24000,32000,40000,48000,56000,64000 --seconds 5 --saturate 2000 --label "high r=$r #$i"
+    done
+  fi
   if want nosync; then
-    gen "nosync_r-1_$i" lag.mjs --replicas -1 --rates "$ladder" --seconds 5 --saturate 500 --node-args --no-sync --label "no-sync r=-1 #$i"
-    gen "nosync_r1_$i" lag.mjs --replicas 1 --rates "$ladder" --seconds 5 --saturate 500 --primary-watchers --node-args --no-sync --label "no-sync r=1 #$i"
+    gen "nosync_r-1_$i" lag.mjs --replicas -1 --rates "$ladder" --seconds 5 --saturate 500 --no-sync --label "no-sync r=-1 #$i"
+    gen "nosync_r1_$i" lag.mjs --replicas 1 --rates "$ladder" --seconds 5 --saturate 500 --primary-watchers --no-sync --label "no-sync r=1 #$i"
+  fi
+  if want floor; then
+    echo "$(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg): taskset -c $client_core python3 bench/repl/js_floor.py" >>"$out/commands.txt"
+    taskset -c "$client_core" python3 bench/repl/js_floor.py >"$out/floor_$i.txt" 2>"$out/floor_$i.err" || tail "$out/floor_$i.err" >&2
   fi
   if want fanout; then
     for r in 1 -1; do
