@@ -138,6 +138,9 @@ class Node:
         self.lines = []
         self.starts = 0
         self.stopped = False  # SIGSTOPped
+        self.killed = False  # SIGKILLed by the test: its exit status says nothing
+        self.may_exit = False  # a start the test expects to end by itself
+        self.reaped = True  # the last process ended and its exit was judged
 
     def argv(self):
         return [HERALD, "--data", self.data, "--app", self.scene.app, "--no-sync", "serve",
@@ -149,6 +152,7 @@ class Node:
         """Starts the node; with `wait`, returns once it listens ("listening"), or has
         exited ("exited"), or neither after WAIT seconds ("waiting")."""
         self.starts += 1
+        self.killed = self.may_exit = self.reaped = False
         self.lines.append(f"==== start {self.starts}: {' '.join(self.argv()[1:])}\n")
         self.listening = threading.Event()
         self.proc = subprocess.Popen(self.argv(), stdout=subprocess.PIPE,
@@ -223,11 +227,15 @@ class Node:
             self.proc.wait()
             self.reader.join(timeout=10)
             self.stopped = False
+            self.killed = self.reaped = True
 
     def stop(self):
-        if self.proc is None:
-            return None
-        if self.running():
+        """SIGTERM, and a check that the node had not ended by itself and now exits with
+        status 0 (a sanitizer's report, a leak at exit included, makes it fail)."""
+        if self.proc is None or self.reaped:
+            return None if self.proc is None else self.proc.returncode
+        died = self.proc.poll() is not None
+        if not died:
             self.proc.send_signal(signal.SIGCONT)
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -238,7 +246,16 @@ class Node:
                 self.proc.wait()
         self.reader.join(timeout=10)
         self.stopped = False
-        return self.proc.returncode
+        self.reaped = True
+        rc = self.proc.returncode
+        if not self.killed and not self.may_exit:
+            lines = self.output(since_start=self.starts).splitlines(True)
+            report = next((i for i, line in enumerate(lines) if "Sanitizer" in line or
+                           "runtime error:" in line), max(len(lines) - 15, 0))
+            check(not died and rc == 0,
+                  f"{self.name} {'ended by itself' if died else 'stopped'} with status {rc}:\n"
+                  + "".join(lines[report:report + 40]))
+        return rc
 
     def herald(self, *args):
         return subprocess.run([HERALD, "--data", self.data, *args], capture_output=True,
@@ -340,8 +357,8 @@ class Scene:
 
 
 def compare_exports(what, nodes):
-    """Exports every node's folder; checks they are all equal; returns the first
-    node's export (or None)."""
+    """Exports every node's folder and checks that they are all equal to the first
+    node's; returns the first node's export (or None)."""
     exports = [(n.name, n.export(what)) for n in nodes]
     first_name, first = exports[0]
     for name, other in exports[1:]:
@@ -349,22 +366,23 @@ def compare_exports(what, nodes):
             continue
         for f in sorted(set(first) | set(other)):
             a, b = first.get(f), other.get(f)
-            if not check(a == b, f"{what}: export {f} of {name} equals {first_name}'s: "
-                         f"{len(a or [])} vs {len(b or [])} lines, only in {first_name}: "
-                         f"{sorted(set(a or []) - set(b or []))[:3]}, only in {name}: "
-                         f"{sorted(set(b or []) - set(a or []))[:3]}"):
-                pass
+            check(a == b, f"{what}: export {f} of {name} equals {first_name}'s: "
+                  f"{len(a or [])} vs {len(b or [])} lines, only in {first_name}: "
+                  f"{sorted(set(a or []) - set(b or []))[:3]}, only in {name}: "
+                  f"{sorted(set(b or []) - set(a or []))[:3]}")
     return first
 
 
 def stop_and_compare(scene, what):
     """Stops every node, runs `herald check` on each stopped folder, and compares
-    their exports; returns the first node's export."""
+    their exports; returns the export of the node that was primary at the end (the
+    first node's when none was)."""
+    primary = next((n for n in scene.nodes if n.role_now() == "primary"), scene.nodes[0])
     for n in scene.nodes:
         n.stop()
     for n in scene.nodes:
         n.check(what)
-    return compare_exports(what, scene.nodes)
+    return compare_exports(what, [primary, *(n for n in scene.nodes if n is not primary)])
 
 
 def exported_ns(export):
@@ -799,6 +817,7 @@ def scenario_two_primaries(scene):
     write_range(a, range(1, 6), "e")
     b = scene.node("b", "primary", start=False)
     state = b.start()
+    b.may_exit = True
     # b cannot get the lease: it either refuses to start, or waits ("starting", maybe
     # not listening yet); it must not become primary while a holds the lease.
     roles = set()
