@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <nats/nats.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,8 +29,18 @@
 #include "replsnap.h"
 #include "writer.h"
 
-#define MAGIC     "HRG1"
-#define MAGIC_LEN 4
+/*
+ * A record's first four bytes: a whole group ("HRG1"), or the pieces of a
+ * group larger than a NATS message may be: the first ("HRGS"), the next
+ * ("HRGC"), the last ("HRGE"). A group whose append failed part-way leaves
+ * pieces without their last in the stream: the next group's first piece
+ * (or whole record) tells the replicas to drop them.
+ */
+#define MAGIC_LEN   4
+#define MAGIC_WHOLE "HRG1"
+#define MAGIC_FIRST "HRGS"
+#define MAGIC_NEXT  "HRGC"
+#define MAGIC_LAST  "HRGE"
 /* How long a forwarded write may wait for the primary's answer. */
 #define FORWARD_SECONDS 30.0
 /* How long a starting replica waits for the primary's first snapshot. */
@@ -63,6 +74,8 @@ struct hd_repl {
     void *wake_ctx;
     _Atomic int role;
     _Atomic uint64_t applied_seq; /* the last record in this node's store */
+    _Atomic uint64_t handed_seq;  /* the last whole group handed to the writer */
+    _Atomic uint64_t seen_seq;    /* the last record received (a piece, or dropped) */
     _Atomic bool rebootstrap;     /* behind the stream's retention, or a record failed */
     pthread_mutex_t lock;         /* what follows */
     pthread_cond_t cond;
@@ -72,10 +85,12 @@ struct hd_repl {
     uint64_t lease_rev;
     double lease_until; /* Unix seconds: this node's lease, while it leads */
     char primary[128];  /* the lease holder's name, as last read */
-    /* Following the stream (replica): the subscription and the next sequence it expects. */
+    /* Following the stream (replica): the subscription, the next sequence it expects,
+     * and the pieces of a group received so far (on_record's own). */
     natsSubscription *log_sub;
-    uint64_t log_generation;
     uint64_t next_seq;
+    hd_buf pieces;
+    bool in_group;
     /* The primary's side of forwarded writes, and a replica's writes out at the primary. */
     natsSubscription *write_sub, *reply_sub;
     pending *pending;
@@ -494,25 +509,44 @@ static void on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     }
     r->next_seq = seq + 1;
     pthread_mutex_unlock(&r->lock);
+    atomic_store(&r->seen_seq, seq);
     const char *data = natsMsg_GetData(msg);
     int len = natsMsg_GetDataLength(msg);
-    hd_wreq *w = calloc(1, sizeof *w);
-    if (w && len >= MAGIC_LEN && !memcmp(data, MAGIC, MAGIC_LEN)) {
-        size_t n = (size_t)len - MAGIC_LEN;
-        w->repl_log = malloc(n ? n : 1);
-        if (w->repl_log) memcpy(w->repl_log, data + MAGIC_LEN, n);
-        w->repl_len = n;
+    const char *kind = len >= MAGIC_LEN ? data : "";
+    bool whole = !strncmp(kind, MAGIC_WHOLE, MAGIC_LEN);
+    bool first = !strncmp(kind, MAGIC_FIRST, MAGIC_LEN);
+    bool next = !strncmp(kind, MAGIC_NEXT, MAGIC_LEN);
+    bool last = !strncmp(kind, MAGIC_LAST, MAGIC_LEN);
+    int rc = whole || first || next || last ? 0 : HERALD_ECORRUPT;
+    if (whole || first) {
+        /* Pieces of a group whose append failed part-way are dropped. */
+        r->pieces.len = 0;
+        r->in_group = first;
+    }
+    if (!rc && (r->in_group || whole))
+        hd__buf_append(&r->pieces, data + MAGIC_LEN, (size_t)len - MAGIC_LEN);
+    natsMsg_Destroy(msg);
+    if (first || next || (last && !r->in_group)) {
+        /* Not the end of a group (or a piece of one this node never saw begin). */
+        if (!rc && !r->pieces.failed) return;
+    }
+    r->in_group = false;
+    hd_wreq *w = rc || r->pieces.failed ? NULL : calloc(1, sizeof *w);
+    if (w) {
+        w->repl_len = r->pieces.len;
+        w->repl_log = hd__buf_take(&r->pieces, &w->repl_len);
         w->repl_seq = seq;
     }
-    natsMsg_Destroy(msg);
+    r->pieces = (hd_buf)HD_BUF_INIT;
     if (!w || !w->repl_log) {
         herald_error e = {0};
-        herald_fail(&e, w ? HERALD_ECORRUPT : HERALD_ENOMEM, "stream record %llu is not Herald's",
+        herald_fail(&e, rc ? rc : HERALD_ENOMEM, "stream record %llu is not Herald's",
                     (unsigned long long)seq);
         hd__wreq_free(w);
         hd__repl_apply_failed(r, &e);
         return;
     }
+    atomic_store(&r->handed_seq, seq);
     hd__writer_submit(r->writer, w);
 }
 
@@ -527,6 +561,10 @@ static int follow_locked(hd_repl *r, herald_error *err)
     so.Config.DeliverPolicy = js_DeliverByStartSequence;
     so.Config.OptStartSeq = from;
     r->next_seq = from;
+    hd__buf_free(&r->pieces); /* this node's store ends where a group ends */
+    atomic_store(&r->seen_seq, from - 1);
+    atomic_store(&r->handed_seq, from - 1);
+    r->in_group = false;
     jsErrCode jerr = 0;
     natsStatus st = js_Subscribe(&r->log_sub, r->js, r->subject, on_record, r, NULL, &so, &jerr);
     if (st != NATS_OK) {
@@ -684,19 +722,29 @@ void hd__repl_forward(hd_repl *r, hd_wreq *q)
     natsStatus st =
         natsConnection_PublishRequest(r->nc, r->write_subject, reply, body, (int)strlen(body));
     free(body);
-    if (st != NATS_OK) {
-        /* The sweep answers it (once it is still pending). */
-        pthread_mutex_lock(&r->lock);
-        p->deadline = 0;
-        pthread_mutex_unlock(&r->lock);
-        pthread_cond_signal(&r->cond);
-    }
+    if (st == NATS_OK) return;
+    /* Not sent: answered now, unless a sweep took it meanwhile. */
+    bool mine = false;
+    pthread_mutex_lock(&r->lock);
+    for (pending **pp = &r->pending; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            mine = true;
+            break;
+        }
+    pthread_mutex_unlock(&r->lock);
+    if (!mine) return;
+    free(p);
+    char why[200];
+    snprintf(why, sizeof why, "the write could not be sent to the primary: %s",
+             natsStatus_GetText(st));
+    fail_forward(r, q, st == NATS_MAX_PAYLOAD ? HERALD_ELIMIT : HERALD_EBUSY, why);
 }
 
-/* Forwarded writes the primary did not answer in time. */
-static void sweep_pending(hd_repl *r)
+/* Forwarded writes the primary did not answer in time (all of them: the primary is gone). */
+static void sweep_pending(hd_repl *r, bool all)
 {
-    double now = mono_now();
+    double now = all ? INFINITY : mono_now();
     pending *late = NULL;
     pthread_mutex_lock(&r->lock);
     for (pending **p = &r->pending; *p;) {
@@ -713,8 +761,10 @@ static void sweep_pending(hd_repl *r)
     while (late) {
         pending *x = late;
         late = x->next;
-        fail_forward(r, x->req, HERALD_EBUSY,
-                     "the primary did not answer: the write may or may not have been applied");
+        fail_forward(
+            r, x->req, HERALD_EBUSY,
+            all ? "the primary went away: the write may or may not have been applied"
+                : "the primary did not answer: the write may or may not have been applied");
         free(x);
     }
 }
@@ -812,25 +862,40 @@ int hd__repl_append(hd_repl *r, const uint8_t *log, size_t len, uint64_t *seq, h
         return herald_fail(err, HERALD_EBUSY,
                            "this node's primary lease lapsed: nothing was written, retry");
     }
-    uint8_t *msg = malloc(len + MAGIC_LEN);
+    /* A group larger than a NATS message goes in pieces, each appended after the last. */
+    int64_t max = natsConnection_GetMaxPayload(r->nc);
+    size_t piece = max > 4096 ? (size_t)max - 1024 : 3072;
+    size_t npieces = (len + piece - 1) / piece;
+    uint8_t *msg = malloc((len < piece ? len : piece) + MAGIC_LEN);
     if (!msg) return herald_fail(err, HERALD_ENOMEM, "out of memory");
-    memcpy(msg, MAGIC, MAGIC_LEN);
-    memcpy(msg + MAGIC_LEN, log, len);
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.ExpectStream = r->stream;
-    /* Fencing: the stream must end where this primary last appended. */
-    if (r->last_seq)
-        po.ExpectLastSeq = r->last_seq;
-    else
-        po.ExpectNoMessage = true;
-    jsPubAck *ack = NULL;
+    natsStatus st = NATS_OK;
     jsErrCode jerr = 0;
-    natsStatus st = js_Publish(&ack, r->js, r->subject, msg, (int)(len + MAGIC_LEN), &po, &jerr);
+    jsPubAck *ack = NULL;
+    for (size_t i = 0; i < npieces && st == NATS_OK; i++) {
+        size_t at = i * piece, n = len - at < piece ? len - at : piece;
+        const char *kind = npieces == 1      ? MAGIC_WHOLE
+                           : i == 0          ? MAGIC_FIRST
+                           : i + 1 < npieces ? MAGIC_NEXT
+                                             : MAGIC_LAST;
+        memcpy(msg, kind, MAGIC_LEN);
+        memcpy(msg + MAGIC_LEN, log + at, n);
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.ExpectStream = r->stream;
+        /* Fencing: the stream must end where this primary last appended. */
+        if (r->last_seq)
+            po.ExpectLastSeq = r->last_seq;
+        else
+            po.ExpectNoMessage = true;
+        jsPubAck_Destroy(ack);
+        ack = NULL;
+        st = js_Publish(&ack, r->js, r->subject, msg, (int)(n + MAGIC_LEN), &po, &jerr);
+        if (st == NATS_OK && ack) r->last_seq = ack->Sequence;
+        if (st == NATS_OK && !ack) st = NATS_ERR;
+    }
     free(msg);
-    if (st == NATS_OK && ack) {
+    if (st == NATS_OK) {
         *seq = ack->Sequence;
-        r->last_seq = ack->Sequence;
         jsPubAck_Destroy(ack);
         return 0;
     }
@@ -976,7 +1041,11 @@ static void promote(hd_repl *r)
     double give_up = mono_now() + 30;
     while (mono_now() < give_up) {
         if (stream_state(r, &first, &last, &err)) break;
-        if (atomic_load(&r->applied_seq) >= last) {
+        /* Every record received (pieces of a group never finished are dropped), and every
+         * group handed to the writer applied. */
+        uint64_t applied = atomic_load(&r->applied_seq);
+        if (applied >= last ||
+            (atomic_load(&r->seen_seq) >= last && applied >= atomic_load(&r->handed_seq))) {
             ok = true;
             break;
         }
@@ -1042,6 +1111,8 @@ static void try_acquire(hd_repl *r)
         return;
     }
     if (have && until > now) return;
+    /* The lease lapsed: writes still out at its holder will not be answered. */
+    sweep_pending(r, true);
     /* The most caught-up replica tries first: each record behind waits 20 ms more. */
     uint64_t first, last;
     herald_error err;
@@ -1117,7 +1188,7 @@ static void *lease_main(void *arg)
         pthread_mutex_unlock(&r->lock);
         if (stop) break;
         if (atomic_load(&r->rebootstrap)) restart_process(r);
-        sweep_pending(r);
+        sweep_pending(r, false);
         int role_now = atomic_load(&r->role);
         if (role_now == ROLE_PRIMARY) {
             if (!renew(r)) {
@@ -1139,10 +1210,11 @@ static void *lease_main(void *arg)
                 double until = 0;
                 uint64_t rev;
                 bool have = read_lease(r, holder, sizeof holder, &until, &rev);
+                bool live = have && until > wall_now();
                 pthread_mutex_lock(&r->lock);
-                snprintf(r->primary, sizeof r->primary, "%s",
-                         have && until > wall_now() ? holder : "");
+                snprintf(r->primary, sizeof r->primary, "%s", live ? holder : "");
                 pthread_mutex_unlock(&r->lock);
+                if (have && !live) sweep_pending(r, true);
             }
         }
     }
@@ -1228,7 +1300,7 @@ void hd__repl_stop(hd_repl *r)
         natsSubscription_Unsubscribe(rs);
         natsSubscription_Destroy(rs);
     }
-    sweep_pending(r);
+    sweep_pending(r, true);
 }
 
 void hd__repl_free(hd_repl *r)
@@ -1240,6 +1312,7 @@ void hd__repl_free(hd_repl *r)
         hd__wreq_free(p->req);
         free(p);
     }
+    hd__buf_free(&r->pieces);
     kvStore_Destroy(r->kv);
     jsCtx_Destroy(r->js);
     natsConnection_Destroy(r->nc);
