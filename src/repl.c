@@ -801,7 +801,6 @@ static void on_write(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
             rc = herald_fail(&e, HERALD_EBUSY, "this node is no longer the primary: retry");
     }
     cJSON_Delete(j);
-    natsMsg_Destroy(msg);
     if (rc) {
         char body[400];
         hd_buf b = HD_BUF_INIT;
@@ -813,11 +812,14 @@ static void on_write(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
         hd__buf_byte(&b, '}');
         free(ms);
         cJSON_Delete(m);
+        /* `reply` is the message's: it goes after the answer. */
         if (!b.failed) natsConnection_Publish(nc, reply, b.p, (int)b.len);
         hd__buf_free(&b);
         hd__wreq_free(q);
+        natsMsg_Destroy(msg);
         return;
     }
+    natsMsg_Destroy(msg);
     hd__writer_submit(r->writer, q);
 }
 
