@@ -108,15 +108,18 @@ class NatsClient:
         line, self.buf = self.buf.split(b"\r\n", 1)
         return line
 
-    def request(self, subject, payload=b"", timeout=5.0):
-        """Publishes `payload` (bytes, or an object sent as JSON) on `subject` and returns
-        the first answer, decoded from JSON."""
+    def _publish_request(self, subject, payload):
+        """Publishes `payload` (bytes, or an object sent as JSON) on `subject` with a new
+        reply subject, which it returns."""
         if not isinstance(payload, bytes):
             payload = json.dumps(payload).encode()
         self.next_reply += 1
         reply = f"{self.inbox}.{self.next_reply}"
         self.sock.sendall(f"PUB {subject} {reply} {len(payload)}\r\n".encode() + payload + b"\r\n")
-        self.sock.settimeout(timeout)
+        return reply
+
+    def _next_msg(self):
+        """The next message for this client: (subject, body); answers the server's PINGs."""
         while True:
             line = self._line()
             if line == b"PING":
@@ -131,8 +134,32 @@ class NatsClient:
             while len(self.buf) < size + 2:
                 self._fill()
             body, self.buf = self.buf[:size], self.buf[size + 2:]
-            if parts[1].decode() == reply:
+            return parts[1].decode(), body
+
+    def request(self, subject, payload=b"", timeout=5.0):
+        """Sends a request and returns the first answer, decoded from JSON."""
+        reply = self._publish_request(subject, payload)
+        self.sock.settimeout(timeout)
+        while True:
+            to, body = self._next_msg()
+            if to == reply:
                 return json.loads(body or b"null")
+
+    def replies(self, subject, payload=b"", seconds=1.0):
+        """Sends a request and returns every answer that comes within `seconds`
+        (decoded from JSON): one per responder."""
+        reply = self._publish_request(subject, payload)
+        out = []
+        end = time.time() + seconds
+        while time.time() < end:
+            self.sock.settimeout(max(end - time.time(), 0.01))
+            try:
+                to, body = self._next_msg()
+            except (socket.timeout, TimeoutError):
+                break
+            if to == reply:
+                out.append(json.loads(body or b"null"))
+        return out
 
     def close(self):
         self.sock.close()
