@@ -775,7 +775,9 @@ static void on_write(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
     (void)sub;
     hd_repl *r = closure;
     const char *reply = natsMsg_GetReply(msg);
-    if (!reply) {
+    /* A node that is not the primary (any more) says nothing: the primary answers, and
+     * a refusal from here could reach the replica before the primary's commit does. */
+    if (!reply || !hd__repl_is_primary(r)) {
         natsMsg_Destroy(msg);
         return;
     }
@@ -797,8 +799,6 @@ static void on_write(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
         if (!rc) rc = value_of(j, "identity", &q->identity, &e);
         if (!rc && !q->fn_path && q->ops.type == HERALD_UNDEFINED)
             rc = herald_fail(&e, HERALD_EINVAL, "a forwarded write without a function or ops");
-        if (!rc && !hd__repl_is_primary(r))
-            rc = herald_fail(&e, HERALD_EBUSY, "this node is no longer the primary: retry");
     }
     cJSON_Delete(j);
     if (rc) {
@@ -965,21 +965,29 @@ static bool renew(hd_repl *r)
     return kept;
 }
 
-static void step_down(hd_repl *r, const char *why)
+/* Stops listening for the replicas' writes (a node that does not lead). */
+static void stop_listening(hd_repl *r)
 {
-    int was = atomic_exchange(&r->role, ROLE_REPLICA);
     pthread_mutex_lock(&r->lock);
-    r->lease_until = 0;
     natsSubscription *ws = r->write_sub;
     r->write_sub = NULL;
-    herald_error err = {0};
-    if (!r->stopping && follow_locked(r, &err))
-        hd__log(HD_LOG_WARN, "replica_follow", "herald: %s", err.message);
     pthread_mutex_unlock(&r->lock);
     if (ws) {
         natsSubscription_Unsubscribe(ws);
         natsSubscription_Destroy(ws);
     }
+}
+
+static void step_down(hd_repl *r, const char *why)
+{
+    int was = atomic_exchange(&r->role, ROLE_REPLICA);
+    pthread_mutex_lock(&r->lock);
+    r->lease_until = 0;
+    herald_error err = {0};
+    if (!r->stopping && follow_locked(r, &err))
+        hd__log(HD_LOG_WARN, "replica_follow", "herald: %s", err.message);
+    pthread_mutex_unlock(&r->lock);
+    stop_listening(r);
     if (was == ROLE_PRIMARY || was == ROLE_PROMOTING)
         hd__log(HD_LOG_WARN, "primary_stepped_down", "herald: node %s is a replica again: %s",
                 r->node, why);
@@ -1067,22 +1075,28 @@ static void promote(hd_repl *r)
     pthread_mutex_unlock(&r->lock);
     /* Records handed to the writer meanwhile are applied by now (applied_seq == last). */
     r->last_seq = last;
-    natsSubscription *ws = NULL;
-    natsStatus st = natsConnection_Subscribe(&ws, r->nc, r->write_subject, on_write, r);
-    if (st != NATS_OK) {
-        step_down(r, "it cannot receive the replicas' writes");
-        return;
-    }
-    pthread_mutex_lock(&r->lock);
-    r->write_sub = ws;
-    snprintf(r->primary, sizeof r->primary, "%s", r->node);
     hd_replsnap_info info;
     herald_error ignored;
     bool fresh = hd__replsnap_latest(r->js, r->cluster, &info, &ignored) == 0 &&
                  info.seq + 1 >= first && (first > 0 || info.seq == 0);
+    pthread_mutex_lock(&r->lock);
     if (fresh) r->snap_seq = info.seq;
+    snprintf(r->primary, sizeof r->primary, "%s", r->node);
+    bool listening = r->write_sub != NULL;
     pthread_mutex_unlock(&r->lock);
+    /* Leading before listening: a forwarded write is never dropped as if this node did not
+     * lead. One subscription at most (a node that failed an append has its own until the
+     * lease thread drops it), or each write would run twice. */
     atomic_store(&r->role, ROLE_PRIMARY);
+    natsSubscription *ws = NULL;
+    if (!listening &&
+        natsConnection_Subscribe(&ws, r->nc, r->write_subject, on_write, r) != NATS_OK) {
+        step_down(r, "it cannot receive the replicas' writes");
+        return;
+    }
+    pthread_mutex_lock(&r->lock);
+    if (ws) r->write_sub = ws;
+    pthread_mutex_unlock(&r->lock);
     hd__log(HD_LOG_INFO, "primary", "herald: node %s is the primary of cluster %s (stream at %llu)",
             r->node, r->cluster, (unsigned long long)last);
     /* A replica can start only from a snapshot the stream still continues. */
@@ -1200,6 +1214,7 @@ static void *lease_main(void *arg)
             maybe_snapshot(r, false);
         } else {
             /* A primary that failed an append is a replica: it follows the stream first. */
+            stop_listening(r);
             pthread_mutex_lock(&r->lock);
             herald_error err = {0};
             if (!r->log_sub && follow_locked(r, &err))
@@ -1317,7 +1332,10 @@ void hd__repl_free(hd_repl *r)
     hd__buf_free(&r->pieces);
     kvStore_Destroy(r->kv);
     jsCtx_Destroy(r->js);
+    if (r->nc) natsConnection_Close(r->nc);
     natsConnection_Destroy(r->nc);
+    /* The client's threads hold the library until they have unwound. */
+    nats_CloseAndWait(2000);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);
     free(r);
