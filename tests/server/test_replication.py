@@ -26,7 +26,8 @@ c) NATS: kill the NATS server that leads the replication stream: writes are
    catches up, and with another NATS server killed after that, writes are
    still acknowledged (the restarted one is part of the quorum again).
 d) Catching up: a replica stopped while 400 groups commit catches up when
-   started. With --stream-retain 50 and --snapshot-every 20, a replica
+   started; a new replica started while the primary writes (and publishes a
+   snapshot every 50 groups) starts from a snapshot and catches up. With --stream-retain 50 and --snapshot-every 20, a replica
    stopped while 120 groups commit is past the stream's retention: it starts
    again from a snapshot and ends with the primary's data.
 e) Two primaries: a second node started with --role primary while the first
@@ -787,8 +788,9 @@ def write_range(node, ns, what):
 
 
 def scenario_catchup(scene):
-    p = scene.primary("p")
-    r1 = scene.replica("r1")
+    often = ["--snapshot-every", "50"]
+    p = scene.primary("p", often)
+    r1 = scene.replica("r1", often)
     write_range(p, range(1, 11), "d")
     check(scene.wait_converged(), f"d: caught up before the stop: {scene.describe()}")
     r1.stop()
@@ -800,8 +802,20 @@ def scenario_catchup(scene):
     out = "\n".join(r1.output(since_start=2).lower().splitlines()[1:])
     check(not glob.glob(r1.data + ".stale-*") and "from snapshot" not in out,
           f"d: within the retention the replica kept its folder (no snapshot): {out[-800:]}")
+    # A new replica joins while the primary writes and publishes a snapshot every 50
+    # groups (a snapshot may be replaced while the new replica fetches it).
+    writer = Writer([p], scene.cluster, base=1000)
+    try:
+        check(writer.wait_more(30), "d: writes before the new replica")
+        r2 = scene.replica("r2", often)
+        check(writer.wait_more(100), "d: writes while the new replica catches up")
+    finally:
+        writer.stop()
+    check(scene.wait_converged(), f"d: the new replica caught up: {scene.describe()}")
+    check("from snapshot" in r2.output().lower(),
+          f"d: the new replica started from a snapshot: {r2.output()[-800:]}")
     export = stop_and_compare(scene, "d")
-    check(sorted(exported_ns(export)) == list(range(1, 411)), "d: the 410 events")
+    check_exactly_once("d", export, writer, acked=range(1, 411), sent=range(1, 411))
 
 
 def scenario_retention(scene):
