@@ -168,12 +168,14 @@ class NatsClient:
 class NatsCluster:
     """n clustered nats-server processes with JetStream; see the module's text."""
 
-    def __init__(self, n=3, workdir=None, name=None, wait=30.0):
+    def __init__(self, n=3, workdir=None, name=None, wait=30.0, max_payload="8MB"):
+        """`max_payload`: the largest message the servers take (NATS' own default is 1MB)."""
         if NATS_SERVER is None:
             raise RuntimeError("nats-server is not installed")
         self.own_workdir = workdir is None
         self.workdir = tempfile.mkdtemp(prefix="nats-cluster-", dir=workdir)
         self.name = name or "herald-test-" + os.path.basename(self.workdir).rsplit("-", 1)[-1]
+        self.max_payload = max_payload
         ports = _free_ports(3 * n)
         self.servers = []
         for i in range(n):
@@ -200,7 +202,7 @@ class NatsCluster:
             f.write(f"""server_name: {s.name}
 listen: 127.0.0.1:{s.client_port}
 http: 127.0.0.1:{s.http_port}
-max_payload: 8MB
+max_payload: {self.max_payload}
 jetstream {{
   store_dir: "{store}"
 }}

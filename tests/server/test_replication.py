@@ -82,6 +82,12 @@ local M = {}
 M.add = herald.mutation{args = {n = v.number(), worker = v.string()}, handler = function(ctx, a)
   return ctx.db:insert("events", {n = a.n, worker = a.worker})
 end}
+M.bulk = herald.mutation{args = {from = v.number(), count = v.number(), size = v.number()},
+                         handler = function(ctx, a)
+  local pad = string.rep("w", a.size)
+  for i = 0, a.count - 1 do ctx.db:insert("events", {n = a.from + i, worker = pad}) end
+  return a.count
+end}
 M.list = herald.query{handler = function(ctx)
   return ctx.db:query("events"):withIndex("by_n"):collect()
 end}
@@ -209,6 +215,11 @@ class Node:
             body["idempotencyKey"] = key
         return post(self.port, "mutation", body, timeout)
 
+    def mutate_bulk(self, start, count, size):
+        """events:bulk: `count` events from n = `start` in one mutation, `size` bytes each."""
+        return post(self.port, "mutation", {"path": "events:bulk",
+                                            "args": {"from": start, "count": count, "size": size}})
+
     def events(self):
         """events:list on this node: the list of documents, or None when it fails."""
         status, reply = post(self.port, "query", {"path": "events:list", "args": {}})
@@ -286,13 +297,12 @@ class Scene:
     """One scenario's world: a NATS cluster of three, a replication cluster name of its
     own, and the Herald nodes started in it; all stopped and removed at the end."""
 
-    def __init__(self, work, app, name):
+    def __init__(self, work, app, name, max_payload="8MB"):
         self.name, self.app = name, app
         self.dir = tempfile.mkdtemp(prefix=f"{name}-", dir=work)
         self.cluster = name + "-" + os.path.basename(self.dir).rsplit("-", 1)[-1][:8]
         self.nodes = []
-        self.nats = NatsCluster(3, self.dir)
-        self.failures_at_start = None
+        self.nats = NatsCluster(3, self.dir, max_payload=max_payload)
 
     def node(self, name, role="auto", extra=(), start=True):
         n = Node(self, name, role, extra)
@@ -938,6 +948,31 @@ def scenario_fencing(scene):
                        sent=range(1, 31))
 
 
+# ---- groups larger than a NATS message ---------------------------------------------------
+
+def scenario_large(scene):
+    """On NATS servers that take messages of 1 MB (their default), commit groups of about
+    13 MB and 2.7 MB, so each is appended in pieces, one after the other, through the
+    primary and through a replica; the replica and a new one started after them hold
+    them all."""
+    p = scene.primary("p")
+    r1 = scene.replica("r1")
+    expected = set()
+    for start, count, node in ((1, 12000, p), (20001, 12000, p), (40001, 2500, r1)):
+        status, reply = node.mutate_bulk(start, count, 1000)
+        check(status == 200, f"large: {count} events of 1 KB from {start} through {node.name}: "
+              f"{status} {reply.get('errorMessage')}")
+        expected.update(range(start, start + count))
+    write_range(p, range(50001, 50006), "large")
+    expected.update(range(50001, 50006))
+    check(scene.wait_converged(), f"large: the replica applied the large groups: "
+          f"{scene.describe()}")
+    scene.replica("r2")
+    check(scene.wait_converged(), f"large: a new replica applied them: {scene.describe()}")
+    export = stop_and_compare(scene, "large")
+    check(set(exported_ns(export)) == expected, "large: every event of the large groups")
+
+
 # ---- main ---------------------------------------------------------------------------------
 
 SCENARIOS = [
@@ -948,7 +983,9 @@ SCENARIOS = [
     ("retention", scenario_retention),
     ("primaries", scenario_two_primaries),
     ("fencing", scenario_fencing),
+    ("large", scenario_large),
 ]
+SCENE_OPTIONS = {"large": {"max_payload": "1MB"}}
 
 
 def main():
@@ -966,7 +1003,7 @@ def main():
             before = len(herald_testlib.failures)
             scene = None
             try:
-                scene = Scene(work, app, name)
+                scene = Scene(work, app, name, **SCENE_OPTIONS.get(name, {}))
                 run(scene)
             except Exception:  # noqa: BLE001 - reported as a failed check, the next scenario runs
                 check(False, f"{name}: {traceback.format_exc()}")
