@@ -265,7 +265,9 @@ async function main(topo) {
   const m = await fetch(`http://127.0.0.1:${primary.port}/metrics`, { headers: { authorization: `Bearer ${primary.key}` } }).then((r) => r.text()).catch(() => '');
   const metric = (name) => Number((new RegExp(`^${name} (\\S+)`, 'm').exec(m) || [])[1]);
   const commits = metric('herald_commits_total'), groups = metric('herald_groups_total');
-  console.log(`RESULT ${JSON.stringify({ results, commits, groups, wrong, ackErrors, load: loadavg() })}`);
+  /* Snapshots the primary published meanwhile (every --snapshot-every groups): each is a hot backup sent to JetStream. */
+  const snapshots = (primary.log().match(/snapshot \S+ published/g) || []).length;
+  console.log(`RESULT ${JSON.stringify({ results, commits, groups, snapshots, wrong, ackErrors, load: loadavg() })}`);
   await closeAll([...conns, ws]);
 }
 
