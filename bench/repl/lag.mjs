@@ -131,9 +131,14 @@ async function main(topo) {
   let inflight = 0;
   const ws = writer.ws;
   ws.removeAllListeners('message');
+  let statsWaiter = null;
   ws.on('message', (data) => {
     const t = now();
     const m = JSON.parse(data);
+    if (m.id === 'stats') {
+      if (statsWaiter) statsWaiter(m.value || {});
+      return;
+    }
     const s = Number(m.id);
     ackT[s] = t;
     inflight--;
@@ -146,6 +151,13 @@ async function main(topo) {
     inflight++;
     ws.send(`{"type":"mutate","id":"${s}","ops":[{"op":"patch","id":"${vids[s % J]}","value":{"progressPercentage":${s % 101},"updatedAt":${s}}}]}`);
   };
+
+  /* The primary's own view (admin stats, its last 1,000 mutations): submit → durable is a
+   * mutation's time at the writer (queue, run, the append, the group's commit and fsync). */
+  const stats = () => new Promise((r) => {
+    statsWaiter = r;
+    ws.send('{"type":"admin","id":"stats","op":"stats"}');
+  });
 
   const nodesPids = topo.nodes.map((n) => n.pid);
   const cpuOf = () => nodesPids.map((p) => schedMs(p));
@@ -228,7 +240,10 @@ async function main(topo) {
     hi = seq;
     tw1 = now();
     const c1 = cpuOf(), n1 = natsCpu(), k1 = cpuTicks();
+    const st = await stats();
     const r = await measure(lo, hi, tw0, tw1, c0, c1, n0, n1, k0, k1, rate);
+    r.submitToDurable = st.submitToDurable;
+    r.commitToPush = st.commitToPush;
     results.push(r);
     printRow(r);
     await sleep(500);
@@ -273,6 +288,7 @@ async function main(topo) {
 
 function printRow(r) {
   const p = r.per.map((x) => `${x.role} ${x.node}: ${fmtInt(x.n)} pushes, lag p50 ${fmtMs(x.lagP50)} p99 ${fmtMs(x.lagP99)} max ${fmtMs(x.lagMax)}; push p50 ${fmtMs(x.pushP50)} p99 ${fmtMs(x.pushP99)}`).join(' | ');
-  process.stderr.write(`[${o.label} replicas ${o.replicas}] target ${r.target}: sent ${fmtInt(r.sentRate)}/s acked ${fmtInt(r.ackRate)}/s (${r.acked}/${r.sent}) ack p50 ${fmtMs(r.ackP50)} p99 ${fmtMs(r.ackP99)} max ${fmtMs(r.ackMax)} | ${p} | cpu ${r.cpu.map((x) => x.toFixed(0) + '%').join(' ')} nats ${r.natsCpu.toFixed(0)}% busy ${r.busy}\n`);
+  const sd = r.submitToDurable ? ` | at the primary: submit→durable p50 ${fmtMs(r.submitToDurable.p50Ms)} p99 ${fmtMs(r.submitToDurable.p99Ms)}, commit→push p50 ${fmtMs(r.commitToPush.p50Ms)} p99 ${fmtMs(r.commitToPush.p99Ms)}` : '';
+  process.stderr.write(`[${o.label} replicas ${o.replicas}] target ${r.target}: sent ${fmtInt(r.sentRate)}/s acked ${fmtInt(r.ackRate)}/s (${r.acked}/${r.sent}) ack p50 ${fmtMs(r.ackP50)} p99 ${fmtMs(r.ackP99)} max ${fmtMs(r.ackMax)} | ${p} | cpu ${r.cpu.map((x) => x.toFixed(0) + '%').join(' ')} nats ${r.natsCpu.toFixed(0)}% busy ${r.busy}${sd}\n`);
 }
 
