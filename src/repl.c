@@ -1181,11 +1181,50 @@ void hd__repl_restart_if_wanted(void)
     hd__log(HD_LOG_ERROR, "replica_restart", "herald: cannot start again: %s", strerror(errno));
 }
 
+/* What a replica received last, and since when it has not received more. */
+typedef struct progress {
+    uint64_t seen;
+    double since;
+} progress;
+
+/* Seconds a replica may receive nothing while the stream holds more before it follows anew. */
+#define STALL_SECONDS 10.0
+
+/*
+ * A replica that receives nothing while the stream holds records it has not
+ * seen (its subscription did not come back after its NATS server did) takes
+ * a new subscription from its last record: records gone meanwhile then show
+ * as a gap, and it starts again from a snapshot.
+ */
+static void check_progress(hd_repl *r, progress *p)
+{
+    uint64_t seen = atomic_load(&r->seen_seq), first, last;
+    double now = mono_now();
+    herald_error err = {0};
+    if (seen != p->seen || p->since == 0) {
+        p->seen = seen;
+        p->since = now;
+        return;
+    }
+    if (now - p->since < STALL_SECONDS || stream_state(r, &first, &last, &err) || last <= seen)
+        return;
+    hd__log(HD_LOG_WARN, "replica_stalled",
+            "herald: node %s received nothing for %.0f s while the stream holds records %llu to "
+            "%llu: following it anew",
+            r->node, now - p->since, (unsigned long long)seen + 1, (unsigned long long)last);
+    p->since = now;
+    pthread_mutex_lock(&r->lock);
+    unfollow_locked(r);
+    if (follow_locked(r, &err)) hd__log(HD_LOG_WARN, "replica_follow", "herald: %s", err.message);
+    pthread_mutex_unlock(&r->lock);
+}
+
 static void *lease_main(void *arg)
 {
     hd_repl *r = arg;
     const char *role = r->cfg.role ? r->cfg.role : "auto";
     bool may_lead = strcmp(role, "replica") != 0;
+    progress stall = {0};
     for (;;) {
         pthread_mutex_lock(&r->lock);
         if (!r->stopping) {
@@ -1220,6 +1259,7 @@ static void *lease_main(void *arg)
             if (!r->log_sub && follow_locked(r, &err))
                 hd__log(HD_LOG_WARN, "replica_follow", "herald: %s", err.message);
             pthread_mutex_unlock(&r->lock);
+            check_progress(r, &stall);
             if (may_lead)
                 try_acquire(r);
             else {
