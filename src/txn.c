@@ -216,6 +216,8 @@ void herald_group_abort(herald_group *g)
         g->s->open_group = NULL;
         g->done = true;
         free_sets(g);
+        /* A group dropped for want of map: the next one has more. */
+        if (g->map_full) grow_map(g->s);
     }
 }
 

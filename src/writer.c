@@ -549,13 +549,57 @@ static bool any_forwarded_ready(hd_writer *w)
     return false;
 }
 
+/* Times a replica's records go again after the map ran out: enough doublings to reach any
+ * map size. */
+#define MAX_RECORD_TRIES 40
+
+/*
+ * A replica's records that ran out of map: taken out of `keep` (in order)
+ * and put first on the retry list, for the next group, after the map grew;
+ * the group is dropped all the same. Past MAX_RECORD_TRIES (a map at its
+ * maximum) they stay and fail: false.
+ */
+static bool requeue_records(hd_wreq **keep, hd_wreq **keep_tail, hd_wreq **retry,
+                            herald_error *apply_err)
+{
+    hd_wreq *first = NULL;
+    for (hd_wreq *r = *keep; r && !first; r = r->next)
+        if (r->repl_log) first = r;
+    if (!first || first->attempts++ >= MAX_RECORD_TRIES) {
+        herald_fail(apply_err, HERALD_EMAPFULL,
+                    "the database is full (its map is at its maximum): records cannot apply");
+        return false;
+    }
+    hd_wreq *kept = NULL, **kt = &kept, *again = NULL, **at = &again;
+    *keep_tail = NULL;
+    for (hd_wreq *r = *keep, *next; r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        if (r->repl_log) {
+            r->rc = 0;
+            r->err = (herald_error){0};
+            *at = r;
+            at = &r->next;
+        } else {
+            *kt = r;
+            kt = &r->next;
+            *keep_tail = r;
+        }
+    }
+    *at = *retry;
+    *retry = again;
+    *keep = kept;
+    return true;
+}
+
 /*
  * Replication, before the group commits: the primary appends the group's
  * log to the stream and notes its sequence; a replica's failed record, or
  * an append that failed, leaves nothing of the group. Returns 0 or the
  * code every request of the group fails with (and *gerr).
  */
-static int replicate_group(hd_writer *w, herald_group *g, bool lead, int apply_rc, uint64_t *seq,
+static int replicate_group(hd_writer *w, herald_group *g, bool lead, int apply_rc,
+                           const herald_error *apply_err, bool report, uint64_t *seq,
                            herald_error *gerr)
 {
     int rc = apply_rc;
@@ -570,7 +614,12 @@ static int replicate_group(hd_writer *w, herald_group *g, bool lead, int apply_r
         }
     }
     if (rc) herald_group_abort(g);
-    if (apply_rc) hd__repl_apply_failed(w->repl, gerr);
+    if (apply_rc) {
+        *gerr = *apply_err;
+        /* Out of map, the records go again once the map has grown (the abort grew it);
+         * any other failure starts the node again from a snapshot. */
+        if (report) hd__repl_apply_failed(w->repl, apply_err);
+    }
     return rc;
 }
 
@@ -681,6 +730,8 @@ static void *writer_main(void *arg)
                 keep = r;
             keep_tail = r;
         }
+        bool requeued =
+            apply_rc == HERALD_EMAPFULL && requeue_records(&keep, &keep_tail, &retry, &apply_err);
         if (!b) {
             /* Keep them queued; memory may come back. */
             pthread_mutex_lock(&w->lock);
@@ -694,7 +745,7 @@ static void *writer_main(void *arg)
         }
         b->reqs = keep;
         if (!grc && (lead || apply_rc))
-            grc = replicate_group(w, b->group, lead, apply_rc, &seq, &gerr);
+            grc = replicate_group(w, b->group, lead, apply_rc, &apply_err, !requeued, &seq, &gerr);
         if (grc) {
             for (hd_wreq *r = keep; r; r = r->next)
                 if (r->rc == 0 && !r->forwarded) {

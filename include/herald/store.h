@@ -250,7 +250,10 @@ const uint8_t *herald_group_log(const herald_group *g, size_t *len);
  * this store does not have; then nothing of the failing record is kept.
  */
 int herald_group_apply_log(herald_group *g, const uint8_t *log, size_t len, herald_error *err);
-/* Aborts every mutation of an uncommitted group; nothing of it is kept. Free it after. */
+/*
+ * Aborts every mutation of an uncommitted group; nothing of it is kept (a
+ * group that ran out of map grows the map for the next). Free it after.
+ */
 void herald_group_abort(herald_group *g);
 /*
  * Store metadata of replication (names start with "repl_"): set in a
