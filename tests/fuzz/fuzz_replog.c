@@ -11,19 +11,9 @@
 #include <stdint.h>
 
 #include "fuzz_common.h"
+#include "../unit/replog_schema.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* The schema of tests/unit/test_replog.c: the seeds' table numbers are its. */
-static const char schema_json[] =
-    "{\"tables\":{"
-    "\"notes\":{\"document\":{\"type\":\"object\",\"fields\":{"
-    "  \"title\":{\"type\":\"string\"},\"n\":{\"type\":\"number\"},"
-    "  \"tags\":{\"type\":\"array\",\"optional\":true,\"items\":{\"type\":\"string\"}}}},"
-    "  \"indexes\":[{\"name\":\"by_n\",\"fields\":[\"n\"]},"
-    "             {\"name\":\"by_title\",\"fields\":[\"title\",\"n\"]}]},"
-    "\"people\":{\"document\":{\"type\":\"any\"},"
-    "  \"indexes\":[{\"name\":\"by_name\",\"fields\":[\"name\"]}]}}}";
 
 static herald_store *store;
 static char store_dir[] = "/tmp/herald-fuzz-replog-XXXXXX";
@@ -39,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     herald_error err = {0};
     if (!store) {
         herald_store_options opts = {.no_sync = true, .initial_map_size = 4 << 20};
-        store = fz_store_new(store_dir, &opts, fz_schema(schema_json), NULL, 0);
+        store = fz_store_new(store_dir, &opts, fz_schema(replog_schema_json), NULL, 0);
         atexit(close_store);
         fz_remove_dir(store_dir);
     }

@@ -14,18 +14,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "replog_schema.h"
 #include "herald/schema.h"
 #include "herald/store.h"
-
-static const char schema_json[] =
-    "{\"tables\":{"
-    "\"notes\":{\"document\":{\"type\":\"object\",\"fields\":{"
-    "  \"title\":{\"type\":\"string\"},\"n\":{\"type\":\"number\"},"
-    "  \"tags\":{\"type\":\"array\",\"optional\":true,\"items\":{\"type\":\"string\"}}}},"
-    "  \"indexes\":[{\"name\":\"by_n\",\"fields\":[\"n\"]},"
-    "             {\"name\":\"by_title\",\"fields\":[\"title\",\"n\"]}]},"
-    "\"people\":{\"document\":{\"type\":\"any\"},"
-    "  \"indexes\":[{\"name\":\"by_name\",\"fields\":[\"name\"]}]}}}";
 
 static herald_store *open_new(char *dir)
 {
@@ -35,7 +26,8 @@ static herald_store *open_new(char *dir)
     herald_store_options o = {.no_sync = true, .initial_map_size = 4 << 20};
     CHECK_OK(herald_store_open(dir, &o, &s, &err));
     herald_schema *schema = NULL;
-    CHECK_OK(herald_schema_from_json(schema_json, strlen(schema_json), "t.json", &schema, &err));
+    CHECK_OK(herald_schema_from_json(replog_schema_json, strlen(replog_schema_json), "t.json",
+                                     &schema, &err));
     CHECK_OK(herald_store_set_schema(s, schema, &err));
     return s;
 }
