@@ -88,6 +88,7 @@ struct hd_repl {
     /* Following the stream (replica): the subscription, the next sequence it expects,
      * and the pieces of a group received so far (on_record's own). */
     natsSubscription *log_sub;
+    bool subscribing; /* follow() is making log_sub */
     uint64_t next_seq;
     hd_buf pieces;
     bool in_group;
@@ -128,6 +129,7 @@ static double mono_now(void)
 static int nats_fail(herald_error *err, natsStatus st, jsErrCode jerr, const char *what)
 {
     const char *text = nats_GetLastError(NULL);
+    if (text && !*text) text = NULL;
     if (jerr)
         return herald_fail(err, HERALD_EIO, "NATS: %s: JetStream error %d (%s)", what, (int)jerr,
                            text ? text : natsStatus_GetText(st));
@@ -201,7 +203,7 @@ static int connect_nats(hd_repl *r, herald_error *err)
                 const char *why = nats_GetLastError(NULL);
                 hd__log(HD_LOG_WARN, "replication_connect",
                         "herald: cannot reach the NATS servers yet (%s): trying for 30 s",
-                        why ? why : natsStatus_GetText(st));
+                        why && *why ? why : natsStatus_GetText(st));
             }
             usleep(250 * 1000);
         }
@@ -354,7 +356,15 @@ static int bootstrap(hd_repl *r, const char *dir, bool disposable, herald_error 
     char fetched[4200], aside[4200];
     snprintf(fetched, sizeof fetched, "%s.snapshot", dir);
     hd__backup_remove(fetched); /* left by a start that stopped half-way */
-    if ((rc = hd__replsnap_fetch(r->js, r->cluster, fetched, &info, err))) return rc;
+    /* A fetch that overlapped a new snapshot's purge, or a slow NATS, may fail; try again. */
+    for (int attempt = 1; (rc = hd__replsnap_fetch(r->js, r->cluster, fetched, &info, err)) &&
+                          rc == HERALD_EIO && attempt < 3;
+         attempt++) {
+        hd__log(HD_LOG_WARN, "snapshot_fetch", "herald: fetching a snapshot failed (%s): again",
+                err->message);
+        sleep(1);
+    }
+    if (rc) return rc;
     /* A store nothing was ever written to (the app's schema applied before this), or a
      * copy of this cluster's (everything in it is in the snapshot too), goes. */
     if (disposable) hd__backup_remove(dir);
@@ -488,7 +498,7 @@ static void on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
         jsMsgMetaData_Destroy(meta);
     }
     pthread_mutex_lock(&r->lock);
-    bool current = r->log_sub == sub && !r->stopping;
+    bool current = (r->log_sub == sub || (r->subscribing && !r->log_sub)) && !r->stopping;
     if (!current || seq == 0 || seq < r->next_seq) {
         /* A record of an older subscription, or one this node has already. */
         pthread_mutex_unlock(&r->lock);
@@ -550,41 +560,52 @@ static void on_record(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     hd__writer_submit(r->writer, w);
 }
 
-/* Starts following the stream after this node's last record; `lock` held. */
-static int follow_locked(hd_repl *r, herald_error *err)
+/*
+ * Starts following the stream after this node's last record, unless it
+ * does. The subscription is made without `lock` held (it waits on the
+ * network); records it delivers meanwhile are taken as its.
+ */
+static int follow(hd_repl *r, herald_error *err)
 {
-    if (r->log_sub) return 0;
+    pthread_mutex_lock(&r->lock);
+    if (r->log_sub || r->subscribing) {
+        pthread_mutex_unlock(&r->lock);
+        return 0;
+    }
     uint64_t from = atomic_load(&r->applied_seq) + 1;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Ordered = true;
-    so.Config.DeliverPolicy = js_DeliverByStartSequence;
-    so.Config.OptStartSeq = from;
     r->next_seq = from;
     hd__buf_free(&r->pieces); /* this node's store ends where a group ends */
     atomic_store(&r->seen_seq, from - 1);
     atomic_store(&r->handed_seq, from - 1);
     r->in_group = false;
+    r->subscribing = true;
+    pthread_mutex_unlock(&r->lock);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverByStartSequence;
+    so.Config.OptStartSeq = from;
     jsErrCode jerr = 0;
-    natsStatus st = js_Subscribe(&r->log_sub, r->js, r->subject, on_record, r, NULL, &so, &jerr);
-    if (st != NATS_OK) {
-        r->log_sub = NULL;
-        return nats_fail(err, st, jerr, "following the stream");
-    }
-    natsSubscription_SetPendingLimits(r->log_sub, -1, -1);
-    return 0;
+    natsSubscription *sub = NULL;
+    natsStatus st = js_Subscribe(&sub, r->js, r->subject, on_record, r, NULL, &so, &jerr);
+    if (st == NATS_OK) natsSubscription_SetPendingLimits(sub, -1, -1);
+    pthread_mutex_lock(&r->lock);
+    r->subscribing = false;
+    if (st == NATS_OK) r->log_sub = sub;
+    pthread_mutex_unlock(&r->lock);
+    return st == NATS_OK ? 0 : nats_fail(err, st, jerr, "following the stream");
 }
 
-static void unfollow_locked(hd_repl *r)
+static void unfollow(hd_repl *r)
 {
+    pthread_mutex_lock(&r->lock);
     natsSubscription *sub = r->log_sub;
     r->log_sub = NULL;
+    pthread_mutex_unlock(&r->lock);
     if (!sub) return;
     /* Unsubscribing waits for nothing; records still delivered see they are not current. */
-    pthread_mutex_unlock(&r->lock);
     natsSubscription_Unsubscribe(sub);
     natsSubscription_Destroy(sub);
-    pthread_mutex_lock(&r->lock);
 }
 
 /* ---- forwarded writes ---- */
@@ -910,7 +931,9 @@ int hd__repl_append(hd_repl *r, const uint8_t *log, size_t len, uint64_t *seq, h
         return herald_fail(err, HERALD_EBUSY,
                            "another node has become the primary: nothing was written, retry");
     hd__log(HD_LOG_WARN, "replication_append_failed", "herald: appending to %s failed: %s",
-            r->stream, nats_GetLastError(NULL) ? nats_GetLastError(NULL) : natsStatus_GetText(st));
+            r->stream,
+            nats_GetLastError(NULL) && *nats_GetLastError(NULL) ? nats_GetLastError(NULL)
+                                                                : natsStatus_GetText(st));
     return herald_fail(err, HERALD_EBUSY,
                        "the replication stream did not confirm the write (%s): it may have been "
                        "applied; check before retrying without an idempotency key",
@@ -983,10 +1006,11 @@ static void step_down(hd_repl *r, const char *why)
     int was = atomic_exchange(&r->role, ROLE_REPLICA);
     pthread_mutex_lock(&r->lock);
     r->lease_until = 0;
-    herald_error err = {0};
-    if (!r->stopping && follow_locked(r, &err))
-        hd__log(HD_LOG_WARN, "replica_follow", "herald: %s", err.message);
+    bool stopping = r->stopping;
     pthread_mutex_unlock(&r->lock);
+    herald_error err = {0};
+    if (!stopping && follow(r, &err))
+        hd__log(HD_LOG_WARN, "replica_follow", "herald: %s", err.message);
     stop_listening(r);
     if (was == ROLE_PRIMARY || was == ROLE_PROMOTING)
         hd__log(HD_LOG_WARN, "primary_stepped_down", "herald: node %s is a replica again: %s",
@@ -1050,6 +1074,13 @@ static void promote(hd_repl *r)
     bool ok = false;
     double give_up = mono_now() + 30;
     while (mono_now() < give_up) {
+        pthread_mutex_lock(&r->lock);
+        bool stopping = r->stopping;
+        pthread_mutex_unlock(&r->lock);
+        if (stopping) {
+            herald_fail(&err, HERALD_EBUSY, "the server stops");
+            break;
+        }
         if (stream_state(r, &first, &last, &err)) break;
         /* Every record received (pieces of a group never finished are dropped), and every
          * group handed to the writer applied. */
@@ -1059,10 +1090,7 @@ static void promote(hd_repl *r)
             ok = true;
             break;
         }
-        pthread_mutex_lock(&r->lock);
-        int fr = r->log_sub ? 0 : follow_locked(r, &err);
-        pthread_mutex_unlock(&r->lock);
-        if (fr) break;
+        if (follow(r, &err)) break;
         usleep(20 * 1000);
         if (!renew(r)) break;
     }
@@ -1070,9 +1098,7 @@ static void promote(hd_repl *r)
         step_down(r, err.message[0] ? err.message : "it could not catch up with the stream");
         return;
     }
-    pthread_mutex_lock(&r->lock);
-    unfollow_locked(r);
-    pthread_mutex_unlock(&r->lock);
+    unfollow(r);
     /* Records handed to the writer meanwhile are applied by now (applied_seq == last). */
     r->last_seq = last;
     hd_replsnap_info info;
@@ -1213,10 +1239,8 @@ static void check_progress(hd_repl *r, progress *p)
             "%llu: following it anew",
             r->node, now - p->since, (unsigned long long)seen + 1, (unsigned long long)last);
     p->since = now;
-    pthread_mutex_lock(&r->lock);
-    unfollow_locked(r);
-    if (follow_locked(r, &err)) hd__log(HD_LOG_WARN, "replica_follow", "herald: %s", err.message);
-    pthread_mutex_unlock(&r->lock);
+    unfollow(r);
+    if (follow(r, &err)) hd__log(HD_LOG_WARN, "replica_follow", "herald: %s", err.message);
 }
 
 static void *lease_main(void *arg)
@@ -1254,11 +1278,8 @@ static void *lease_main(void *arg)
         } else {
             /* A primary that failed an append is a replica: it follows the stream first. */
             stop_listening(r);
-            pthread_mutex_lock(&r->lock);
             herald_error err = {0};
-            if (!r->log_sub && follow_locked(r, &err))
-                hd__log(HD_LOG_WARN, "replica_follow", "herald: %s", err.message);
-            pthread_mutex_unlock(&r->lock);
+            if (follow(r, &err)) hd__log(HD_LOG_WARN, "replica_follow", "herald: %s", err.message);
             check_progress(r, &stall);
             if (may_lead)
                 try_acquire(r);
@@ -1312,10 +1333,7 @@ int hd__repl_run(hd_repl *r, herald_store *s, struct hd_writer *w, const char *d
     }
     hd__writer_set_repl(w, r);
     atomic_store(&r->role, ROLE_REPLICA);
-    pthread_mutex_lock(&r->lock);
-    rc = follow_locked(r, err);
-    pthread_mutex_unlock(&r->lock);
-    if (rc) return rc;
+    if ((rc = follow(r, err))) return rc;
     if (pthread_create(&r->thread, NULL, lease_main, r) != 0)
         return herald_fail(err, HERALD_ENOMEM, "cannot start the lease thread");
     r->thread_started = true;
@@ -1336,8 +1354,8 @@ void hd__repl_stop(hd_repl *r)
     r->thread_started = false;
     if (r->snap_joinable) pthread_join(r->snap_thread, NULL);
     r->snap_joinable = false;
+    unfollow(r);
     pthread_mutex_lock(&r->lock);
-    unfollow_locked(r);
     natsSubscription *ws = r->write_sub, *rs = r->reply_sub;
     r->write_sub = r->reply_sub = NULL;
     pthread_mutex_unlock(&r->lock);

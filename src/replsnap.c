@@ -562,8 +562,9 @@ int hd__replsnap_fetch(jsCtx *js, const char *cluster, const char *dest, hd_repl
         if (!rc) rc = hd__snaparc_place(tmp, target, err);
         if (!rc) return 0;
         hd__snaparc_remove_tree(tmp);
-        if (rc != HERALD_ECORRUPT || attempt == FETCH_ATTEMPTS) return rc;
-        /* Purged under it by a newer snapshot? Then that one is fetched instead. */
+        if ((rc != HERALD_ECORRUPT && rc != HERALD_EIO) || attempt == FETCH_ATTEMPTS) return rc;
+        /* Purged under it by a newer snapshot (its chunks missing, or never coming)? Then
+         * that one is fetched instead. */
         hd_replsnap_info now;
         char now_sha[65];
         herald_error latest_err = {0};
