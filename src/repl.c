@@ -136,14 +136,6 @@ static int nats_fail(herald_error *err, natsStatus st, jsErrCode jerr, const cha
     return herald_fail(err, HERALD_EIO, "NATS: %s: %s", what, text ? text : natsStatus_GetText(st));
 }
 
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 bool hd__repl_is_primary(hd_repl *r)
 {
     return atomic_load(&r->role) == ROLE_PRIMARY;
@@ -315,10 +307,7 @@ static int local_state(const char *dir, uint64_t *seq, uint64_t *version, bool *
     if (rc == HERALD_ENOTFOUND) return 0;
     if (rc) return herald_fail(err, rc, "%s", e2.message);
     *has_db = true;
-    uint8_t be[8];
-    size_t len = 0;
-    rc = herald_store_get_meta(s, "repl_seq", be, sizeof be, &len, err);
-    if (!rc && len == 8) *seq = get_be64(be);
+    rc = herald_store_get_meta(s, "repl_seq", seq, err);
     *version = herald_store_version(s);
     herald_store_close(s);
     return rc;
@@ -945,9 +934,8 @@ uint64_t hd__repl_applied_seq(hd_repl *r)
     return atomic_load(&r->applied_seq);
 }
 
-void hd__repl_committed(hd_repl *r, uint64_t seq, uint64_t version)
+void hd__repl_committed(hd_repl *r, uint64_t seq)
 {
-    (void)version;
     atomic_store(&r->applied_seq, seq);
     pthread_cond_signal(&r->cond);
 }
@@ -1313,11 +1301,10 @@ int hd__repl_run(hd_repl *r, herald_store *s, struct hd_writer *w, const char *d
     r->wake = wake;
     r->wake_ctx = wake_ctx;
     snprintf(r->data_dir, sizeof r->data_dir, "%s", data_dir);
-    uint8_t be[8];
-    size_t len = 0;
-    int rc = herald_store_get_meta(s, "repl_seq", be, sizeof be, &len, err);
+    uint64_t seq;
+    int rc = herald_store_get_meta(s, "repl_seq", &seq, err);
     if (rc) return rc;
-    atomic_store(&r->applied_seq, len == 8 ? get_be64(be) : 0);
+    atomic_store(&r->applied_seq, seq);
     char inbox[100];
     natsInbox *ib = NULL;
     if (natsInbox_Create(&ib) != NATS_OK) return herald_fail(err, HERALD_ENOMEM, "out of memory");

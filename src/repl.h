@@ -90,7 +90,7 @@ int hd__repl_append(hd_repl *r, const uint8_t *log, size_t len, uint64_t *seq, h
 /* The last stream record this node's store holds. */
 uint64_t hd__repl_applied_seq(hd_repl *r);
 /* The writer, after a commit that holds stream sequence `seq` (0: none). */
-void hd__repl_committed(hd_repl *r, uint64_t seq, uint64_t version);
+void hd__repl_committed(hd_repl *r, uint64_t seq);
 /* The writer could not apply a record: the node starts again from a snapshot. */
 void hd__repl_apply_failed(hd_repl *r, const herald_error *err);
 

@@ -147,21 +147,13 @@ static int read_meta(const char *dir, bool read_only, uint64_t *version, uint64_
     int rc = herald_store_open(dir, &so, &s, err);
     if (rc) return rc;
     herald_txn *t = NULL;
-    uint8_t be[8];
-    size_t len = 0;
     if (!(rc = herald_read_begin(s, &t, err))) {
         *version = herald_txn_version(t);
-        rc = herald_txn_get_meta(t, "repl_seq", be, sizeof be, &len, err);
+        rc = herald_txn_get_meta(t, "repl_seq", seq, err);
     }
     herald_txn_end(t);
     herald_store_close(s);
-    if (rc) return rc;
-    if (len != 0 && len != 8)
-        return herald_fail(err, HERALD_ECORRUPT, "%s: repl_seq is %zu bytes, not 8", dir, len);
-    *seq = 0;
-    for (size_t i = 0; i < len; i++)
-        *seq = *seq << 8 | be[i];
-    return 0;
+    return rc;
 }
 
 /* ---- publishing ---- */

@@ -67,12 +67,11 @@ struct herald_store {
     struct hd_retired *retired;
 };
 
-/* A metadata key and value a group writes with its commit. */
+/* A metadata key and number a group writes with its commit (big-endian, 8 bytes). */
 struct hd_meta_put {
     struct hd_meta_put *next;
     char name[32];
-    size_t len;
-    uint8_t v[64];
+    uint8_t v[8];
 };
 
 typedef struct hd_keys {

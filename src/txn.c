@@ -21,7 +21,21 @@
 #include "store_priv.h"
 #include "vector.h"
 
-/* Big-endian integers appended to a replication log. */
+/* Big-endian integers: in idempotency records, metadata and the replication log. */
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
 static void put_u32(hd_buf *b, uint32_t v)
 {
     uint8_t p[4];
@@ -31,8 +45,9 @@ static void put_u32(hd_buf *b, uint32_t v)
 
 static void put_u64(hd_buf *b, uint64_t v)
 {
-    put_u32(b, (uint32_t)(v >> 32));
-    put_u32(b, (uint32_t)v);
+    uint8_t p[8];
+    put_be64(p, v);
+    hd__buf_append(b, p, 8);
 }
 
 /* ---- ids ---- */
@@ -166,7 +181,7 @@ int herald_group_commit(herald_group *g, herald_error *err)
         if (!rc) rc = mdb_put(g->txn, s->meta, &kc, &vc, 0);
     }
     for (struct hd_meta_put *p = g->meta; p && !rc; p = p->next) {
-        MDB_val k = {strlen(p->name), p->name}, v = {p->len, p->v};
+        MDB_val k = {strlen(p->name), p->name}, v = {sizeof p->v, p->v};
         rc = mdb_put(g->txn, s->meta, &k, &v, 0);
     }
     if (g->logging && g->log.failed) {
@@ -232,13 +247,12 @@ const uint8_t *herald_group_log(const herald_group *g, size_t *len)
     return g->log.len ? g->log.p : NULL;
 }
 
-int herald_group_set_meta(herald_group *g, const char *name, const void *v, size_t n,
-                          herald_error *err)
+int herald_group_set_meta(herald_group *g, const char *name, uint64_t v, herald_error *err)
 {
     struct hd_meta_put *p = g->meta;
     while (p && strcmp(p->name, name))
         p = p->next;
-    if (strlen(name) >= sizeof p->name || n > sizeof p->v || strncmp(name, "repl_", 5))
+    if (strlen(name) >= sizeof p->name || strncmp(name, "repl_", 5))
         return herald_fail(err, HERALD_EINVAL, "bad replication metadata `%.40s`", name);
     if (!p) {
         if (!(p = calloc(1, sizeof *p))) return herald_fail(err, HERALD_ENOMEM, "out of memory");
@@ -246,31 +260,30 @@ int herald_group_set_meta(herald_group *g, const char *name, const void *v, size
         p->next = g->meta;
         g->meta = p;
     }
-    memcpy(p->v, v, n);
-    p->len = n;
+    put_be64(p->v, v);
     return 0;
 }
 
-int herald_txn_get_meta(herald_txn *t, const char *name, void *out, size_t cap, size_t *len,
-                        herald_error *err)
+int herald_txn_get_meta(herald_txn *t, const char *name, uint64_t *out, herald_error *err)
 {
     MDB_val k = {strlen(name), (void *)name}, v;
-    *len = 0;
+    *out = 0;
     int rc = mdb_get(t->txn, t->s->meta, &k, &v);
     if (rc == MDB_NOTFOUND) return 0;
     if (rc) return hd__mdb_fail(err, rc, "reading metadata");
-    *len = v.mv_size < cap ? v.mv_size : cap;
-    memcpy(out, v.mv_data, *len);
+    if (v.mv_size != 8)
+        return herald_fail(err, HERALD_ECORRUPT, "metadata `%.40s` is %zu bytes, not 8", name,
+                           v.mv_size);
+    *out = get_be64(v.mv_data);
     return 0;
 }
 
-int herald_store_get_meta(herald_store *s, const char *name, void *out, size_t cap, size_t *len,
-                          herald_error *err)
+int herald_store_get_meta(herald_store *s, const char *name, uint64_t *out, herald_error *err)
 {
     herald_txn *t;
     int rc = herald_read_begin(s, &t, err);
     if (rc) return rc;
-    rc = herald_txn_get_meta(t, name, out, cap, len, err);
+    rc = herald_txn_get_meta(t, name, out, err);
     herald_txn_end(t);
     return rc;
 }
@@ -775,20 +788,6 @@ int herald_delete(herald_txn *m, const char *id_text, herald_error *err)
  */
 #define IDEM_DIGEST 32
 #define IDEM_HEAD   (8 + 8 + IDEM_DIGEST)
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
 
 /* SHA-256 over length-prefixed parts, so that no two lists of parts meet. */
 static int digest_parts(uint8_t out[IDEM_DIGEST], const void *const *parts, const size_t *lens,

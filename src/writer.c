@@ -54,6 +54,14 @@ struct hd_writer {
     hd_wreq *fwd_wait;
 };
 
+/* CLOCK_MONOTONIC seconds. */
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static const char *str_field(const herald_value *op, const char *name)
 {
     const herald_value *v = herald_object_get(op, name);
@@ -343,12 +351,7 @@ static void apply_record(hd_writer *w, herald_group *g, hd_wreq *r, uint64_t *se
     /* Delivered twice (a subscription that started again): the store has it. */
     if (r->repl_seq <= (*seq ? *seq : hd__repl_applied_seq(w->repl))) return;
     r->rc = herald_group_apply_log(g, r->repl_log, r->repl_len, &r->err);
-    if (!r->rc) {
-        uint8_t be[8];
-        for (int i = 0; i < 8; i++)
-            be[i] = (uint8_t)(r->repl_seq >> (56 - 8 * i));
-        r->rc = herald_group_set_meta(g, "repl_seq", be, 8, &r->err);
-    }
+    if (!r->rc) r->rc = herald_group_set_meta(g, "repl_seq", r->repl_seq, &r->err);
     if (!r->rc) *seq = r->repl_seq;
 }
 
@@ -505,13 +508,6 @@ bool hd__writer_schema_done(hd_writer *w, int *rc, double *seconds, herald_error
     return done;
 }
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* A forwarded write whose answer may go now: failed, applied here, or waited long enough. */
 static bool fwd_is_ready(hd_writer *w, const hd_wreq *r, double now)
 {
@@ -521,6 +517,7 @@ static bool fwd_is_ready(hd_writer *w, const hd_wreq *r, double now)
 /* Moves the forwarded writes that may be answered onto the list at *tail; `lock` held. */
 static size_t take_forwarded(hd_writer *w, hd_wreq **take, hd_wreq **tail)
 {
+    if (!w->fwd_wait) return 0; /* a primary's or a single node's: never any */
     double now = mono_now();
     size_t n = 0;
     for (hd_wreq **p = &w->fwd_wait; *p;) {
@@ -543,6 +540,7 @@ static size_t take_forwarded(hd_writer *w, hd_wreq **take, hd_wreq **tail)
 
 static bool any_forwarded_ready(hd_writer *w)
 {
+    if (!w->fwd_wait) return false;
     double now = mono_now();
     for (hd_wreq *r = w->fwd_wait; r; r = r->next)
         if (fwd_is_ready(w, r, now)) return true;
@@ -606,12 +604,8 @@ static int replicate_group(hd_writer *w, herald_group *g, bool lead, int apply_r
     if (!rc && lead) {
         size_t len;
         const uint8_t *log = herald_group_log(g, &len);
-        if (len && !(rc = hd__repl_append(w->repl, log, len, seq, gerr))) {
-            uint8_t be[8];
-            for (int i = 0; i < 8; i++)
-                be[i] = (uint8_t)(*seq >> (56 - 8 * i));
-            rc = herald_group_set_meta(g, "repl_seq", be, 8, gerr);
-        }
+        if (len && !(rc = hd__repl_append(w->repl, log, len, seq, gerr)))
+            rc = herald_group_set_meta(g, "repl_seq", *seq, gerr);
     }
     if (rc) herald_group_abort(g);
     if (apply_rc) {
@@ -758,10 +752,8 @@ static void *writer_main(void *arg)
         if (!grc) {
             b->commit_rc = herald_group_commit(b->group, &gerr);
             if (!b->commit_rc && w->repl && (seq || applied_seq))
-                hd__repl_committed(w->repl, seq ? seq : applied_seq, herald_store_version(w->s));
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            b->committed_at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+                hd__repl_committed(w->repl, seq ? seq : applied_seq);
+            b->committed_at = mono_now();
             if (b->commit_rc)
                 for (hd_wreq *r = keep; r; r = r->next)
                     if (r->rc == 0) {
@@ -834,9 +826,7 @@ void hd__writer_submit(hd_writer *w, hd_wreq *r)
         hd__repl_forward(w->repl, r);
         return;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    r->submitted_at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    r->submitted_at = mono_now();
     r->next = NULL;
     pthread_mutex_lock(&w->lock);
     if (w->queue_tail)
@@ -850,9 +840,7 @@ void hd__writer_submit(hd_writer *w, hd_wreq *r)
 
 bool hd__writer_health(hd_writer *w, size_t *queued, double *oldest_wait)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    double now = mono_now();
     size_t n = 0;
     pthread_mutex_lock(&w->lock);
     /* The thread leaves its loop only once stopping. */

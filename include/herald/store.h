@@ -256,17 +256,14 @@ int herald_group_apply_log(herald_group *g, const uint8_t *log, size_t len, hera
  */
 void herald_group_abort(herald_group *g);
 /*
- * Store metadata of replication (names start with "repl_"): set in a
- * group, written with its commit (also a group with no mutation); read
- * from the last commit (*len 0 when absent; at most `cap` bytes copied).
+ * Store metadata of replication, numbers named "repl_...": set in a group,
+ * written with its commit (also a group with no mutation); read from the
+ * last commit (*v 0 when absent; HERALD_ECORRUPT when not a number).
  */
-int herald_group_set_meta(herald_group *g, const char *name, const void *v, size_t n,
-                          herald_error *err);
-int herald_store_get_meta(herald_store *s, const char *name, void *out, size_t cap, size_t *len,
-                          herald_error *err);
+int herald_group_set_meta(herald_group *g, const char *name, uint64_t v, herald_error *err);
+int herald_store_get_meta(herald_store *s, const char *name, uint64_t *v, herald_error *err);
 /* The same, in a read snapshot (a backup's copy of the meta). */
-int herald_txn_get_meta(herald_txn *t, const char *name, void *out, size_t cap, size_t *len,
-                        herald_error *err);
+int herald_txn_get_meta(herald_txn *t, const char *name, uint64_t *v, herald_error *err);
 
 /*
  * Document writes; all validated against the schema. `doc` is borrowed.
