@@ -973,6 +973,13 @@ def scenario_large(scene):
         expected.update(range(start, start + count))
     write_range(p, range(50001, 50006), "large")
     expected.update(range(50001, 50006))
+    # A write forwarded by a replica is one NATS message: past max_payload it is refused
+    # at once with the reason, and nothing is written.
+    status, reply = r1.mutate(60001, "x" * 1_060_000)
+    check(status == 400 and reply.get("code") == "LimitExceeded" and
+          "could not be sent to the primary" in (reply.get("errorMessage") or ""),
+          f"large: a forwarded write larger than a NATS message: {status} "
+          f"{reply.get('code')} {reply.get('errorMessage')}")
     check(scene.wait_converged(), f"large: the replica applied the large groups: "
           f"{scene.describe()}")
     scene.replica("r2")
